@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""Generate the tiny random-weight test fixtures under tests/fixtures/ and their golden outputs.
+
+Run through scripts/fixtures.sh (which creates the pinned venv), or directly with a Python that
+has torch, transformers, tokenizers, safetensors, numpy and openai-whisper (--no-deps):
+
+    python scripts/make_fixtures.py [OUT_DIR]        # default: tests/fixtures next to scripts/
+
+Everything is deterministic: fixed seeds, CPU, float32, eager attention. Each fixture directory
+gets config.json, tokenizer.json, model.safetensors and golden.json (schema in
+tests/fixtures/README.md).
+"""
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_phi_tokenizer  # noqa: E402
+
+import transformers  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PhiConfig,
+    PhiForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.use_deterministic_algorithms(True)
+
+# ---------------------------------------------------------------- tokenizer (truncated GPT-2)
+NUM_MERGES = 1000                 # ids 0..1255
+SPACE_RUNS = range(8, 1, -1)      # 1257..1263: runs of 8..2 spaces (phi-1_5: 31..2)
+TAB_RUNS = range(4, 1, -1)        # 1264..1266: runs of 4..2 tabs  (phi-1_5: 9..2)
+EOT_ID = 256 + NUM_MERGES         # 1256, <|endoftext|>
+TOKENIZER_SIZE = EOT_ID + 1 + len(SPACE_RUNS) + len(TAB_RUNS)  # 1267
+
+# ---------------------------------------------------------------- model shapes
+HIDDEN, HEADS, LAYERS, INTER, VOCAB, MAX_POS = 32, 4, 3, 64, 1280, 64
+assert VOCAB > TOKENIZER_SIZE
+
+FOX = "The quick brown fox jumps over the lazy"
+CASES = [
+    ("fox", FOX, False),
+    ("repeat", " the" * 12, False),
+    ("long", "When the sun went down over the old harbour, the fishermen pulled their boats "
+             "onto the sand and told each other stories.", False),
+    ("whitespace", "def f(x):\n    return x\t\t# done\n        pass", False),
+    ("fox_bos", FOX, True),
+]
+
+COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=HIDDEN,
+    intermediate_size=INTER,
+    num_hidden_layers=LAYERS,
+    num_attention_heads=HEADS,
+    max_position_embeddings=MAX_POS,
+    bos_token_id=EOT_ID,
+    eos_token_id=EOT_ID,
+)
+
+
+def fixture_specs():
+    """name -> (model class, config, seed, legacy keys to mirror at the top level of config.json).
+
+    The seeds were picked (by trying consecutive seeds from 1001) so that every lens row of every
+    case has a top1 - top2 logit margin of at least MIN_MARGIN: no near-ties whose argmax could
+    flip under a different float32 summation order. main() asserts it.
+
+    transformers 5 writes RoPE settings only inside "rope_parameters". Checkpoints on the Hub
+    (phi-1_5, Llama 3.x, SmolLM2, ...) carry the older top-level "rope_theta",
+    "partial_rotary_factor" and "rope_scaling" keys. The fixtures marked legacy=True get those
+    keys added back (same values; transformers reads both, which main() checks by reloading);
+    qwen2-tiny keeps the pure transformers-5 form so that both layouts are covered.
+    """
+    return {
+        "phi-tiny": (PhiForCausalLM, PhiConfig(
+            **COMMON, hidden_act="gelu_new", layer_norm_eps=1e-5, qk_layernorm=False,
+            tie_word_embeddings=False, num_key_value_heads=HEADS,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.5},
+        ), 1014, True),
+        "phi-tiny-qk": (PhiForCausalLM, PhiConfig(
+            **COMMON, hidden_act="gelu_new", layer_norm_eps=1e-5, qk_layernorm=True,
+            tie_word_embeddings=False, num_key_value_heads=2,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.75},
+        ), 1048, True),
+        "llama-tiny": (LlamaForCausalLM, LlamaConfig(
+            **COMMON, num_key_value_heads=2, hidden_act="silu", rms_norm_eps=1e-5,
+            tie_word_embeddings=True, attention_bias=False, mlp_bias=False,
+            rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                             "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                             "original_max_position_embeddings": 16},
+        ), 1018, True),
+        "qwen2-tiny": (Qwen2ForCausalLM, Qwen2Config(
+            **COMMON, num_key_value_heads=2, hidden_act="silu", rms_norm_eps=1e-5,
+            tie_word_embeddings=False, use_sliding_window=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        ), 1031, False),
+        "gpt2-tiny": (GPT2LMHeadModel, GPT2Config(
+            vocab_size=VOCAB, n_embd=HIDDEN, n_head=HEADS, n_layer=LAYERS, n_inner=INTER,
+            n_positions=MAX_POS, activation_function="gelu_new", layer_norm_epsilon=1e-5,
+            tie_word_embeddings=True, bos_token_id=EOT_ID, eos_token_id=EOT_ID,
+        ), 1049, False),
+    }
+
+
+# ---------------------------------------------------------------- weights
+EMBED_STD = 0.3
+LINEAR_STD = 0.2
+BIAS_STD = 0.1
+NORM_BIAS_STD = 0.2
+MIN_MARGIN = 2e-3
+
+
+def is_norm(module):
+    return isinstance(module, nn.LayerNorm) or "Norm" in type(module).__name__
+
+
+def is_linear(module):
+    return isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"
+
+
+def reinit(model, seed):
+    """Re-initialise every parameter from one seeded generator, in named_modules order.
+    Linear weights N(0, 0.2); every bias N(0, 0.1) (norm biases N(0, 0.2)); embeddings
+    N(0, 0.3); norm weights random sign * U(1.5, 2.5), far from 0 and from 1."""
+    g = torch.Generator().manual_seed(seed)
+    done = {}
+    for mname, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            full = f"{mname}.{pname}" if mname else pname
+            if id(p) in done:  # tied (lm_head.weight is the embedding)
+                continue
+            shape = tuple(p.shape)
+            if isinstance(module, nn.Embedding) and pname == "weight":
+                v = torch.randn(shape, generator=g) * EMBED_STD
+            elif is_norm(module) and pname == "weight":
+                mag = 1.5 + torch.rand(shape, generator=g)
+                sign = torch.where(torch.rand(shape, generator=g) < 0.5, -1.0, 1.0)
+                v = mag * sign
+            elif is_norm(module) and pname == "bias":
+                v = torch.randn(shape, generator=g) * NORM_BIAS_STD
+            elif is_linear(module) and pname == "weight":
+                v = torch.randn(shape, generator=g) * LINEAR_STD
+            elif is_linear(module) and pname == "bias":
+                v = torch.randn(shape, generator=g) * BIAS_STD
+            else:
+                raise RuntimeError(f"no init rule for {full} ({type(module).__name__})")
+            with torch.no_grad():
+                p.copy_(v.to(p.dtype))
+            done[id(p)] = full
+    n_params = len({id(p) for p in model.parameters()})
+    assert len(done) == n_params, (len(done), n_params)
+    return done
+
+
+def final_norm_module(model):
+    mt = model.config.model_type
+    if mt == "phi":
+        return model.model.final_layernorm
+    if mt in ("llama", "qwen2"):
+        return model.model.norm
+    if mt == "gpt2":
+        return model.transformer.ln_f
+    raise ValueError(mt)
+
+
+# ---------------------------------------------------------------- golden numbers
+def f32(x):
+    """Shortest decimal that round-trips to the same float32 (valid JSON number)."""
+    x = np.float32(x)
+    assert np.isfinite(x)
+    s = str(x)
+    return float(s) if False else _Raw(s)
+
+
+class _Raw(str):
+    """A pre-formatted JSON number."""
+
+
+def f32_list(a):
+    if a.ndim == 1:
+        return [f32(v) for v in a]
+    return [f32_list(r) for r in a]
+
+
+def stats_rows(logits32):
+    """[T, V] float32 logits -> per position {id, prob, entropy, margin}, computed in float64."""
+    x = logits32.detach().to(torch.float64)
+    logp = torch.log_softmax(x, dim=-1)
+    p = logp.exp()
+    ent = -(p * logp).sum(-1)
+    top2 = torch.topk(x, 2, dim=-1)
+    ids = torch.argmax(x, dim=-1)
+    assert torch.equal(ids, top2.indices[:, 0])
+    out = []
+    for t in range(x.shape[0]):
+        i = int(ids[t])
+        out.append({
+            "id": i,
+            "prob": float(p[t, i]),
+            "entropy": float(ent[t]),
+            "margin": float(top2.values[t, 0] - top2.values[t, 1]),
+        })
+    return out
+
+
+@torch.no_grad()
+def run_case(model, ids):
+    input_ids = torch.tensor([ids], dtype=torch.long)
+    out = model(input_ids=input_ids, output_hidden_states=True, use_cache=False)
+    hs = [h[0] for h in out.hidden_states]
+    L = model.config.num_hidden_layers
+    assert len(hs) == L + 1, len(hs)
+    logits = out.logits[0]
+    norm = final_norm_module(model)
+    head = model.lm_head
+    # HF's last hidden state is already final-normed: lm_head(hs[L]) is the model's logits.
+    assert torch.allclose(head(hs[L]), logits, rtol=0, atol=1e-5)
+    # and it is not the raw block output (normalising it again would change it)
+    assert not torch.allclose(norm(hs[L]), hs[L], atol=1e-3)
+    lens_norm, lens_raw = [], []
+    for l in range(L + 1):
+        normed = hs[l] if l == L else norm(hs[l])
+        lens_norm.append(stats_rows(head(normed)))
+        lens_raw.append(stats_rows(head(hs[l])))
+    final_stats = stats_rows(logits)
+    for a, b in zip(lens_norm[L], final_stats):
+        assert a["id"] == b["id"], (a, b)
+        for k in ("prob", "entropy", "margin"):
+            assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(b[k])), (k, a, b)
+    return hs, logits, lens_norm, lens_raw
+
+
+def dump_json(obj, path):
+    """json with _Raw float32 strings written verbatim, compact arrays of numbers."""
+    def enc(o, indent):
+        pad = "  " * indent
+        if isinstance(o, _Raw):
+            return str(o)
+        if isinstance(o, bool) or o is None:
+            return json.dumps(o)
+        if isinstance(o, (int, float, str)):
+            return json.dumps(o)
+        if isinstance(o, dict):
+            if all(not isinstance(v, (dict, list)) for v in o.values()):
+                return "{" + ",".join(f"{json.dumps(k)}:{enc(v, 0)}" for k, v in o.items()) + "}"
+            items = [f'{pad}  {json.dumps(k)}: {enc(v, indent + 1)}' for k, v in o.items()]
+            return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+        if isinstance(o, list):
+            if all(not isinstance(v, (dict, list)) for v in o):
+                return "[" + ",".join(enc(v, 0) for v in o) + "]"
+            return "[\n" + ",\n".join(pad + "  " + enc(v, indent + 1) for v in o) + "\n" + pad + "]"
+        raise TypeError(type(o))
+    text = enc(obj, 0) + "\n"
+    json.loads(text)  # must be valid JSON
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+# ---------------------------------------------------------------- checks
+def check_llama3_rope(model):
+    """The llama3 rope scaling must actually change the frequencies at this scale."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    cfg = model.config
+    scaled, _ = ROPE_INIT_FUNCTIONS["llama3"](cfg, "cpu")
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    base = cfg.rope_parameters["rope_theta"]
+    plain = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    used = model.model.rotary_emb.inv_freq
+    assert torch.allclose(used, scaled), (used, scaled)
+    changed = int((~torch.isclose(scaled, plain)).sum())
+    assert changed >= 2, (plain, scaled)
+    return plain.tolist(), scaled.tolist()
+
+
+def legacy_config(path, cfg):
+    """Add the pre-transformers-5 top-level RoPE keys that Hub checkpoints carry."""
+    with open(path) as f:
+        d = json.load(f)
+    rp = dict(d["rope_parameters"])
+    d["rope_theta"] = rp["rope_theta"]
+    if "partial_rotary_factor" in rp:
+        d["partial_rotary_factor"] = rp["partial_rotary_factor"]
+    if rp.get("rope_type", "default") != "default":
+        d["rope_scaling"] = {k: v for k, v in rp.items() if k not in ("rope_theta", "partial_rotary_factor")}
+    with open(path, "w") as f:
+        json.dump(d, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    out_root = argv[1] if len(argv) > 1 else os.path.join(here, "..", "tests", "fixtures")
+    out_root = os.path.abspath(out_root)
+    os.makedirs(out_root, exist_ok=True)
+    print(f"transformers {transformers.__version__}, torch {torch.__version__}", flush=True)
+
+    # tokenizer (same file in every fixture)
+    tok_json = make_phi_tokenizer.build_tokenizer(NUM_MERGES, SPACE_RUNS, TAB_RUNS)
+    n_tok = len(tok_json["model"]["vocab"]) + len(tok_json["added_tokens"])
+    assert n_tok == TOKENIZER_SIZE, n_tok
+    assert tok_json["added_tokens"][0] == {**tok_json["added_tokens"][0], "id": EOT_ID,
+                                           "content": "<|endoftext|>"}
+
+    summary = {}
+    for name, (cls, config, seed, legacy) in fixture_specs().items():
+        d = os.path.join(out_root, name)
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+        tok_path = os.path.join(d, "tokenizer.json")
+        make_phi_tokenizer.write_tokenizer(tok_json, tok_path)
+        make_phi_tokenizer.check_roundtrip(tok_path, [c[1] for c in CASES])
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=tok_path)
+
+        torch.manual_seed(seed)
+        config._attn_implementation = "eager"
+        model = cls(config).to(torch.float32).eval()
+        model.config._attn_implementation = "eager"
+        reinit(model, seed)
+        if name == "llama-tiny":
+            plain, scaled = check_llama3_rope(model)
+            print(f"  llama3 rope: inv_freq {plain} -> {scaled}")
+
+        model.save_pretrained(d)
+        gen = os.path.join(d, "generation_config.json")
+        if os.path.exists(gen):
+            os.remove(gen)
+        if legacy:
+            legacy_config(os.path.join(d, "config.json"), model.config)
+
+        L = config.num_hidden_layers
+        golden = {"model_type": config.model_type, "num_layers": L, "cases": []}
+        ents = []
+        min_margin = math.inf
+        for cname, prompt, bos in CASES:
+            ids = tokenizer(prompt)["input_ids"]
+            if bos:
+                ids = [EOT_ID] + ids
+            assert 1 <= len(ids) <= MAX_POS, (cname, len(ids))
+            assert max(ids) < TOKENIZER_SIZE
+            assert tokenizer.decode(ids[1:] if bos else ids) == prompt
+            hs, logits, lens_norm, lens_raw = run_case(model, ids)
+            golden["cases"].append({
+                "name": cname,
+                "prompt": prompt,
+                "bos": bos,
+                "ids": ids,
+                "hidden_states": [f32_list(h.numpy()) for h in hs],
+                # Full [T][vocab] logits would put golden.json near 1.8 MB; the last position
+                # is kept. hidden_states[L] and lens.final_norm[L] cover every position.
+                "final_logits_last": f32_list(logits[-1].numpy()),
+                "lens": {"final_norm": lens_norm, "raw": lens_raw},
+            })
+            ents.append([[round(float(np.mean([r["entropy"] for r in row])), 2) for row in lens]
+                         for lens in (lens_norm, lens_raw)])
+            min_margin = min(min_margin, *(r["margin"] for lens in (lens_norm, lens_raw)
+                                           for row in lens for r in row))
+            summary.setdefault(name, {})[cname] = ids
+        assert min_margin >= MIN_MARGIN, f"{name}: near-tie (margin {min_margin:.3g}); pick another seed"
+        dump_json(golden, os.path.join(d, "golden.json"))
+        os.chmod(os.path.join(d, "model.safetensors"), 0o644)
+
+        # Reload from disk (checks config.json, tensor names and dtypes) and compare bitwise.
+        re = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32,
+                                                  attn_implementation="eager").eval()
+        assert type(re) is cls, type(re)
+        for case in golden["cases"]:
+            _, logits2, _, _ = run_case(re, case["ids"])
+            ref = np.array([float(v) for v in case["final_logits_last"]], np.float32)
+            assert np.array_equal(logits2[-1].numpy(), ref), f"{name}/{case['name']}: reload differs"
+            ref_hs = np.array([[float(v) for v in row] for row in case["hidden_states"][-1]], np.float32)
+            assert ref_hs.shape == (len(case["ids"]), HIDDEN)
+        from safetensors import safe_open
+        with safe_open(os.path.join(d, "model.safetensors"), "pt") as f:
+            keys = sorted(f.keys())
+            assert all(f.get_slice(k).get_dtype() == "F32" for k in keys)
+        sizes = {fn: os.path.getsize(os.path.join(d, fn)) for fn in sorted(os.listdir(d))}
+        print(f"{name}: {len(keys)} tensors, lm_head.weight in file: {'lm_head.weight' in keys}; "
+              f"files {sizes}")
+        print(f"  mean entropy per layer [final_norm, raw] per case: {ents}")
+        print(f"  min top1-top2 margin over all lens rows: {min_margin:.4g}")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

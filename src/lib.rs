@@ -1,0 +1,28 @@
+//! logitlens: what a causal language model predicts at every layer.
+//!
+//! Run one forward pass, take the hidden state after every layer (embeddings included),
+//! project each through the final norm and the head, and keep per position the argmax token
+//! and the entropy. The last row is the model's own output.
+//!
+//! ```no_run
+//! use logitlens::{LoadOptions, RunOptions, Session};
+//! let session = Session::load("microsoft/phi-1_5", &LoadOptions::default())?;
+//! let report = session.run("The quick brown fox jumps over the lazy", RunOptions::default())?;
+//! println!("{}", report.layers.last().unwrap().positions.last().unwrap().token);
+//! # anyhow::Ok(())
+//! ```
+
+pub mod atomic;
+pub mod cli;
+pub mod lens;
+pub mod models;
+pub mod output;
+pub mod session;
+pub mod source;
+pub mod tokens;
+
+pub use lens::{LensOptions, TokenStat};
+pub use models::{LensModel, ModelFiles, ModelInfo};
+pub use output::Report;
+pub use session::{LoadOptions, RunOptions, Session};
+pub use source::HubSettings;

@@ -1,0 +1,155 @@
+//! Model architectures behind one small trait, chosen by config.json's `model_type`.
+//!
+//! Each architecture lives in its own file and only has to expose its layers' hidden
+//! states, its final norm and its head; the lens and the printers never look further.
+
+pub mod phi;
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::tokens::one_line;
+
+/// Architectures this build can run, as config.json spells them.
+pub const SUPPORTED: &[&str] = &["phi"];
+
+/// Facts about a loaded model that callers need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// config.json's `model_type`.
+    pub model_type: String,
+    /// Number of transformer blocks L; the lens has L+1 rows.
+    pub num_layers: usize,
+    /// Longest input the model accepts.
+    pub max_positions: usize,
+    /// Rows of the embedding and the head.
+    pub vocab_size: usize,
+    /// config.json's `bos_token_id`, when it names one.
+    pub bos_token_id: Option<u32>,
+}
+
+/// A causal LM seen through the lens.
+pub trait LensModel {
+    /// Shape and identity of the model.
+    fn info(&self) -> &ModelInfo;
+
+    /// Runs one forward pass over `ids` and calls `visit(layer, hidden)` with the `(T, D)`
+    /// hidden state of each layer 0..=L in order: the embeddings, then each block's raw
+    /// output (before the final norm). Visiting rather than returning keeps memory flat.
+    fn forward_layers(
+        &self,
+        ids: &[u32],
+        visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
+    ) -> Result<()>;
+
+    /// The final norm applied before the head.
+    fn final_norm(&self, hidden: &Tensor) -> Result<Tensor>;
+
+    /// The head: `(T, D)` → `(T, vocab)` logits.
+    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor>;
+
+    /// Every layer's hidden state, for tests and for callers that want them all.
+    fn hidden_states(&self, ids: &[u32]) -> Result<Vec<Tensor>> {
+        let mut all = Vec::new();
+        self.forward_layers(ids, &mut |_, h| {
+            all.push(h.clone());
+            Ok(())
+        })?;
+        Ok(all)
+    }
+}
+
+/// The files a Hugging Face model directory holds.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    /// config.json.
+    pub config: PathBuf,
+    /// tokenizer.json.
+    pub tokenizer: PathBuf,
+    /// model.safetensors, or every shard of model.safetensors.index.json.
+    pub weights: Vec<PathBuf>,
+}
+
+/// Loads the architecture that config.json names, with memory-mapped weights.
+pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
+    let text = std::fs::read_to_string(&files.config)
+        .with_context(|| format!("cannot read {}", files.config.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{} is not valid JSON ({e}); restore the model's config.json",
+            files.config.display()
+        )
+    })?;
+    let model_type = json
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no \"model_type\"; it must name an architecture ({})",
+                files.config.display(),
+                SUPPORTED.join(", ")
+            )
+        })?
+        .to_string();
+    if !SUPPORTED.contains(&model_type.as_str()) {
+        bail!(
+            "unsupported model_type \"{model_type}\" in {}; supported: {}",
+            files.config.display(),
+            SUPPORTED.join(", ")
+        );
+    }
+    let vb = mmap_weights(files, dtype, device)?;
+    let built = match model_type.as_str() {
+        "phi" => phi::Phi::from_json(json, vb).map(|m| Box::new(m) as Box<dyn LensModel>),
+        _ => unreachable!("checked against SUPPORTED"),
+    };
+    built.map_err(|e| weights_error(&files.weights, e))
+}
+
+/// Parses an architecture's config, naming the file and the field at fault.
+pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T> {
+    serde_json::from_value(json).map_err(|e| {
+        anyhow!("config.json does not describe this architecture: {e}; fix or replace config.json")
+    })
+}
+
+fn mmap_weights(files: &ModelFiles, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    // SAFETY: the files are opened read-only; like every mmap user we rely on nobody
+    // truncating them while we run.
+    unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device) }.map_err(|e| {
+        anyhow!(
+            "cannot read the weights {}: {}; the file is truncated or not safetensors, download it again",
+            display_paths(&files.weights),
+            one_line(&e.to_string())
+        )
+    })
+}
+
+fn weights_error(weights: &[PathBuf], e: anyhow::Error) -> anyhow::Error {
+    let msg = one_line(&format!("{e:#}"));
+    if msg.contains("config.json") {
+        return anyhow!(msg);
+    }
+    anyhow!(
+        "the weights in {} do not fit config.json: {msg}; use the config.json that came with these weights",
+        display_paths(weights)
+    )
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    match paths {
+        [one] => one.display().to_string(),
+        many => format!("{} shards in {}", many.len(), many[0].parent().map(|p| p.display().to_string()).unwrap_or_default()),
+    }
+}
+
+/// A lower-triangular additive mask: 0 on and below the diagonal, −∞ above.
+pub fn causal_mask(seq_len: usize, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    let mask: Vec<f32> = (0..seq_len)
+        .flat_map(|i| (0..seq_len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (seq_len, seq_len), device)?.to_dtype(dtype)
+}

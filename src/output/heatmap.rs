@@ -1,0 +1,892 @@
+//! The annotated entropy heatmap: one row per shown layer (embeddings at the
+//! bottom, the model's output at the top), one column per input position.
+//! Each cell is coloured by the lens's entropy and labelled with its argmax
+//! token, as in the usual logit-lens plot.
+//!
+//! Everything is drawn by hand on a plotters drawing area (no chart
+//! builder), so the cell grid, labels and colour bar line up to the pixel and
+//! the PNG and SVG share one layout. Text uses the bundled DejaVu Sans, so
+//! the output does not depend on the machine's fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, bail, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, FontTransform};
+
+use super::Report;
+
+/// Image encodings the heatmap can be written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Png,
+    Svg,
+}
+
+impl ImageFormat {
+    /// From a path's extension (case-insensitive "png" / "svg"); an error
+    /// message naming the extension and the choices otherwise.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+        match ext.as_deref() {
+            Some("png") => Ok(Self::Png),
+            Some("svg") => Ok(Self::Svg),
+            Some(other) => bail!(
+                "cannot write a heatmap as .{other} ({}): use a .png or .svg file",
+                path.display()
+            ),
+            None => bail!(
+                "{} has no extension: the heatmap must be a .png or .svg file",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// How to draw.
+#[derive(Debug, Clone)]
+pub struct HeatmapOptions {
+    /// Show every `layer_step`-th layer (plus the output layer); 0 acts as 1.
+    pub layer_step: usize,
+    /// Longest cell / axis label in chars, `…` included; 0 acts as 1.
+    pub max_label_chars: usize,
+}
+
+impl Default for HeatmapOptions {
+    fn default() -> Self {
+        Self {
+            layer_step: 1,
+            max_label_chars: 8,
+        }
+    }
+}
+
+/// Font family for all text; registered from the bundled TTF in [`register_font`].
+const FONT: &str = "sans-serif";
+
+const CELL_W: u32 = 84;
+const CELL_H: u32 = 30;
+/// Small reports get bigger cells rather than a cramped title and colour bar.
+const MIN_GRID_W: u32 = 2 * CELL_W;
+const MIN_GRID_H: u32 = 160;
+/// Room for the y-axis title and the layer labels.
+const MARGIN_LEFT: u32 = 86;
+/// Room for the two title lines.
+const MARGIN_TOP: u32 = 66;
+/// Room for the token labels, positions and the x-axis title.
+const MARGIN_BOTTOM: u32 = 66;
+/// Room for the colour bar, its tick labels and its title.
+const MARGIN_RIGHT: u32 = 124;
+/// Larger images are refused: viewers choke, and the RGB buffer gets huge.
+const MAX_SIDE: u32 = 32_000;
+const MAX_PIXELS: u64 = 120_000_000;
+
+const COLORBAR_GAP: i32 = 20;
+const COLORBAR_W: i32 = 16;
+
+const CELL_FONT: f64 = 13.0;
+const CELL_FONT_MIN: f64 = 9.0;
+const TICK_FONT: f64 = 12.0;
+const AXIS_FONT: f64 = 13.0;
+const TITLE_FONT: f64 = 18.0;
+const SUBTITLE_FONT: f64 = 14.0;
+
+const INK: RGBColor = RGBColor(34, 34, 34);
+const MUTED: RGBColor = RGBColor(110, 110, 110);
+/// Cells the report lacks (ragged rows): drawn, but visibly empty.
+const MISSING: RGBColor = RGBColor(224, 224, 224);
+
+/// Matplotlib's viridis at 0, 0.1, …, 1: perceptually uniform and readable
+/// in grey scale, so entropy differences look as large as they are.
+const VIRIDIS: [(u8, u8, u8); 11] = [
+    (0x44, 0x01, 0x54),
+    (0x48, 0x24, 0x75),
+    (0x41, 0x44, 0x87),
+    (0x35, 0x5f, 0x8d),
+    (0x2a, 0x78, 0x8e),
+    (0x21, 0x91, 0x8c),
+    (0x22, 0xa8, 0x84),
+    (0x44, 0xbf, 0x70),
+    (0x7a, 0xd1, 0x51),
+    (0xbd, 0xdf, 0x26),
+    (0xfd, 0xe7, 0x25),
+];
+
+/// Renders the report to bytes in the given format (pure: no file I/O).
+///
+/// The colour scale runs from 0 to the largest finite entropy among the shown
+/// rows, rounded up to a tick (so the bar ends on a labelled value); NaN or
+/// infinite entropies are drawn at the top of the scale.
+pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Result<Vec<u8>> {
+    if report.tokens.is_empty() {
+        bail!("cannot draw a heatmap of an empty prompt: there are no tokens");
+    }
+    if report.layers.is_empty() {
+        bail!("cannot draw a heatmap without layers");
+    }
+    let rows = shown_layers(report.layers.len(), opts.layer_step);
+    let (w, h) = checked_size(report.tokens.len(), rows.len())?;
+    register_font();
+    let plot = Plot::new(report, opts, rows, (w, h), format);
+    match format {
+        ImageFormat::Png => render_png(&plot),
+        ImageFormat::Svg => render_svg(&plot),
+    }
+}
+
+/// The rows shown: every `step`-th layer from 0, always including the last
+/// (output) layer. Returns layer indices ascending; a `step` of 0 acts as 1.
+pub fn shown_layers(num_rows: usize, step: usize) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..num_rows).step_by(step.max(1)).collect();
+    if let Some(last) = num_rows.checked_sub(1) {
+        if rows.last() != Some(&last) {
+            rows.push(last);
+        }
+    }
+    rows
+}
+
+/// The image size in pixels for `columns` tokens × `rows` rows (so tests can
+/// check the PNG's size). Saturates instead of overflowing.
+pub fn image_size(columns: usize, rows: usize) -> (u32, u32) {
+    let (grid_w, grid_h) = grid_size(columns, rows);
+    (
+        MARGIN_LEFT
+            .saturating_add(grid_w)
+            .saturating_add(MARGIN_RIGHT),
+        MARGIN_TOP
+            .saturating_add(grid_h)
+            .saturating_add(MARGIN_BOTTOM),
+    )
+}
+
+/// The cell grid's size: cells of `CELL_W`×`CELL_H`, stretched to the minimum.
+fn grid_size(columns: usize, rows: usize) -> (u32, u32) {
+    let span = |n: usize, cell: u32, min: u32| {
+        u32::try_from(n)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(cell)
+            .max(min)
+    };
+    (
+        span(columns, CELL_W, MIN_GRID_W),
+        span(rows, CELL_H, MIN_GRID_H),
+    )
+}
+
+/// [`image_size`], refusing images too big to allocate or view.
+fn checked_size(columns: usize, rows: usize) -> Result<(u32, u32)> {
+    let (w, h) = image_size(columns, rows);
+    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
+        bail!(
+            "the heatmap of {columns} tokens × {rows} layers would be {w}×{h} px, \
+             over the {MAX_SIDE} px limit: use a shorter prompt or a larger layer step"
+        );
+    }
+    Ok((w, h))
+}
+
+/// Makes the bundled DejaVu Sans the "sans-serif" family, once per process,
+/// so text renders on machines without system fonts.
+fn register_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // Cannot fail for the bundled font; were it to, drawing text reports it.
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../../assets/DejaVuSans.ttf"),
+        );
+    });
+}
+
+/// Draws into an RGB buffer and encodes it as PNG.
+fn render_png(plot: &Plot) -> Result<Vec<u8>> {
+    let (w, h) = plot.size;
+    let len = usize::try_from(u64::from(w) * u64::from(h) * 3).context("heatmap too large")?;
+    let mut rgb = vec![255u8; len];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        plot.draw(&root)?;
+        root.present().map_err(draw_error)?;
+    }
+    encode_png(&rgb, w, h)
+}
+
+/// Draws into an SVG document of the same size as the PNG.
+fn render_svg(plot: &Plot) -> Result<Vec<u8>> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, plot.size).into_drawing_area();
+        plot.draw(&root)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(svg.into_bytes())
+}
+
+/// Encodes 8-bit RGB pixels as a PNG file's bytes.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().context("encoding the heatmap PNG")?;
+    writer
+        .write_image_data(rgb)
+        .context("encoding the heatmap PNG")?;
+    writer.finish().context("encoding the heatmap PNG")?;
+    Ok(out)
+}
+
+/// Plotters' errors borrow the backend's type; flatten them for anyhow.
+fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing the heatmap: {e}")
+}
+
+/// The entropy → colour scale and its ticks.
+#[derive(Debug, Clone, PartialEq)]
+struct Scale {
+    max: f64,
+    step: f64,
+}
+
+impl Scale {
+    /// 0 to `observed` rounded up to at most 6 "nice" steps (1, 2, 2.5, 5 × 10ⁿ).
+    fn new(observed: f64) -> Self {
+        if !(observed.is_finite() && observed > 0.0) {
+            return Self {
+                max: 1.0,
+                step: 0.2,
+            };
+        }
+        let magnitude = 10f64.powf((observed / 5.0).log10().floor());
+        let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+            .iter()
+            .map(|f| f * magnitude)
+            .find(|s| s * 6.0 >= observed)
+            .unwrap_or(10.0 * magnitude);
+        let max = (observed / step - 1e-9).ceil().max(1.0) * step;
+        Self { max, step }
+    }
+
+    /// Where `entropy` falls in 0..=1; non-finite values count as the maximum.
+    fn fraction(&self, entropy: f32) -> f64 {
+        let e = f64::from(entropy);
+        if e.is_finite() {
+            (e / self.max).clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// The tick values 0, step, …, max.
+    fn ticks(&self) -> Vec<f64> {
+        let n = (self.max / self.step).round() as usize;
+        (0..=n).map(|i| i as f64 * self.step).collect()
+    }
+
+    /// A tick's label with as few decimals as the step needs (2.5 → "2.5", 2 → "2").
+    fn label(&self, value: f64) -> String {
+        let decimals = (0..4)
+            .find(|&d| {
+                let k = self.step * 10f64.powi(d);
+                (k - k.round()).abs() < 1e-6
+            })
+            .unwrap_or(4) as usize;
+        format!("{value:.decimals$}")
+    }
+}
+
+/// Viridis at `t` in 0..=1, linearly interpolated between the anchors.
+fn viridis(t: f64) -> RGBColor {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let x = t * (VIRIDIS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = x - i as f64;
+    let mix = |a: u8, b: u8| (f64::from(a) + (f64::from(b) - f64::from(a)) * f).round() as u8;
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// WCAG relative luminance of an sRGB colour.
+fn luminance(c: RGBColor) -> f64 {
+    let lin = |v: u8| {
+        let v = f64::from(v) / 255.0;
+        if v <= 0.03928 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2)
+}
+
+/// White or black, whichever contrasts more with `background`.
+fn text_color(background: RGBColor) -> RGBColor {
+    let l = luminance(background);
+    // Contrast ratios (L1 + 0.05) / (L2 + 0.05) against white and black.
+    if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 {
+        WHITE
+    } else {
+        BLACK
+    }
+}
+
+/// Makes control characters visible (and keeps the SVG valid XML).
+fn visible(text: &str) -> String {
+    if text.is_empty() {
+        return "\"\"".to_string();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => '↵',
+            '\t' => '→',
+            c if c.is_control() => '·',
+            c => c,
+        })
+        .collect()
+}
+
+/// `text` cut to at most `max_chars` chars, the last being `…` when cut.
+fn truncate(text: &str, max_chars: usize) -> String {
+    let max_chars = max_chars.max(1);
+    if text.chars().nth(max_chars).is_none() {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max_chars - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The rendered width of `text` in the bundled font, in pixels.
+fn text_width(text: &str, size: f64) -> f64 {
+    match (FONT, size).into_font().box_size(text) {
+        Ok((w, _)) => f64::from(w),
+        // No font: a generous guess, so text is cut rather than overflowing.
+        Err(_) => text.chars().count() as f64 * size * 0.65,
+    }
+}
+
+/// The largest size in `min..=size` at which `text` fits `max_w`, cutting
+/// it further (with `…`) if it does not fit even at `min`.
+fn fit(text: &str, size: f64, min: f64, max_w: f64) -> (String, f64) {
+    let mut s = size;
+    while s >= min {
+        if text_width(text, s) <= max_w {
+            return (text.to_string(), s);
+        }
+        s -= 1.0;
+    }
+    // Binary search on the number of chars kept: widths grow with it.
+    let (mut lo, mut hi) = (1, text.chars().count());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if text_width(&truncate(text, mid), min) <= max_w {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    (truncate(text, lo), min)
+}
+
+/// Everything needed to draw, computed once for both backends.
+struct Plot<'a> {
+    report: &'a Report,
+    max_chars: usize,
+    /// Shown layer indices, ascending (drawn bottom to top).
+    rows: Vec<usize>,
+    size: (u32, u32),
+    grid_x: i32,
+    grid_y: i32,
+    grid_w: i32,
+    grid_h: i32,
+    scale: Scale,
+    /// How far above the wanted cap-height centre a top-anchored text's
+    /// origin sits, per font pixel: the two backends place baselines differently.
+    rise: f64,
+}
+
+impl<'a> Plot<'a> {
+    fn new(
+        report: &'a Report,
+        opts: &HeatmapOptions,
+        rows: Vec<usize>,
+        size: (u32, u32),
+        format: ImageFormat,
+    ) -> Self {
+        let (grid_w, grid_h) = grid_size(report.tokens.len(), rows.len());
+        let observed = rows
+            .iter()
+            .flat_map(|&l| &report.layers[l].positions)
+            .map(|p| f64::from(p.entropy))
+            .filter(|e| e.is_finite())
+            .fold(0.0, f64::max);
+        Self {
+            report,
+            max_chars: opts.max_label_chars.max(1),
+            rows,
+            size,
+            grid_x: MARGIN_LEFT as i32,
+            grid_y: MARGIN_TOP as i32,
+            grid_w: grid_w as i32,
+            grid_h: grid_h as i32,
+            scale: Scale::new(observed),
+            rise: match format {
+                // ab_glyph puts the baseline half a font size below the origin.
+                ImageFormat::Png => 0.19,
+                // SVG uses dy="0.76em" with font-size = size / 1.24.
+                ImageFormat::Svg => 0.32,
+            },
+        }
+    }
+
+    fn columns(&self) -> usize {
+        self.report.tokens.len()
+    }
+
+    /// Left and right x of column `c` (cells share edges; no rounding drift).
+    fn col_span(&self, c: usize) -> (i32, i32) {
+        let n = self.columns() as i64;
+        let edge = |i: usize| self.grid_x + (i as i64 * i64::from(self.grid_w) / n) as i32;
+        (edge(c), edge(c + 1))
+    }
+
+    /// Top and bottom y of display row `r`, counted from the top.
+    fn row_span(&self, r: usize) -> (i32, i32) {
+        let n = self.rows.len() as i64;
+        let edge = |i: usize| self.grid_y + (i as i64 * i64::from(self.grid_h) / n) as i32;
+        (edge(r), edge(r + 1))
+    }
+
+    /// Draws the whole figure.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(draw_error)?;
+        self.draw_title(root)?;
+        self.draw_cells(root)?;
+        self.draw_layer_axis(root)?;
+        self.draw_token_axis(root)?;
+        self.draw_colorbar(root)
+    }
+
+    /// Draws `text` with its cap height centred on `cy`.
+    fn text<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        text: &str,
+        (x, cy): (i32, i32),
+        size: f64,
+        color: &RGBColor,
+        h: HPos,
+    ) -> Result<()> {
+        let style = TextStyle::from((FONT, size).into_font())
+            .color(color)
+            .pos(Pos::new(h, VPos::Top));
+        let y = cy - (self.rise * size).round() as i32;
+        root.draw_text(text, &style, (x, y)).map_err(draw_error)
+    }
+
+    /// Draws `text` reading bottom to top, centred on `(cx, cy)`.
+    fn vertical_text<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        text: &str,
+        (cx, cy): (i32, i32),
+        size: f64,
+        color: &RGBColor,
+    ) -> Result<()> {
+        let style = TextStyle::from((FONT, size).into_font())
+            .color(color)
+            .pos(Pos::new(HPos::Center, VPos::Top))
+            .transform(FontTransform::Rotate270);
+        let x = cx - (self.rise * size).round() as i32;
+        root.draw_text(text, &style, (x, cy)).map_err(draw_error)
+    }
+
+    /// Model on the first line, the prompt (quoted, ↵ for newlines) below.
+    fn draw_title<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let width = f64::from(self.size.0) - 24.0;
+        let cx = self.size.0 as i32 / 2;
+        let model = visible(&truncate(&self.report.model, 200));
+        let (model, size) = fit(&model, TITLE_FONT, 12.0, width);
+        self.text(root, &model, (cx, 22), size, &INK, HPos::Center)?;
+        // Cut long prompts by chars first, so fitting measures little text.
+        let prompt = format!("“{}”", visible(&truncate(&self.report.prompt, 300)));
+        let prompt = fit(&prompt, SUBTITLE_FONT, SUBTITLE_FONT, width).0;
+        self.text(root, &prompt, (cx, 46), SUBTITLE_FONT, &MUTED, HPos::Center)
+    }
+
+    /// One coloured, annotated cell per shown layer and position.
+    fn draw_cells<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        for (r, &layer) in self.rows.iter().rev().enumerate() {
+            let (y0, y1) = self.row_span(r);
+            let positions = &self.report.layers[layer].positions;
+            for c in 0..self.columns() {
+                let (x0, x1) = self.col_span(c);
+                // A 1 px white seam on the right and bottom separates cells.
+                let rect = [(x0, y0), (x1 - 1, y1 - 1)];
+                let Some(pred) = positions.get(c) else {
+                    root.draw(&Rectangle::new(rect, MISSING.filled()))
+                        .map_err(draw_error)?;
+                    continue;
+                };
+                let fill = viridis(self.scale.fraction(pred.entropy));
+                root.draw(&Rectangle::new(rect, fill.filled()))
+                    .map_err(draw_error)?;
+                let label = truncate(&visible(&pred.token), self.max_chars);
+                let room = f64::from(x1 - x0 - 8);
+                let (label, size) = fit(&label, CELL_FONT, CELL_FONT_MIN, room);
+                let centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2);
+                self.text(root, &label, centre, size, &text_color(fill), HPos::Center)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Layer numbers left of the rows ("emb 0" at the bottom, "out L" on top)
+    /// and the axis title.
+    fn draw_layer_axis<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let last = self.report.layers.len() - 1;
+        for (r, &layer) in self.rows.iter().rev().enumerate() {
+            let (y0, y1) = self.row_span(r);
+            let number = self.report.layers[layer].layer;
+            let label = match layer {
+                0 => format!("emb {number}"),
+                l if l == last => format!("out {number}"),
+                _ => number.to_string(),
+            };
+            let at = (self.grid_x - 8, (y0 + y1 - 1) / 2);
+            self.text(root, &label, at, TICK_FONT, &INK, HPos::Right)?;
+        }
+        let centre = (16, self.grid_y + self.grid_h / 2);
+        self.vertical_text(root, "layer", centre, AXIS_FONT, &MUTED)
+    }
+
+    /// Input tokens under the columns, their positions below, then the axis title.
+    fn draw_token_axis<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let y = self.grid_y + self.grid_h;
+        for (c, token) in self.report.tokens.iter().enumerate() {
+            let (x0, x1) = self.col_span(c);
+            let cx = (x0 + x1 - 1) / 2;
+            let label = truncate(&visible(&token.text), self.max_chars);
+            let (label, size) = fit(&label, TICK_FONT, CELL_FONT_MIN, f64::from(x1 - x0 - 4));
+            self.text(root, &label, (cx, y + 14), size, &INK, HPos::Center)?;
+            self.text(
+                root,
+                &c.to_string(),
+                (cx, y + 31),
+                10.0,
+                &MUTED,
+                HPos::Center,
+            )?;
+        }
+        let centre = (self.grid_x + self.grid_w / 2, y + 52);
+        self.text(
+            root,
+            "input token (position)",
+            centre,
+            AXIS_FONT,
+            &MUTED,
+            HPos::Center,
+        )
+    }
+
+    /// The gradient, its ticks and the "entropy (nats)" title, right of the grid.
+    fn draw_colorbar<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let x0 = self.grid_x + self.grid_w + COLORBAR_GAP;
+        let x1 = x0 + COLORBAR_W;
+        let (top, bottom) = (self.grid_y, self.grid_y + self.grid_h - 1);
+        let span = f64::from((bottom - top).max(1));
+        // One 2 px band per step keeps the SVG small and the gradient smooth.
+        for y in (top..bottom).step_by(2) {
+            let t = f64::from(bottom - y) / span;
+            let band = [(x0, y), (x1, (y + 2).min(bottom))];
+            root.draw(&Rectangle::new(band, viridis(t).filled()))
+                .map_err(draw_error)?;
+        }
+        root.draw(&Rectangle::new(
+            [(x0, top), (x1, bottom)],
+            MUTED.stroke_width(1),
+        ))
+        .map_err(draw_error)?;
+        let mut widest = 0.0f64;
+        for value in self.scale.ticks() {
+            let y = bottom - (value / self.scale.max * span).round() as i32;
+            root.draw(&PathElement::new(
+                [(x1, y), (x1 + 4, y)],
+                MUTED.stroke_width(1),
+            ))
+            .map_err(draw_error)?;
+            let label = self.scale.label(value);
+            widest = widest.max(text_width(&label, TICK_FONT));
+            self.text(root, &label, (x1 + 8, y), TICK_FONT, &INK, HPos::Left)?;
+        }
+        let cx = x1 + 8 + widest.ceil() as i32 + 14;
+        let centre = (cx, (top + bottom) / 2);
+        self.vertical_text(root, "entropy (nats)", centre, AXIS_FONT, &MUTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{InputToken, Layer, Prediction};
+
+    /// 3 tokens × 5 layers; entropy rises with position so columns differ.
+    fn report(layers: usize, tokens: &[&str]) -> Report {
+        let tokens: Vec<InputToken> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| InputToken {
+                id: i as u32,
+                text: t.to_string(),
+            })
+            .collect();
+        let layers = (0..layers)
+            .map(|l| Layer {
+                layer: l,
+                positions: (0..tokens.len())
+                    .map(|p| Prediction {
+                        id: p as u32,
+                        token: format!(" tok{l}_{p}"),
+                        prob: 0.5,
+                        entropy: if p == 0 { 0.05 } else { 1.0 + p as f32 * 2.0 },
+                    })
+                    .collect(),
+            })
+            .collect();
+        Report {
+            model: "test/model-1b".to_string(),
+            prompt: "The quick\nbrown fox".to_string(),
+            final_norm: true,
+            tokens,
+            layers,
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> (png::OutputInfo, Vec<u8>) {
+        let mut reader = png::Decoder::new(bytes).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf.truncate(info.buffer_size());
+        (info, buf)
+    }
+
+    #[test]
+    fn png_has_the_promised_size_and_coloured_cells() {
+        let r = report(5, &["The", " quick", " fox"]);
+        let bytes = render(&r, &HeatmapOptions::default(), ImageFormat::Png).unwrap();
+        let (info, rgb) = decode(&bytes);
+        assert_eq!((info.width, info.height), image_size(3, 5));
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+
+        let plot = Plot::new(
+            &r,
+            &HeatmapOptions::default(),
+            shown_layers(5, 1),
+            (info.width, info.height),
+            ImageFormat::Png,
+        );
+        // Sample near the top-left corner of a cell, away from its label.
+        let pixel = |c: usize, row: usize| {
+            let (x0, _) = plot.col_span(c);
+            let (y0, _) = plot.row_span(row);
+            let i = ((y0 + 3) as usize * info.width as usize + (x0 + 3) as usize) * 3;
+            [rgb[i], rgb[i + 1], rgb[i + 2]]
+        };
+        let low = pixel(0, 2);
+        let high = pixel(2, 2);
+        assert_ne!(low, high);
+        let expected = viridis(plot.scale.fraction(0.05));
+        assert_eq!(low, [expected.0, expected.1, expected.2]);
+    }
+
+    #[test]
+    fn shown_layers_keeps_the_output_layer() {
+        assert_eq!(shown_layers(25, 2), (0..=24).step_by(2).collect::<Vec<_>>());
+        assert_eq!(shown_layers(24, 5), vec![0, 5, 10, 15, 20, 23]);
+        assert_eq!(shown_layers(3, 1), vec![0, 1, 2]);
+        assert_eq!(shown_layers(1, 4), vec![0]);
+        assert_eq!(shown_layers(0, 4), Vec::<usize>::new());
+        assert_eq!(shown_layers(4, 0), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn svg_has_the_title() {
+        let r = report(5, &["The", " quick", " fox"]);
+        let bytes = render(&r, &HeatmapOptions::default(), ImageFormat::Svg).unwrap();
+        let svg = String::from_utf8(bytes).unwrap();
+        assert!(svg.contains("<svg"));
+        assert!(svg.contains("test/model-1b"));
+        assert!(svg.contains("The quick↵brown fox"));
+        let (w, h) = image_size(3, 5);
+        assert!(
+            svg.contains(&format!("width=\"{w}\"")) && svg.contains(&format!("height=\"{h}\""))
+        );
+    }
+
+    #[test]
+    fn format_from_path() {
+        assert_eq!(
+            ImageFormat::from_path(Path::new("a.png")).unwrap(),
+            ImageFormat::Png
+        );
+        assert_eq!(
+            ImageFormat::from_path(Path::new("dir/A.PNG")).unwrap(),
+            ImageFormat::Png
+        );
+        assert_eq!(
+            ImageFormat::from_path(Path::new("b.svg")).unwrap(),
+            ImageFormat::Svg
+        );
+        let err = ImageFormat::from_path(Path::new("c.jpg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("jpg") && err.contains("png") && err.contains("svg"),
+            "{err}"
+        );
+        assert!(ImageFormat::from_path(Path::new("noext")).is_err());
+    }
+
+    #[test]
+    fn odd_inputs_do_not_panic() {
+        let opts = HeatmapOptions::default();
+        let mut empty = report(5, &[]);
+        assert!(render(&empty, &opts, ImageFormat::Png).is_err());
+        empty.layers.clear();
+        assert!(render(&empty, &opts, ImageFormat::Svg).is_err());
+
+        let mut r = report(
+            3,
+            &[
+                "",
+                "\n",
+                "a\u{0}b",
+                "日本語のトークンです",
+                "WWWWWWWWWWWWWWWWWW",
+            ],
+        );
+        r.layers[1].positions[0].entropy = f32::NAN;
+        r.layers[1].positions[1].entropy = f32::INFINITY;
+        r.layers[2].positions[2].entropy = -1.0;
+        r.layers[0].positions[3].token = String::new();
+        r.layers[2].positions.truncate(2);
+        r.prompt = "x".repeat(10_000);
+        let tiny = HeatmapOptions {
+            layer_step: 0,
+            max_label_chars: 0,
+        };
+        for opts in [&opts, &tiny] {
+            for format in [ImageFormat::Png, ImageFormat::Svg] {
+                render(&r, opts, format).unwrap();
+            }
+        }
+        let huge = report(2, &vec!["t"; 100_000]);
+        assert!(render(&huge, &opts, ImageFormat::Png).is_err());
+    }
+
+    #[test]
+    fn all_nan_entropies_use_a_unit_scale() {
+        let mut r = report(2, &["a"]);
+        for layer in &mut r.layers {
+            layer.positions[0].entropy = f32::NAN;
+        }
+        render(&r, &HeatmapOptions::default(), ImageFormat::Png).unwrap();
+        assert_eq!(
+            Scale::new(f64::NAN),
+            Scale {
+                max: 1.0,
+                step: 0.2
+            }
+        );
+    }
+
+    #[test]
+    fn scale_rounds_up_to_a_tick() {
+        let s = Scale::new(10.37);
+        assert_eq!((s.max, s.step), (12.0, 2.0));
+        assert_eq!(s.ticks().len(), 7);
+        let s = Scale::new(0.7);
+        assert_eq!(s.label(0.4), "0.4");
+        assert_eq!(Scale::new(14.0).label(2.5), "2.5");
+        assert!(Scale::new(3.0).max >= 3.0);
+    }
+
+    #[test]
+    fn labels_are_cut_by_chars() {
+        assert_eq!(truncate("abcdefghij", 8), "abcdefg…");
+        assert_eq!(truncate("abcdefgh", 8), "abcdefgh");
+        assert_eq!(truncate("ééééééééé", 4), "ééé…");
+        assert_eq!(truncate("abc", 0), "…");
+        assert_eq!(visible("a\nb"), "a↵b");
+    }
+
+    #[test]
+    fn text_contrasts_with_the_cell() {
+        assert_eq!(text_color(viridis(0.0)), WHITE);
+        assert_eq!(text_color(viridis(1.0)), BLACK);
+    }
+
+    /// Writes a realistic sample to /tmp/heatmap_test.png for eyeballing.
+    #[test]
+    #[ignore]
+    fn sample_png() {
+        let tokens = [
+            "<s>",
+            "The",
+            " quick",
+            " brown",
+            " fox",
+            " jumps",
+            "↵",
+            " over",
+            " the",
+            "…long token…",
+            " dog",
+        ];
+        let mut r = report(25, &tokens);
+        let words = [
+            " the",
+            " dog",
+            " a",
+            " fox",
+            " and",
+            "ing",
+            " jumped",
+            "↵",
+            " Lorem",
+            "…long token…",
+            "日本",
+            ",",
+        ];
+        for layer in &mut r.layers {
+            for (p, pred) in layer.positions.iter_mut().enumerate() {
+                let l = layer.layer as f32;
+                pred.token = words[(p * 7 + layer.layer / 3) % words.len()].to_string();
+                pred.entropy = (9.5 - l * 0.35 + (p as f32 * 1.7).sin() * 1.5).max(0.02);
+            }
+        }
+        r.model = "meta-llama/Llama-3.2-1B".to_string();
+        r.prompt = "The quick brown fox jumps\nover the lazy dog. ".repeat(4);
+        let bytes = render(&r, &HeatmapOptions::default(), ImageFormat::Png).unwrap();
+        std::fs::write("/tmp/heatmap_test.png", bytes).unwrap();
+        let svg = render(
+            &r,
+            &HeatmapOptions {
+                layer_step: 3,
+                ..Default::default()
+            },
+            ImageFormat::Svg,
+        )
+        .unwrap();
+        std::fs::write("/tmp/heatmap_test.svg", svg).unwrap();
+    }
+}

@@ -1,0 +1,118 @@
+//! The library's front door: load a model once, then run the lens on any number of prompts.
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device};
+
+use crate::lens::{logit_lens, LensOptions, TokenStat};
+use crate::models::{self, LensModel, ModelFiles};
+use crate::output::Report;
+use crate::source::{self, HubSettings};
+use crate::tokens::{self, Vocab};
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Hub revision (branch, tag or commit); ignored for local directories.
+    pub revision: String,
+    /// Compute dtype; weights are converted to it.
+    pub dtype: DType,
+    /// Hub access; defaults to the standard environment variables.
+    pub hub: HubSettings,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            revision: "main".into(),
+            dtype: DType::F32,
+            hub: HubSettings::from_env(),
+        }
+    }
+}
+
+/// How to run the lens on one prompt.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Prepend the model's BOS token.
+    pub bos: bool,
+    /// Projection settings.
+    pub lens: LensOptions,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            bos: false,
+            lens: LensOptions::default(),
+        }
+    }
+}
+
+/// A loaded model and its tokenizer.
+pub struct Session {
+    name: String,
+    model: Box<dyn LensModel>,
+    vocab: Vocab,
+}
+
+impl Session {
+    /// Loads `model`: a local directory or a Hub repo id.
+    pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
+        let files = source::resolve(model, &opts.revision, &opts.hub)?;
+        Self::from_files(model, &files, opts.dtype)
+    }
+
+    /// Loads from files already resolved.
+    pub fn from_files(name: &str, files: &ModelFiles, dtype: DType) -> Result<Self> {
+        let vocab = Vocab::from_file(&files.tokenizer)?;
+        let model = models::load(files, dtype, &Device::Cpu)?;
+        Ok(Self {
+            name: name.to_string(),
+            model,
+            vocab,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &dyn LensModel {
+        self.model.as_ref()
+    }
+
+    /// The tokenizer.
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// Token ids for `prompt`, checked against the model's context length.
+    pub fn encode(&self, prompt: &str, bos: bool) -> Result<Vec<u32>> {
+        tokens::check_prompt(prompt)?;
+        let mut ids = self.vocab.encode(prompt)?;
+        if bos {
+            let info = self.model.info();
+            ids = tokens::with_bos(ids, tokens::find_bos(info.bos_token_id, &self.vocab)?);
+        }
+        let (n, max) = (ids.len(), self.model.info().max_positions);
+        if ids.is_empty() {
+            bail!("the prompt encodes to no tokens; pass some text with --prompt");
+        }
+        if n > max {
+            bail!("the prompt is {n} tokens but the model takes at most {max}; shorten the prompt");
+        }
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.model.info().vocab_size) {
+            bail!("token id {bad} is outside the model's {} embedding rows; the tokenizer does not belong to this model", self.model.info().vocab_size);
+        }
+        Ok(ids)
+    }
+
+    /// The lens's `[layer][position]` stats for given ids.
+    pub fn lens_ids(&self, ids: &[u32], opts: LensOptions) -> Result<Vec<Vec<TokenStat>>> {
+        logit_lens(self.model.as_ref(), ids, opts)
+    }
+
+    /// Encodes, runs the lens and attaches token text.
+    pub fn run(&self, prompt: &str, opts: RunOptions) -> Result<Report> {
+        let ids = self.encode(prompt, opts.bos)?;
+        let rows = self.lens_ids(&ids, opts.lens)?;
+        Ok(Report::new(&self.name, prompt, opts.lens.final_norm, &ids, &rows, &self.vocab))
+    }
+}

@@ -1,0 +1,232 @@
+//! Where a model's files come from: a local directory, or a Hub repo id resolved through
+//! hf-hub into the standard Hugging Face cache.
+//!
+//! The cache follows huggingface_hub: `HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+//! `~/.cache/huggingface/hub`. `HF_HUB_OFFLINE=1` reads the cache only and never touches the
+//! network. `HF_TOKEN` (else `$HF_HOME/token`) authenticates downloads.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
+
+use crate::models::ModelFiles;
+
+const SINGLE: &str = "model.safetensors";
+const INDEX: &str = "model.safetensors.index.json";
+
+/// How to reach the Hub.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// The cache's `hub` directory.
+    pub cache_dir: PathBuf,
+    /// Never use the network.
+    pub offline: bool,
+    /// Bearer token for gated or private repos.
+    pub token: Option<String>,
+    /// Show download progress (only on a terminal).
+    pub progress: bool,
+}
+
+impl HubSettings {
+    /// Reads the standard Hugging Face environment variables.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(default_hf_home);
+        let cache_dir = var("HF_HUB_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join("hub"));
+        let offline = var("HF_HUB_OFFLINE").is_some_and(|v| truthy(&v));
+        let token = var("HF_TOKEN").or_else(|| {
+            std::fs::read_to_string(home.join("token"))
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+        });
+        Self {
+            cache_dir,
+            offline,
+            token,
+            progress: false,
+        }
+    }
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+fn default_hf_home() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("huggingface")
+}
+
+/// Resolves `--model`: an existing path is a local directory, anything shaped like
+/// `org/name` or `name` is a Hub repo id.
+pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelFiles> {
+    let path = Path::new(model);
+    if path.exists() {
+        return local_dir(path);
+    }
+    if looks_like_path(model) {
+        bail!("model directory {model} does not exist; pass an existing directory or a Hub id such as microsoft/phi-1_5");
+    }
+    if hub.offline {
+        from_cache(model, revision, &hub.cache_dir)
+    } else {
+        download(model, revision, hub)
+    }
+}
+
+fn looks_like_path(model: &str) -> bool {
+    model.starts_with('.')
+        || model.starts_with('/')
+        || model.starts_with('~')
+        || model.matches('/').count() > 1
+        || model.ends_with(".gguf")
+        || model.ends_with(".safetensors")
+}
+
+/// Reads config.json, tokenizer.json and the safetensors from a directory.
+pub fn local_dir(dir: &Path) -> Result<ModelFiles> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory; pass a model directory holding config.json, tokenizer.json and model.safetensors", dir.display());
+    }
+    let need = |name: &str| -> Result<PathBuf> {
+        let p = dir.join(name);
+        match p.is_file() {
+            true => Ok(p),
+            false => bail!("{} has no {name}; a model directory needs config.json, tokenizer.json and model.safetensors", dir.display()),
+        }
+    };
+    let config = need("config.json")?;
+    let tokenizer = need("tokenizer.json")?;
+    let weights = if dir.join(SINGLE).is_file() {
+        vec![dir.join(SINGLE)]
+    } else if dir.join(INDEX).is_file() {
+        shard_paths(&dir.join(INDEX), |name| Ok(dir.join(name)))?
+    } else {
+        bail!("{} has neither {SINGLE} nor {INDEX}; download the model's safetensors weights", dir.display());
+    };
+    Ok(ModelFiles {
+        config,
+        tokenizer,
+        weights,
+    })
+}
+
+/// The distinct shard files an index names, each fetched through `get`.
+fn shard_paths(index: &Path, mut get: impl FnMut(&str) -> Result<PathBuf>) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(index).with_context(|| format!("cannot read {}", index.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow!("{} is not valid JSON ({e}); download it again", index.display()))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| anyhow!("{} has no weight_map; download it again", index.display()))?;
+    let mut names: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter().map(&mut get).collect()
+}
+
+/// Offline: the files of `repo@revision` as the cache already has them.
+fn from_cache(repo_id: &str, revision: &str, cache_dir: &Path) -> Result<ModelFiles> {
+    let repo = Cache::new(cache_dir.to_path_buf()).repo(hub_repo(repo_id, revision));
+    let snapshot = snapshot_dir(repo_id, revision, cache_dir);
+    let missing = |name: &str| {
+        anyhow!(
+            "{repo_id} (revision {revision}) has no {name} in the Hugging Face cache {} and HF_HUB_OFFLINE is set; download it once with network access, or pass a local directory",
+            cache_dir.display()
+        )
+    };
+    let get = |name: &str| -> Result<PathBuf> {
+        repo.get(name)
+            .or_else(|| snapshot.as_ref().map(|d| d.join(name)).filter(|p| p.is_file()))
+            .ok_or_else(|| missing(name))
+    };
+    let config = get("config.json")?;
+    let tokenizer = get("tokenizer.json")?;
+    let weights = match get(SINGLE) {
+        Ok(p) => vec![p],
+        Err(_) => shard_paths(&get(INDEX).map_err(|_| missing(SINGLE))?, get)?,
+    };
+    Ok(ModelFiles {
+        config,
+        tokenizer,
+        weights,
+    })
+}
+
+/// A revision given as a full commit hash is a snapshot directory of its own.
+fn snapshot_dir(repo_id: &str, revision: &str, cache_dir: &Path) -> Option<PathBuf> {
+    let is_commit = revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
+    is_commit.then(|| {
+        cache_dir
+            .join(hub_repo(repo_id, revision).folder_name())
+            .join("snapshots")
+            .join(revision)
+    })
+}
+
+fn hub_repo(repo_id: &str, revision: &str) -> Repo {
+    Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string())
+}
+
+/// Online: fetch what the cache lacks through hf-hub.
+fn download(repo_id: &str, revision: &str, hub: &HubSettings) -> Result<ModelFiles> {
+    let api = ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone()))
+        .with_token(hub.token.clone())
+        .with_progress(hub.progress)
+        .build()
+        .map_err(|e| anyhow!("cannot start the Hugging Face client: {e}"))?;
+    let repo = api.repo(hub_repo(repo_id, revision));
+    let get = |name: &str| -> Result<PathBuf> {
+        repo.get(name).map_err(|e| {
+            anyhow!(
+                "cannot fetch {name} of {repo_id} (revision {revision}) from the Hugging Face Hub: {}; check the id and your network, set HF_TOKEN for gated models, or use HF_HUB_OFFLINE=1 with a filled cache",
+                crate::tokens::one_line(&e.to_string())
+            )
+        })
+    };
+    let config = get("config.json")?;
+    let tokenizer = get("tokenizer.json")?;
+    let weights = match get(SINGLE) {
+        Ok(p) => vec![p],
+        Err(single) => match get(INDEX) {
+            Ok(index) => shard_paths(&index, get)?,
+            Err(_) => return Err(single),
+        },
+    };
+    Ok(ModelFiles {
+        config,
+        tokenizer,
+        weights,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_ids_are_told_apart() {
+        assert!(looks_like_path("./model"));
+        assert!(looks_like_path("/abs/model"));
+        assert!(looks_like_path("a/b/c"));
+        assert!(!looks_like_path("microsoft/phi-1_5"));
+        assert!(!looks_like_path("gpt2"));
+    }
+
+    #[test]
+    fn commit_revisions_map_to_snapshots() {
+        let c = "0123456789abcdef0123456789abcdef01234567";
+        let d = snapshot_dir("org/name", c, Path::new("/cache")).unwrap();
+        assert_eq!(d, Path::new("/cache/models--org--name/snapshots").join(c));
+        assert!(snapshot_dir("org/name", "main", Path::new("/cache")).is_none());
+    }
+}

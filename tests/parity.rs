@@ -1,0 +1,127 @@
+//! Parity with Hugging Face transformers on tiny random checkpoints: hidden states, and the
+//! lens with and without the final norm, against golden values from scripts/make_fixtures.py.
+
+mod common;
+
+use candle_core::{DType, Tensor};
+use common::*;
+use logitlens::lens::LensOptions;
+use logitlens::{source, Session};
+
+fn session(name: &str) -> Session {
+    let files = source::local_dir(&fixture(name)).unwrap();
+    Session::from_files(name, &files, DType::F32).unwrap()
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.to_dtype(DType::F32).unwrap().to_vec2().unwrap()
+}
+
+/// Hidden states: rows 0..L-1 raw, row L after the final norm, as HF returns them.
+fn check_hidden_states(name: &str) -> f32 {
+    let s = session(name);
+    let golden = golden(name);
+    let mut worst = 0f32;
+    for case in &golden.cases {
+        let ids = s.encode(&case.prompt, case.bos).unwrap();
+        assert_eq!(ids, case.ids, "{name}/{}: token ids differ from the HF tokenizer", case.name);
+        let hs = s.model().hidden_states(&ids).unwrap();
+        assert_eq!(hs.len(), golden.num_layers + 1);
+        assert_eq!(case.hidden_states.len(), golden.num_layers + 1);
+        for (layer, (ours, theirs)) in hs.iter().zip(&case.hidden_states).enumerate() {
+            let ours = match layer == golden.num_layers {
+                true => s.model().final_norm(ours).unwrap(),
+                false => ours.clone(),
+            };
+            for (pos, (a, b)) in rows(&ours).iter().zip(theirs).enumerate() {
+                let d = max_abs_diff(a, b);
+                assert!(d <= HIDDEN_TOL, "{name}/{} layer {layer} pos {pos}: |Δ| = {d}", case.name);
+                worst = worst.max(d);
+            }
+        }
+    }
+    eprintln!("{name}: hidden states max |Δ| = {worst:.3e}");
+    worst
+}
+
+/// Lens stats in both modes: entropy and prob within tolerance, argmax equal where clear.
+fn check_lens(name: &str) {
+    let s = session(name);
+    let golden = golden(name);
+    for (final_norm, label) in [(true, "final_norm"), (false, "raw")] {
+        let (mut worst_h, mut worst_p, mut agree, mut clear) = (0f64, 0f64, 0usize, 0usize);
+        for case in &golden.cases {
+            let reference = match final_norm {
+                true => &case.lens.final_norm,
+                false => &case.lens.raw,
+            };
+            let ours = s
+                .lens_ids(&case.ids, LensOptions { final_norm, ..Default::default() })
+                .unwrap();
+            assert_eq!(ours.len(), reference.len());
+            for (layer, (row, want)) in ours.iter().zip(reference).enumerate() {
+                for (pos, (o, w)) in row.iter().zip(want).enumerate() {
+                    let where_ = format!("{name}/{} {label} layer {layer} pos {pos}", case.name);
+                    let dh = (o.entropy as f64 - w.entropy).abs();
+                    let dp = (o.prob as f64 - w.prob).abs();
+                    assert!(dh <= ENTROPY_TOL, "{where_}: entropy {} vs {}", o.entropy, w.entropy);
+                    assert!(dp <= ENTROPY_TOL, "{where_}: prob {} vs {}", o.prob, w.prob);
+                    worst_h = worst_h.max(dh);
+                    worst_p = worst_p.max(dp);
+                    if w.margin > MARGIN_CLEAR {
+                        clear += 1;
+                        assert_eq!(o.id, w.id, "{where_}: argmax differs (margin {})", w.margin);
+                        agree += 1;
+                    }
+                }
+            }
+        }
+        assert!(clear > 0);
+        eprintln!("{name} {label}: entropy max |Δ| = {worst_h:.3e}, prob max |Δ| = {worst_p:.3e}, argmax {agree}/{clear} where margin > 1e-3");
+    }
+}
+
+/// The lens's output row is the model's own logits.
+fn check_output_row(name: &str) {
+    let s = session(name);
+    let golden = golden(name);
+    let cases: Vec<_> = golden.cases.iter().filter(|c| !c.final_logits.is_empty()).collect();
+    assert!(!cases.is_empty(), "{name}: golden.json has no final_logits to compare");
+    for case in cases {
+        let hs = s.model().hidden_states(&case.ids).unwrap();
+        let last = s.model().final_norm(hs.last().unwrap()).unwrap();
+        let logits = rows(&s.model().lm_head(&last).unwrap());
+        let theirs = &case.final_logits;
+        let offset = logits.len() - theirs.len();
+        for (a, b) in logits[offset..].iter().zip(theirs) {
+            let d = max_abs_diff(a, b);
+            assert!(d <= HIDDEN_TOL, "{name}/{}: logits |Δ| = {d}", case.name);
+        }
+    }
+}
+
+#[test]
+fn phi_hidden_states_match_transformers() {
+    check_hidden_states("phi-tiny");
+}
+
+#[test]
+fn phi_lens_matches_transformers() {
+    check_lens("phi-tiny");
+}
+
+#[test]
+fn phi_output_row_is_model_output() {
+    check_output_row("phi-tiny");
+}
+
+#[test]
+fn phi_qk_layernorm_partial_rotary_hidden_states_match() {
+    check_hidden_states("phi-tiny-qk");
+}
+
+#[test]
+fn phi_qk_layernorm_partial_rotary_lens_matches() {
+    check_lens("phi-tiny-qk");
+    check_output_row("phi-tiny-qk");
+}
