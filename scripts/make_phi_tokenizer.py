@@ -87,37 +87,56 @@ def bpe_parts(token, ranks, max_rank):
         parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
 
 
-def derive_merges(ranks, num_merges=None):
-    """Returns [(left_bytes, right_bytes)] with merge k producing rank 256 + k."""
-    by_rank = sorted(ranks.items(), key=lambda kv: kv[1])
-    for tok, r in by_rank[:256]:
-        assert len(tok) == 1, f"rank {r} is not a single byte"
-    n = len(by_rank) - 256 if num_merges is None else num_merges
-    merges = []
-    for tok, r in by_rank[256:256 + n]:
-        parts = bpe_parts(tok, ranks, r)
-        if len(parts) != 2:
-            raise ValueError(f"rank {r} ({tok!r}) does not split into two parts: {parts}")
-        merges.append((parts[0], parts[1]))
-    return merges
+def merge_closure(words, ranks, below):
+    """Ranks >= `below` of every token that full GPT-2 BPE builds while encoding `words`
+    (each a single pre-token, e.g. " fox"), including the intermediate tokens."""
+    need = set()
+
+    def visit(tok):
+        r = ranks[tok]
+        if r < below or r in need:
+            return
+        need.add(r)
+        for part in bpe_parts(tok, ranks, r):
+            visit(part)
+
+    for w in words:
+        for tok in bpe_parts(w.encode("utf-8"), ranks, len(ranks)):
+            visit(tok)
+    return sorted(need)
 
 
 def build_tokenizer(num_merges=None, space_runs=range(31, 1, -1), tab_runs=range(9, 1, -1),
-                    ranks=None):
-    """tokenizer.json dict: byte-level BPE (GPT-2 ranks, first `num_merges` merges),
-    then <|endoftext|> (special), then added non-special runs of spaces and tabs in the
-    given order, as in CodeGen's / Phi-1.5's tokenizer.json."""
+                    ranks=None, extra_words=()):
+    """tokenizer.json dict: byte-level BPE (GPT-2 ranks, first `num_merges` merges, plus, for a
+    truncated tokenizer, the later merges that full GPT-2 BPE needs for `extra_words`, kept in
+    rank order and renumbered to follow on), then <|endoftext|> (special), then added
+    non-special runs of spaces and tabs in the given order, as in CodeGen's / Phi-1.5's
+    tokenizer.json.
+
+    Keeping a merge subset closed under its dependencies, in rank order, is still GPT-2 BPE:
+    every word whose whole merge tree is kept encodes to the same token strings as with the
+    full tokenizer (the ids of the extra tokens differ)."""
     ranks = ranks or load_ranks()
-    merges = derive_merges(ranks, num_merges)
+    by_rank = sorted(ranks.items(), key=lambda kv: kv[1])
+    n_base = len(by_rank) if num_merges is None else 256 + num_merges
+    kept = [tok for tok, _ in by_rank[:n_base]]
+    extra = [r for r in merge_closure(extra_words, ranks, n_base)]
+    kept += [by_rank[r][0] for r in extra]
     b2u = bytes_to_unicode()
 
     def enc(bs):
         return "".join(b2u[b] for b in bs)
 
-    n_model = 256 + len(merges)
-    vocab = {}
-    for tok, r in sorted(ranks.items(), key=lambda kv: kv[1])[:n_model]:
-        vocab[enc(tok)] = r
+    sub_ranks = {tok: i for i, tok in enumerate(kept)}
+    merges = []
+    for tok in kept[256:]:
+        parts = bpe_parts(tok, sub_ranks, sub_ranks[tok])
+        if len(parts) != 2:
+            raise ValueError(f"{tok!r} does not split into two parts: {parts}")
+        merges.append((parts[0], parts[1]))
+    n_model = len(kept)
+    vocab = {enc(tok): i for i, tok in enumerate(kept)}
     assert len(vocab) == n_model
 
     added = []

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod lens;
 pub mod models;
 pub mod output;
+pub mod prompts;
 pub mod session;
 pub mod source;
 pub mod tokens;

@@ -50,7 +50,7 @@ fn table_lists_every_layer_with_input_tokens() {
     let layers = golden("phi-tiny").num_layers;
     assert_eq!(lines.len(), layers + 2, "header plus L+1 rows:\n{text}");
     assert!(lines[0].starts_with("layer"));
-    for word in ["The", " quick", " brown", " fox", " lazy"] {
+    for word in ["The", " qu", "ick", " b", "ro", "wn", " over", " the"] {
         assert!(lines[0].contains(word), "header lacks {word:?}: {}", lines[0]);
     }
     assert!(lines[1].starts_with("0 emb"));
@@ -78,7 +78,7 @@ fn json_carries_the_lens_values() {
     assert_eq!(doc["model"], phi());
     let ids: Vec<u64> = doc["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, case.ids.iter().map(|&i| i as u64).collect::<Vec<_>>());
-    assert_eq!(doc["tokens"][1]["text"], " quick");
+    assert_eq!(doc["tokens"][1]["text"], " qu", "the fixture tokenizer has only 1,000 merges");
     let layers = doc["layers"].as_array().unwrap();
     assert_eq!(layers.len(), case.lens.final_norm.len());
     for (l, (layer, want)) in layers.iter().zip(&case.lens.final_norm).enumerate() {

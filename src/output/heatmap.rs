@@ -66,6 +66,8 @@ impl Default for HeatmapOptions {
 
 /// Font family for all text; registered from the bundled TTF in [`register_font`].
 const FONT: &str = "sans-serif";
+/// DejaVu Sans, bundled so text renders without system fonts.
+const FONT_TTF: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 const CELL_W: u32 = 84;
 const CELL_H: u32 = 30;
@@ -195,11 +197,7 @@ fn register_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         // Cannot fail for the bundled font; were it to, drawing text reports it.
-        let _ = plotters::style::register_font(
-            FONT,
-            FontStyle::Normal,
-            include_bytes!("../../assets/DejaVuSans.ttf"),
-        );
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_TTF);
     });
 }
 
@@ -409,9 +407,7 @@ struct Plot<'a> {
     grid_w: i32,
     grid_h: i32,
     scale: Scale,
-    /// How far above the wanted cap-height centre a top-anchored text's
-    /// origin sits, per font pixel: the two backends place baselines differently.
-    rise: f64,
+    format: ImageFormat,
 }
 
 impl<'a> Plot<'a> {
@@ -439,12 +435,7 @@ impl<'a> Plot<'a> {
             grid_w: grid_w as i32,
             grid_h: grid_h as i32,
             scale: Scale::new(observed),
-            rise: match format {
-                // ab_glyph puts the baseline half a font size below the origin.
-                ImageFormat::Png => 0.19,
-                // SVG uses dy="0.76em" with font-size = size / 1.24.
-                ImageFormat::Svg => 0.32,
-            },
+            format,
         }
     }
 
@@ -481,16 +472,12 @@ impl<'a> Plot<'a> {
         &self,
         root: &DrawingArea<DB, Shift>,
         text: &str,
-        (x, cy): (i32, i32),
+        at: (i32, i32),
         size: f64,
         color: &RGBColor,
         h: HPos,
     ) -> Result<()> {
-        let style = TextStyle::from((FONT, size).into_font())
-            .color(color)
-            .pos(Pos::new(h, VPos::Top));
-        let y = cy - (self.rise * size).round() as i32;
-        root.draw_text(text, &style, (x, y)).map_err(draw_error)
+        self.run(root, text, at, size, color, h, false)
     }
 
     /// Draws `text` reading bottom to top, centred on `(cx, cy)`.
@@ -498,16 +485,74 @@ impl<'a> Plot<'a> {
         &self,
         root: &DrawingArea<DB, Shift>,
         text: &str,
-        (cx, cy): (i32, i32),
+        centre: (i32, i32),
         size: f64,
         color: &RGBColor,
     ) -> Result<()> {
+        self.run(root, text, centre, size, color, HPos::Center, true)
+    }
+
+    /// Draws a line of text, anchored at `h` along it and centred across it.
+    ///
+    /// SVG text is left to the viewer's layout. Bitmap text goes one char at
+    /// a time, each shifted by its left side bearing, because plotters'
+    /// ab_glyph renderer drops bearings and spaces glyphs unevenly ("th e").
+    #[allow(clippy::too_many_arguments)]
+    fn run<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        text: &str,
+        (x, y): (i32, i32),
+        size: f64,
+        color: &RGBColor,
+        h: HPos,
+        vertical: bool,
+    ) -> Result<()> {
+        let rise = (self.rise() * size).round() as i32;
         let style = TextStyle::from((FONT, size).into_font())
             .color(color)
-            .pos(Pos::new(HPos::Center, VPos::Top))
-            .transform(FontTransform::Rotate270);
-        let x = cx - (self.rise * size).round() as i32;
-        root.draw_text(text, &style, (x, cy)).map_err(draw_error)
+            .transform(if vertical {
+                FontTransform::Rotate270
+            } else {
+                FontTransform::None
+            });
+        // Rotate270 maps the text's x to screen -y.
+        let place = |along: i32| {
+            if vertical {
+                (x - rise, y - along)
+            } else {
+                (x + along, y - rise)
+            }
+        };
+        if self.format == ImageFormat::Svg {
+            let style = style.pos(Pos::new(h, VPos::Top));
+            return root.draw_text(text, &style, place(0)).map_err(draw_error);
+        }
+        let style = style.pos(Pos::new(HPos::Left, VPos::Top));
+        let width = text_width(text, size) as i32;
+        let start = match h {
+            HPos::Left => 0,
+            HPos::Center => -width / 2,
+            HPos::Right => -width,
+        };
+        for (i, c) in text.char_indices().filter(|(_, c)| !c.is_whitespace()) {
+            let pen = start + text_width(&text[..i], size) as i32;
+            let glyph = &text[i..i + c.len_utf8()];
+            root.draw_text(glyph, &style, place(pen + bearing::left(c, size)))
+                .map_err(draw_error)?;
+        }
+        Ok(())
+    }
+
+    /// How far above the wanted cap-height centre a top-anchored text's
+    /// origin sits, per font pixel: the backends place baselines differently.
+    fn rise(&self) -> f64 {
+        match self.format {
+            // ab_glyph puts the baseline half a font size below the origin.
+            ImageFormat::Png => 0.19,
+            // SVG uses dy="0.76em" with font-size = size / 1.24.
+            ImageFormat::Svg => 0.32,
+        }
     }
 
     /// Model on the first line, the prompt (quoted, ↵ for newlines) below.
@@ -634,6 +679,105 @@ impl<'a> Plot<'a> {
     }
 }
 
+/// Left side bearings read from the bundled font's `cmap` and `hmtx` tables,
+/// for placing bitmap glyphs where the font means them to be.
+mod bearing {
+    use super::FONT_TTF;
+
+    /// The pixels between a glyph's pen position and its ink, as ab_glyph
+    /// rasterises it at `size` (0 for chars the font lacks).
+    pub fn left(c: char, size: f64) -> i32 {
+        units(FONT_TTF, c)
+            .map(|(lsb, height)| (f64::from(lsb) * size / f64::from(height)).floor() as i32)
+            .unwrap_or(0)
+    }
+
+    /// The char's left side bearing and the font's ascent − descent (ab_glyph's
+    /// pixel scale), both in font units.
+    fn units(font: &[u8], c: char) -> Option<(i16, u16)> {
+        let hhea = table(font, b"hhea")?;
+        let hmtx = table(font, b"hmtx")?;
+        let height =
+            u16::try_from(i32::from(i16_at(font, hhea + 4)?) - i32::from(i16_at(font, hhea + 6)?))
+                .ok()?;
+        let metrics = usize::from(u16_at(font, hhea + 34)?);
+        let glyph = usize::from(glyph_id(font, c)?);
+        let lsb = if glyph < metrics {
+            i16_at(font, hmtx + 4 * glyph + 2)?
+        } else {
+            i16_at(font, hmtx + 4 * metrics + 2 * (glyph - metrics))?
+        };
+        (height > 0).then_some((lsb, height))
+    }
+
+    /// The glyph for `c` from the Windows BMP cmap (format 4).
+    fn glyph_id(font: &[u8], c: char) -> Option<u16> {
+        let code = u16::try_from(u32::from(c)).ok()?;
+        let cmap = table(font, b"cmap")?;
+        let sub = (0..usize::from(u16_at(font, cmap + 2)?)).find_map(|i| {
+            let record = cmap + 4 + 8 * i;
+            let windows_bmp = u16_at(font, record)? == 3 && u16_at(font, record + 2)? == 1;
+            windows_bmp.then(|| Some(cmap + u32_at(font, record + 4)? as usize))?
+        })?;
+        if u16_at(font, sub)? != 4 {
+            return None;
+        }
+        let segments = usize::from(u16_at(font, sub + 6)? / 2);
+        let ends = sub + 14;
+        let starts = ends + 2 * segments + 2;
+        let deltas = starts + 2 * segments;
+        let ranges = deltas + 2 * segments;
+        let i =
+            (0..segments).find(|&i| u16_at(font, ends + 2 * i).is_some_and(|end| code <= end))?;
+        let start = u16_at(font, starts + 2 * i)?;
+        if code < start {
+            return None;
+        }
+        let delta = u16_at(font, deltas + 2 * i)?;
+        let range = usize::from(u16_at(font, ranges + 2 * i)?);
+        if range == 0 {
+            return Some(code.wrapping_add(delta));
+        }
+        let glyph = u16_at(font, ranges + 2 * i + range + 2 * usize::from(code - start))?;
+        (glyph != 0).then(|| glyph.wrapping_add(delta))
+    }
+
+    /// The offset of the table tagged `tag`.
+    fn table(font: &[u8], tag: &[u8; 4]) -> Option<usize> {
+        (0..usize::from(u16_at(font, 4)?)).find_map(|i| {
+            let record = 12 + 16 * i;
+            (font.get(record..record + 4)? == tag)
+                .then(|| Some(u32_at(font, record + 8)? as usize))?
+        })
+    }
+
+    fn u16_at(font: &[u8], at: usize) -> Option<u16> {
+        Some(u16::from_be_bytes(font.get(at..at + 2)?.try_into().ok()?))
+    }
+
+    fn i16_at(font: &[u8], at: usize) -> Option<i16> {
+        Some(i16::from_be_bytes(font.get(at..at + 2)?.try_into().ok()?))
+    }
+
+    fn u32_at(font: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_be_bytes(font.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn bearings_match_dejavu() {
+            // DejaVu Sans: 'l' lsb 193, 'e' lsb 113, space lsb 0; ascent − descent 2384.
+            assert_eq!(units(FONT_TTF, 'l'), Some((193, 2384)));
+            assert_eq!(units(FONT_TTF, 'e'), Some((113, 2384)));
+            assert_eq!(left('l', 24.0), 1);
+            assert_eq!(left('😀', 24.0), 0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,6 +809,8 @@ mod tests {
         Report {
             model: "test/model-1b".to_string(),
             prompt: "The quick\nbrown fox".to_string(),
+            prompt_index: 0,
+            prompt_id: None,
             final_norm: true,
             tokens,
             layers,
@@ -888,5 +1034,31 @@ mod tests {
         )
         .unwrap();
         std::fs::write("/tmp/heatmap_test.svg", svg).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod zoom_tmp {
+    #[test]
+    #[ignore]
+    fn zoom() {
+        let bytes = std::fs::read("/tmp/heatmap_test.png").unwrap();
+        let mut reader = png::Decoder::new(&bytes[..]).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let (x0, y0, w, h, z) = (960usize, 20usize, 180usize, 300usize, 2usize);
+        let mut out = vec![0u8; w * z * h * z * 3];
+        for y in 0..h * z {
+            for x in 0..w * z {
+                let s = ((y0 + y / z) * info.width as usize + x0 + x / z) * 3;
+                let d = (y * w * z + x) * 3;
+                out[d..d + 3].copy_from_slice(&buf[s..s + 3]);
+            }
+        }
+        let f = std::fs::File::create("/tmp/zoom.png").unwrap();
+        let mut e = png::Encoder::new(f, (w * z) as u32, (h * z) as u32);
+        e.set_color(png::ColorType::Rgb);
+        e.set_depth(png::BitDepth::Eight);
+        e.write_header().unwrap().write_image_data(&out).unwrap();
     }
 }

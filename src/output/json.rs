@@ -1,14 +1,17 @@
-//! JSON output: one document per run.
+//! JSON output: one document per run, pretty-printed.
 
 use std::io::{self, Write};
 
 use super::Report;
 
-/// Writes one report as a JSON object, or several as an array, then a newline.
-pub fn write(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
-    match reports {
-        [one] => serde_json::to_writer_pretty(&mut *out, one)?,
-        many => serde_json::to_writer_pretty(&mut *out, many)?,
-    }
+/// Writes one report as a JSON object.
+pub fn write_one(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}
+
+/// Writes several reports as a JSON array.
+pub fn write_many(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, reports)?;
     writeln!(out)
 }

@@ -1,7 +1,9 @@
 //! Printers: one module per output format, all fed the same [`Report`].
 
+pub mod delimited;
 pub mod heatmap;
 pub mod json;
+pub mod jsonl;
 pub mod table;
 
 use serde::Serialize;
@@ -16,6 +18,10 @@ pub struct Report {
     pub model: String,
     /// The prompt as given.
     pub prompt: String,
+    /// 0-based position of the prompt in the run.
+    pub prompt_index: usize,
+    /// The prompt's id from a JSONL file, else null.
+    pub prompt_id: Option<String>,
     /// Whether rows 0..L-1 went through the final norm.
     pub final_norm: bool,
     /// The input tokens.
@@ -73,6 +79,8 @@ impl Report {
         Self {
             model: model.to_string(),
             prompt: prompt.to_string(),
+            prompt_index: 0,
+            prompt_id: None,
             final_norm,
             tokens,
             layers,

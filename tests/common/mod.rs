@@ -27,8 +27,9 @@ pub struct Case {
     pub ids: Vec<u32>,
     #[serde(default)]
     pub hidden_states: Vec<Vec<Vec<f32>>>,
+    /// The model's logits at the last position.
     #[serde(default)]
-    pub final_logits: Vec<Vec<f32>>,
+    pub final_logits_last: Vec<f32>,
     pub lens: GoldenLens,
 }
 
