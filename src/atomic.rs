@@ -10,11 +10,19 @@ use anyhow::{anyhow, bail, Result};
 /// itself a directory.
 pub fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
-        bail!("output path {} is a directory; give a file name such as {}/heatmap.png", path.display(), path.display());
+        bail!(
+            "output path {} is a directory; give a file name such as {}/heatmap.png",
+            path.display(),
+            path.display()
+        );
     }
     let dir = parent_dir(path);
     if !dir.is_dir() {
-        bail!("output directory {} does not exist; create it first (mkdir -p {})", dir.display(), dir.display());
+        bail!(
+            "output directory {} does not exist; create it first (mkdir -p {})",
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -23,7 +31,12 @@ pub fn check_writable(path: &Path) -> Result<()> {
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     check_writable(path)?;
     let dir = parent_dir(path);
-    let fail = |e: std::io::Error| anyhow!("cannot write {}: {e}; check the directory's permissions and free space", path.display());
+    let fail = |e: std::io::Error| {
+        anyhow!(
+            "cannot write {}: {e}; check the directory's permissions and free space",
+            path.display()
+        )
+    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".logitlens-")
         .suffix(".tmp")

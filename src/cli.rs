@@ -169,12 +169,10 @@ fn validate(args: Args) -> Result<Plan> {
         }
     })?;
     let images = match (&args.out, &args.out_dir) {
-        (Some(_), _) if prompts.len() > 1 => {
-            return Err(usage(format!(
-                "--out takes one prompt but {} were given; use --out-dir DIR for one image per prompt",
-                prompts.len()
-            )))
-        }
+        (Some(_), _) if prompts.len() > 1 => return Err(usage(format!(
+            "--out takes one prompt but {} were given; use --out-dir DIR for one image per prompt",
+            prompts.len()
+        ))),
         (Some(path), _) => {
             let format = heatmap::ImageFormat::from_path(path).map_err(|e| usage(e.to_string()))?;
             atomic::check_writable(path).map_err(|e| usage(e.to_string()))?;
@@ -182,7 +180,11 @@ fn validate(args: Args) -> Result<Plan> {
         }
         (None, Some(dir)) => {
             if !dir.is_dir() {
-                return Err(usage(format!("--out-dir {} is not a directory; create it first (mkdir -p {})", dir.display(), dir.display())));
+                return Err(usage(format!(
+                    "--out-dir {} is not a directory; create it first (mkdir -p {})",
+                    dir.display(),
+                    dir.display()
+                )));
             }
             let format = match args.image_format {
                 ImageKind::Png => heatmap::ImageFormat::Png,
@@ -214,7 +216,11 @@ pub fn image_stem(prompt: &Prompt, total: usize) -> String {
             .collect::<String>()
             .trim_start_matches('.')
             .to_string(),
-        None => format!("{:0width$}", prompt.index, width = total.saturating_sub(1).to_string().len().max(3)),
+        None => format!(
+            "{:0width$}",
+            prompt.index,
+            width = total.saturating_sub(1).to_string().len().max(3)
+        ),
     }
 }
 
@@ -223,10 +229,16 @@ fn check_unique_names(prompts: &[Prompt]) -> Result<()> {
     for p in prompts {
         let stem = image_stem(p, prompts.len());
         if stem.is_empty() {
-            return Err(usage(format!("{} has an id that makes no file name; give it letters or digits", p.label())));
+            return Err(usage(format!(
+                "{} has an id that makes no file name; give it letters or digits",
+                p.label()
+            )));
         }
         if let Some(other) = seen.insert(stem.clone(), p.label()) {
-            return Err(usage(format!("{other} and {} would both be written to {stem}; give them distinct ids", p.label())));
+            return Err(usage(format!(
+                "{other} and {} would both be written to {stem}; give them distinct ids",
+                p.label()
+            )));
         }
     }
     Ok(())
@@ -239,7 +251,10 @@ pub fn main() -> i32 {
     if no_color {
         command = command.color(clap::ColorChoice::Never);
     }
-    let args = match command.try_get_matches().and_then(|m| Args::from_arg_matches(&m)) {
+    let args = match command
+        .try_get_matches()
+        .and_then(|m| Args::from_arg_matches(&m))
+    {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -311,13 +326,22 @@ fn run(plan: Plan) -> Result<i32> {
     progress.finish_and_clear();
     printer.finish()?;
     if failures > 0 && plan.prompts.len() > 1 {
-        eprintln!("logitlens: {failures} of {} prompts failed", plan.prompts.len());
+        eprintln!(
+            "logitlens: {failures} of {} prompts failed",
+            plan.prompts.len()
+        );
     }
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
 /// One prompt: lens, stdout, image.
-fn process(session: &Session, prompt: &Prompt, opts: RunOptions, plan: &Plan, printer: &mut Printer) -> Result<()> {
+fn process(
+    session: &Session,
+    prompt: &Prompt,
+    opts: RunOptions,
+    plan: &Plan,
+    printer: &mut Printer,
+) -> Result<()> {
     let mut report = session.run(&prompt.text, opts)?;
     report.prompt_index = prompt.index;
     report.prompt_id = prompt.id.clone();
@@ -334,7 +358,10 @@ fn process(session: &Session, prompt: &Prompt, opts: RunOptions, plan: &Plan, pr
                 heatmap::ImageFormat::Png => "png",
                 heatmap::ImageFormat::Svg => "svg",
             };
-            (dir.join(format!("{}.{ext}", image_stem(prompt, plan.prompts.len()))), *format)
+            (
+                dir.join(format!("{}.{ext}", image_stem(prompt, plan.prompts.len()))),
+                *format,
+            )
         }
     };
     atomic::write(&path, &heatmap::render(&report, &hopts, format)?)
@@ -345,7 +372,9 @@ fn progress_bar(total: usize, tty: bool) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(total as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} prompts {elapsed}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} prompts {elapsed}")
+    {
         bar.set_style(style);
     }
     bar
@@ -390,7 +419,12 @@ impl Printer {
                     if self.printed > 0 {
                         writeln!(self.out)?;
                     }
-                    writeln!(self.out, "# prompt {}: {}", label_of(&report), crate::tokens::printable(report.prompt.as_bytes()))?;
+                    writeln!(
+                        self.out,
+                        "# prompt {}: {}",
+                        label_of(&report),
+                        crate::tokens::printable(report.prompt.as_bytes())
+                    )?;
                 }
                 output::table::write(&mut self.out, &report, self.entropy)?;
                 self.out.flush()?;
@@ -401,7 +435,10 @@ impl Printer {
                 self.out.flush()?;
             }
             Format::Tsv | Format::Csv => {
-                let table = self.table.as_mut().expect("delimited writer made for csv/tsv");
+                let table = self
+                    .table
+                    .as_mut()
+                    .expect("delimited writer made for csv/tsv");
                 table.write(&report)?;
                 table.flush()?;
             }
@@ -429,4 +466,3 @@ fn label_of(report: &Report) -> String {
         None => report.prompt_index.to_string(),
     }
 }
-

@@ -71,7 +71,11 @@ pub fn rows_stats(logits: &[f32], vocab: usize) -> Vec<TokenStat> {
 }
 
 /// Runs the model once on `ids` and returns `[layer][position]` stats for layers 0..=L.
-pub fn logit_lens(model: &dyn LensModel, ids: &[u32], opts: LensOptions) -> Result<Vec<Vec<TokenStat>>> {
+pub fn logit_lens(
+    model: &dyn LensModel,
+    ids: &[u32],
+    opts: LensOptions,
+) -> Result<Vec<Vec<TokenStat>>> {
     let last = model.info().num_layers;
     let mut rows = Vec::with_capacity(last + 1);
     model.forward_layers(ids, &mut |layer, hidden| {
@@ -83,15 +87,27 @@ pub fn logit_lens(model: &dyn LensModel, ids: &[u32], opts: LensOptions) -> Resu
 }
 
 /// One lens row: `(T, D)` hidden states → per-position stats, `chunk` positions at a time.
-pub fn project(model: &dyn LensModel, hidden: &Tensor, normed: bool, chunk: usize) -> Result<Vec<TokenStat>> {
-    let x = if normed { model.final_norm(hidden)? } else { hidden.clone() };
+pub fn project(
+    model: &dyn LensModel,
+    hidden: &Tensor,
+    normed: bool,
+    chunk: usize,
+) -> Result<Vec<TokenStat>> {
+    let x = if normed {
+        model.final_norm(hidden)?
+    } else {
+        hidden.clone()
+    };
     let seq_len = x.dim(0)?;
     let mut stats = Vec::with_capacity(seq_len);
     for start in (0..seq_len).step_by(chunk.max(1)) {
         let len = chunk.max(1).min(seq_len - start);
         let logits = model.lm_head(&x.narrow(0, start, len)?)?;
         let vocab = logits.dim(1)?;
-        let flat = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let flat = logits
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         stats.extend(rows_stats(&flat, vocab));
     }
     Ok(stats)
@@ -122,7 +138,11 @@ mod tests {
 
     fn reference(logits: &[f32]) -> (f64, f64) {
         let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let lse = m + logits.iter().map(|&z| (z as f64 - m).exp()).sum::<f64>().ln();
+        let lse = m + logits
+            .iter()
+            .map(|&z| (z as f64 - m).exp())
+            .sum::<f64>()
+            .ln();
         let h = -logits
             .iter()
             .map(|&z| {
@@ -143,12 +163,17 @@ mod tests {
 
     #[test]
     fn matches_log_softmax_definition() {
-        let logits: Vec<f32> = (0..513).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let logits: Vec<f32> = (0..513)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
         let s = row_stats(&logits);
         let (p, h) = reference(&logits);
         assert!((s.entropy as f64 - h).abs() < 1e-6, "{} vs {h}", s.entropy);
         assert!((s.prob as f64 - p).abs() < 1e-7);
-        assert_eq!(logits[s.id as usize], logits.iter().cloned().fold(f32::MIN, f32::max));
+        assert_eq!(
+            logits[s.id as usize],
+            logits.iter().cloned().fold(f32::MIN, f32::max)
+        );
     }
 
     #[test]
@@ -163,8 +188,18 @@ mod tests {
 
     #[test]
     fn settling_and_first_appearance() {
-        let st = |id| TokenStat { id, prob: 0.5, entropy: 1.0 };
-        let rows = vec![vec![st(1)], vec![st(9)], vec![st(2)], vec![st(9)], vec![st(9)]];
+        let st = |id| TokenStat {
+            id,
+            prob: 0.5,
+            entropy: 1.0,
+        };
+        let rows = vec![
+            vec![st(1)],
+            vec![st(9)],
+            vec![st(2)],
+            vec![st(9)],
+            vec![st(9)],
+        ];
         assert_eq!(settling_layer(&rows, 0), Some(3));
         assert_eq!(first_appearance(&rows, 0), Some(1));
     }

@@ -21,6 +21,7 @@ pub mod prompts;
 pub mod session;
 pub mod source;
 pub mod tokens;
+pub mod weights;
 
 pub use lens::{LensOptions, TokenStat};
 pub use models::{LensModel, ModelFiles, ModelInfo};

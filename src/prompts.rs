@@ -38,7 +38,8 @@ struct JsonlLine {
 
 /// Collects prompts from `--prompt` values and an optional `--prompts` file (`-` = stdin).
 pub fn collect(inline: &[String], file: Option<&Path>) -> Result<Vec<Prompt>> {
-    let mut texts: Vec<(Option<String>, String)> = inline.iter().map(|p| (None, p.clone())).collect();
+    let mut texts: Vec<(Option<String>, String)> =
+        inline.iter().map(|p| (None, p.clone())).collect();
     if let Some(path) = file {
         let bytes = read_source(path)?;
         let name = path.display().to_string();
@@ -59,7 +60,8 @@ pub fn collect(inline: &[String], file: Option<&Path>) -> Result<Vec<Prompt>> {
 }
 
 fn is_jsonl(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
 }
 
 fn read_source(path: &Path) -> Result<Vec<u8>> {
@@ -70,7 +72,10 @@ fn read_source(path: &Path) -> Result<Vec<u8>> {
             .context("cannot read prompts from stdin")?;
     } else {
         bytes = std::fs::read(path).map_err(|e| {
-            anyhow!("cannot read prompts file {}: {e}; check the path", path.display())
+            anyhow!(
+                "cannot read prompts file {}: {e}; check the path",
+                path.display()
+            )
         })?;
     }
     Ok(bytes)
@@ -81,7 +86,10 @@ pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, Stri
     let mut out = Vec::new();
     for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = std::str::from_utf8(line).map_err(|_| {
-            anyhow!("{name} line {}: not valid UTF-8; save the file as UTF-8", n + 1)
+            anyhow!(
+                "{name} line {}: not valid UTF-8; save the file as UTF-8",
+                n + 1
+            )
         })?;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if !line.trim().is_empty() {
@@ -121,7 +129,9 @@ mod tests {
     fn lines_skip_blanks_and_name_bad_utf8() {
         let got = parse_lines(b"one\n\n  \r\ntwo\r\n", "p.txt").unwrap();
         assert_eq!(got, vec![(None, "one".into()), (None, "two".into())]);
-        let err = parse_lines(b"ok\nbad \xff\n", "p.txt").unwrap_err().to_string();
+        let err = parse_lines(b"ok\nbad \xff\n", "p.txt")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("p.txt line 2"), "{err}");
     }
 
@@ -132,7 +142,9 @@ mod tests {
         assert_eq!(got[0], (Some("x1".into()), "a\nb".into()));
         assert_eq!(got[1], (Some("7".into()), "c".into()));
         assert_eq!(got[2], (None, "d".into()));
-        let err = parse_jsonl(b"{\"prompt\": \"a\"}\n{oops}\n", "p.jsonl").unwrap_err().to_string();
+        let err = parse_jsonl(b"{\"prompt\": \"a\"}\n{oops}\n", "p.jsonl")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("p.jsonl line 2"), "{err}");
     }
 }

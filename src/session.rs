@@ -98,7 +98,10 @@ impl Session {
         if n > max {
             bail!("the prompt is {n} tokens but the model takes at most {max}; shorten the prompt");
         }
-        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= self.model.info().vocab_size) {
+        if let Some(&bad) = ids
+            .iter()
+            .find(|&&id| id as usize >= self.model.info().vocab_size)
+        {
             bail!("token id {bad} is outside the model's {} embedding rows; the tokenizer does not belong to this model", self.model.info().vocab_size);
         }
         Ok(ids)
@@ -113,6 +116,13 @@ impl Session {
     pub fn run(&self, prompt: &str, opts: RunOptions) -> Result<Report> {
         let ids = self.encode(prompt, opts.bos)?;
         let rows = self.lens_ids(&ids, opts.lens)?;
-        Ok(Report::new(&self.name, prompt, opts.lens.final_norm, &ids, &rows, &self.vocab))
+        Ok(Report::new(
+            &self.name,
+            prompt,
+            opts.lens.final_norm,
+            &ids,
+            &rows,
+            &self.vocab,
+        ))
     }
 }

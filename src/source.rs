@@ -33,7 +33,9 @@ impl HubSettings {
     /// Reads the standard Hugging Face environment variables.
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(default_hf_home);
+        let home = var("HF_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_hf_home);
         let cache_dir = var("HF_HUB_CACHE")
             .map(PathBuf::from)
             .unwrap_or_else(|| home.join("hub"));
@@ -110,7 +112,10 @@ pub fn local_dir(dir: &Path) -> Result<ModelFiles> {
     } else if dir.join(INDEX).is_file() {
         shard_paths(&dir.join(INDEX), |name| Ok(dir.join(name)))?
     } else {
-        bail!("{} has neither {SINGLE} nor {INDEX}; download the model's safetensors weights", dir.display());
+        bail!(
+            "{} has neither {SINGLE} nor {INDEX}; download the model's safetensors weights",
+            dir.display()
+        );
     };
     Ok(ModelFiles {
         config,
@@ -121,9 +126,14 @@ pub fn local_dir(dir: &Path) -> Result<ModelFiles> {
 
 /// The distinct shard files an index names, each fetched through `get`.
 fn shard_paths(index: &Path, mut get: impl FnMut(&str) -> Result<PathBuf>) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(index).with_context(|| format!("cannot read {}", index.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow!("{} is not valid JSON ({e}); download it again", index.display()))?;
+    let text = std::fs::read_to_string(index)
+        .with_context(|| format!("cannot read {}", index.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{} is not valid JSON ({e}); download it again",
+            index.display()
+        )
+    })?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -146,7 +156,12 @@ fn from_cache(repo_id: &str, revision: &str, cache_dir: &Path) -> Result<ModelFi
     };
     let get = |name: &str| -> Result<PathBuf> {
         repo.get(name)
-            .or_else(|| snapshot.as_ref().map(|d| d.join(name)).filter(|p| p.is_file()))
+            .or_else(|| {
+                snapshot
+                    .as_ref()
+                    .map(|d| d.join(name))
+                    .filter(|p| p.is_file())
+            })
             .ok_or_else(|| missing(name))
     };
     let config = get("config.json")?;

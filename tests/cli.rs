@@ -38,7 +38,11 @@ fn phi() -> String {
 }
 
 fn fox_case() -> Case {
-    golden("phi-tiny").cases.into_iter().find(|c| c.name == "fox").unwrap()
+    golden("phi-tiny")
+        .cases
+        .into_iter()
+        .find(|c| c.name == "fox")
+        .unwrap()
 }
 
 #[test]
@@ -51,7 +55,11 @@ fn table_lists_every_layer_with_input_tokens() {
     assert_eq!(lines.len(), layers + 2, "header plus L+1 rows:\n{text}");
     assert!(lines[0].starts_with("layer"));
     for word in ["The", " qu", "ick", " b", "ro", "wn", " over", " the"] {
-        assert!(lines[0].contains(word), "header lacks {word:?}: {}", lines[0]);
+        assert!(
+            lines[0].contains(word),
+            "header lacks {word:?}: {}",
+            lines[0]
+        );
     }
     assert!(lines[1].starts_with("0 emb"));
     assert!(lines[layers + 1].starts_with(&format!("{layers} out")));
@@ -65,7 +73,10 @@ fn entropy_flag_adds_numbers_to_every_cell() {
     let text = stdout(&o);
     let last = text.lines().last().unwrap();
     let want = fox_case().lens.final_norm.last().unwrap()[0].entropy;
-    assert!(last.contains(&format!("{want:.2}")), "{last} lacks {want:.2}");
+    assert!(
+        last.contains(&format!("{want:.2}")),
+        "{last} lacks {want:.2}"
+    );
 }
 
 #[test]
@@ -76,9 +87,17 @@ fn json_carries_the_lens_values() {
     let case = fox_case();
     assert_eq!(doc["prompt"], FOX);
     assert_eq!(doc["model"], phi());
-    let ids: Vec<u64> = doc["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = doc["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids, case.ids.iter().map(|&i| i as u64).collect::<Vec<_>>());
-    assert_eq!(doc["tokens"][1]["text"], " qu", "the fixture tokenizer has only 1,000 merges");
+    assert_eq!(
+        doc["tokens"][1]["text"], " qu",
+        "the fixture tokenizer has only 1,000 merges"
+    );
     let layers = doc["layers"].as_array().unwrap();
     assert_eq!(layers.len(), case.lens.final_norm.len());
     for (l, (layer, want)) in layers.iter().zip(&case.lens.final_norm).enumerate() {
@@ -96,7 +115,15 @@ fn json_carries_the_lens_values() {
 
 #[test]
 fn no_final_norm_changes_inner_rows_only() {
-    let o = run(&["--model", &phi(), "--prompt", FOX, "--format", "json", "--no-final-norm"]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--format",
+        "json",
+        "--no-final-norm",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let case = fox_case();
@@ -118,25 +145,52 @@ fn png_size(path: &Path) -> (u32, u32) {
 fn png_heatmap_has_the_size_of_its_grid() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fox.png");
-    let o = run(&["--model", &phi(), "--prompt", FOX, "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let tokens = fox_case().ids.len();
     let rows = golden("phi-tiny").num_layers + 1;
     assert_eq!(png_size(&out), heatmap::image_size(tokens, rows));
 
     let stepped = dir.path().join("step.png");
-    let o = run(&["--model", &phi(), "--prompt", FOX, "--out", stepped.to_str().unwrap(), "--layer-step", "2"]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--out",
+        stepped.to_str().unwrap(),
+        "--layer-step",
+        "2",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let shown = heatmap::shown_layers(rows, 2).len();
     assert_eq!(png_size(&stepped), heatmap::image_size(tokens, shown));
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no temporaries left behind");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no temporaries left behind"
+    );
 }
 
 #[test]
 fn svg_heatmap_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fox.svg");
-    let o = run(&["--model", &phi(), "--prompt", FOX, "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.contains("<svg") && svg.contains("fox"));
@@ -145,13 +199,18 @@ fn svg_heatmap_is_written() {
 /// Lays out a Hugging Face cache the way huggingface_hub does: blobs named by hash,
 /// snapshot entries as symlinks to them, and refs/main holding the commit.
 fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
-    let repo_dir = root.join("hub").join(format!("models--{}", repo.replace('/', "--")));
+    let repo_dir = root
+        .join("hub")
+        .join(format!("models--{}", repo.replace('/', "--")));
     let snapshot = repo_dir.join("snapshots").join(commit);
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
     std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
     std::fs::write(repo_dir.join("refs/main"), commit).unwrap();
-    for (i, name) in ["config.json", "tokenizer.json", "model.safetensors"].iter().enumerate() {
+    for (i, name) in ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .enumerate()
+    {
         let blob = repo_dir.join("blobs").join(format!("{i:064x}"));
         std::fs::copy(fixture("phi-tiny").join(name), &blob).unwrap();
         std::os::unix::fs::symlink(format!("../../blobs/{i:064x}"), snapshot.join(name)).unwrap();
@@ -165,7 +224,14 @@ fn hub_id_resolves_from_the_offline_cache() {
     let commit = "0123456789abcdef0123456789abcdef01234567";
     hub_cache(home.path(), "org/tiny-phi", commit);
     let json = |extra: &[&str], env: (&str, PathBuf)| {
-        let mut args = vec!["--model", "org/tiny-phi", "--prompt", FOX, "--format", "json"];
+        let mut args = vec![
+            "--model",
+            "org/tiny-phi",
+            "--prompt",
+            FOX,
+            "--format",
+            "json",
+        ];
         args.extend_from_slice(extra);
         let o = logitlens(&args).env(env.0, env.1).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
@@ -173,22 +239,45 @@ fn hub_id_resolves_from_the_offline_cache() {
     };
     let by_home = json(&[], ("HF_HOME", home.path().to_path_buf()));
     let by_cache = json(&[], ("HF_HUB_CACHE", home.path().join("hub")));
-    let by_commit = json(&["--revision", commit], ("HF_HOME", home.path().to_path_buf()));
-    let local = serde_json::from_slice::<serde_json::Value>(&run(&["--model", &phi(), "--prompt", FOX, "--format", "json"]).stdout).unwrap();
+    let by_commit = json(
+        &["--revision", commit],
+        ("HF_HOME", home.path().to_path_buf()),
+    );
+    let local = serde_json::from_slice::<serde_json::Value>(
+        &run(&["--model", &phi(), "--prompt", FOX, "--format", "json"]).stdout,
+    )
+    .unwrap();
     for doc in [&by_home, &by_cache, &by_commit] {
         assert_eq!(doc["layers"], local["layers"]);
     }
 
-    let o = logitlens(&["--model", "org/absent", "--prompt", FOX]).env("HF_HOME", home.path()).output().unwrap();
+    let o = logitlens(&["--model", "org/absent", "--prompt", FOX])
+        .env("HF_HOME", home.path())
+        .output()
+        .unwrap();
     assert_bad(&o, "HF_HUB_OFFLINE");
-    let o = logitlens(&["--model", "org/tiny-phi", "--revision", "v2", "--prompt", FOX]).env("HF_HOME", home.path()).output().unwrap();
+    let o = logitlens(&[
+        "--model",
+        "org/tiny-phi",
+        "--revision",
+        "v2",
+        "--prompt",
+        FOX,
+    ])
+    .env("HF_HOME", home.path())
+    .output()
+    .unwrap();
     assert_bad(&o, "revision v2");
 }
 
 /// A failure: non-zero exit, exactly one stderr line mentioning `needle`, no panic.
 fn assert_bad(o: &Output, needle: &str) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success: {}", stdout(o));
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {}",
+        stdout(o)
+    );
     assert_eq!(err.lines().count(), 1, "want one stderr line, got:\n{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
@@ -214,13 +303,31 @@ fn bad_inputs_fail_with_one_clear_line_and_no_file() {
     assert_bad(&o, "does not exist");
 
     let empty = tempfile::tempdir().unwrap();
-    let o = run(&["--model", empty.path().to_str().unwrap(), "--prompt", FOX, "--out", out_s]);
+    let o = run(&[
+        "--model",
+        empty.path().to_str().unwrap(),
+        "--prompt",
+        FOX,
+        "--out",
+        out_s,
+    ]);
     assert_bad(&o, "config.json");
 
     let alien = fixture_copy();
     let cfg = std::fs::read_to_string(alien.path().join("config.json")).unwrap();
-    std::fs::write(alien.path().join("config.json"), cfg.replace("\"phi\"", "\"mamba\"")).unwrap();
-    let o = run(&["--model", alien.path().to_str().unwrap(), "--prompt", FOX, "--out", out_s]);
+    std::fs::write(
+        alien.path().join("config.json"),
+        cfg.replace("\"phi\"", "\"mamba\""),
+    )
+    .unwrap();
+    let o = run(&[
+        "--model",
+        alien.path().to_str().unwrap(),
+        "--prompt",
+        FOX,
+        "--out",
+        out_s,
+    ]);
     assert_bad(&o, "unsupported model_type \"mamba\"");
     assert!(stderr(&o).contains("phi"), "names the supported ones");
 
@@ -233,16 +340,43 @@ fn bad_inputs_fail_with_one_clear_line_and_no_file() {
     let o = run(&["--model", &phi(), "--prompt", &long, "--out", out_s]);
     assert_bad(&o, "at most 64");
 
-    let o = run(&["--model", &phi(), "--prompt", FOX, "--out", tmp.path().join("missing/out.png").to_str().unwrap()]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--out",
+        tmp.path().join("missing/out.png").to_str().unwrap(),
+    ]);
     assert_bad(&o, "does not exist");
 
-    let o = run(&["--model", &phi(), "--prompt", FOX, "--out", tmp.path().join("out.jpg").to_str().unwrap()]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--out",
+        tmp.path().join("out.jpg").to_str().unwrap(),
+    ]);
     assert_bad(&o, "jpg");
 
-    let o = run(&["--model", &phi(), "--prompt", FOX, "--layer-step", "0", "--out", out_s]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--layer-step",
+        "0",
+        "--out",
+        out_s,
+    ]);
     assert_bad(&o, "--layer-step");
 
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "no file may be written");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no file may be written"
+    );
 }
 
 #[test]
@@ -251,7 +385,14 @@ fn failed_run_keeps_the_previous_image() {
     let out = tmp.path().join("out.png");
     std::fs::write(&out, b"yesterday").unwrap();
     let long = "word ".repeat(200);
-    let o = run(&["--model", &phi(), "--prompt", &long, "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        &long,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert_eq!(std::fs::read(&out).unwrap(), b"yesterday");
 }

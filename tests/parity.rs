@@ -24,7 +24,11 @@ fn check_hidden_states(name: &str) -> f32 {
     let mut worst = 0f32;
     for case in &golden.cases {
         let ids = s.encode(&case.prompt, case.bos).unwrap();
-        assert_eq!(ids, case.ids, "{name}/{}: token ids differ from the HF tokenizer", case.name);
+        assert_eq!(
+            ids, case.ids,
+            "{name}/{}: token ids differ from the HF tokenizer",
+            case.name
+        );
         let hs = s.model().hidden_states(&ids).unwrap();
         assert_eq!(hs.len(), golden.num_layers + 1);
         assert_eq!(case.hidden_states.len(), golden.num_layers + 1);
@@ -35,7 +39,11 @@ fn check_hidden_states(name: &str) -> f32 {
             };
             for (pos, (a, b)) in rows(&ours).iter().zip(theirs).enumerate() {
                 let d = max_abs_diff(a, b);
-                assert!(d <= HIDDEN_TOL, "{name}/{} layer {layer} pos {pos}: |Δ| = {d}", case.name);
+                assert!(
+                    d <= HIDDEN_TOL,
+                    "{name}/{} layer {layer} pos {pos}: |Δ| = {d}",
+                    case.name
+                );
                 worst = worst.max(d);
             }
         }
@@ -56,7 +64,13 @@ fn check_lens(name: &str) {
                 false => &case.lens.raw,
             };
             let ours = s
-                .lens_ids(&case.ids, LensOptions { final_norm, ..Default::default() })
+                .lens_ids(
+                    &case.ids,
+                    LensOptions {
+                        final_norm,
+                        ..Default::default()
+                    },
+                )
                 .unwrap();
             assert_eq!(ours.len(), reference.len());
             for (layer, (row, want)) in ours.iter().zip(reference).enumerate() {
@@ -64,7 +78,12 @@ fn check_lens(name: &str) {
                     let where_ = format!("{name}/{} {label} layer {layer} pos {pos}", case.name);
                     let dh = (o.entropy as f64 - w.entropy).abs();
                     let dp = (o.prob as f64 - w.prob).abs();
-                    assert!(dh <= ENTROPY_TOL, "{where_}: entropy {} vs {}", o.entropy, w.entropy);
+                    assert!(
+                        dh <= ENTROPY_TOL,
+                        "{where_}: entropy {} vs {}",
+                        o.entropy,
+                        w.entropy
+                    );
                     assert!(dp <= ENTROPY_TOL, "{where_}: prob {} vs {}", o.prob, w.prob);
                     worst_h = worst_h.max(dh);
                     worst_p = worst_p.max(dp);
@@ -87,11 +106,19 @@ fn check_output_row(name: &str) {
     let golden = golden(name);
     let mut worst = 0f32;
     for case in &golden.cases {
-        assert!(!case.final_logits_last.is_empty(), "{name}/{}: no final_logits_last", case.name);
+        assert!(
+            !case.final_logits_last.is_empty(),
+            "{name}/{}: no final_logits_last",
+            case.name
+        );
         let hs = s.model().hidden_states(&case.ids).unwrap();
         let last = hs.last().unwrap();
         let last = last.narrow(0, last.dim(0).unwrap() - 1, 1).unwrap();
-        let logits = rows(&s.model().lm_head(&s.model().final_norm(&last).unwrap()).unwrap());
+        let logits = rows(
+            &s.model()
+                .lm_head(&s.model().final_norm(&last).unwrap())
+                .unwrap(),
+        );
         let d = max_abs_diff(&logits[0], &case.final_logits_last);
         assert!(d <= HIDDEN_TOL, "{name}/{}: logits |Δ| = {d}", case.name);
         worst = worst.max(d);

@@ -5,13 +5,15 @@
 
 pub mod phi;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::tokens::one_line;
+use crate::weights::Weights;
 
 /// Architectures this build can run, as config.json spells them.
 pub const SUPPORTED: &[&str] = &["phi"];
@@ -73,14 +75,31 @@ pub struct ModelFiles {
     pub weights: Vec<PathBuf>,
 }
 
-/// Loads the architecture that config.json names, with memory-mapped weights.
-pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
-    let text = std::fs::read_to_string(&files.config)
-        .with_context(|| format!("cannot read {}", files.config.display()))?;
+/// What each architecture file provides on top of [`LensModel`].
+///
+/// `new` builds only what every row needs (embeddings, final norm, head) and keeps the
+/// `VarBuilder`; blocks are built one at a time during the forward pass and dropped after
+/// use, so the converted checkpoint is never held whole.
+pub trait Architecture: LensModel + Sized + 'static {
+    /// The config.json fields it reads.
+    type Config: serde::de::DeserializeOwned;
+
+    /// Builds the model around `vb`.
+    fn new(cfg: &Self::Config, vb: VarBuilder<'static>) -> Result<Self>;
+
+    /// Builds every block once; with a shape-checking `VarBuilder` this validates the
+    /// checkpoint against config.json without reading weights.
+    fn check_blocks(&self) -> Result<()>;
+}
+
+/// Reads and parses config.json, returning its `model_type` and the whole document.
+pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         anyhow!(
             "{} is not valid JSON ({e}); restore the model's config.json",
-            files.config.display()
+            path.display()
         )
     })?;
     let model_type = json
@@ -89,7 +108,7 @@ pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn
         .ok_or_else(|| {
             anyhow!(
                 "{} has no \"model_type\"; it must name an architecture ({})",
-                files.config.display(),
+                path.display(),
                 SUPPORTED.join(", ")
             )
         })?
@@ -97,40 +116,46 @@ pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn
     if !SUPPORTED.contains(&model_type.as_str()) {
         bail!(
             "unsupported model_type \"{model_type}\" in {}; supported: {}",
-            files.config.display(),
+            path.display(),
             SUPPORTED.join(", ")
         );
     }
-    let vb = mmap_weights(files, dtype, device)?;
+    Ok((model_type, json))
+}
+
+/// Loads the architecture that config.json names, with memory-mapped weights.
+pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
+    let (model_type, json) = read_config(&files.config)?;
+    let weights = Arc::new(Weights::open(&files.weights)?);
     let built = match model_type.as_str() {
-        "phi" => phi::Phi::from_json(json, vb).map(|m| Box::new(m) as Box<dyn LensModel>),
-        _ => unreachable!("checked against SUPPORTED"),
+        "phi" => build::<phi::Phi>(json, &weights, dtype, device),
+        _ => unreachable!("read_config checked against SUPPORTED"),
     };
     built.map_err(|e| weights_error(&files.weights, e))
 }
 
-/// Parses an architecture's config, naming the file and the field at fault.
+/// Parses the config, validates every weight's name and shape, then builds for real.
+fn build<A: Architecture>(
+    json: serde_json::Value,
+    weights: &Arc<Weights>,
+    dtype: DType,
+    device: &Device,
+) -> Result<Box<dyn LensModel>> {
+    let cfg: A::Config = parse_config(json)?;
+    A::new(&cfg, weights.shape_checker(dtype, device))?.check_blocks()?;
+    Ok(Box::new(A::new(&cfg, weights.var_builder(dtype, device))?))
+}
+
+/// Parses an architecture's config, naming the field at fault.
 pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T> {
     serde_json::from_value(json).map_err(|e| {
         anyhow!("config.json does not describe this architecture: {e}; fix or replace config.json")
     })
 }
 
-fn mmap_weights(files: &ModelFiles, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
-    // SAFETY: the files are opened read-only; like every mmap user we rely on nobody
-    // truncating them while we run.
-    unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device) }.map_err(|e| {
-        anyhow!(
-            "cannot read the weights {}: {}; the file is truncated or not safetensors, download it again",
-            display_paths(&files.weights),
-            one_line(&e.to_string())
-        )
-    })
-}
-
 fn weights_error(weights: &[PathBuf], e: anyhow::Error) -> anyhow::Error {
     let msg = one_line(&format!("{e:#}"));
-    if msg.contains("config.json") {
+    if msg.contains("config.json") && !msg.contains("tensor ") {
         return anyhow!(msg);
     }
     anyhow!(
@@ -142,7 +167,14 @@ fn weights_error(weights: &[PathBuf], e: anyhow::Error) -> anyhow::Error {
 fn display_paths(paths: &[PathBuf]) -> String {
     match paths {
         [one] => one.display().to_string(),
-        many => format!("{} shards in {}", many.len(), many[0].parent().map(|p| p.display().to_string()).unwrap_or_default()),
+        many => format!(
+            "{} shards in {}",
+            many.len(),
+            many[0]
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -6,10 +6,12 @@
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{embedding, layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{
+    embedding, layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder,
+};
 use serde::Deserialize;
 
-use super::{causal_mask, parse_config, LensModel, ModelInfo};
+use super::{causal_mask, Architecture, LensModel, ModelInfo};
 
 /// The config.json fields Phi uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,7 +61,8 @@ fn default_partial() -> f64 {
 
 impl Config {
     fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
     fn num_kv_heads(&self) -> usize {
@@ -72,7 +75,10 @@ impl Config {
             bail!("config.json: num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({})", self.num_kv_heads());
         }
         if self.head_dim.is_none() && self.hidden_size % heads != 0 {
-            bail!("config.json: hidden_size ({}) is not divisible by num_attention_heads ({heads})", self.hidden_size);
+            bail!(
+                "config.json: hidden_size ({}) is not divisible by num_attention_heads ({heads})",
+                self.hidden_size
+            );
         }
         if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
             bail!("config.json: rope_scaling is not supported for phi models; remove it or use the original config");
@@ -201,7 +207,11 @@ impl Attention {
     fn forward(&self, xs: &Tensor, rotary: &RotaryEmbedding, mask: &Tensor) -> Result<Tensor> {
         let (b, t, _) = xs.dims3()?;
         let q = self.heads(self.q_proj.forward(xs)?, self.num_heads, &self.q_layernorm)?;
-        let k = self.heads(self.k_proj.forward(xs)?, self.num_kv_heads, &self.k_layernorm)?;
+        let k = self.heads(
+            self.k_proj.forward(xs)?,
+            self.num_kv_heads,
+            &self.k_layernorm,
+        )?;
         let v = self.heads(self.v_proj.forward(xs)?, self.num_kv_heads, &None)?;
         let q = rotary.apply(&q)?;
         let k = rotary.apply(&k)?;
@@ -227,7 +237,11 @@ struct DecoderLayer {
 impl DecoderLayer {
     fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            input_layernorm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("input_layernorm"))?,
+            input_layernorm: layer_norm(
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                vb.pp("input_layernorm"),
+            )?,
             self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
             mlp: Mlp::new(cfg, vb.pp("mlp"))?,
         })
@@ -241,12 +255,14 @@ impl DecoderLayer {
     }
 }
 
-/// The whole `PhiForCausalLM`.
-#[derive(Debug, Clone)]
+/// The whole `PhiForCausalLM`; blocks are built from `layers` when the forward pass
+/// reaches them.
+#[derive(Clone)]
 pub struct Phi {
     info: ModelInfo,
+    cfg: Config,
+    layers: VarBuilder<'static>,
     embed_tokens: Embedding,
-    layers: Vec<DecoderLayer>,
     final_layernorm: LayerNorm,
     lm_head: Linear,
     rotary: RotaryEmbedding,
@@ -254,13 +270,17 @@ pub struct Phi {
 }
 
 impl Phi {
-    /// Builds the model from a parsed config.json and its weights.
-    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+    fn block(&self, i: usize) -> Result<DecoderLayer> {
+        DecoderLayer::new(&self.cfg, self.layers.pp(i))
+    }
+}
+
+impl Architecture for Phi {
+    type Config = Config;
+
+    fn new(cfg: &Config, vb: VarBuilder<'static>) -> Result<Self> {
         cfg.validate()?;
         let m = vb.pp("model");
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::new(cfg, m.pp("layers").pp(i)))
-            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             info: ModelInfo {
                 model_type: "phi".into(),
@@ -269,18 +289,22 @@ impl Phi {
                 vocab_size: cfg.vocab_size,
                 bos_token_id: cfg.bos_token_id,
             },
+            cfg: cfg.clone(),
+            layers: m.pp("layers"),
             embed_tokens: embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?,
-            layers,
-            final_layernorm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, m.pp("final_layernorm"))?,
+            final_layernorm: layer_norm(
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                m.pp("final_layernorm"),
+            )?,
             lm_head: linear(cfg.hidden_size, cfg.vocab_size, vb.pp("lm_head"))?,
             rotary: RotaryEmbedding::new(cfg, vb.dtype(), vb.device())?,
             dtype: vb.dtype(),
         })
     }
 
-    /// Parses config.json's JSON, then builds.
-    pub fn from_json(json: serde_json::Value, vb: VarBuilder) -> Result<Self> {
-        Self::new(&parse_config(json)?, vb)
+    fn check_blocks(&self) -> Result<()> {
+        (0..self.cfg.num_hidden_layers).try_for_each(|i| self.block(i).map(drop))
     }
 }
 
@@ -289,14 +313,18 @@ impl LensModel for Phi {
         &self.info
     }
 
-    fn forward_layers(&self, ids: &[u32], visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>) -> Result<()> {
+    fn forward_layers(
+        &self,
+        ids: &[u32],
+        visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
+    ) -> Result<()> {
         let device = self.embed_tokens.embeddings().device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let mask = causal_mask(ids.len(), self.dtype, device)?;
         let mut xs = self.embed_tokens.forward(&input)?;
         visit(0, &xs.squeeze(0)?)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            xs = layer.forward(&xs, &self.rotary, &mask)?;
+        for i in 0..self.cfg.num_hidden_layers {
+            xs = self.block(i)?.forward(&xs, &self.rotary, &mask)?;
             visit(i + 1, &xs.squeeze(0)?)?;
         }
         Ok(())

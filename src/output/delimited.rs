@@ -29,7 +29,9 @@ pub struct Delimited<W: Write> {
 impl<W: Write> Delimited<W> {
     /// `delimiter` is `b','` for CSV and `b'\t'` for TSV.
     pub fn new(out: W, delimiter: u8) -> Result<Self> {
-        let mut inner = csv::WriterBuilder::new().delimiter(delimiter).from_writer(out);
+        let mut inner = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(out);
         inner.write_record(COLUMNS)?;
         Ok(Self { inner })
     }

@@ -1036,29 +1036,3 @@ mod tests {
         std::fs::write("/tmp/heatmap_test.svg", svg).unwrap();
     }
 }
-
-#[cfg(test)]
-mod zoom_tmp {
-    #[test]
-    #[ignore]
-    fn zoom() {
-        let bytes = std::fs::read("/tmp/heatmap_test.png").unwrap();
-        let mut reader = png::Decoder::new(&bytes[..]).read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        let (x0, y0, w, h, z) = (960usize, 20usize, 180usize, 300usize, 2usize);
-        let mut out = vec![0u8; w * z * h * z * 3];
-        for y in 0..h * z {
-            for x in 0..w * z {
-                let s = ((y0 + y / z) * info.width as usize + x0 + x / z) * 3;
-                let d = (y * w * z + x) * 3;
-                out[d..d + 3].copy_from_slice(&buf[s..s + 3]);
-            }
-        }
-        let f = std::fs::File::create("/tmp/zoom.png").unwrap();
-        let mut e = png::Encoder::new(f, (w * z) as u32, (h * z) as u32);
-        e.set_color(png::ColorType::Rgb);
-        e.set_depth(png::BitDepth::Eight);
-        e.write_header().unwrap().write_image_data(&out).unwrap();
-    }
-}

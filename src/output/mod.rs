@@ -55,10 +55,20 @@ pub struct Prediction {
 
 impl Report {
     /// Attaches token text to the lens's `[layer][position]` stats.
-    pub fn new(model: &str, prompt: &str, final_norm: bool, ids: &[u32], rows: &[Vec<TokenStat>], vocab: &Vocab) -> Self {
+    pub fn new(
+        model: &str,
+        prompt: &str,
+        final_norm: bool,
+        ids: &[u32],
+        rows: &[Vec<TokenStat>],
+        vocab: &Vocab,
+    ) -> Self {
         let tokens = ids
             .iter()
-            .map(|&id| InputToken { id, text: vocab.display(id) })
+            .map(|&id| InputToken {
+                id,
+                text: vocab.display(id),
+            })
             .collect();
         let layers = rows
             .iter()

@@ -22,14 +22,31 @@ pub fn write(out: &mut dyn Write, report: &Report, entropy: bool) -> io::Result<
         true => format!("{} {h:.2}", cut(token, MAX_WIDTH)),
         false => cut(token, MAX_WIDTH),
     };
-    let header: Vec<String> = report.tokens.iter().map(|t| cut(&t.text, MAX_WIDTH)).collect();
+    let header: Vec<String> = report
+        .tokens
+        .iter()
+        .map(|t| cut(&t.text, MAX_WIDTH))
+        .collect();
     let rows: Vec<(String, Vec<String>)> = report
         .layers
         .iter()
-        .map(|l| (label(l.layer), l.positions.iter().map(|p| cell(&p.token, p.entropy)).collect()))
+        .map(|l| {
+            (
+                label(l.layer),
+                l.positions
+                    .iter()
+                    .map(|p| cell(&p.token, p.entropy))
+                    .collect(),
+            )
+        })
         .collect();
     let widths = column_widths(&header, rows.iter().map(|(_, cells)| cells));
-    let first = rows.iter().map(|(l, _)| l.width()).chain(["layer".width()]).max().unwrap_or(5);
+    let first = rows
+        .iter()
+        .map(|(l, _)| l.width())
+        .chain(["layer".width()])
+        .max()
+        .unwrap_or(5);
     write_line(out, "layer", first, &header, &widths)?;
     for (label, cells) in &rows {
         write_line(out, label, first, cells, &widths)?;
@@ -47,7 +64,13 @@ fn column_widths<'a>(header: &[String], rows: impl Iterator<Item = &'a Vec<Strin
     widths
 }
 
-fn write_line(out: &mut dyn Write, label: &str, first: usize, cells: &[String], widths: &[usize]) -> io::Result<()> {
+fn write_line(
+    out: &mut dyn Write,
+    label: &str,
+    first: usize,
+    cells: &[String],
+    widths: &[usize],
+) -> io::Result<()> {
     write!(out, "{}", pad(label, first))?;
     for (c, &w) in cells.iter().zip(widths) {
         write!(out, " │ {}", pad(c, w))?;

@@ -1,0 +1,342 @@
+//! Memory-mapped safetensors weights, converted to the compute dtype only when a tensor is
+//! asked for, and quickly (SIMD f16 → f32 across all cores).
+//!
+//! Models build one block at a time from this store and drop it after use, so a run never
+//! holds the whole checkpoint converted. A dry-run view checks every name and shape against
+//! config.json at load time without reading any weight.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+use half::{bf16, f16};
+use memmap2::Mmap;
+use rayon::prelude::*;
+use safetensors::{Dtype as StDtype, SafeTensors};
+
+use crate::tokens::one_line;
+
+/// Where one tensor lies in which file.
+#[derive(Debug, Clone)]
+struct Entry {
+    file: usize,
+    dtype: StDtype,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// All tensors of a checkpoint (one file or shards), memory-mapped.
+pub struct Weights {
+    maps: Vec<Mmap>,
+    entries: HashMap<String, Entry>,
+}
+
+impl Weights {
+    /// Maps each file and indexes its tensors. Truncated or corrupt files fail here.
+    pub fn open(paths: &[PathBuf]) -> Result<Self> {
+        let mut maps = Vec::with_capacity(paths.len());
+        let mut entries = HashMap::new();
+        for (file, path) in paths.iter().enumerate() {
+            let map = map_file(path)?;
+            index_file(&map, file, path, &mut entries)?;
+            maps.push(map);
+        }
+        Ok(Self { maps, entries })
+    }
+
+    /// The stored shape of `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| e.shape.as_slice())
+    }
+
+    /// The stored dtype of the largest tensor: what the checkpoint "is".
+    pub fn stored_dtype(&self) -> Option<StDtype> {
+        self.entries
+            .values()
+            .max_by_key(|e| e.end - e.start)
+            .map(|e| e.dtype)
+    }
+
+    /// Loads `name` converted to `dtype`.
+    pub fn load(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+        let e = self.entries.get(name).ok_or_else(|| {
+            candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
+        })?;
+        self.load_entry(e, &self.maps[e.file][e.start..e.end], dtype, device)
+    }
+
+    /// Loads rows `start..start+len` of a 2-D tensor, converted to `dtype`.
+    pub fn load_rows(
+        &self,
+        name: &str,
+        start: usize,
+        len: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let e = self.entries.get(name).ok_or_else(|| {
+            candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
+        })?;
+        let (rows, cols) = match e.shape.as_slice() {
+            [r, c] => (*r, *c),
+            other => {
+                return Err(candle_core::Error::Msg(format!(
+                    "tensor {name} has shape {other:?}, expected 2 dimensions"
+                )))
+            }
+        };
+        if start + len > rows {
+            return Err(candle_core::Error::Msg(format!(
+                "rows {start}..{} of {name} are out of range ({rows})",
+                start + len
+            )));
+        }
+        let width = (e.end - e.start) / (rows * cols).max(1);
+        let slice = &self.maps[e.file]
+            [e.start + start * cols * width..e.start + (start + len) * cols * width];
+        let sub = Entry {
+            shape: vec![len, cols],
+            ..e.clone()
+        };
+        self.load_entry(&sub, slice, dtype, device)
+    }
+
+    /// Converts raw bytes; f16/bf16 go through the fast f32 path first.
+    fn load_entry(
+        &self,
+        e: &Entry,
+        bytes: &[u8],
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let shape = e.shape.as_slice();
+        match e.dtype {
+            StDtype::F16 if dtype == DType::F16 => {
+                let v: Vec<f16> = le_u16(bytes).iter().map(|&b| f16::from_bits(b)).collect();
+                Tensor::from_vec(v, shape, device)
+            }
+            StDtype::BF16 if dtype == DType::BF16 => {
+                let v: Vec<bf16> = le_u16(bytes).iter().map(|&b| bf16::from_bits(b)).collect();
+                Tensor::from_vec(v, shape, device)
+            }
+            StDtype::F16 => Tensor::from_vec(f16_to_f32(bytes), shape, device)?.to_dtype(dtype),
+            StDtype::BF16 => Tensor::from_vec(bf16_to_f32(bytes), shape, device)?.to_dtype(dtype),
+            StDtype::F32 => Tensor::from_vec(le_f32(bytes), shape, device)?.to_dtype(dtype),
+            other => Err(candle_core::Error::Msg(format!(
+                "weights stored as {other:?} are not supported"
+            ))),
+        }
+    }
+
+    /// A [`VarBuilder`] that loads (and converts) each tensor when asked.
+    pub fn var_builder(self: &Arc<Self>, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(Loader(self.clone())), dtype, device.clone())
+    }
+
+    /// A [`VarBuilder`] that only checks names and shapes: every tensor it returns is a
+    /// zero-cost broadcast of one zero. Building a model with it validates the checkpoint
+    /// against config.json without touching the weights.
+    pub fn shape_checker(self: &Arc<Self>, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(ShapeCheck(self.clone())), dtype, device.clone())
+    }
+
+    fn check(&self, name: &str, want: &Shape) -> candle_core::Result<()> {
+        match self.shape(name) {
+            None => Err(candle_core::Error::Msg(format!(
+                "tensor {name} is missing from the weights"
+            ))),
+            Some(have) if have != want.dims() => Err(candle_core::Error::Msg(format!(
+                "tensor {name} has shape {have:?} but config.json implies {:?}",
+                want.dims()
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+fn map_file(path: &Path) -> Result<Mmap> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow!("cannot open weights {}: {e}", path.display()))?;
+    // SAFETY: read-only map; like every mmap user we rely on nobody truncating the file
+    // while we run.
+    unsafe { Mmap::map(&file) }.map_err(|e| anyhow!("cannot map weights {}: {e}", path.display()))
+}
+
+fn index_file(
+    map: &Mmap,
+    file: usize,
+    path: &Path,
+    entries: &mut HashMap<String, Entry>,
+) -> Result<()> {
+    let st = SafeTensors::deserialize(map).map_err(|e| {
+        anyhow!(
+            "cannot read the weights {}: {}; the file is truncated or not safetensors, download it again",
+            path.display(),
+            one_line(&e.to_string())
+        )
+    })?;
+    let base = map.as_ptr() as usize;
+    for (name, view) in st.tensors() {
+        let start = view.data().as_ptr() as usize - base;
+        entries.insert(
+            name,
+            Entry {
+                file,
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                start,
+                end: start + view.data().len(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Elements converted per parallel task: large enough to amortise scheduling.
+const CHUNK: usize = 1 << 16;
+
+/// Little-endian f16 bytes → f32, with F16C where the CPU has it, on all cores.
+pub fn f16_to_f32(bytes: &[u8]) -> Vec<f32> {
+    use half::slice::HalfFloatSliceExt;
+    let src = le_u16(bytes);
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(o, s)| {
+            let halves: &[f16] = bytemuck::cast_slice(s);
+            halves.convert_to_f32_slice(o);
+        });
+    out
+}
+
+/// Little-endian bf16 bytes → f32 (a shift), on all cores.
+pub fn bf16_to_f32(bytes: &[u8]) -> Vec<f32> {
+    let src = le_u16(bytes);
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(o, s)| {
+            for (o, &b) in o.iter_mut().zip(s) {
+                *o = f32::from_bits((b as u32) << 16);
+            }
+        });
+    out
+}
+
+fn le_u16(bytes: &[u8]) -> std::borrow::Cow<'_, [u16]> {
+    match bytemuck::try_cast_slice::<u8, u16>(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+    }
+}
+
+fn le_f32(bytes: &[u8]) -> Vec<f32> {
+    match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+        Ok(s) => s.to_vec(),
+        Err(_) => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    }
+}
+
+/// Loads on demand.
+struct Loader(Arc<Weights>);
+
+impl SimpleBackend for Loader {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.0.check(name, &s)?;
+        self.0.load(name, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.0.load(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.entries.contains_key(name)
+    }
+}
+
+/// Checks names and shapes only.
+struct ShapeCheck(Arc<Weights>);
+
+impl SimpleBackend for ShapeCheck {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.0.check(name, &s)?;
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let shape = self.0.shape(name).ok_or_else(|| {
+            candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
+        })?;
+        Tensor::zeros((), dtype, dev)?.broadcast_as(shape)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.0.entries.contains_key(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_conversion_is_exact() {
+        let values: Vec<f16> = [
+            -65504.0f32,
+            -1.5,
+            -0.0,
+            0.0,
+            1e-7,
+            0.333,
+            1.0,
+            2048.5,
+            65504.0,
+        ]
+        .iter()
+        .map(|&v| f16::from_f32(v))
+        .collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let got = f16_to_f32(&bytes);
+        let want: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
+        assert_eq!(got, want);
+        let misaligned = [&[0u8][..], &bytes].concat();
+        assert_eq!(f16_to_f32(&misaligned[1..]), want);
+    }
+
+    #[test]
+    fn bf16_conversion_is_exact() {
+        let values: Vec<bf16> = [-3.0e38f32, -1.5, 0.0, 0.1, 7.0]
+            .iter()
+            .map(|&v| bf16::from_f32(v))
+            .collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let want: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
+        assert_eq!(bf16_to_f32(&bytes), want);
+    }
+}
