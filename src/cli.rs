@@ -174,8 +174,8 @@ fn validate(args: Args) -> Result<Plan> {
             prompts.len()
         ))),
         (Some(path), _) => {
-            let format = heatmap::ImageFormat::from_path(path).map_err(|e| usage(e.to_string()))?;
             atomic::check_writable(path).map_err(|e| usage(e.to_string()))?;
+            let format = heatmap::ImageFormat::from_path(path).map_err(|e| usage(e.to_string()))?;
             Images::One(path.clone(), format)
         }
         (None, Some(dir)) => {
@@ -256,9 +256,13 @@ pub fn main() -> i32 {
         .and_then(|m| Args::from_arg_matches(&m))
     {
         Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            eprintln!("logitlens: {}", clap_one_line(&e));
+            return 2;
+        }
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return 0;
         }
     };
     match validate(args).and_then(run) {
@@ -273,6 +277,17 @@ pub fn main() -> i32 {
             }
         }
     }
+}
+
+/// clap's multi-line usage error as one line.
+fn clap_one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:"))
+        .collect();
+    format!("{}; see --help", parts.join(" "))
 }
 
 fn report_error(e: &anyhow::Error) {

@@ -54,7 +54,7 @@ fn table_lists_every_layer_with_input_tokens() {
     let layers = golden("phi-tiny").num_layers;
     assert_eq!(lines.len(), layers + 2, "header plus L+1 rows:\n{text}");
     assert!(lines[0].starts_with("layer"));
-    for word in ["The", " qu", "ick", " b", "ro", "wn", " over", " the"] {
+    for word in ["The", " over", " the"] {
         assert!(
             lines[0].contains(word),
             "header lacks {word:?}: {}",
@@ -94,10 +94,13 @@ fn json_carries_the_lens_values() {
         .map(|t| t["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, case.ids.iter().map(|&i| i as u64).collect::<Vec<_>>());
-    assert_eq!(
-        doc["tokens"][1]["text"], " qu",
-        "the fixture tokenizer has only 1,000 merges"
-    );
+    let text: String = doc["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, FOX, "token texts spell the prompt back");
     let layers = doc["layers"].as_array().unwrap();
     assert_eq!(layers.len(), case.lens.final_norm.len());
     for (l, (layer, want)) in layers.iter().zip(&case.lens.final_norm).enumerate() {

@@ -981,7 +981,8 @@ mod tests {
         assert_eq!(text_color(viridis(1.0)), BLACK);
     }
 
-    /// Writes a realistic sample to /tmp/heatmap_test.png for eyeballing.
+    /// Writes a realistic sample to $TMPDIR/heatmap_test.{png,svg} for eyeballing:
+    /// `cargo test --lib heatmap -- --ignored`.
     #[test]
     #[ignore]
     fn sample_png() {
@@ -1023,7 +1024,7 @@ mod tests {
         r.model = "meta-llama/Llama-3.2-1B".to_string();
         r.prompt = "The quick brown fox jumps\nover the lazy dog. ".repeat(4);
         let bytes = render(&r, &HeatmapOptions::default(), ImageFormat::Png).unwrap();
-        std::fs::write("/tmp/heatmap_test.png", bytes).unwrap();
+        std::fs::write(std::env::temp_dir().join("heatmap_test.png"), bytes).unwrap();
         let svg = render(
             &r,
             &HeatmapOptions {
@@ -1033,6 +1034,6 @@ mod tests {
             ImageFormat::Svg,
         )
         .unwrap();
-        std::fs::write("/tmp/heatmap_test.svg", svg).unwrap();
+        std::fs::write(std::env::temp_dir().join("heatmap_test.svg"), svg).unwrap();
     }
 }
