@@ -169,10 +169,12 @@ fn validate(args: Args) -> Result<Plan> {
         }
     })?;
     let images = match (&args.out, &args.out_dir) {
-        (Some(_), _) if prompts.len() > 1 => return Err(usage(format!(
+        (Some(_), _) if prompts.len() > 1 => {
+            return Err(usage(format!(
             "--out takes one prompt but {} were given; use --out-dir DIR for one image per prompt",
             prompts.len()
-        ))),
+        )))
+        }
         (Some(path), _) => {
             atomic::check_writable(path).map_err(|e| usage(e.to_string()))?;
             let format = heatmap::ImageFormat::from_path(path).map_err(|e| usage(e.to_string()))?;
@@ -285,7 +287,9 @@ fn clap_one_line(e: &clap::Error) -> String {
     let parts: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
         .collect();
     format!("{}; see --help", parts.join(" "))
 }
@@ -312,7 +316,12 @@ fn run(plan: Plan) -> Result<i32> {
         dtype: args.dtype.into(),
         hub,
     };
+    let started = std::time::Instant::now();
     let session = Session::load(&args.model, &load)?;
+    let timing = std::env::var_os("LOGITLENS_TIMING").is_some_and(|v| !v.is_empty());
+    if timing {
+        eprintln!("timing: load {:.3}s", started.elapsed().as_secs_f64());
+    }
     let opts = RunOptions {
         bos: args.bos,
         lens: LensOptions {
@@ -324,7 +333,7 @@ fn run(plan: Plan) -> Result<i32> {
     let mut printer = Printer::new(args, plan.prompts.len(), plan.single_json)?;
     let mut failures = 0;
     for prompt in &plan.prompts {
-        let result = process(&session, prompt, opts, &plan, &mut printer);
+        let result = process(&session, prompt, opts, &plan, &mut printer, timing);
         progress.inc(1);
         match result {
             Ok(()) => {}
@@ -356,8 +365,17 @@ fn process(
     opts: RunOptions,
     plan: &Plan,
     printer: &mut Printer,
+    timing: bool,
 ) -> Result<()> {
-    let mut report = session.run(&prompt.text, opts)?;
+    let (mut report, t) = session.run_timed(&prompt.text, opts)?;
+    if timing {
+        eprintln!(
+            "timing: tokens {} forward {:.3}s lens {:.3}s",
+            report.tokens.len(),
+            t.forward.as_secs_f64(),
+            t.lens.as_secs_f64()
+        );
+    }
     report.prompt_index = prompt.index;
     report.prompt_id = prompt.id.clone();
     printer.print(report.clone())?;

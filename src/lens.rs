@@ -27,17 +27,27 @@ pub struct TokenStat {
 pub struct LensOptions {
     /// Apply the model's final norm before the head (rows 0..L-1). Row L always is.
     pub final_norm: bool,
-    /// Positions projected at once; bounds memory to `chunk × vocab` logits.
-    pub chunk: usize,
+    /// Most bytes of f32 logits held at once; sets how many rows go through the head
+    /// per matmul.
+    pub logits_budget: usize,
 }
 
 impl Default for LensOptions {
     fn default() -> Self {
         Self {
             final_norm: true,
-            chunk: 64,
+            logits_budget: 64 << 20,
         }
     }
+}
+
+/// Where the time of one lens run went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// The forward pass, final norms included.
+    pub forward: std::time::Duration,
+    /// Head projections and the reduction to stats.
+    pub lens: std::time::Duration,
 }
 
 /// Argmax, probability and entropy of one logits row, in one pass after the max.
@@ -76,33 +86,50 @@ pub fn logit_lens(
     ids: &[u32],
     opts: LensOptions,
 ) -> Result<Vec<Vec<TokenStat>>> {
-    let last = model.info().num_layers;
-    let mut rows = Vec::with_capacity(last + 1);
-    model.forward_layers(ids, &mut |layer, hidden| {
-        let normed = opts.final_norm || layer == last;
-        rows.push(project(model, hidden, normed, opts.chunk)?);
-        Ok(())
-    })?;
-    Ok(rows)
+    Ok(logit_lens_timed(model, ids, opts)?.0)
 }
 
-/// One lens row: `(T, D)` hidden states → per-position stats, `chunk` positions at a time.
-pub fn project(
+/// [`logit_lens`], also reporting where the time went.
+///
+/// The forward pass keeps each layer's (normed) hidden state, `(L+1)×T×D` floats; the
+/// head then runs over all rows of all layers in chunks, so the head's weights are read
+/// once per chunk rather than once per layer, and only one chunk of logits exists at a time.
+pub fn logit_lens_timed(
     model: &dyn LensModel,
-    hidden: &Tensor,
-    normed: bool,
-    chunk: usize,
-) -> Result<Vec<TokenStat>> {
-    let x = if normed {
-        model.final_norm(hidden)?
-    } else {
-        hidden.clone()
-    };
-    let seq_len = x.dim(0)?;
-    let mut stats = Vec::with_capacity(seq_len);
-    for start in (0..seq_len).step_by(chunk.max(1)) {
-        let len = chunk.max(1).min(seq_len - start);
-        let logits = model.lm_head(&x.narrow(0, start, len)?)?;
+    ids: &[u32],
+    opts: LensOptions,
+) -> Result<(Vec<Vec<TokenStat>>, Timings)> {
+    let last = model.info().num_layers;
+    let start = std::time::Instant::now();
+    let mut inputs = Vec::with_capacity(last + 1);
+    model.forward_layers(ids, &mut |layer, hidden| {
+        inputs.push(match opts.final_norm || layer == last {
+            true => model.final_norm(hidden)?,
+            false => hidden.clone(),
+        });
+        Ok(())
+    })?;
+    let forward = start.elapsed();
+    let rows_per_chunk = (opts.logits_budget / (4 * model.info().vocab_size.max(1))).max(1);
+    let stats = project(model, &inputs, rows_per_chunk)?;
+    let rows = stats
+        .chunks(ids.len().max(1))
+        .map(<[TokenStat]>::to_vec)
+        .collect();
+    let lens = start.elapsed() - forward;
+    Ok((rows, Timings { forward, lens }))
+}
+
+/// Stats of every row of every `(T, D)` input, `chunk` rows per head matmul.
+fn project(model: &dyn LensModel, inputs: &[Tensor], chunk: usize) -> Result<Vec<TokenStat>> {
+    let total: usize = inputs
+        .iter()
+        .map(|t| t.dim(0))
+        .sum::<candle_core::Result<usize>>()?;
+    let mut stats = Vec::with_capacity(total);
+    for start in (0..total).step_by(chunk) {
+        let rows = gather_rows(inputs, start, chunk.min(total - start))?;
+        let logits = model.lm_head(&rows)?;
         let vocab = logits.dim(1)?;
         let flat = logits
             .to_dtype(DType::F32)?
@@ -111,6 +138,25 @@ pub fn project(
         stats.extend(rows_stats(&flat, vocab));
     }
     Ok(stats)
+}
+
+/// Rows `start..start+len` of the inputs stacked end to end, as one `(len, D)` tensor.
+fn gather_rows(inputs: &[Tensor], mut start: usize, mut len: usize) -> Result<Tensor> {
+    let mut parts = Vec::new();
+    for t in inputs {
+        let n = t.dim(0)?;
+        if start >= n {
+            start -= n;
+            continue;
+        }
+        let take = len.min(n - start);
+        parts.push(t.narrow(0, start, take)?);
+        (start, len) = (0, len - take);
+        if len == 0 {
+            break;
+        }
+    }
+    Ok(Tensor::cat(&parts, 0)?)
 }
 
 /// The first layer from which the output's argmax stays the argmax at `position`.

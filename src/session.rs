@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
-use crate::lens::{logit_lens, LensOptions, TokenStat};
+use crate::lens::{logit_lens, logit_lens_timed, LensOptions, Timings, TokenStat};
 use crate::models::{self, LensModel, ModelFiles};
 use crate::output::Report;
 use crate::source::{self, HubSettings};
@@ -114,15 +114,21 @@ impl Session {
 
     /// Encodes, runs the lens and attaches token text.
     pub fn run(&self, prompt: &str, opts: RunOptions) -> Result<Report> {
+        Ok(self.run_timed(prompt, opts)?.0)
+    }
+
+    /// [`Session::run`], also reporting where the time went.
+    pub fn run_timed(&self, prompt: &str, opts: RunOptions) -> Result<(Report, Timings)> {
         let ids = self.encode(prompt, opts.bos)?;
-        let rows = self.lens_ids(&ids, opts.lens)?;
-        Ok(Report::new(
+        let (rows, timings) = logit_lens_timed(self.model.as_ref(), &ids, opts.lens)?;
+        let report = Report::new(
             &self.name,
             prompt,
             opts.lens.final_norm,
             &ids,
             &rows,
             &self.vocab,
-        ))
+        );
+        Ok((report, timings))
     }
 }

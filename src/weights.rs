@@ -67,7 +67,29 @@ impl Weights {
         let e = self.entries.get(name).ok_or_else(|| {
             candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
         })?;
-        self.load_entry(e, &self.maps[e.file][e.start..e.end], dtype, device)
+        let t = self.load_entry(e, &self.maps[e.file][e.start..e.end], dtype, device)?;
+        self.release(e);
+        Ok(t)
+    }
+
+    /// Drops the mapped pages of a tensor that has been copied out, so that the process
+    /// holds each weight once (converted) rather than twice. The pages stay in the page
+    /// cache; touching them again just maps them back.
+    fn release(&self, e: &Entry) {
+        const PAGE: usize = 4096;
+        let start = e.start.div_ceil(PAGE) * PAGE;
+        let end = e.end / PAGE * PAGE;
+        if end > start {
+            // SAFETY: the map is private and read-only; after MADV_DONTNEED a later read
+            // sees the file's unchanged contents again, so no slice we hand out changes.
+            let _ = unsafe {
+                self.maps[e.file].unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
     }
 
     /// Loads rows `start..start+len` of a 2-D tensor, converted to `dtype`.
