@@ -24,9 +24,15 @@ use crate::tokens::one_line;
 #[derive(Debug, Parser)]
 #[command(name = "logitlens", version, about, max_term_width = 100)]
 pub struct Args {
-    /// Hugging Face Hub repo id (e.g. microsoft/phi-1_5) or a local model directory.
-    #[arg(long, short = 'm', value_name = "ID|DIR")]
+    /// Hugging Face Hub repo id (e.g. microsoft/phi-1_5), a local model directory, or a
+    /// llama-architecture .gguf file.
+    #[arg(long, short = 'm', value_name = "ID|DIR|GGUF")]
     pub model: String,
+
+    /// Use this tokenizer.json instead of the model's own (for a .gguf model, instead of the
+    /// tokenizer rebuilt from its metadata).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
 
     /// Text to run through the model; repeat for several prompts.
     #[arg(long, short = 'p', value_name = "TEXT")]
@@ -315,6 +321,7 @@ fn run(plan: Plan) -> Result<i32> {
         revision: args.revision.clone(),
         dtype: args.dtype.into(),
         hub,
+        tokenizer: args.tokenizer.clone(),
     };
     let started = std::time::Instant::now();
     let session = Session::load(&args.model, &load)?;

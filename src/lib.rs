@@ -14,6 +14,8 @@
 
 pub mod atomic;
 pub mod cli;
+pub mod gguf;
+pub mod gguf_tokenizer;
 pub mod lens;
 pub mod models;
 pub mod output;
@@ -27,4 +29,4 @@ pub use lens::{LensOptions, TokenStat};
 pub use models::{LensModel, ModelFiles, ModelInfo};
 pub use output::Report;
 pub use session::{LoadOptions, RunOptions, Session};
-pub use source::HubSettings;
+pub use source::{HubSettings, ModelSource};

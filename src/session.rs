@@ -1,12 +1,16 @@
 //! The library's front door: load a model once, then run the lens on any number of prompts.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
+use crate::gguf::GgufFile;
 use crate::lens::{logit_lens, logit_lens_timed, LensOptions, Timings, TokenStat};
+use crate::models::gguf_llama::{GgufLlama, Matmul};
 use crate::models::{self, LensModel, ModelFiles};
 use crate::output::Report;
-use crate::source::{self, HubSettings};
+use crate::source::{self, HubSettings, ModelSource};
 use crate::tokens::{self, Vocab};
 
 /// How to load a model.
@@ -18,6 +22,9 @@ pub struct LoadOptions {
     pub dtype: DType,
     /// Hub access; defaults to the standard environment variables.
     pub hub: HubSettings,
+    /// A tokenizer.json to use instead of the model's own (for GGUF: instead of the one
+    /// rebuilt from its metadata).
+    pub tokenizer: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -26,26 +33,18 @@ impl Default for LoadOptions {
             revision: "main".into(),
             dtype: DType::F32,
             hub: HubSettings::from_env(),
+            tokenizer: None,
         }
     }
 }
 
 /// How to run the lens on one prompt.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// Prepend the model's BOS token.
     pub bos: bool,
     /// Projection settings.
     pub lens: LensOptions,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            bos: false,
-            lens: LensOptions::default(),
-        }
-    }
 }
 
 /// A loaded model and its tokenizer.
@@ -56,10 +55,42 @@ pub struct Session {
 }
 
 impl Session {
-    /// Loads `model`: a local directory or a Hub repo id.
+    /// Loads `model`: a local directory, a Hub repo id or a llama-architecture .gguf file.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
-        let files = source::resolve(model, &opts.revision, &opts.hub)?;
-        Self::from_files(model, &files, opts.dtype)
+        match source::resolve(model, &opts.revision, &opts.hub)? {
+            ModelSource::Safetensors(mut files) => {
+                if let Some(tokenizer) = &opts.tokenizer {
+                    files.tokenizer = tokenizer.clone();
+                }
+                Self::from_files(model, &files, opts.dtype)
+            }
+            ModelSource::Gguf(path) => {
+                Self::from_gguf(model, &path, opts.tokenizer.as_deref(), opts.dtype)
+            }
+        }
+    }
+
+    /// Loads a llama-architecture GGUF file; its tokenizer comes from `tokenizer` when
+    /// given, else from the file's metadata. Block matrices stay quantized in memory and
+    /// are dequantized per block for exact parity with transformers (see [`Matmul`]).
+    pub fn from_gguf(
+        name: &str,
+        path: &Path,
+        tokenizer: Option<&Path>,
+        dtype: DType,
+    ) -> Result<Self> {
+        let mut file = GgufFile::open(path)?;
+        models::gguf_llama::check_architecture(&file)?;
+        let vocab = match tokenizer {
+            Some(p) => Vocab::from_file(p)?,
+            None => Vocab::new(crate::gguf_tokenizer::from_gguf(&file)?),
+        };
+        let model = GgufLlama::load(&mut file, dtype, Matmul::Dequantized, &Device::Cpu)?;
+        Ok(Self {
+            name: name.to_string(),
+            model: Box::new(model),
+            vocab,
+        })
     }
 
     /// Loads from files already resolved.

@@ -67,21 +67,56 @@ fn default_hf_home() -> PathBuf {
     base.join("huggingface")
 }
 
-/// Resolves `--model`: an existing path is a local directory, anything shaped like
-/// `org/name` or `name` is a Hub repo id.
-pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelFiles> {
+/// Where a model's weights and tokenizer are.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// A Hugging Face directory: config.json, tokenizer.json, safetensors.
+    Safetensors(ModelFiles),
+    /// One llama.cpp GGUF file, which carries its own config and (usually) tokenizer.
+    Gguf(PathBuf),
+}
+
+/// Resolves `--model`: a path ending in `.gguf` is a GGUF file, another existing path is a
+/// local directory, anything shaped like `org/name` or `name` is a Hub repo id.
+pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelSource> {
     let path = Path::new(model);
+    if is_gguf(path) {
+        return gguf_file(path).map(ModelSource::Gguf);
+    }
     if path.exists() {
-        return local_dir(path);
+        return local_dir(path).map(ModelSource::Safetensors);
     }
     if looks_like_path(model) {
         bail!("model directory {model} does not exist; pass an existing directory or a Hub id such as microsoft/phi-1_5");
     }
-    if hub.offline {
-        from_cache(model, revision, &hub.cache_dir)
-    } else {
-        download(model, revision, hub)
+    let files = match hub.offline {
+        true => from_cache(model, revision, &hub.cache_dir),
+        false => download(model, revision, hub),
+    };
+    files.map(ModelSource::Safetensors)
+}
+
+/// A `.gguf` extension, in any case, marks a GGUF file.
+fn is_gguf(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// Checks that a GGUF path is an existing file; its header is checked when it is opened.
+fn gguf_file(path: &Path) -> Result<PathBuf> {
+    if !path.exists() {
+        bail!(
+            "GGUF file {} does not exist; pass an existing .gguf file (scripts/fetch_smollm2.sh fetches one)",
+            path.display()
+        );
     }
+    if !path.is_file() {
+        bail!(
+            "{} is not a file; a .gguf model is one file",
+            path.display()
+        );
+    }
+    Ok(path.to_path_buf())
 }
 
 fn looks_like_path(model: &str) -> bool {
@@ -235,6 +270,20 @@ mod tests {
         assert!(looks_like_path("a/b/c"));
         assert!(!looks_like_path("microsoft/phi-1_5"));
         assert!(!looks_like_path("gpt2"));
+        assert!(is_gguf(Path::new("m/SmolLM2.Q4_1.gguf")));
+        assert!(is_gguf(Path::new("M.GGUF")));
+        assert!(!is_gguf(Path::new("microsoft/phi-1_5")));
+    }
+
+    #[test]
+    fn missing_gguf_is_one_clear_line() {
+        let e = resolve("/nonexistent/m.gguf", "main", &HubSettings::from_env()).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("GGUF file /nonexistent/m.gguf does not exist"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'));
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //! Each architecture lives in its own file and only has to expose its layers' hidden
 //! states, its final norm and its head; the lens and the printers never look further.
 
+pub mod gguf_llama;
+pub mod gpt2;
+pub mod llama;
 pub mod phi;
+pub mod qwen2;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use crate::tokens::one_line;
 use crate::weights::Weights;
 
 /// Architectures this build can run, as config.json spells them.
-pub const SUPPORTED: &[&str] = &["phi"];
+pub const SUPPORTED: &[&str] = &["phi", "llama", "mistral", "qwen2", "gpt2"];
 
 /// Facts about a loaded model that callers need.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +133,9 @@ pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn
     let weights = Arc::new(Weights::open(&files.weights)?);
     let built = match model_type.as_str() {
         "phi" => build::<phi::Phi>(json, &weights, dtype, device),
+        "llama" | "mistral" => build::<llama::Llama>(json, &weights, dtype, device),
+        "qwen2" => build::<qwen2::Qwen2>(json, &weights, dtype, device),
+        "gpt2" => build::<gpt2::Gpt2>(json, &weights, dtype, device),
         _ => unreachable!("read_config checked against SUPPORTED"),
     };
     built.map_err(|e| weights_error(&files.weights, e))

@@ -1,0 +1,66 @@
+//! Qwen2 and Qwen2.5, as transformers' `Qwen2ForCausalLM`.
+//!
+//! The Llama decoder (llama.rs) with biases on q/k/v only, never on o_proj or the MLP, and
+//! Qwen2's own way of switching on the sliding window per layer.
+
+use serde::Deserialize;
+
+use super::llama::{Common, Decoder, DecoderConfig, Variant};
+
+/// Qwen2 on the shared Llama-like decoder.
+pub type Qwen2 = Decoder<Config>;
+
+/// The config.json fields Qwen2 adds to [`Common`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    #[serde(default = "default_window")]
+    pub sliding_window: Option<usize>,
+    #[serde(default = "default_max_window_layers")]
+    pub max_window_layers: usize,
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+}
+
+fn default_window() -> Option<usize> {
+    Some(4096)
+}
+fn default_max_window_layers() -> usize {
+    28
+}
+
+impl Config {
+    /// As `Qwen2Config`: the window counts only with `use_sliding_window`, and then in the
+    /// layers `layer_types` marks `sliding_attention`, or by default from
+    /// `max_window_layers` on.
+    fn windows(&self) -> Vec<Option<usize>> {
+        let window = self.sliding_window.filter(|_| self.use_sliding_window);
+        let sliding = |i: usize| match &self.layer_types {
+            Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
+            None => i >= self.max_window_layers,
+        };
+        (0..self.common.num_hidden_layers)
+            .map(|i| window.filter(|_| sliding(i)))
+            .collect()
+    }
+}
+
+impl DecoderConfig for Config {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn variant(&self) -> Variant {
+        Variant {
+            model_type: "qwen2",
+            qkv_bias: true,
+            o_bias: false,
+            mlp_bias: false,
+            default_max_positions: 32768,
+            windows: self.windows(),
+        }
+    }
+}
