@@ -40,12 +40,23 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".logitlens-")
         .suffix(".tmp")
+        .permissions(file_mode(path))
         .tempfile_in(dir)
         .map_err(fail)?;
     tmp.write_all(bytes).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+/// The replaced file's mode, else the usual 0666 (less the umask, applied by the kernel);
+/// a temporary file would otherwise leave the result readable by its owner only.
+fn file_mode(path: &Path) -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) => m.permissions(),
+        Err(_) => std::fs::Permissions::from_mode(0o666),
+    }
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -67,6 +78,13 @@ mod tests {
         write(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_ne!(
+            mode & 0o044,
+            0,
+            "readable by others as a normal new file: {mode:o}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod atomic;
 pub mod cli;
 pub mod gguf;
 pub mod gguf_tokenizer;
+pub mod kernels;
 pub mod lens;
 pub mod models;
 pub mod output;

@@ -141,6 +141,17 @@ fn phi_output_row_is_model_output() {
     check_output_row("phi-tiny");
 }
 
+/// Stored in float16 like Hub checkpoints: exercises the f16-weight matmul kernel.
+#[test]
+fn phi_float16_checkpoint_matches_transformers_in_f32() {
+    let files = source::local_dir(&fixture("phi-tiny-f16")).unwrap();
+    let stored = logitlens::weights::Weights::open(&files.weights).unwrap();
+    assert_eq!(stored.stored_dtype(), Some(safetensors::Dtype::F16));
+    check_hidden_states("phi-tiny-f16");
+    check_lens("phi-tiny-f16");
+    check_output_row("phi-tiny-f16");
+}
+
 #[test]
 fn phi_qk_layernorm_partial_rotary_hidden_states_match() {
     check_hidden_states("phi-tiny-qk");
@@ -151,3 +162,32 @@ fn phi_qk_layernorm_partial_rotary_lens_matches() {
     check_lens("phi-tiny-qk");
     check_output_row("phi-tiny-qk");
 }
+
+/// The three parity checks for one fixture, as separate tests in a module named after it.
+macro_rules! parity_tests {
+    ($arch:ident, $fixture:literal) => {
+        mod $arch {
+            #[test]
+            fn hidden_states_match_transformers() {
+                super::check_hidden_states($fixture);
+            }
+
+            #[test]
+            fn lens_matches_transformers() {
+                super::check_lens($fixture);
+            }
+
+            #[test]
+            fn output_row_is_model_output() {
+                super::check_output_row($fixture);
+            }
+        }
+    };
+}
+
+// GQA, tied embeddings (no lm_head tensor) and llama3 rope scaling.
+parity_tests!(llama, "llama-tiny");
+// q/k/v biases, untied head, RoPE only in transformers 5's `rope_parameters`.
+parity_tests!(qwen2, "qwen2-tiny");
+// Conv1D weights, learned positions, `transformer.` prefix, n_inner ≠ 4·n_embd.
+parity_tests!(gpt2, "gpt2-tiny");

@@ -5,6 +5,7 @@
 
 pub mod gguf_llama;
 pub mod gpt2;
+pub mod layers;
 pub mod llama;
 pub mod phi;
 pub mod qwen2;

@@ -6,11 +6,10 @@
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{
-    embedding, layer_norm, linear, Activation, Embedding, LayerNorm, Linear, VarBuilder,
-};
+use candle_nn::{layer_norm, Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::layers::{linear, Embedding, Linear};
 use super::{causal_mask, Architecture, LensModel, ModelInfo};
 
 /// The config.json fields Phi uses.
@@ -291,7 +290,7 @@ impl Architecture for Phi {
             },
             cfg: cfg.clone(),
             layers: m.pp("layers"),
-            embed_tokens: embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?,
+            embed_tokens: Embedding::new(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?,
             final_layernorm: layer_norm(
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
@@ -318,7 +317,7 @@ impl LensModel for Phi {
         ids: &[u32],
         visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
     ) -> Result<()> {
-        let device = self.embed_tokens.embeddings().device();
+        let device = self.embed_tokens.table().device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let mask = causal_mask(ids.len(), self.dtype, device)?;
         let mut xs = self.embed_tokens.forward(&input)?;
