@@ -1,75 +1,38 @@
-//! `y = x·Wᵀ` with f32 activations and half-precision (f16/bf16) weights.
+//! `y = x·Wᵀ` with f32 activations and half-precision (f16/bf16) weights read in place.
 //!
 //! Checkpoints ship in f16. Converting a whole weight matrix to f32 before a matmul writes and
 //! re-reads twice the bytes and, for short prompts, costs more than the matmul itself. Here
 //! each thread converts a few rows of W at a time into a cache-sized f32 buffer and multiplies
 //! them at once, so the result is the same f32 product while W is only ever read as f16.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-/// The op: lhs `(.., K)` f32, rhs `(N, K)` f16 or bf16 → `(.., N)` f32.
-pub struct HalfWeightMatmul;
-
-impl CustomOp2 for HalfWeightMatmul {
-    fn name(&self) -> &'static str {
-        "half-weight-matmul"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = match s1 {
-            CpuStorage::F32(v) => contiguous(v, l1)?,
-            _ => candle_core::bail!("half-weight-matmul: activations must be f32"),
-        };
-        let (n, k) = l2.shape().dims2()?;
-        let dims = l1.shape().dims();
-        if dims.last() != Some(&k) {
-            candle_core::bail!(
-                "half-weight-matmul: shapes {:?} and {:?} do not fit",
-                dims,
-                l2.shape()
-            );
-        }
-        let m = l1.shape().elem_count() / k.max(1);
-        let out = match s2 {
-            CpuStorage::F16(w) => matmul(x, contiguous(w, l2)?, m, k, n),
-            CpuStorage::BF16(w) => matmul(x, contiguous(w, l2)?, m, k, n),
-            _ => candle_core::bail!("half-weight-matmul: weights must be f16 or bf16"),
-        };
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("checked above") = n;
-        Ok((CpuStorage::F32(out), Shape::from(out_dims)))
-    }
-}
-
-fn contiguous<'a, T>(v: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&v[start..end]),
-        None => candle_core::bail!("half-weight-matmul: operands must be contiguous"),
-    }
-}
-
 /// Half floats that convert to f32 in bulk.
-pub trait Half: Copy + Send + Sync {
+pub trait Half: Copy + Send + Sync + 'static {
+    /// The 16-bit layout, for the vector kernel.
+    const BITS: Option<HalfBits>;
     /// Converts `src` into `dst` (same length).
     fn widen(src: &[Self], dst: &mut [f32]);
 }
 
+/// Which 16-bit float a slice of `u16` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HalfBits {
+    F16,
+    Bf16,
+}
+
 impl Half for f16 {
+    const BITS: Option<HalfBits> = Some(HalfBits::F16);
     fn widen(src: &[Self], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst);
     }
 }
 
 impl Half for bf16 {
+    const BITS: Option<HalfBits> = Some(HalfBits::Bf16);
     fn widen(src: &[Self], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst);
     }
@@ -81,6 +44,13 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// A method rather than `.0`, so closures capture the whole (Send) wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Rows of W converted per task: about 1 MiB of f32 for short inputs (the buffer stays in
 /// L2), more for long ones so that gemm's packing of `x` is amortised over more columns.
 fn block_rows(m: usize, k: usize, n: usize) -> usize {
@@ -88,10 +58,33 @@ fn block_rows(m: usize, k: usize, n: usize) -> usize {
     (floats / k.max(1)).clamp(16, n.max(16))
 }
 
+/// [`matmul`] over raw 16-bit values of either half format.
+pub fn matmul_bits(x: &[f32], w: &[u16], bits: HalfBits, m: usize, k: usize, n: usize) -> Vec<f32> {
+    match bits {
+        HalfBits::F16 => matmul(x, bytemuck::cast_slice::<u16, f16>(w), m, k, n),
+        HalfBits::Bf16 => matmul(x, bytemuck::cast_slice::<u16, bf16>(w), m, k, n),
+    }
+}
+
+/// One row of half floats widened to f32.
+pub fn widen_row(w: &[u16], bits: HalfBits) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    match bits {
+        HalfBits::F16 => f16::widen(bytemuck::cast_slice(w), &mut out),
+        HalfBits::Bf16 => bf16::widen(bytemuck::cast_slice(w), &mut out),
+    }
+    out
+}
+
 /// `x (m×k) · w (n×k)ᵀ → (m×n)`, row-major, in f32.
 pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize) -> Vec<f32> {
     let mut out = vec![0f32; m * n];
     if m == 0 || n == 0 {
+        return out;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if m <= avx512::MAX_M && H::BITS.is_some() && avx512::available() {
+        avx512::matmul(x, w, m, k, n, &mut out);
         return out;
     }
     let rows = block_rows(m, k, n);
@@ -103,7 +96,6 @@ pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize) -> Vec<
             let len = rows.min(n - start);
             buf.resize(len * k, 0.0);
             H::widen(&w[start * k..(start + len) * k], buf);
-            let dst = dst;
             // SAFETY: dst has m×n floats; this task writes only columns start..start+len of
             // every row, which no other task touches. lhs is m×k row-major; rhs(kk, j) =
             // buf[j·k + kk] is the transpose of the converted rows.
@@ -112,7 +104,7 @@ pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize) -> Vec<
                     m,
                     len,
                     k,
-                    dst.0.add(start),
+                    dst.get().add(start),
                     1,
                     n as isize,
                     false,
@@ -134,6 +126,91 @@ pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize) -> Vec<
     out
 }
 
+/// Short inputs (a few rows): each weight is converted in a register and used for every
+/// row of `x` at once, so W is read once as f16 and never stored as f32 anywhere.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Half, HalfBits, OutPtr};
+    use rayon::prelude::*;
+
+    /// Most rows of `x` kept in registers (16 accumulators of 32).
+    pub const MAX_M: usize = 16;
+
+    /// Weight rows per rayon task.
+    const TASK_ROWS: usize = 64;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("f16c")
+    }
+
+    pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize, out: &mut [f32]) {
+        let bits = H::BITS.expect("checked by the caller");
+        // SAFETY: H is f16 or bf16 (BITS is Some), both plain 16-bit values.
+        let w: &[u16] = unsafe { std::slice::from_raw_parts(w.as_ptr().cast(), w.len()) };
+        let dst = OutPtr(out.as_mut_ptr());
+        (0..n).into_par_iter().step_by(TASK_ROWS).for_each(|start| {
+            let end = (start + TASK_ROWS).min(n);
+            // SAFETY: features checked in `available`; this task writes only columns
+            // start..end of `out`, and every index stays inside x (m×k), w (n×k), out (m×n).
+            unsafe { rows(x, w, m, k, n, start..end, bits, dst.get()) };
+        });
+    }
+
+    #[target_feature(enable = "avx512f,f16c")]
+    unsafe fn widen16(p: *const u16, bits: HalfBits) -> __m512 {
+        let raw = _mm256_loadu_si256(p.cast());
+        match bits {
+            HalfBits::F16 => _mm512_cvtph_ps(raw),
+            HalfBits::Bf16 => {
+                _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16))
+            }
+        }
+    }
+
+    fn widen1(b: u16, bits: HalfBits) -> f32 {
+        match bits {
+            HalfBits::F16 => half::f16::from_bits(b).to_f32(),
+            HalfBits::Bf16 => half::bf16::from_bits(b).to_f32(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,f16c")]
+    unsafe fn rows(
+        x: &[f32],
+        w: &[u16],
+        m: usize,
+        k: usize,
+        n: usize,
+        js: std::ops::Range<usize>,
+        bits: HalfBits,
+        out: *mut f32,
+    ) {
+        let full = k / 16 * 16;
+        for j in js {
+            let wj = w.as_ptr().add(j * k);
+            let mut acc = [_mm512_setzero_ps(); MAX_M];
+            let mut kk = 0;
+            while kk < full {
+                let wv = widen16(wj.add(kk), bits);
+                for (i, a) in acc.iter_mut().enumerate().take(m) {
+                    *a = _mm512_fmadd_ps(_mm512_loadu_ps(x.as_ptr().add(i * k + kk)), wv, *a);
+                }
+                kk += 16;
+            }
+            for (i, a) in acc.iter().enumerate().take(m) {
+                let mut s = _mm512_reduce_add_ps(*a);
+                for t in full..k {
+                    s += x[i * k + t] * widen1(*wj.add(t), bits);
+                }
+                *out.add(i * n + j) = s;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,7 +229,13 @@ mod tests {
 
     #[test]
     fn matches_f32_matmul_of_converted_weights() {
-        for (m, k, n) in [(1, 8, 3), (9, 64, 100), (130, 40, 37)] {
+        for (m, k, n) in [
+            (1, 8, 3),
+            (9, 64, 100),
+            (16, 37, 70),
+            (17, 48, 9),
+            (130, 40, 37),
+        ] {
             let x: Vec<f32> = (0..m * k)
                 .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
                 .collect();

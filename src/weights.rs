@@ -20,8 +20,8 @@ use safetensors::{Dtype as StDtype, SafeTensors};
 
 use crate::tokens::one_line;
 
-/// Suffix a caller appends to a tensor name to accept it in its stored half precision when
-/// f32 is asked for (see [`crate::models::layers`]); no conversion, just a copy.
+/// Suffix a caller appends to a tensor name to accept a [`Mapped`] handle when the weight
+/// is stored in half precision and f32 is asked for (see [`crate::models::layers`]).
 pub const RAW: &str = "@raw";
 
 /// Splits the [`RAW`] suffix off a name.
@@ -38,6 +38,8 @@ struct Entry {
     file: usize,
     dtype: StDtype,
     shape: Vec<usize>,
+    /// Position in [`Weights::names`].
+    index: usize,
     start: usize,
     end: usize,
 }
@@ -45,20 +47,40 @@ struct Entry {
 /// All tensors of a checkpoint (one file or shards), memory-mapped.
 pub struct Weights {
     maps: Vec<Mmap>,
+    files: Vec<std::fs::File>,
     entries: HashMap<String, Entry>,
+    /// Tensor names by [`Entry::index`], for [`Mapped`] handles.
+    names: Vec<String>,
+    /// This store's slot in [`STORES`], once a handle has been made.
+    slot: std::sync::OnceLock<u32>,
 }
+
+/// Stores that have handed out [`Mapped`] handles, by slot.
+static STORES: std::sync::Mutex<Vec<std::sync::Weak<Weights>>> = std::sync::Mutex::new(Vec::new());
 
 impl Weights {
     /// Maps each file and indexes its tensors. Truncated or corrupt files fail here.
     pub fn open(paths: &[PathBuf]) -> Result<Self> {
-        let mut maps = Vec::with_capacity(paths.len());
+        let (mut maps, mut files) = (Vec::new(), Vec::new());
         let mut entries = HashMap::new();
         for (file, path) in paths.iter().enumerate() {
-            let map = map_file(path)?;
+            let (map, handle) = map_file(path)?;
             index_file(&map, file, path, &mut entries)?;
             maps.push(map);
+            files.push(handle);
         }
-        Ok(Self { maps, entries })
+        let mut names = vec![String::new(); entries.len()];
+        for (i, (name, e)) in entries.iter_mut().enumerate() {
+            e.index = i;
+            names[i] = name.clone();
+        }
+        Ok(Self {
+            maps,
+            files,
+            entries,
+            names,
+            slot: std::sync::OnceLock::new(),
+        })
     }
 
     /// The stored shape of `name`, if present.
@@ -79,9 +101,33 @@ impl Weights {
         let e = self.entries.get(name).ok_or_else(|| {
             candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
         })?;
-        let t = self.load_entry(e, &self.maps[e.file][e.start..e.end], dtype, device)?;
+        let t = match (e.dtype, dtype) {
+            (StDtype::F16, DType::F16) => {
+                Tensor::from_vec(self.read_half::<f16>(e)?, e.shape.as_slice(), device)?
+            }
+            (StDtype::BF16, DType::BF16) => {
+                Tensor::from_vec(self.read_half::<bf16>(e)?, e.shape.as_slice(), device)?
+            }
+            _ => self.load_entry(e, &self.maps[e.file][e.start..e.end], dtype, device)?,
+        };
         self.release(e);
         Ok(t)
+    }
+
+    /// A stored half-precision tensor read as it is with `pread`, in parallel: the kernel
+    /// copies from the page cache, which is cheaper than faulting in a mapping and copying.
+    fn read_half<H: bytemuck::Pod + Send + Sync>(&self, e: &Entry) -> candle_core::Result<Vec<H>> {
+        use std::os::unix::fs::FileExt;
+        const PIECE: usize = 4 << 20;
+        let mut out: Vec<H> = zeroed((e.end - e.start) / 2);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out);
+        let file = &self.files[e.file];
+        bytes
+            .par_chunks_mut(PIECE)
+            .enumerate()
+            .try_for_each(|(i, piece)| file.read_exact_at(piece, (e.start + i * PIECE) as u64))
+            .map_err(|err| candle_core::Error::Msg(format!("cannot read the weights: {err}")))?;
+        Ok(out)
     }
 
     /// Drops the mapped pages of a tensor that has been copied out, so that the process
@@ -177,13 +223,25 @@ impl Weights {
         VarBuilder::from_backend(Box::new(ShapeCheck(self.clone())), dtype, device.clone())
     }
 
-    /// The dtype to hand out: the stored f16/bf16 when the caller accepts it for f32.
-    fn served_dtype(&self, name: &str, asked: DType, raw: bool) -> DType {
-        match (raw, asked, self.entries.get(name).map(|e| e.dtype)) {
-            (true, DType::F32, Some(StDtype::F16)) => DType::F16,
-            (true, DType::F32, Some(StDtype::BF16)) => DType::BF16,
-            _ => asked,
-        }
+    /// Whether to hand out a [`Mapped`] handle: the caller accepts one ([`RAW`]), wants
+    /// f32, and the checkpoint stores the tensor in half precision.
+    fn serves_mapped(&self, name: &str, asked: DType, raw: bool) -> bool {
+        let half = matches!(
+            self.entries.get(name).map(|e| e.dtype),
+            Some(StDtype::F16 | StDtype::BF16)
+        );
+        raw && asked == DType::F32 && half
+    }
+
+    /// A handle to `name` left in the mapped file (see [`Mapped`]).
+    fn handle(self: &Arc<Self>, name: &str, device: &Device) -> candle_core::Result<Tensor> {
+        let slot = *self.slot.get_or_init(|| {
+            let mut stores = STORES.lock().unwrap_or_else(|e| e.into_inner());
+            stores.push(Arc::downgrade(self));
+            (stores.len() - 1) as u32
+        });
+        let index = self.entries[name].index as u32;
+        Tensor::new(&[slot, index], device)
     }
 
     fn check(&self, name: &str, want: &Shape) -> candle_core::Result<()> {
@@ -200,12 +258,14 @@ impl Weights {
     }
 }
 
-fn map_file(path: &Path) -> Result<Mmap> {
+fn map_file(path: &Path) -> Result<(Mmap, std::fs::File)> {
     let file = std::fs::File::open(path)
         .map_err(|e| anyhow!("cannot open weights {}: {e}", path.display()))?;
     // SAFETY: read-only map; like every mmap user we rely on nobody truncating the file
     // while we run.
-    unsafe { Mmap::map(&file) }.map_err(|e| anyhow!("cannot map weights {}: {e}", path.display()))
+    let map = unsafe { Mmap::map(&file) }
+        .map_err(|e| anyhow!("cannot map weights {}: {e}", path.display()))?;
+    Ok((map, file))
 }
 
 fn index_file(
@@ -230,6 +290,7 @@ fn index_file(
                 file,
                 dtype: view.dtype(),
                 shape: view.shape().to_vec(),
+                index: 0,
                 start,
                 end: start + view.data().len(),
             },
@@ -332,8 +393,10 @@ impl SimpleBackend for Loader {
     ) -> candle_core::Result<Tensor> {
         let (name, raw) = split_raw(name);
         self.0.check(name, &s)?;
-        self.0
-            .load(name, self.0.served_dtype(name, dtype, raw), dev)
+        match self.0.serves_mapped(name, dtype, raw) {
+            true => self.0.handle(name, dev),
+            false => self.0.load(name, dtype, dev),
+        }
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
@@ -359,8 +422,10 @@ impl SimpleBackend for ShapeCheck {
     ) -> candle_core::Result<Tensor> {
         let (name, raw) = split_raw(name);
         self.0.check(name, &s)?;
-        let dtype = self.0.served_dtype(name, dtype, raw);
-        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+        match self.0.serves_mapped(name, dtype, raw) {
+            true => self.0.handle(name, dev),
+            false => Tensor::zeros((), dtype, dev)?.broadcast_as(s),
+        }
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
@@ -372,6 +437,63 @@ impl SimpleBackend for ShapeCheck {
 
     fn contains_tensor(&self, name: &str) -> bool {
         self.0.entries.contains_key(split_raw(name).0)
+    }
+}
+
+/// A half-precision weight left in the mapped file rather than copied into a tensor.
+///
+/// A [`VarBuilder`] can only return tensors, so the backend returns a two-element `u32`
+/// tensor `[store slot, tensor index]` for names ending in [`RAW`]; the layers that asked
+/// for it resolve it here and read the f16/bf16 bytes straight from the page cache.
+pub struct Mapped {
+    store: Arc<Weights>,
+    index: usize,
+}
+
+impl Mapped {
+    /// Resolves a handle; `None` if `t` is not one.
+    pub fn from_handle(t: &Tensor) -> candle_core::Result<Option<Self>> {
+        if t.dtype() != DType::U32 || t.dims() != [2] {
+            return Ok(None);
+        }
+        let v = t.to_vec1::<u32>()?;
+        let stores = STORES.lock().unwrap_or_else(|e| e.into_inner());
+        let store = stores
+            .get(v[0] as usize)
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or_else(|| candle_core::Error::Msg("weights were closed while in use".into()))?;
+        Ok(Some(Self {
+            store,
+            index: v[1] as usize,
+        }))
+    }
+
+    fn entry(&self) -> &Entry {
+        &self.store.entries[&self.store.names[self.index]]
+    }
+
+    /// The stored shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.entry().shape
+    }
+
+    /// Which half format the bytes hold.
+    pub fn bits(&self) -> crate::kernels::HalfBits {
+        match self.entry().dtype {
+            StDtype::BF16 => crate::kernels::HalfBits::Bf16,
+            _ => crate::kernels::HalfBits::F16,
+        }
+    }
+
+    /// The raw 16-bit values (borrowed from the map when aligned).
+    pub fn halves(&self) -> std::borrow::Cow<'_, [u16]> {
+        let e = self.entry();
+        le_u16(&self.store.maps[e.file][e.start..e.end])
+    }
+
+    /// Drops this tensor's pages from the process (they stay in the page cache).
+    pub fn release(&self) {
+        self.store.release(self.entry());
     }
 }
 

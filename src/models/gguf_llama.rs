@@ -113,7 +113,7 @@ impl Hparams {
 
     fn validate(&self, file: &GgufFile, arch: &str) -> Result<()> {
         let path = file.path().display();
-        if self.heads == 0 || self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+        if self.heads == 0 || self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
             bail!(
                 "{path}: head_count ({}) must be a positive multiple of head_count_kv ({})",
                 self.heads,
@@ -123,7 +123,7 @@ impl Hparams {
         let rope_dim = file
             .opt_usize(&format!("{arch}.rope.dimension_count"))?
             .unwrap_or(self.head_dim);
-        if rope_dim != self.head_dim || self.head_dim % 2 != 0 {
+        if rope_dim != self.head_dim || !self.head_dim.is_multiple_of(2) {
             bail!("{path}: rotary dimension {rope_dim} with head size {} is not supported (llama rotates whole, even-sized heads)", self.head_dim);
         }
         Ok(())

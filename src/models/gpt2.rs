@@ -5,10 +5,11 @@
 //! the token embedding.
 
 use anyhow::{bail, Result};
-use candle_core::{DType, Module, Tensor, D};
-use candle_nn::{embedding, layer_norm, Activation, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_core::{DType, Tensor, D};
+use candle_nn::{layer_norm, Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::layers::{Embedding, Linear};
 use super::llama::{attend, head};
 use super::{causal_mask, Architecture, LensModel, ModelInfo};
 
@@ -53,7 +54,7 @@ fn yes() -> bool {
 
 impl Config {
     fn validate(&self) -> Result<()> {
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             bail!(
                 "config.json: n_embd ({}) must be a multiple of n_head ({})",
                 self.n_embd,
@@ -77,11 +78,11 @@ impl Config {
 }
 
 /// transformers' `Conv1D`: the weight is stored `(in, out)` and applied as `x @ W + b`,
-/// which is a [`Linear`] over its transpose.
+/// which is a [`Linear`] over its transpose. The transposed layout cannot be read in place
+/// by the half-weight kernel, so it is converted to the compute dtype.
 fn conv1d(d_in: usize, d_out: usize, vb: VarBuilder) -> Result<Linear> {
-    let w = vb.get((d_in, d_out), "weight")?;
-    let b = vb.get(d_out, "bias")?;
-    Ok(Linear::new(w.t()?, Some(b)))
+    let w = vb.get((d_in, d_out), "weight")?.t()?;
+    Ok(Linear::new(w, Some(vb.get(d_out, "bias")?)))
 }
 
 /// Fused q/k/v projection, causal attention, output projection.
@@ -134,7 +135,10 @@ impl Mlp {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        Ok(xs.apply(&self.c_fc)?.apply(&self.act)?.apply(&self.c_proj)?)
+        Ok(xs
+            .apply(&self.c_fc)?
+            .apply(&self.act)?
+            .apply(&self.c_proj)?)
     }
 }
 
@@ -193,7 +197,7 @@ impl Architecture for Gpt2 {
             true => vb.pp("transformer"),
             false => vb.clone(),
         };
-        let wte = embedding(cfg.vocab_size, cfg.n_embd, t.pp("wte"))?;
+        let wte = Embedding::new(cfg.vocab_size, cfg.n_embd, t.pp("wte"))?;
         Ok(Self {
             info: ModelInfo {
                 model_type: "gpt2".into(),
@@ -204,9 +208,9 @@ impl Architecture for Gpt2 {
             },
             cfg: cfg.clone(),
             layers: t.pp("h"),
-            wpe: embedding(cfg.n_positions, cfg.n_embd, t.pp("wpe"))?,
+            wpe: Embedding::new(cfg.n_positions, cfg.n_embd, t.pp("wpe"))?,
             ln_f: layer_norm(cfg.n_embd, cfg.layer_norm_epsilon, t.pp("ln_f"))?,
-            lm_head: head(wte.embeddings(), cfg.tie_word_embeddings, &vb)?,
+            lm_head: head(&wte, cfg.tie_word_embeddings, &vb)?,
             wte,
             dtype: vb.dtype(),
         })
@@ -227,7 +231,7 @@ impl LensModel for Gpt2 {
         ids: &[u32],
         visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
     ) -> Result<()> {
-        let device = self.wte.embeddings().device();
+        let device = self.wte.table().device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let positions = Tensor::arange(0u32, ids.len() as u32, device)?.unsqueeze(0)?;
         let mask = causal_mask(ids.len(), self.dtype, device)?;

@@ -4,10 +4,11 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::kernels::HalfWeightMatmul;
-use crate::weights::RAW;
+use crate::kernels;
+use crate::weights::{Mapped, RAW};
 
-/// `x·Wᵀ + b`. W stays f16/bf16 when the checkpoint stores it so and activations are f32.
+/// `x·Wᵀ + b`. W stays in the mapped file when the checkpoint stores it as f16/bf16 and
+/// the compute dtype is f32.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
@@ -28,12 +29,9 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let half = matches!(self.weight.dtype(), DType::F16 | DType::BF16);
-        let y = if half && x.dtype() == DType::F32 {
-            x.contiguous()?
-                .apply_op2_no_bwd(&self.weight, &HalfWeightMatmul)?
-        } else {
-            candle_nn::Linear::new(self.weight.clone(), None).forward(x)?
+        let y = match Mapped::from_handle(&self.weight)? {
+            Some(w) => mapped_matmul(x, &w)?,
+            None => candle_nn::Linear::new(self.weight.clone(), None).forward(x)?,
         };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
@@ -42,7 +40,27 @@ impl Module for Linear {
     }
 }
 
-/// The `(out, in)` weight of a linear layer, as stored when that saves a conversion.
+/// `x · Wᵀ` with W read from the mapped file; its pages are let go afterwards.
+fn mapped_matmul(x: &Tensor, w: &Mapped) -> Result<Tensor> {
+    let (n, k) = match w.shape() {
+        [n, k] => (*n, *k),
+        other => candle_core::bail!("weight of shape {other:?} is not a matrix"),
+    };
+    let x = x.to_dtype(DType::F32)?.contiguous()?;
+    let mut dims = x.dims().to_vec();
+    if dims.last() != Some(&k) {
+        candle_core::bail!("input {dims:?} does not fit weight ({n}, {k})");
+    }
+    let m = x.elem_count() / k.max(1);
+    let flat = x.flatten_all()?.to_vec1::<f32>()?;
+    let out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
+    w.release();
+    *dims.last_mut().expect("checked above") = n;
+    Tensor::from_vec(out, dims, x.device())
+}
+
+/// The `(out, in)` weight of a linear layer: a handle to the mapped f16/bf16 weight when
+/// the checkpoint stores it so and the compute dtype is f32, else a tensor.
 pub fn weight(in_dim: usize, out_dim: usize, vb: &VarBuilder) -> Result<Tensor> {
     vb.get((out_dim, in_dim), &format!("weight{RAW}"))
 }
@@ -71,6 +89,7 @@ pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<L
 #[derive(Debug, Clone)]
 pub struct Embedding {
     table: Tensor,
+    dims: (usize, usize),
     dtype: DType,
 }
 
@@ -79,8 +98,14 @@ impl Embedding {
     pub fn new(vocab: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             table: weight(hidden, vocab, &vb)?,
+            dims: (vocab, hidden),
             dtype: vb.dtype(),
         })
+    }
+
+    /// `(vocab, hidden)`.
+    pub fn dims(&self) -> (usize, usize) {
+        self.dims
     }
 
     /// The table, as held (a tied head reuses it).
@@ -91,7 +116,26 @@ impl Embedding {
     /// Rows for `ids` of shape `(B, T)` → `(B, T, hidden)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        if let Some(table) = Mapped::from_handle(&self.table)? {
+            return mapped_rows(&table, &ids.flatten_all()?.to_vec1::<u32>()?, self.dims.1)?
+                .to_dtype(self.dtype)?
+                .reshape((b, t, ()));
+        }
         let rows = self.table.index_select(&ids.flatten_all()?, 0)?;
         rows.to_dtype(self.dtype)?.reshape((b, t, ()))
     }
+}
+
+/// Rows `ids` of a mapped `(vocab, hidden)` table, widened to f32.
+fn mapped_rows(table: &Mapped, ids: &[u32], hidden: usize) -> Result<Tensor> {
+    let all = table.halves();
+    let mut out = Vec::with_capacity(ids.len() * hidden);
+    for &id in ids {
+        let start = id as usize * hidden;
+        let row = all.get(start..start + hidden).ok_or_else(|| {
+            candle_core::Error::Msg(format!("token id {id} is outside the embedding table"))
+        })?;
+        out.extend(kernels::widen_row(row, table.bits()));
+    }
+    Tensor::from_vec(out, (ids.len(), hidden), &candle_core::Device::Cpu)
 }

@@ -8,13 +8,11 @@
 use std::marker::PhantomData;
 
 use anyhow::{anyhow, bail, Result};
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{
-    embedding, linear_b, linear_no_bias, rms_norm, Activation, Embedding, Linear, RmsNorm,
-    VarBuilder,
-};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{rms_norm, Activation, RmsNorm, VarBuilder};
 use serde::{de::DeserializeOwned, Deserialize};
 
+use super::layers::{linear_b, linear_no_bias, Embedding, Linear};
 use super::{causal_mask, Architecture, LensModel, ModelInfo};
 
 /// Llama and Mistral: no biases unless config.json asks for them.
@@ -217,12 +215,12 @@ impl Spec {
         let cfg = c.common().clone();
         let heads = cfg.num_attention_heads;
         let kv_heads = cfg.num_key_value_heads.unwrap_or(heads);
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             bail!("config.json: num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kv_heads})");
         }
         let head_dim = match cfg.head_dim {
             Some(d) => d,
-            None if cfg.hidden_size % heads == 0 => cfg.hidden_size / heads,
+            None if cfg.hidden_size.is_multiple_of(heads) => cfg.hidden_size / heads,
             None => bail!(
                 "config.json: hidden_size ({}) is not divisible by num_attention_heads ({heads})",
                 cfg.hidden_size
@@ -273,7 +271,15 @@ impl Rotary {
 /// `i - window < j <= i`.
 fn sliding_mask(seq_len: usize, window: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
     let band: Vec<f32> = (0..seq_len)
-        .flat_map(|i| (0..seq_len).map(move |j| if i >= j + window { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..seq_len).map(move |j| {
+                if i >= j + window {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
     let band = Tensor::from_vec(band, (seq_len, seq_len), dev)?.to_dtype(dtype)?;
     Ok(causal_mask(seq_len, dtype, dev)?.broadcast_add(&band)?)
@@ -281,7 +287,13 @@ fn sliding_mask(seq_len: usize, window: usize, dtype: DType, dev: &Device) -> Re
 
 /// Scaled dot-product attention: `(B, H, T, hd)` queries against `(B, H_kv, T, hd)` keys and
 /// values (repeated up to H heads), returned as `(B, T, H·hd)`. Shared with gpt2.rs.
-pub(super) fn attend(q: &Tensor, k: Tensor, v: Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+pub(super) fn attend(
+    q: &Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
     let (b, heads, t, _) = q.dims4()?;
     let groups = heads / k.dim(1)?;
     let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
@@ -294,11 +306,11 @@ pub(super) fn attend(q: &Tensor, k: Tensor, v: Tensor, mask: &Tensor, scale: f64
 /// The head: `lm_head.weight`, or the embedding matrix when config.json ties them (as
 /// transformers does, even if the file has a head) or when the checkpoint has no head
 /// (Llama 3.2, SmolLM and GPT-2 ship none). Shared with gpt2.rs.
-pub(super) fn head(embed: &Tensor, tied: bool, vb: &VarBuilder) -> Result<Linear> {
+pub(super) fn head(embed: &Embedding, tied: bool, vb: &VarBuilder) -> Result<Linear> {
     if tied || !vb.contains_tensor("lm_head.weight") {
-        return Ok(Linear::new(embed.clone(), None));
+        return Ok(Linear::new(embed.table().clone(), None));
     }
-    let (vocab, hidden) = embed.dims2()?;
+    let (vocab, hidden) = embed.dims();
     Ok(linear_no_bias(hidden, vocab, vb.pp("lm_head"))?)
 }
 
@@ -312,7 +324,11 @@ struct Mlp {
 
 impl Mlp {
     fn new(s: &Spec, vb: VarBuilder) -> Result<Self> {
-        let (d, i, bias) = (s.cfg.hidden_size, s.cfg.intermediate_size, s.variant.mlp_bias);
+        let (d, i, bias) = (
+            s.cfg.hidden_size,
+            s.cfg.intermediate_size,
+            s.variant.mlp_bias,
+        );
         Ok(Self {
             gate_proj: linear_b(d, i, bias, vb.pp("gate_proj"))?,
             up_proj: linear_b(d, i, bias, vb.pp("up_proj"))?,
@@ -393,7 +409,9 @@ impl DecoderLayer {
             .self_attn
             .forward(&xs.apply(&self.input_layernorm)?, rotary, mask)?;
         let h = (xs + attn)?;
-        let ff = self.mlp.forward(&h.apply(&self.post_attention_layernorm)?)?;
+        let ff = self
+            .mlp
+            .forward(&h.apply(&self.post_attention_layernorm)?)?;
         Ok((h + ff)?)
     }
 }
@@ -442,7 +460,7 @@ impl<C: DecoderConfig> Architecture for Decoder<C> {
         let inv_freq = c.rope.inv_freq(spec.head_dim, spec.max_positions)?;
         let n = inv_freq.len();
         let m = vb.pp("model");
-        let embed_tokens = embedding(c.vocab_size, c.hidden_size, m.pp("embed_tokens"))?;
+        let embed_tokens = Embedding::new(c.vocab_size, c.hidden_size, m.pp("embed_tokens"))?;
         Ok(Self {
             info: ModelInfo {
                 model_type: spec.variant.model_type.into(),
@@ -452,7 +470,7 @@ impl<C: DecoderConfig> Architecture for Decoder<C> {
                 bos_token_id: c.bos_token_id,
             },
             layers: m.pp("layers"),
-            lm_head: head(embed_tokens.embeddings(), c.tie_word_embeddings, &vb)?,
+            lm_head: head(&embed_tokens, c.tie_word_embeddings, &vb)?,
             embed_tokens,
             norm: rms_norm(c.hidden_size, c.rms_norm_eps, m.pp("norm"))?,
             inv_freq: Tensor::from_vec(inv_freq, (1, n), vb.device())?,
@@ -477,7 +495,7 @@ impl<C> LensModel for Decoder<C> {
         ids: &[u32],
         visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
     ) -> Result<()> {
-        let device = self.embed_tokens.embeddings().device();
+        let device = self.embed_tokens.table().device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let rotary = Rotary::new(&self.inv_freq, ids.len(), self.dtype)?;
         let masks = self.masks(ids.len(), device)?;
@@ -496,5 +514,48 @@ impl<C> LensModel for Decoder<C> {
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
         Ok(hidden.apply(&self.lm_head)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rope(json: serde_json::Value) -> Rope {
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// llama-tiny's settings; the expected values are transformers' `inv_freq` (f32).
+    #[test]
+    fn llama3_inv_freq_matches_transformers() {
+        let r = rope(serde_json::json!({"rope_theta": 10000.0, "rope_scaling": {
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}));
+        let want = [0.576_056_36f32, 0.0125, 0.00125, 0.000125];
+        assert_eq!(r.inv_freq(8, 64).unwrap(), want);
+    }
+
+    /// Older configs spell the type `type`; a theta inside the parameters wins.
+    #[test]
+    fn linear_scaling_and_theta_precedence() {
+        let r = rope(serde_json::json!({"rope_theta": 1.0,
+            "rope_parameters": {"type": "linear", "factor": 2.0, "rope_theta": 10000.0}}));
+        assert_eq!(r.inv_freq(4, 64).unwrap(), [0.5, 0.005]);
+    }
+
+    #[test]
+    fn sliding_mask_keeps_the_last_window_keys() {
+        let m: Vec<Vec<f32>> = sliding_mask(4, 2, DType::F32, &Device::Cpu)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let seen: Vec<Vec<u8>> = m
+            .iter()
+            .map(|r| r.iter().map(|&v| (v == 0.0) as u8).collect())
+            .collect();
+        assert_eq!(
+            seen,
+            [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+        );
     }
 }

@@ -70,10 +70,10 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         let heads = self.num_attention_heads;
-        if heads == 0 || self.num_kv_heads() == 0 || heads % self.num_kv_heads() != 0 {
+        if heads == 0 || self.num_kv_heads() == 0 || !heads.is_multiple_of(self.num_kv_heads()) {
             bail!("config.json: num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({})", self.num_kv_heads());
         }
-        if self.head_dim.is_none() && self.hidden_size % heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(heads) {
             bail!(
                 "config.json: hidden_size ({}) is not divisible by num_attention_heads ({heads})",
                 self.hidden_size

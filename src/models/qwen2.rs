@@ -64,3 +64,28 @@ impl DecoderConfig for Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn windows(extra: serde_json::Value) -> Vec<Option<usize>> {
+        let mut json = serde_json::json!({"vocab_size": 8, "hidden_size": 8,
+            "intermediate_size": 8, "num_hidden_layers": 3, "num_attention_heads": 2,
+            "sliding_window": 5, "max_window_layers": 1});
+        json.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value::<Config>(json).unwrap().windows()
+    }
+
+    #[test]
+    fn sliding_window_only_when_switched_on() {
+        assert_eq!(windows(serde_json::json!({})), [None, None, None]);
+        let on = serde_json::json!({"use_sliding_window": true});
+        assert_eq!(windows(on), [None, Some(5), Some(5)]);
+        let typed = serde_json::json!({"use_sliding_window": true, "layer_types":
+            ["sliding_attention", "full_attention", "full_attention"]});
+        assert_eq!(windows(typed), [Some(5), None, None]);
+    }
+}
