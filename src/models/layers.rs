@@ -40,7 +40,15 @@ impl Module for Linear {
     }
 }
 
-/// `x · Wᵀ` with W read from the mapped file; its pages are let go afterwards.
+/// Inputs with at least this many rows let a weight's mapped pages go after the matmul.
+///
+/// Few rows: the matmul is bound by reading W, and keeping its pages mapped spares the next
+/// prompt the page faults (the pages are the page cache's anyway). Many rows: the matmul is
+/// bound by arithmetic, re-mapping is cheap beside it, and long inputs need the memory for
+/// activations.
+const RELEASE_ROWS: usize = 64;
+
+/// `x · Wᵀ` with W read from the mapped file.
 fn mapped_matmul(x: &Tensor, w: &Mapped) -> Result<Tensor> {
     let (n, k) = match w.shape() {
         [n, k] => (*n, *k),
@@ -54,7 +62,9 @@ fn mapped_matmul(x: &Tensor, w: &Mapped) -> Result<Tensor> {
     let m = x.elem_count() / k.max(1);
     let flat = x.flatten_all()?.to_vec1::<f32>()?;
     let out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
-    w.release();
+    if m >= RELEASE_ROWS {
+        w.release();
+    }
     *dims.last_mut().expect("checked above") = n;
     Tensor::from_vec(out, dims, x.device())
 }
