@@ -51,6 +51,8 @@ impl OutPtr {
     }
 }
 
+const LIMIT: usize = 24;
+
 /// Rows of W converted per task: about 1 MiB of f32 (the buffer stays in L2), 4 MiB for
 /// long inputs so that gemm's packing of `x` is amortised over more columns, but never so
 /// many that a thread sits idle: at least 4 tasks per thread. (Measured on 225×2048×51200:
@@ -86,7 +88,7 @@ pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize) -> Vec<
         return out;
     }
     #[cfg(target_arch = "x86_64")]
-    if m <= avx512::MAX_M && H::BITS.is_some() && avx512::available() {
+    if m <= avx512::MAX_ROWS && H::BITS.is_some() && avx512::available() {
         avx512::matmul(x, w, m, k, n, &mut out);
         return out;
     }
@@ -141,6 +143,9 @@ mod avx512 {
     /// Most rows of `x` kept in registers: 2·12 accumulators of the 32 vector registers.
     pub const MAX_M: usize = 12;
 
+    /// Up to this many rows of `x` this kernel beats converting W and calling gemm.
+    pub const MAX_ROWS: usize = super::LIMIT;
+
     /// Weight rows per rayon task.
     const TASK_ROWS: usize = 64;
 
@@ -155,9 +160,25 @@ mod avx512 {
         let dst = OutPtr(out.as_mut_ptr());
         (0..n).into_par_iter().step_by(TASK_ROWS).for_each(|start| {
             let end = (start + TASK_ROWS).min(n);
-            // SAFETY: features checked in `available`; this task writes only columns
-            // start..end of `out`, and every index stays inside x (m×k), w (n×k), out (m×n).
-            unsafe { rows_dyn(x, w, m, k, n, start..end, bits, dst.get()) };
+            // Groups of MAX_M rows of x pass over the same weight rows, which stay in L2.
+            for g in (0..m).step_by(MAX_M) {
+                let mg = MAX_M.min(m - g);
+                // SAFETY: features checked in `available`; this task writes only columns
+                // start..end of `out`, and every index stays inside x (m×k), w (n×k),
+                // out (m×n): rows g..g+mg of x and of out.
+                unsafe {
+                    rows_dyn(
+                        &x[g * k..],
+                        w,
+                        mg,
+                        k,
+                        n,
+                        start..end,
+                        bits,
+                        dst.get().add(g * n),
+                    )
+                };
+            }
         });
     }
 

@@ -129,15 +129,25 @@ fn project(model: &dyn LensModel, inputs: &[Tensor], chunk: usize) -> Result<Vec
     let mut stats = Vec::with_capacity(total);
     for start in (0..total).step_by(chunk) {
         let rows = gather_rows(inputs, start, chunk.min(total - start))?;
-        let logits = model.lm_head(&rows)?;
+        let logits = model.lm_head(&rows)?.to_dtype(DType::F32)?.contiguous()?;
         let vocab = logits.dim(1)?;
-        let flat = logits
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        stats.extend(rows_stats(&flat, vocab));
+        stats.extend(with_f32(&logits, |flat| rows_stats(flat, vocab))?);
     }
     Ok(stats)
+}
+
+/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a 225×51200
+/// logits chunk is 46 MB), or on a copy for any other storage.
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&v[a..b]));
+        }
+    }
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
 /// Rows `start..start+len` of the inputs stacked end to end, as one `(len, D)` tensor.

@@ -29,10 +29,10 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match Mapped::from_handle(&self.weight)? {
-            Some(w) => mapped_matmul(x, &w)?,
-            None => candle_nn::Linear::new(self.weight.clone(), None).forward(x)?,
-        };
+        if let Some(w) = Mapped::from_handle(&self.weight)? {
+            return mapped_matmul(x, &w, self.bias.as_ref());
+        }
+        let y = candle_nn::Linear::new(self.weight.clone(), None).forward(x)?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -48,8 +48,8 @@ impl Module for Linear {
 /// activations.
 const RELEASE_ROWS: usize = 64;
 
-/// `x · Wᵀ` with W read from the mapped file.
-fn mapped_matmul(x: &Tensor, w: &Mapped) -> Result<Tensor> {
+/// `x · Wᵀ + b` with W read from the mapped file; the bias is added in place.
+fn mapped_matmul(x: &Tensor, w: &Mapped, bias: Option<&Tensor>) -> Result<Tensor> {
     let (n, k) = match w.shape() {
         [n, k] => (*n, *k),
         other => candle_core::bail!("weight of shape {other:?} is not a matrix"),
@@ -61,9 +61,15 @@ fn mapped_matmul(x: &Tensor, w: &Mapped) -> Result<Tensor> {
     }
     let m = x.elem_count() / k.max(1);
     let flat = x.flatten_all()?.to_vec1::<f32>()?;
-    let out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
+    let mut out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
     if m >= RELEASE_ROWS {
         w.release();
+    }
+    if let Some(b) = bias {
+        let b = b.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        for row in out.chunks_mut(n) {
+            row.iter_mut().zip(&b).for_each(|(o, b)| *o += b);
+        }
     }
     *dims.last_mut().expect("checked above") = n;
     Tensor::from_vec(out, dims, x.device())
