@@ -98,7 +98,9 @@ struct RotaryEmbedding {
 }
 
 impl RotaryEmbedding {
-    fn new(cfg: &Config, dtype: DType, dev: &Device) -> Result<Self> {
+    /// Tables for positions `0..seq_len` (built per forward pass, so a huge
+    /// max_position_embeddings costs nothing).
+    fn new(cfg: &Config, seq_len: usize, dtype: DType, dev: &Device) -> Result<Self> {
         let dim = (cfg.partial_rotary_factor * cfg.head_dim() as f64) as usize;
         let inv_freq: Vec<f32> = (0..dim)
             .step_by(2)
@@ -106,9 +108,9 @@ impl RotaryEmbedding {
             .collect();
         let n = inv_freq.len();
         let inv_freq = Tensor::from_vec(inv_freq, (1, n), dev)?;
-        let t = Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?
+        let t = Tensor::arange(0u32, seq_len as u32, dev)?
             .to_dtype(DType::F32)?
-            .reshape((cfg.max_position_embeddings, 1))?;
+            .reshape((seq_len, 1))?;
         let freqs = t.matmul(&inv_freq)?;
         Ok(Self {
             dim,
@@ -264,7 +266,6 @@ pub struct Phi {
     embed_tokens: Embedding,
     final_layernorm: LayerNorm,
     lm_head: Linear,
-    rotary: RotaryEmbedding,
     dtype: DType,
 }
 
@@ -297,7 +298,6 @@ impl Architecture for Phi {
                 m.pp("final_layernorm"),
             )?,
             lm_head: linear(cfg.hidden_size, cfg.vocab_size, vb.pp("lm_head"))?,
-            rotary: RotaryEmbedding::new(cfg, vb.dtype(), vb.device())?,
             dtype: vb.dtype(),
         })
     }
@@ -320,10 +320,11 @@ impl LensModel for Phi {
         let device = self.embed_tokens.table().device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let mask = causal_mask(ids.len(), self.dtype, device)?;
+        let rotary = RotaryEmbedding::new(&self.cfg, ids.len(), self.dtype, device)?;
         let mut xs = self.embed_tokens.forward(&input)?;
         visit(0, &xs.squeeze(0)?)?;
         for i in 0..self.cfg.num_hidden_layers {
-            xs = self.block(i)?.forward(&xs, &self.rotary, &mask)?;
+            xs = self.block(i)?.forward(&xs, &rotary, &mask)?;
             visit(i + 1, &xs.squeeze(0)?)?;
         }
         Ok(())
