@@ -150,42 +150,6 @@ impl Weights {
         }
     }
 
-    /// Loads rows `start..start+len` of a 2-D tensor, converted to `dtype`.
-    pub fn load_rows(
-        &self,
-        name: &str,
-        start: usize,
-        len: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let e = self.entries.get(name).ok_or_else(|| {
-            candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
-        })?;
-        let (rows, cols) = match e.shape.as_slice() {
-            [r, c] => (*r, *c),
-            other => {
-                return Err(candle_core::Error::Msg(format!(
-                    "tensor {name} has shape {other:?}, expected 2 dimensions"
-                )))
-            }
-        };
-        if start + len > rows {
-            return Err(candle_core::Error::Msg(format!(
-                "rows {start}..{} of {name} are out of range ({rows})",
-                start + len
-            )));
-        }
-        let width = (e.end - e.start) / (rows * cols).max(1);
-        let slice = &self.maps[e.file]
-            [e.start + start * cols * width..e.start + (start + len) * cols * width];
-        let sub = Entry {
-            shape: vec![len, cols],
-            ..e.clone()
-        };
-        self.load_entry(&sub, slice, dtype, device)
-    }
-
     /// Converts raw bytes; f16/bf16 go through the fast f32 path first.
     fn load_entry(
         &self,
@@ -196,12 +160,6 @@ impl Weights {
     ) -> candle_core::Result<Tensor> {
         let shape = e.shape.as_slice();
         match e.dtype {
-            StDtype::F16 if dtype == DType::F16 => {
-                Tensor::from_vec(copy_half::<f16>(bytes), shape, device)
-            }
-            StDtype::BF16 if dtype == DType::BF16 => {
-                Tensor::from_vec(copy_half::<bf16>(bytes), shape, device)
-            }
             StDtype::F16 => Tensor::from_vec(f16_to_f32(bytes), shape, device)?.to_dtype(dtype),
             StDtype::BF16 => Tensor::from_vec(bf16_to_f32(bytes), shape, device)?.to_dtype(dtype),
             StDtype::F32 => Tensor::from_vec(le_f32(bytes), shape, device)?.to_dtype(dtype),
@@ -327,17 +285,6 @@ pub fn bf16_to_f32(bytes: &[u8]) -> Vec<f32> {
                 *o = f32::from_bits((b as u32) << 16);
             }
         });
-    out
-}
-
-/// Little-endian half-float bytes copied as they are, in parallel, into huge-page memory.
-fn copy_half<H: bytemuck::Pod + Send + Sync>(bytes: &[u8]) -> Vec<H> {
-    let src = le_u16(bytes);
-    let mut out: Vec<H> = zeroed(src.len());
-    let dst: &mut [u16] = bytemuck::cast_slice_mut(&mut out);
-    dst.par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
-        .for_each(|(d, s)| d.copy_from_slice(s));
     out
 }
 
