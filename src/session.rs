@@ -18,7 +18,8 @@ use crate::tokens::{self, Vocab};
 pub struct LoadOptions {
     /// Hub revision (branch, tag or commit); ignored for local directories.
     pub revision: String,
-    /// Compute dtype; weights are converted to it.
+    /// Compute dtype. In f32, f16/bf16 checkpoint weights are read in place; otherwise
+    /// weights are converted to it.
     pub dtype: DType,
     /// Hub access; defaults to the standard environment variables.
     pub hub: HubSettings,
