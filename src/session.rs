@@ -96,8 +96,9 @@ impl Session {
 
     /// Loads from files already resolved.
     pub fn from_files(name: &str, files: &ModelFiles, dtype: DType) -> Result<Self> {
-        let vocab = Vocab::from_file(&files.tokenizer)?;
+        // The model first: its weights start faulting in while the tokenizer loads.
         let model = models::load(files, dtype, &Device::Cpu)?;
+        let vocab = Vocab::from_file(&files.tokenizer)?;
         Ok(Self {
             name: name.to_string(),
             model,

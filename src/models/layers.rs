@@ -48,6 +48,10 @@ impl Module for Linear {
 /// activations.
 const RELEASE_ROWS: usize = 64;
 
+/// Inputs with at least this many rows also drop the pages prefaulted at load: from here
+/// on, memory goes to activations (a 2048-token phi-1_5 attention holds 0.5 GiB of scores).
+const LONG_ROWS: usize = 512;
+
 /// `x · Wᵀ + b` with W read from the mapped file; the bias is added in place.
 fn mapped_matmul(x: &Tensor, w: &Mapped, bias: Option<&Tensor>) -> Result<Tensor> {
     let (n, k) = match w.shape() {
@@ -60,6 +64,9 @@ fn mapped_matmul(x: &Tensor, w: &Mapped, bias: Option<&Tensor>) -> Result<Tensor
         candle_core::bail!("input {dims:?} does not fit weight ({n}, {k})");
     }
     let m = x.elem_count() / k.max(1);
+    if m >= LONG_ROWS {
+        w.release_prefaulted();
+    }
     let flat = x.flatten_all()?.to_vec1::<f32>()?;
     let mut out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
     if m >= RELEASE_ROWS {

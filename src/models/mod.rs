@@ -139,7 +139,9 @@ pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn
         "gpt2" => build::<gpt2::Gpt2>(json, &weights, dtype, device),
         _ => unreachable!("read_config checked against SUPPORTED"),
     };
-    built.map_err(|e| weights_error(&files.weights, e))
+    let model = built.map_err(|e| weights_error(&files.weights, e))?;
+    weights.prefault_in_background();
+    Ok(model)
 }
 
 /// Parses the config, validates every weight's name and shape, then builds for real.
