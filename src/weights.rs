@@ -174,14 +174,28 @@ impl Weights {
 
     /// A [`VarBuilder`] that loads (and converts) each tensor when asked.
     pub fn var_builder(self: &Arc<Self>, dtype: DType, device: &Device) -> VarBuilder<'static> {
-        VarBuilder::from_backend(Box::new(Loader(self.clone())), dtype, device.clone())
+        VarBuilder::from_backend(
+            Box::new(Backend {
+                store: self.clone(),
+                dry: false,
+            }),
+            dtype,
+            device.clone(),
+        )
     }
 
     /// A [`VarBuilder`] that only checks names and shapes: every tensor it returns is a
     /// zero-cost broadcast of one zero. Building a model with it validates the checkpoint
     /// against config.json without touching the weights.
     pub fn shape_checker(self: &Arc<Self>, dtype: DType, device: &Device) -> VarBuilder<'static> {
-        VarBuilder::from_backend(Box::new(ShapeCheck(self.clone())), dtype, device.clone())
+        VarBuilder::from_backend(
+            Box::new(Backend {
+                store: self.clone(),
+                dry: true,
+            }),
+            dtype,
+            device.clone(),
+        )
     }
 
     /// Whether to hand out a [`Mapped`] handle: the caller accepts one ([`RAW`]), wants
@@ -377,39 +391,14 @@ fn le_f32(bytes: &[u8]) -> Vec<f32> {
     }
 }
 
-/// Loads on demand.
-struct Loader(Arc<Weights>);
-
-impl SimpleBackend for Loader {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        _: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let (name, raw) = split_raw(name);
-        self.0.check(name, &s)?;
-        match self.0.serves_mapped(name, dtype, raw) {
-            true => self.0.handle(name, dev),
-            false => self.0.load(name, dtype, dev),
-        }
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.0.load(name, dtype, dev)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.0.entries.contains_key(split_raw(name).0)
-    }
+/// The [`VarBuilder`] backend: loads on demand, or with `dry` only checks names and
+/// shapes and returns zero-cost broadcasts of one zero.
+struct Backend {
+    store: Arc<Weights>,
+    dry: bool,
 }
 
-/// Checks names and shapes only.
-struct ShapeCheck(Arc<Weights>);
-
-impl SimpleBackend for ShapeCheck {
+impl SimpleBackend for Backend {
     fn get(
         &self,
         s: Shape,
@@ -419,22 +408,26 @@ impl SimpleBackend for ShapeCheck {
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
         let (name, raw) = split_raw(name);
-        self.0.check(name, &s)?;
-        match self.0.serves_mapped(name, dtype, raw) {
-            true => self.0.handle(name, dev),
-            false => Tensor::zeros((), dtype, dev)?.broadcast_as(s),
+        self.store.check(name, &s)?;
+        match (self.store.serves_mapped(name, dtype, raw), self.dry) {
+            (true, _) => self.store.handle(name, dev),
+            (false, true) => Tensor::zeros((), dtype, dev)?.broadcast_as(s),
+            (false, false) => self.store.load(name, dtype, dev),
         }
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let shape = self.0.shape(name).ok_or_else(|| {
+        if !self.dry {
+            return self.store.load(name, dtype, dev);
+        }
+        let shape = self.store.shape(name).ok_or_else(|| {
             candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
         })?;
         Tensor::zeros((), dtype, dev)?.broadcast_as(shape)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.0.entries.contains_key(split_raw(name).0)
+        self.store.entries.contains_key(split_raw(name).0)
     }
 }
 

@@ -38,7 +38,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::RmsNorm;
 use rayon::prelude::*;
 
-use super::{causal_mask, LensModel, ModelInfo};
+use super::{causal_mask, visit_blocks, LensModel, ModelInfo};
 use crate::gguf::GgufFile;
 
 /// GGUF architectures (`general.architecture`) this build can run.
@@ -363,13 +363,10 @@ impl LensModel for GgufLlama {
         let input = Tensor::new(ids, &self.device)?;
         let rope = self.rope_tables(ids.len())?;
         let mask = causal_mask(ids.len(), self.dtype, &self.device)?;
-        let mut xs = self.embed.index_select(&input, 0)?;
-        visit(0, &xs)?;
-        for i in 0..self.blocks.len() {
-            xs = self.block(i, &xs, &rope, &mask)?;
-            visit(i + 1, &xs)?;
-        }
-        Ok(())
+        let xs = self.embed.index_select(&input, 0)?;
+        visit_blocks(xs, self.blocks.len(), visit, |i, xs| {
+            self.block(i, xs, &rope, &mask)
+        })
     }
 
     fn final_norm(&self, hidden: &Tensor) -> Result<Tensor> {

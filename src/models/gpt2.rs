@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::layers::{Embedding, Linear};
 use super::llama::{attend, head};
-use super::{causal_mask, Architecture, LensModel, ModelInfo};
+use super::{causal_mask, visit_blocks, Architecture, LensModel, ModelInfo};
 
 /// The config.json fields GPT-2 uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -235,13 +235,10 @@ impl LensModel for Gpt2 {
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let positions = Tensor::arange(0u32, ids.len() as u32, device)?.unsqueeze(0)?;
         let mask = causal_mask(ids.len(), self.dtype, device)?;
-        let mut xs = (self.wte.forward(&input)? + self.wpe.forward(&positions)?)?;
-        visit(0, &xs.squeeze(0)?)?;
-        for i in 0..self.cfg.n_layer {
-            xs = self.block(i)?.forward(&xs, &mask)?;
-            visit(i + 1, &xs.squeeze(0)?)?;
-        }
-        Ok(())
+        let xs = (self.wte.forward(&input)? + self.wpe.forward(&positions)?)?;
+        visit_blocks(xs, self.cfg.n_layer, visit, |i, xs| {
+            self.block(i)?.forward(xs, &mask)
+        })
     }
 
     fn final_norm(&self, hidden: &Tensor) -> Result<Tensor> {

@@ -13,7 +13,7 @@ use candle_nn::{rms_norm, Activation, RmsNorm, VarBuilder};
 use serde::{de::DeserializeOwned, Deserialize};
 
 use super::layers::{linear_b, linear_no_bias, Embedding, Linear};
-use super::{causal_mask, Architecture, LensModel, ModelInfo};
+use super::{causal_mask, visit_blocks, Architecture, LensModel, ModelInfo};
 
 /// Llama and Mistral: no biases unless config.json asks for them.
 pub type Llama = Decoder<Config>;
@@ -499,13 +499,10 @@ impl<C> LensModel for Decoder<C> {
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let rotary = Rotary::new(&self.inv_freq, ids.len(), self.dtype)?;
         let masks = self.masks(ids.len(), device)?;
-        let mut xs = self.embed_tokens.forward(&input)?;
-        visit(0, &xs.squeeze(0)?)?;
-        for (i, mask) in masks.iter().enumerate() {
-            xs = self.block(i)?.forward(&xs, &rotary, mask)?;
-            visit(i + 1, &xs.squeeze(0)?)?;
-        }
-        Ok(())
+        let xs = self.embed_tokens.forward(&input)?;
+        visit_blocks(xs, masks.len(), visit, |i, xs| {
+            self.block(i)?.forward(xs, &rotary, &masks[i])
+        })
     }
 
     fn final_norm(&self, hidden: &Tensor) -> Result<Tensor> {

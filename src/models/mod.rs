@@ -188,6 +188,28 @@ fn display_paths(paths: &[PathBuf]) -> String {
     }
 }
 
+/// The loop every architecture shares: visit the embeddings, then run each block in turn
+/// and visit its output. A leading batch dimension of 1 is dropped before visiting.
+pub fn visit_blocks(
+    mut xs: Tensor,
+    blocks: usize,
+    visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
+    mut block: impl FnMut(usize, &Tensor) -> Result<Tensor>,
+) -> Result<()> {
+    let unbatched = |t: &Tensor| -> Result<Tensor> {
+        Ok(match t.rank() {
+            3 => t.squeeze(0)?,
+            _ => t.clone(),
+        })
+    };
+    visit(0, &unbatched(&xs)?)?;
+    for i in 0..blocks {
+        xs = block(i, &xs)?;
+        visit(i + 1, &unbatched(&xs)?)?;
+    }
+    Ok(())
+}
+
 /// A lower-triangular additive mask: 0 on and below the diagonal, −∞ above.
 pub fn causal_mask(seq_len: usize, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
     let mask: Vec<f32> = (0..seq_len)

@@ -10,7 +10,7 @@ use candle_nn::{layer_norm, Activation, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::layers::{linear, Embedding, Linear};
-use super::{causal_mask, Architecture, LensModel, ModelInfo};
+use super::{causal_mask, visit_blocks, Architecture, LensModel, ModelInfo};
 
 /// The config.json fields Phi uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -321,13 +321,10 @@ impl LensModel for Phi {
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let mask = causal_mask(ids.len(), self.dtype, device)?;
         let rotary = RotaryEmbedding::new(&self.cfg, ids.len(), self.dtype, device)?;
-        let mut xs = self.embed_tokens.forward(&input)?;
-        visit(0, &xs.squeeze(0)?)?;
-        for i in 0..self.cfg.num_hidden_layers {
-            xs = self.block(i)?.forward(&xs, &rotary, &mask)?;
-            visit(i + 1, &xs.squeeze(0)?)?;
-        }
-        Ok(())
+        let xs = self.embed_tokens.forward(&input)?;
+        visit_blocks(xs, self.cfg.num_hidden_layers, visit, |i, xs| {
+            self.block(i)?.forward(xs, &rotary, &mask)
+        })
     }
 
     fn final_norm(&self, hidden: &Tensor) -> Result<Tensor> {
