@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
+use serde::Deserialize;
 
 use super::components::attention::AttentionNames;
 use super::components::block::BlockNames;
@@ -97,26 +98,38 @@ pub const LLAMA_ATTENTION: AttentionNames = AttentionNames {
     k_norm: "k_norm",
 };
 
-/// The head/kv-head/head-size checks every architecture shares; returns
-/// `(kv_heads, head_dim)`.
-pub fn head_sizes(
-    hidden: usize,
-    heads: usize,
-    kv_heads: Option<usize>,
-    head_dim: Option<usize>,
-) -> Result<(usize, usize)> {
-    let kv_heads = kv_heads.unwrap_or(heads);
-    if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
-        bail!("config.json: num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kv_heads})");
+/// The size fields Hugging Face configs of rotary decoders spell the same way.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sizes {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+}
+
+impl Sizes {
+    /// The head/kv-head/head-size checks every architecture shares; returns
+    /// `(kv_heads, head_dim)`.
+    pub fn heads(&self) -> Result<(usize, usize)> {
+        let (hidden, heads) = (self.hidden_size, self.num_attention_heads);
+        let kv_heads = self.num_key_value_heads.unwrap_or(heads);
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+            bail!("config.json: num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kv_heads})");
+        }
+        let head_dim = match self.head_dim {
+            Some(d) => d,
+            None if hidden.is_multiple_of(heads) => hidden / heads,
+            None => bail!(
+                "config.json: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads})"
+            ),
+        };
+        Ok((kv_heads, head_dim))
     }
-    let head_dim = match head_dim {
-        Some(d) => d,
-        None if hidden.is_multiple_of(heads) => hidden / heads,
-        None => bail!(
-            "config.json: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads})"
-        ),
-    };
-    Ok((kv_heads, head_dim))
 }
 
 /// A causal LM run from a [`DecoderSpec`]. Blocks are built from `layers` when the forward

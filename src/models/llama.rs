@@ -16,7 +16,7 @@ use super::components::{
     AttentionSpec, Layout, MlpKind, MlpSpec, NormKind, NormSpec, QkNorm, RotarySpec, Vars,
     WeightLayout,
 };
-use super::decoder::{head_sizes, DecoderSpec, Head, Names, LLAMA_ATTENTION};
+use super::decoder::{DecoderSpec, Head, Names, Sizes, LLAMA_ATTENTION};
 use super::parse_config;
 
 /// The config.json fields Llama and Mistral add to [`Common`].
@@ -41,15 +41,8 @@ fn default_window() -> Option<usize> {
 /// The config.json fields every Llama-like architecture spells the same way.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Common {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    #[serde(default)]
-    pub num_key_value_heads: Option<usize>,
-    #[serde(default)]
-    pub head_dim: Option<usize>,
+    #[serde(flatten)]
+    pub sizes: Sizes,
     #[serde(default = "default_act")]
     pub hidden_act: Activation,
     #[serde(default)]
@@ -90,13 +83,15 @@ impl Common {
     /// The decoder spec of a Llama-like model: RMSNorm, sequential blocks, SwiGLU, rotary
     /// over whole heads.
     pub fn into_spec(self, v: Variant) -> Result<DecoderSpec> {
-        let (heads, layers) = (self.num_attention_heads, self.num_hidden_layers);
-        let (kv_heads, head_dim) = head_sizes(
-            self.hidden_size,
-            heads,
-            self.num_key_value_heads,
-            self.head_dim,
-        )?;
+        let (kv_heads, head_dim) = self.sizes.heads()?;
+        let Sizes {
+            vocab_size,
+            hidden_size,
+            intermediate_size,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            ..
+        } = self.sizes;
         if head_dim % 2 != 0 {
             bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
         }
@@ -106,8 +101,8 @@ impl Common {
         let inv_freq = self.rope.inv_freq(head_dim, max_positions)?;
         Ok(DecoderSpec {
             model_type: v.model_type.into(),
-            vocab_size: self.vocab_size,
-            hidden_size: self.hidden_size,
+            vocab_size,
+            hidden_size,
             num_layers: layers,
             max_positions,
             bos_token_id: self.bos_token_id,
@@ -117,7 +112,7 @@ impl Common {
             },
             layout: Layout::Sequential,
             attention: AttentionSpec {
-                hidden: self.hidden_size,
+                hidden: hidden_size,
                 heads,
                 kv_heads,
                 head_dim,
@@ -133,8 +128,8 @@ impl Common {
             mlp: MlpSpec {
                 kind: MlpKind::Gated,
                 act: self.hidden_act,
-                hidden: self.hidden_size,
-                intermediate: self.intermediate_size,
+                hidden: hidden_size,
+                intermediate: intermediate_size,
                 bias: v.mlp_bias,
             },
             learned_positions: None,
@@ -161,7 +156,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
         o_bias: c.attention_bias,
         mlp_bias: c.mlp_bias,
         default_max_positions: if mistral { 4096 * 32 } else { 2048 },
-        windows: vec![window; c.common.num_hidden_layers],
+        windows: vec![window; c.common.sizes.num_hidden_layers],
     };
     c.common.into_spec(variant)
 }

@@ -16,21 +16,14 @@ use super::components::{
     AttentionSpec, Layout, MlpKind, MlpSpec, NormKind, NormSpec, QkNorm, RotarySpec, Vars,
     WeightLayout,
 };
-use super::decoder::{head_sizes, DecoderSpec, Head, Names};
+use super::decoder::{DecoderSpec, Head, Names, Sizes};
 use super::parse_config;
 
 /// The config.json fields Phi uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    #[serde(default)]
-    pub num_key_value_heads: Option<usize>,
-    #[serde(default)]
-    pub head_dim: Option<usize>,
+    #[serde(flatten)]
+    pub sizes: Sizes,
     #[serde(default = "default_act")]
     pub hidden_act: Activation,
     #[serde(default = "default_max_positions")]
@@ -68,8 +61,15 @@ fn default_partial() -> f64 {
 /// Translates Phi's config.json into the decoder's spec.
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     let c: Config = parse_config(json)?;
-    let (heads, layers) = (c.num_attention_heads, c.num_hidden_layers);
-    let (kv_heads, head_dim) = head_sizes(c.hidden_size, heads, c.num_key_value_heads, c.head_dim)?;
+    let (kv_heads, head_dim) = c.sizes.heads()?;
+    let Sizes {
+        vocab_size,
+        hidden_size,
+        intermediate_size,
+        num_hidden_layers: layers,
+        num_attention_heads: heads,
+        ..
+    } = c.sizes;
     if c.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
         bail!("config.json: rope_scaling is not supported for phi models; remove it or use the original config");
     }
@@ -88,15 +88,15 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     };
     Ok(DecoderSpec {
         model_type: "phi".into(),
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
+        vocab_size,
+        hidden_size,
         num_layers: layers,
         max_positions: c.max_position_embeddings,
         bos_token_id: c.bos_token_id,
         norm,
         layout: Layout::Parallel,
         attention: AttentionSpec {
-            hidden: c.hidden_size,
+            hidden: hidden_size,
             heads,
             kv_heads,
             head_dim,
@@ -119,8 +119,8 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
         mlp: MlpSpec {
             kind: MlpKind::Plain,
             act: c.hidden_act,
-            hidden: c.hidden_size,
-            intermediate: c.intermediate_size,
+            hidden: hidden_size,
+            intermediate: intermediate_size,
             bias: true,
         },
         learned_positions: None,

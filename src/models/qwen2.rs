@@ -41,7 +41,7 @@ impl Config {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
             None => i >= self.max_window_layers,
         };
-        (0..self.common.num_hidden_layers)
+        (0..self.common.sizes.num_hidden_layers)
             .map(|i| window.filter(|_| sliding(i)))
             .collect()
     }
