@@ -158,4 +158,46 @@ mod tests {
         assert_eq!(gguf, gguf_architectures(), "README GGUF rows vs registry");
         assert_eq!(first_cells.len(), hf.len() + gguf.len(), "{first_cells:?}");
     }
+
+    fn read(relative: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The property test feeds arbitrary configs to every model_type, and every row has a
+    /// fixture the parity tests run against transformers.
+    #[test]
+    fn test_lists_cover_every_row() {
+        let properties = read("tests/properties.rs");
+        let line = properties
+            .lines()
+            .find(|l| l.contains("fn arbitrary_config_json_never_panics"))
+            .expect("tests/properties.rs has the arbitrary-config property");
+        for name in SUPPORTED {
+            assert!(
+                line.contains(&format!("Just(\"{name}\")")),
+                "properties: no {name}"
+            );
+        }
+        let fixtures = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("config.json")).ok())
+            .filter_map(|t| {
+                let v: serde_json::Value = serde_json::from_str(&t).ok()?;
+                Some(v["model_type"].as_str()?.to_string())
+            })
+            .collect::<Vec<_>>();
+        let parity = read("tests/parity.rs");
+        for arch in ARCHITECTURES {
+            let fixture = fixtures
+                .iter()
+                .find(|t| arch.model_types.contains(&t.as_str()));
+            let fixture =
+                fixture.unwrap_or_else(|| panic!("no fixture for {:?}", arch.model_types));
+            assert!(
+                parity.contains(&format!("\"{fixture}-tiny\"")),
+                "parity: no {fixture}-tiny"
+            );
+        }
+    }
 }
