@@ -101,13 +101,20 @@ pub const LLAMA_ATTENTION: AttentionNames = AttentionNames {
 /// The size fields Hugging Face configs of rotary decoders spell the same way.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Sizes {
+    /// Embedding rows.
     pub vocab_size: usize,
+    /// Residual width.
     pub hidden_size: usize,
+    /// MLP width.
     pub intermediate_size: usize,
+    /// Blocks.
     pub num_hidden_layers: usize,
+    /// Query heads.
     pub num_attention_heads: usize,
+    /// Key/value heads; as many as query heads when absent.
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
+    /// Channels per head; `hidden_size / num_attention_heads` when absent.
     #[serde(default)]
     pub head_dim: Option<usize>,
 }
