@@ -230,4 +230,61 @@ mod tests {
         let want = e / (e + 1.0);
         assert!((got[1] as f64 - want).abs() < 1e-6, "{got:?} vs {want}");
     }
+
+    /// q = k = v = x with RMS norms over the whole projections (weights 1, eps 0): at
+    /// x₁ = (0, 3) the normed q₁ = k₁ = (0, √2), so the scores are (0, 2) rather than (0, 9).
+    #[test]
+    fn whole_projection_qk_norm_normalises_before_the_scores() {
+        use crate::models::components::norm::{NormKind, NormSpec};
+        use crate::models::components::testing::vars;
+        let eye = || vec![1.0, 0.0, 0.0, 1.0];
+        let vb = vars(&[
+            ("a.q.weight", eye(), vec![2, 2]),
+            ("a.k.weight", eye(), vec![2, 2]),
+            ("a.v.weight", eye(), vec![2, 2]),
+            ("a.o.weight", eye(), vec![2, 2]),
+            ("a.qn.weight", vec![1.0, 1.0], vec![2]),
+            ("a.kn.weight", vec![1.0, 1.0], vec![2]),
+        ]);
+        let norm = NormSpec {
+            kind: NormKind::Rms,
+            eps: 0.0,
+        };
+        let spec = AttentionSpec {
+            hidden: 2,
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 2,
+            fused_qkv: false,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: QkNorm::Whole(norm),
+            softcap: None,
+        };
+        let names = AttentionNames {
+            q: "q",
+            k: "k",
+            v: "v",
+            qkv: "",
+            o: "o",
+            q_norm: "qn",
+            k_norm: "kn",
+        };
+        let attn = Attention::new(&spec, &names, WeightLayout::OutIn, 1.0, &vb.pp("a")).unwrap();
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[[1f32, 0.0], [0.0, 3.0]]], &dev).unwrap();
+        let mask = super::super::mask::causal_mask(2, candle_core::DType::F32, &dev).unwrap();
+        let out: Vec<f32> = attn
+            .forward(&x, None, &mask)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let e = 2f32.exp();
+        let want = [1.0, 0.0, 1.0 / (1.0 + e), 3.0 * e / (1.0 + e)];
+        for (g, w) in out.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{out:?} vs {want:?}");
+        }
+    }
 }
