@@ -322,6 +322,7 @@ fn run(plan: Plan) -> Result<i32> {
         dtype: args.dtype.into(),
         hub,
         tokenizer: args.tokenizer.clone(),
+        device: candle_core::Device::Cpu,
     };
     let started = std::time::Instant::now();
     let session = Session::load(&args.model, &load)?;

@@ -14,17 +14,16 @@
 
 pub mod atomic;
 pub mod cli;
-pub mod gguf;
-pub mod gguf_tokenizer;
 pub mod kernels;
 pub mod lens;
+pub mod loading;
 pub mod models;
 pub mod output;
 pub mod prompts;
 pub mod session;
-pub mod source;
 pub mod tokens;
-pub mod weights;
+
+pub use loading::{gguf, gguf_tokenizer, source, weights};
 
 pub use lens::{LensOptions, TokenStat};
 pub use models::{LensModel, ModelFiles, ModelInfo};

@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
-use crate::gguf::GgufFile;
 use crate::lens::{logit_lens, logit_lens_timed, LensOptions, Timings, TokenStat};
-use crate::models::gguf_llama::{GgufLlama, Matmul};
+use crate::loading::gguf::GgufFile;
+use crate::loading::source::{self, HubSettings, ModelSource};
 use crate::models::{self, LensModel, ModelFiles};
 use crate::output::Report;
-use crate::source::{self, HubSettings, ModelSource};
 use crate::tokens::{self, Vocab};
 
 /// How to load a model.
@@ -26,6 +25,9 @@ pub struct LoadOptions {
     /// A tokenizer.json to use instead of the model's own (for GGUF: instead of the one
     /// rebuilt from its metadata).
     pub tokenizer: Option<PathBuf>,
+    /// Where to compute. Only the CPU is supported for now; the weight strategy (mapped
+    /// half-precision weights or converted ones) follows from it and `dtype`.
+    pub device: Device,
 }
 
 impl Default for LoadOptions {
@@ -35,6 +37,7 @@ impl Default for LoadOptions {
             dtype: DType::F32,
             hub: HubSettings::from_env(),
             tokenizer: None,
+            device: Device::Cpu,
         }
     }
 }
@@ -56,48 +59,67 @@ pub struct Session {
 }
 
 impl Session {
-    /// Loads `model`: a local directory, a Hub repo id or a llama-architecture .gguf file.
+    /// Loads `model`: a local directory, a Hub repo id or a .gguf file.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
+        check_device(&opts.device)?;
         match source::resolve(model, &opts.revision, &opts.hub)? {
             ModelSource::Safetensors(mut files) => {
                 if let Some(tokenizer) = &opts.tokenizer {
                     files.tokenizer = tokenizer.clone();
                 }
-                Self::from_files(model, &files, opts.dtype)
+                Self::open_files(model, &files, opts.dtype, &opts.device)
             }
-            ModelSource::Gguf(path) => {
-                Self::from_gguf(model, &path, opts.tokenizer.as_deref(), opts.dtype)
-            }
+            ModelSource::Gguf(path) => Self::open_gguf(
+                model,
+                &path,
+                opts.tokenizer.as_deref(),
+                opts.dtype,
+                &opts.device,
+            ),
         }
     }
 
-    /// Loads a llama-architecture GGUF file; its tokenizer comes from `tokenizer` when
-    /// given, else from the file's metadata. Block matrices stay quantized in memory and
-    /// are dequantized per block for exact parity with transformers (see [`Matmul`]).
+    /// Loads a GGUF file on the CPU; its tokenizer comes from `tokenizer` when given, else
+    /// from the file's metadata. Block matrices stay quantized in memory and are dequantized
+    /// per block, for exact parity with transformers (see [`crate::loading::gguf_weights`]).
     pub fn from_gguf(
         name: &str,
         path: &Path,
         tokenizer: Option<&Path>,
         dtype: DType,
     ) -> Result<Self> {
+        Self::open_gguf(name, path, tokenizer, dtype, &Device::Cpu)
+    }
+
+    /// Loads from files already resolved, on the CPU.
+    pub fn from_files(name: &str, files: &ModelFiles, dtype: DType) -> Result<Self> {
+        Self::open_files(name, files, dtype, &Device::Cpu)
+    }
+
+    fn open_gguf(
+        name: &str,
+        path: &Path,
+        tokenizer: Option<&Path>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let mut file = GgufFile::open(path)?;
-        models::gguf_llama::check_architecture(&file)?;
+        models::registry::for_gguf(&file)?;
         let vocab = match tokenizer {
             Some(p) => Vocab::from_file(p)?,
-            None => Vocab::new(crate::gguf_tokenizer::from_gguf(&file)?),
+            None => Vocab::new(crate::loading::gguf_tokenizer::from_gguf(&file)?),
         };
-        let model = GgufLlama::load(&mut file, dtype, Matmul::Dequantized, &Device::Cpu)?;
+        let model = models::load_gguf(&mut file, dtype, device)?;
         Ok(Self {
             name: name.to_string(),
-            model: Box::new(model),
+            model,
             vocab,
         })
     }
 
-    /// Loads from files already resolved.
-    pub fn from_files(name: &str, files: &ModelFiles, dtype: DType) -> Result<Self> {
+    fn open_files(name: &str, files: &ModelFiles, dtype: DType, device: &Device) -> Result<Self> {
         // The model first: its weights start faulting in while the tokenizer loads.
-        let model = models::load(files, dtype, &Device::Cpu)?;
+        let model = models::load(files, dtype, device)?;
         let vocab = Vocab::from_file(&files.tokenizer)?;
         Ok(Self {
             name: name.to_string(),
@@ -163,5 +185,15 @@ impl Session {
             &self.vocab,
         );
         Ok((report, timings))
+    }
+}
+
+/// Refuses devices this build cannot compute on, in one line.
+fn check_device(device: &Device) -> Result<()> {
+    match device {
+        Device::Cpu => Ok(()),
+        other => {
+            bail!("device {other:?} is not supported; logitlens computes on the CPU only for now")
+        }
     }
 }

@@ -1,27 +1,36 @@
-//! Model architectures behind one small trait, chosen by config.json's `model_type`.
+//! Model architectures: one decoder built from shared components, driven by a resolved spec
+//! that each architecture's file translates from its config.json, and chosen through one
+//! registry by config.json's `model_type` (or a GGUF file's architecture).
 //!
-//! Each architecture lives in its own file and only has to expose its layers' hidden
-//! states, its final norm and its head; the lens and the printers never look further.
+//! The lens and the printers only see [`LensModel`]: the layers' hidden states, the final
+//! norm and the head.
 
-pub mod gguf_llama;
+pub mod components;
+pub mod decoder;
+pub mod gguf;
 pub mod gpt2;
-pub mod layers;
 pub mod llama;
 pub mod phi;
 pub mod qwen2;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 
+use self::components::rotary::divide;
+use self::components::Vars;
+use self::decoder::{Decoder, DecoderSpec, Names};
+use crate::loading::gguf::GgufFile;
+use crate::loading::gguf_weights::GgufWeights;
+use crate::loading::store::WeightSource;
+use crate::loading::weights::Weights;
 use crate::tokens::one_line;
-use crate::weights::Weights;
 
-/// Architectures this build can run, as config.json spells them.
-pub const SUPPORTED: &[&str] = &["phi", "llama", "mistral", "qwen2", "gpt2"];
+pub use crate::loading::ModelFiles;
+pub use registry::SUPPORTED;
 
 /// Facts about a loaded model that callers need.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,34 +78,6 @@ pub trait LensModel {
     }
 }
 
-/// The files a Hugging Face model directory holds.
-#[derive(Debug, Clone)]
-pub struct ModelFiles {
-    /// config.json.
-    pub config: PathBuf,
-    /// tokenizer.json.
-    pub tokenizer: PathBuf,
-    /// model.safetensors, or every shard of model.safetensors.index.json.
-    pub weights: Vec<PathBuf>,
-}
-
-/// What each architecture file provides on top of [`LensModel`].
-///
-/// `new` builds only what every row needs (embeddings, final norm, head) and keeps the
-/// `VarBuilder`; blocks are built one at a time during the forward pass and dropped after
-/// use, so the converted checkpoint is never held whole.
-pub trait Architecture: LensModel + Sized + 'static {
-    /// The config.json fields it reads.
-    type Config: serde::de::DeserializeOwned;
-
-    /// Builds the model around `vb`.
-    fn new(cfg: &Self::Config, vb: VarBuilder<'static>) -> Result<Self>;
-
-    /// Builds every block once; with a shape-checking `VarBuilder` this validates the
-    /// checkpoint against config.json without reading weights.
-    fn check_blocks(&self) -> Result<()>;
-}
-
 /// Reads and parses config.json, returning its `model_type` and the whole document.
 pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
     let text =
@@ -131,29 +112,44 @@ pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
 /// Loads the architecture that config.json names, with memory-mapped weights.
 pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
     let (model_type, json) = read_config(&files.config)?;
+    let arch = registry::for_model_type(&model_type)
+        .ok_or_else(|| anyhow!("model_type \"{model_type}\" has no registry row"))?;
     let weights = Arc::new(Weights::open(&files.weights)?);
-    let built = match model_type.as_str() {
-        "phi" => build::<phi::Phi>(json, &weights, dtype, device),
-        "llama" | "mistral" => build::<llama::Llama>(json, &weights, dtype, device),
-        "qwen2" => build::<qwen2::Qwen2>(json, &weights, dtype, device),
-        "gpt2" => build::<gpt2::Gpt2>(json, &weights, dtype, device),
-        _ => unreachable!("read_config checked against SUPPORTED"),
-    };
+    let source: Arc<dyn WeightSource> = Arc::new(weights.clone());
+    let built = (arch.spec)(json).and_then(|spec| build(spec, arch.names, source, dtype, device));
     let model = built.map_err(|e| weights_error(&files.weights, e))?;
     weights.prefault_in_background();
     Ok(model)
 }
 
-/// Parses the config, validates every weight's name and shape, then builds for real.
-fn build<A: Architecture>(
-    json: serde_json::Value,
-    weights: &Arc<Weights>,
+/// Loads a GGUF file through its architecture's registry row: the metadata becomes the
+/// config.json the row translates, and the file serves the tensors under Hugging Face names.
+pub fn load_gguf(file: &mut GgufFile, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
+    let (arch, gguf) = registry::for_gguf(file)?;
+    let config = (gguf.config)(file)?;
+    let mut spec = (arch.spec)(config.json)?;
+    if let (Some(divisors), Some(rotary)) = (&config.rope_divisors, &mut spec.rotary) {
+        for table in &mut rotary.tables {
+            *table = divide(table, divisors)?;
+        }
+    }
+    let source = GgufWeights::read(file, gguf.names, spec.attention.head_dim)?;
+    build(spec, arch.names, Arc::new(source), dtype, device)
+}
+
+/// Validates every weight's name and shape against the spec, then builds for real.
+fn build(
+    spec: DecoderSpec,
+    names: fn(&Vars) -> Names,
+    source: Arc<dyn WeightSource>,
     dtype: DType,
     device: &Device,
 ) -> Result<Box<dyn LensModel>> {
-    let cfg: A::Config = parse_config(json)?;
-    A::new(&cfg, weights.shape_checker(dtype, device))?.check_blocks()?;
-    Ok(Box::new(A::new(&cfg, weights.var_builder(dtype, device))?))
+    let real = Vars::new(source.clone(), dtype, device, false);
+    let names = names(&real);
+    let dry = Vars::new(source, dtype, device, true);
+    Decoder::new(spec.clone(), names, &dry)?.check_blocks()?;
+    Ok(Box::new(Decoder::new(spec, names, &real)?))
 }
 
 /// Parses an architecture's config, naming the field at fault.
@@ -186,34 +182,4 @@ fn display_paths(paths: &[PathBuf]) -> String {
                 .unwrap_or_default()
         ),
     }
-}
-
-/// The loop every architecture shares: visit the embeddings, then run each block in turn
-/// and visit its output. A leading batch dimension of 1 is dropped before visiting.
-pub fn visit_blocks(
-    mut xs: Tensor,
-    blocks: usize,
-    visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
-    mut block: impl FnMut(usize, &Tensor) -> Result<Tensor>,
-) -> Result<()> {
-    let unbatched = |t: &Tensor| -> Result<Tensor> {
-        Ok(match t.rank() {
-            3 => t.squeeze(0)?,
-            _ => t.clone(),
-        })
-    };
-    visit(0, &unbatched(&xs)?)?;
-    for i in 0..blocks {
-        xs = block(i, &xs)?;
-        visit(i + 1, &unbatched(&xs)?)?;
-    }
-    Ok(())
-}
-
-/// A lower-triangular additive mask: 0 on and below the diagonal, −∞ above.
-pub fn causal_mask(seq_len: usize, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
-    let mask: Vec<f32> = (0..seq_len)
-        .flat_map(|i| (0..seq_len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (seq_len, seq_len), device)?.to_dtype(dtype)
 }

@@ -1,14 +1,13 @@
-//! Qwen2 and Qwen2.5, as transformers' `Qwen2ForCausalLM`.
-//!
-//! The Llama decoder (llama.rs) with biases on q/k/v only, never on o_proj or the MLP, and
-//! Qwen2's own way of switching on the sliding window per layer.
+//! Qwen2 and Qwen2.5, as transformers' `Qwen2ForCausalLM`: the Llama-like decoder with
+//! biases on q/k/v only, never on o_proj or the MLP, and Qwen2's own way of switching on
+//! the sliding window per layer.
 
+use anyhow::Result;
 use serde::Deserialize;
 
-use super::llama::{Common, Decoder, DecoderConfig, Variant};
-
-/// Qwen2 on the shared Llama-like decoder.
-pub type Qwen2 = Decoder<Config>;
+use super::decoder::DecoderSpec;
+use super::llama::{Common, Variant};
+use super::parse_config;
 
 /// The config.json fields Qwen2 adds to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
@@ -42,27 +41,24 @@ impl Config {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
             None => i >= self.max_window_layers,
         };
-        (0..self.common.num_hidden_layers)
+        (0..self.common.sizes.num_hidden_layers)
             .map(|i| window.filter(|_| sliding(i)))
             .collect()
     }
 }
 
-impl DecoderConfig for Config {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn variant(&self) -> Variant {
-        Variant {
-            model_type: "qwen2",
-            qkv_bias: true,
-            o_bias: false,
-            mlp_bias: false,
-            default_max_positions: 32768,
-            windows: self.windows(),
-        }
-    }
+/// Translates Qwen2's config.json into the decoder's spec.
+pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+    let c: Config = parse_config(json)?;
+    let variant = Variant {
+        model_type: "qwen2",
+        qkv_bias: true,
+        o_bias: false,
+        mlp_bias: false,
+        default_max_positions: 32768,
+        windows: c.windows(),
+    };
+    c.common.into_spec(variant)
 }
 
 #[cfg(test)]

@@ -10,27 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
+use candle_core::{DType, Device, Tensor};
 use half::{bf16, f16};
 use memmap2::Mmap;
 use rayon::prelude::*;
 use safetensors::{Dtype as StDtype, SafeTensors};
 
+use super::store::{Matrix, Strategy, WeightSource};
 use crate::tokens::one_line;
-
-/// Suffix a caller appends to a tensor name to accept a [`Mapped`] handle when the weight
-/// is stored in half precision and f32 is asked for (see [`crate::models::layers`]).
-pub const RAW: &str = "@raw";
-
-/// Splits the [`RAW`] suffix off a name.
-fn split_raw(name: &str) -> (&str, bool) {
-    match name.strip_suffix(RAW) {
-        Some(base) => (base, true),
-        None => (name, false),
-    }
-}
 
 /// Where one tensor lies in which file.
 #[derive(Debug, Clone)]
@@ -51,14 +38,9 @@ pub struct Weights {
     entries: HashMap<String, Entry>,
     /// Tensor names by [`Entry::index`], for [`Mapped`] handles.
     names: Vec<String>,
-    /// This store's slot in [`STORES`], once a handle has been made.
-    slot: std::sync::OnceLock<u32>,
     /// Set to stop the background prefault (see [`Weights::prefault_in_background`]).
     prefault_stop: std::sync::atomic::AtomicBool,
 }
-
-/// Stores that have handed out [`Mapped`] handles, by slot.
-static STORES: std::sync::Mutex<Vec<std::sync::Weak<Weights>>> = std::sync::Mutex::new(Vec::new());
 
 impl Weights {
     /// Maps each file and indexes its tensors. Truncated or corrupt files fail here.
@@ -81,7 +63,6 @@ impl Weights {
             files,
             entries,
             names,
-            slot: std::sync::OnceLock::new(),
             prefault_stop: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -172,42 +153,6 @@ impl Weights {
         }
     }
 
-    /// A [`VarBuilder`] that loads (and converts) each tensor when asked.
-    pub fn var_builder(self: &Arc<Self>, dtype: DType, device: &Device) -> VarBuilder<'static> {
-        VarBuilder::from_backend(
-            Box::new(Backend {
-                store: self.clone(),
-                dry: false,
-            }),
-            dtype,
-            device.clone(),
-        )
-    }
-
-    /// A [`VarBuilder`] that only checks names and shapes: every tensor it returns is a
-    /// zero-cost broadcast of one zero. Building a model with it validates the checkpoint
-    /// against config.json without touching the weights.
-    pub fn shape_checker(self: &Arc<Self>, dtype: DType, device: &Device) -> VarBuilder<'static> {
-        VarBuilder::from_backend(
-            Box::new(Backend {
-                store: self.clone(),
-                dry: true,
-            }),
-            dtype,
-            device.clone(),
-        )
-    }
-
-    /// Whether to hand out a [`Mapped`] handle: the caller accepts one ([`RAW`]), wants
-    /// f32, and the checkpoint stores the tensor in half precision.
-    fn serves_mapped(&self, name: &str, asked: DType, raw: bool) -> bool {
-        let half = matches!(
-            self.entries.get(name).map(|e| e.dtype),
-            Some(StDtype::F16 | StDtype::BF16)
-        );
-        raw && asked == DType::F32 && half
-    }
-
     /// Touches the mapped files from a background thread so that the forward pass finds
     /// their pages mapped. It runs while the tokenizer loads (single-threaded, ~0.1 s for
     /// phi-1_5), when the second core is idle, and stops when the weights are dropped. Plain
@@ -256,26 +201,12 @@ impl Weights {
         }
     }
 
-    /// A handle to `name` left in the mapped file (see [`Mapped`]).
-    fn handle(self: &Arc<Self>, name: &str, device: &Device) -> candle_core::Result<Tensor> {
-        let slot = *self.slot.get_or_init(|| {
-            let mut stores = STORES.lock().unwrap_or_else(|e| e.into_inner());
-            stores.push(Arc::downgrade(self));
-            (stores.len() - 1) as u32
-        });
-        let index = self.entries[name].index as u32;
-        Tensor::new(&[slot, index], device)
-    }
-
-    fn check(&self, name: &str, want: &Shape) -> candle_core::Result<()> {
+    fn check_shape(&self, name: &str, want: &[usize]) -> Result<()> {
         match self.shape(name) {
-            None => Err(candle_core::Error::Msg(format!(
-                "tensor {name} is missing from the weights"
-            ))),
-            Some(have) if have != want.dims() => Err(candle_core::Error::Msg(format!(
-                "tensor {name} has shape {have:?} but config.json implies {:?}",
-                want.dims()
-            ))),
+            None => Err(anyhow!("tensor {name} is missing from the weights")),
+            Some(have) if have != want => Err(anyhow!(
+                "tensor {name} has shape {have:?} but config.json implies {want:?}"
+            )),
             Some(_) => Ok(()),
         }
     }
@@ -391,74 +322,52 @@ fn le_f32(bytes: &[u8]) -> Vec<f32> {
     }
 }
 
-/// The [`VarBuilder`] backend: loads on demand, or with `dry` only checks names and
-/// shapes and returns zero-cost broadcasts of one zero.
-struct Backend {
-    store: Arc<Weights>,
-    dry: bool,
-}
+impl WeightSource for Arc<Weights> {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        Weights::shape(self, name).map(<[usize]>::to_vec)
+    }
 
-impl SimpleBackend for Backend {
-    fn get(
+    fn check(&self, name: &str, want: &[usize]) -> Result<()> {
+        self.check_shape(name, want)
+    }
+
+    fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
+        Ok(Weights::load(self, name, dtype, device)?)
+    }
+
+    /// Half-precision matrices stay mapped under [`Strategy::MappedHalf`].
+    fn matrix(
         &self,
-        s: Shape,
         name: &str,
-        _: Init,
         dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let (name, raw) = split_raw(name);
-        self.store.check(name, &s)?;
-        match (self.store.serves_mapped(name, dtype, raw), self.dry) {
-            (true, _) => self.store.handle(name, dev),
-            (false, true) => Tensor::zeros((), dtype, dev)?.broadcast_as(s),
-            (false, false) => self.store.load(name, dtype, dev),
+        device: &Device,
+        strategy: Strategy,
+    ) -> Result<Matrix> {
+        let e = self
+            .entries
+            .get(name)
+            .ok_or_else(|| anyhow!("tensor {name} is missing from the weights"))?;
+        let half = matches!(e.dtype, StDtype::F16 | StDtype::BF16);
+        if half && strategy == Strategy::MappedHalf && dtype == DType::F32 {
+            return Ok(Matrix::MappedHalf(Mapped {
+                store: self.clone(),
+                index: e.index,
+            }));
         }
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        if !self.dry {
-            return self.store.load(name, dtype, dev);
-        }
-        let shape = self.store.shape(name).ok_or_else(|| {
-            candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
-        })?;
-        Tensor::zeros((), dtype, dev)?.broadcast_as(shape)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.store.entries.contains_key(split_raw(name).0)
+        Ok(Matrix::Dense(Weights::load(self, name, dtype, device)?))
     }
 }
 
 /// A half-precision weight left in the mapped file rather than copied into a tensor.
 ///
-/// A [`VarBuilder`] can only return tensors, so the backend returns a two-element `u32`
-/// tensor `[store slot, tensor index]` for names ending in [`RAW`]; the layers that asked
-/// for it resolve it here and read the f16/bf16 bytes straight from the page cache.
+/// Layers that hold one read the f16/bf16 bytes straight from the page cache.
+#[derive(Clone)]
 pub struct Mapped {
     store: Arc<Weights>,
     index: usize,
 }
 
 impl Mapped {
-    /// Resolves a handle; `None` if `t` is not one.
-    pub fn from_handle(t: &Tensor) -> candle_core::Result<Option<Self>> {
-        if t.dtype() != DType::U32 || t.dims() != [2] {
-            return Ok(None);
-        }
-        let v = t.to_vec1::<u32>()?;
-        let stores = STORES.lock().unwrap_or_else(|e| e.into_inner());
-        let store = stores
-            .get(v[0] as usize)
-            .and_then(std::sync::Weak::upgrade)
-            .ok_or_else(|| candle_core::Error::Msg("weights were closed while in use".into()))?;
-        Ok(Some(Self {
-            store,
-            index: v[1] as usize,
-        }))
-    }
-
     fn entry(&self) -> &Entry {
         &self.store.entries[&self.store.names[self.index]]
     }

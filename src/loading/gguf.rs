@@ -1,7 +1,7 @@
 //! An opened GGUF file (llama.cpp's single-file format): its metadata and its tensor
 //! directory, with tensors read on demand.
 //!
-//! Both the model (`models::gguf_llama`) and the tokenizer (`gguf_tokenizer`) are built from
+//! Both the weights (`gguf_weights`) and the tokenizer (`gguf_tokenizer`) are built from
 //! the same file, so it is parsed once here and every lookup names the file and key at
 //! fault in its error.
 
@@ -166,11 +166,16 @@ impl GgufFile {
             .map(|info| info.shape.dims())
     }
 
+    /// The names of every tensor in the file.
+    pub fn tensor_names(&self) -> Vec<String> {
+        self.content.tensor_infos.keys().cloned().collect()
+    }
+
     /// Reads tensor `name`, keeping its quantized type; checks its shape first.
     pub fn tensor(&mut self, name: &str, shape: &[usize], device: &Device) -> Result<QTensor> {
         match self.shape(name) {
             None => bail!(
-                "{} has no tensor {name}; it is not a complete llama GGUF model",
+                "{} has no tensor {name}; it is not a complete GGUF model",
                 self.path.display()
             ),
             Some(found) if found != shape => bail!(

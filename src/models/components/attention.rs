@@ -1,0 +1,290 @@
+//! Causal self-attention: grouped k/v heads, fused or separate q/k/v projections, optional
+//! q/k norms (per head or over the whole projection), rotary q/k, a configurable scale and
+//! an optional logit soft-cap.
+
+use anyhow::Result;
+use candle_core::{Module, Tensor};
+
+use super::linear::{Linear, WeightLayout};
+use super::norm::{Norm, NormSpec};
+use super::rotary::RotaryTables;
+use super::vars::Vars;
+
+/// Where q/k norms apply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QkNorm {
+    /// No q/k norms.
+    None,
+    /// Over each head's `head_dim` channels (Phi's `qk_layernorm`, Qwen3).
+    PerHead(NormSpec),
+    /// Over the whole q and k projections before the split into heads (OLMo 2).
+    Whole(NormSpec),
+}
+
+/// Attention settings shared by every layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionSpec {
+    /// Residual width.
+    pub hidden: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (a divisor of `heads`).
+    pub kv_heads: usize,
+    /// Channels per head.
+    pub head_dim: usize,
+    /// One `qkv` projection instead of three.
+    pub fused_qkv: bool,
+    /// Biases on q/k/v.
+    pub qkv_bias: bool,
+    /// Bias on the output projection.
+    pub o_bias: bool,
+    /// q/k norms.
+    pub qk_norm: QkNorm,
+    /// `cap · tanh(scores / cap)` before the mask (Gemma 2).
+    pub softcap: Option<f64>,
+}
+
+/// Tensor names of one attention module, relative to it.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionNames {
+    /// Separate projections.
+    pub q: &'static str,
+    /// Separate projections.
+    pub k: &'static str,
+    /// Separate projections.
+    pub v: &'static str,
+    /// The fused projection.
+    pub qkv: &'static str,
+    /// Output projection.
+    pub o: &'static str,
+    /// q norm.
+    pub q_norm: &'static str,
+    /// k norm.
+    pub k_norm: &'static str,
+}
+
+enum Projections {
+    Separate { q: Linear, k: Linear, v: Linear },
+    Fused(Linear),
+}
+
+/// One layer's attention.
+pub struct Attention {
+    qkv: Projections,
+    o: Linear,
+    q_norm: Option<Norm>,
+    k_norm: Option<Norm>,
+    spec: AttentionSpec,
+    scale: f64,
+}
+
+impl Attention {
+    /// Loads the projections (and norms) under `vb`; `scale` multiplies the scores.
+    pub fn new(
+        spec: &AttentionSpec,
+        names: &AttentionNames,
+        layout: WeightLayout,
+        scale: f64,
+        vb: &Vars,
+    ) -> Result<Self> {
+        let (d, hd) = (spec.hidden, spec.head_dim);
+        let (q_out, kv_out) = (spec.heads * hd, spec.kv_heads * hd);
+        let proj =
+            |out: usize, name: &str| Linear::load(d, out, spec.qkv_bias, layout, &vb.pp(name));
+        let qkv = match spec.fused_qkv {
+            true => Projections::Fused(proj(q_out + 2 * kv_out, names.qkv)?),
+            false => Projections::Separate {
+                q: proj(q_out, names.q)?,
+                k: proj(kv_out, names.k)?,
+                v: proj(kv_out, names.v)?,
+            },
+        };
+        let (q_norm, k_norm) = match spec.qk_norm {
+            QkNorm::None => (None, None),
+            QkNorm::PerHead(n) => (
+                Some(Norm::new(n, hd, &vb.pp(names.q_norm))?),
+                Some(Norm::new(n, hd, &vb.pp(names.k_norm))?),
+            ),
+            QkNorm::Whole(n) => (
+                Some(Norm::new(n, q_out, &vb.pp(names.q_norm))?),
+                Some(Norm::new(n, kv_out, &vb.pp(names.k_norm))?),
+            ),
+        };
+        Ok(Self {
+            qkv,
+            o: Linear::load(q_out, d, spec.o_bias, layout, &vb.pp(names.o))?,
+            q_norm,
+            k_norm,
+            spec: spec.clone(),
+            scale,
+        })
+    }
+
+    /// `(B, T, D)` → q, k, v as `(B, T, n·hd)`.
+    fn project(&self, xs: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok(match &self.qkv {
+            Projections::Separate { q, k, v } => (q.forward(xs)?, k.forward(xs)?, v.forward(xs)?),
+            Projections::Fused(qkv) => {
+                let all = qkv.forward(xs)?;
+                let hd = self.spec.head_dim;
+                let (q_out, kv_out) = (self.spec.heads * hd, self.spec.kv_heads * hd);
+                (
+                    all.narrow(2, 0, q_out)?,
+                    all.narrow(2, q_out, kv_out)?,
+                    all.narrow(2, q_out + kv_out, kv_out)?,
+                )
+            }
+        })
+    }
+
+    /// `(B, T, n·hd)` → `(B, n, T, hd)`, with the per-head norm when there is one.
+    fn heads(&self, x: Tensor, n: usize, norm: Option<&Norm>) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let x = x.reshape((b, t, n, self.spec.head_dim))?.transpose(1, 2)?;
+        match (norm, self.spec.qk_norm) {
+            (Some(norm), QkNorm::PerHead(_)) => norm.forward(&x.contiguous()?),
+            _ => Ok(x),
+        }
+    }
+
+    /// Attention over `(B, T, D)` with rotary tables (if the model rotates) and a mask.
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        rotary: Option<&RotaryTables>,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
+        let (mut q, mut k, v) = self.project(xs)?;
+        if let (QkNorm::Whole(_), Some(qn), Some(kn)) =
+            (self.spec.qk_norm, &self.q_norm, &self.k_norm)
+        {
+            q = qn.forward(&q)?;
+            k = kn.forward(&k)?;
+        }
+        let mut q = self.heads(q, self.spec.heads, self.q_norm.as_ref())?;
+        let mut k = self.heads(k, self.spec.kv_heads, self.k_norm.as_ref())?;
+        let v = self.heads(v, self.spec.kv_heads, None)?;
+        if let Some(r) = rotary {
+            q = r.apply(&q)?;
+            k = r.apply(&k)?;
+        }
+        let out = attend(&q, k, v, mask, self.scale, self.spec.softcap)?;
+        Ok(self.o.forward(&out)?)
+    }
+}
+
+/// `cap · tanh(scores / cap)`.
+pub fn softcap(scores: &Tensor, cap: f64) -> Result<Tensor> {
+    Ok(((scores / cap)?.tanh()? * cap)?)
+}
+
+/// Scaled dot-product attention: `(B, H, T, hd)` queries against `(B, H_kv, T, hd)` keys and
+/// values (repeated up to H heads), returned as `(B, T, H·hd)`.
+pub fn attend(
+    q: &Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: &Tensor,
+    scale: f64,
+    cap: Option<f64>,
+) -> Result<Tensor> {
+    let (b, heads, t, _) = q.dims4()?;
+    let groups = heads / k.dim(1)?;
+    let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
+    let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+    let mut scores = (q.contiguous()?.matmul(&k.t()?)? * scale)?;
+    if let Some(cap) = cap {
+        scores = softcap(&scores, cap)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
+    Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, ()))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn softcap_bounds_scores_by_the_cap() {
+        let s = Tensor::new(&[0f32, 30.0, -100.0], &Device::Cpu).unwrap();
+        let got: Vec<f32> = softcap(&s, 50.0).unwrap().to_vec1().unwrap();
+        let want = [0.0, 50.0 * 0.6f64.tanh(), 50.0 * (-2f64).tanh()];
+        for (g, w) in got.iter().zip(want) {
+            assert!((*g as f64 - w).abs() < 1e-4, "{got:?} vs {want:?}");
+        }
+    }
+
+    /// Two keys with scores 10·0.5 = 5 and 0·0.5 = 0, capped at 2: weights are
+    /// softmax(2·tanh(2.5), 0) over values 1 and 0.
+    #[test]
+    fn capped_attention_weights_follow_the_capped_scores() {
+        let dev = Device::Cpu;
+        let q = Tensor::new(&[[[[1f32], [1.0]]]], &dev).unwrap();
+        let k = Tensor::new(&[[[[0f32], [10.0]]]], &dev).unwrap();
+        let v = Tensor::new(&[[[[0f32], [1.0]]]], &dev).unwrap();
+        let mask = Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap();
+        let out = attend(&q, k, v, &mask, 0.5, Some(2.0)).unwrap();
+        let got: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+        let e = (2.0 * 2.5f64.tanh()).exp();
+        let want = e / (e + 1.0);
+        assert!((got[1] as f64 - want).abs() < 1e-6, "{got:?} vs {want}");
+    }
+
+    /// q = k = v = x with RMS norms over the whole projections (weights 1, eps 0): at
+    /// x₁ = (0, 3) the normed q₁ = k₁ = (0, √2), so the scores are (0, 2) rather than (0, 9).
+    #[test]
+    fn whole_projection_qk_norm_normalises_before_the_scores() {
+        use crate::models::components::norm::{NormKind, NormSpec};
+        use crate::models::components::testing::vars;
+        let eye = || vec![1.0, 0.0, 0.0, 1.0];
+        let vb = vars(&[
+            ("a.q.weight", eye(), vec![2, 2]),
+            ("a.k.weight", eye(), vec![2, 2]),
+            ("a.v.weight", eye(), vec![2, 2]),
+            ("a.o.weight", eye(), vec![2, 2]),
+            ("a.qn.weight", vec![1.0, 1.0], vec![2]),
+            ("a.kn.weight", vec![1.0, 1.0], vec![2]),
+        ]);
+        let norm = NormSpec {
+            kind: NormKind::Rms,
+            eps: 0.0,
+        };
+        let spec = AttentionSpec {
+            hidden: 2,
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 2,
+            fused_qkv: false,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: QkNorm::Whole(norm),
+            softcap: None,
+        };
+        let names = AttentionNames {
+            q: "q",
+            k: "k",
+            v: "v",
+            qkv: "",
+            o: "o",
+            q_norm: "qn",
+            k_norm: "kn",
+        };
+        let attn = Attention::new(&spec, &names, WeightLayout::OutIn, 1.0, &vb.pp("a")).unwrap();
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[[1f32, 0.0], [0.0, 3.0]]], &dev).unwrap();
+        let mask = super::super::mask::causal_mask(2, candle_core::DType::F32, &dev).unwrap();
+        let out: Vec<f32> = attn
+            .forward(&x, None, &mask)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let e = 2f32.exp();
+        let want = [1.0, 0.0, 1.0 / (1.0 + e), 3.0 * e / (1.0 + e)];
+        for (g, w) in out.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{out:?} vs {want:?}");
+        }
+    }
+}

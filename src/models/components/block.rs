@@ -1,0 +1,190 @@
+//! A transformer block: attention and MLP joined to the residual stream in one of four
+//! layouts.
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use super::attention::{Attention, AttentionNames};
+use super::mlp::{Mlp, MlpNames};
+use super::norm::{Norm, NormSpec};
+use super::rotary::RotaryTables;
+use super::vars::Vars;
+
+/// How a block joins its branches to the residual stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `h = x + attn(n₁(x))`, then `h + mlp(n₂(h))` (Llama, GPT-2).
+    Sequential,
+    /// `x + attn(n₁(x)) + mlp(n₁(x))`, one norm for both (Phi, GPT-NeoX).
+    Parallel,
+    /// `h = x + p₁(attn(n₁(x)))`, then `h + p₂(mlp(n₂(h)))` (Gemma 2/3).
+    Sandwich,
+    /// `h = x + p₁(attn(x))`, then `h + p₂(mlp(h))` (OLMo 2).
+    PostNorm,
+}
+
+/// Where a block's norms sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// Before attention.
+    AttnIn,
+    /// On attention's output.
+    AttnOut,
+    /// Before the MLP.
+    MlpIn,
+    /// On the MLP's output.
+    MlpOut,
+}
+
+impl Layout {
+    /// The norm sites this layout has.
+    pub fn sites(self) -> &'static [Site] {
+        match self {
+            Self::Sequential => &[Site::AttnIn, Site::MlpIn],
+            Self::Parallel => &[Site::AttnIn],
+            Self::Sandwich => &[Site::AttnIn, Site::AttnOut, Site::MlpIn, Site::MlpOut],
+            Self::PostNorm => &[Site::AttnOut, Site::MlpOut],
+        }
+    }
+
+    /// Joins `attn` and `mlp` to `x`; `norm(site, t)` is the norm at `site` (the identity
+    /// where the layout has none).
+    pub fn join(
+        self,
+        x: &Tensor,
+        norm: impl Fn(Site, &Tensor) -> Result<Tensor>,
+        attn: impl Fn(&Tensor) -> Result<Tensor>,
+        mlp: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        if self == Self::Parallel {
+            let h = norm(Site::AttnIn, x)?;
+            return Ok(((attn(&h)? + mlp(&h)?)? + x)?);
+        }
+        let h = (x + norm(Site::AttnOut, &attn(&norm(Site::AttnIn, x)?)?)?)?;
+        let ff = norm(Site::MlpOut, &mlp(&norm(Site::MlpIn, &h)?)?)?;
+        Ok((h + ff)?)
+    }
+}
+
+/// Tensor names of one block, relative to it; a site the layout lacks is never read.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockNames {
+    /// Norm before attention.
+    pub attn_norm: &'static str,
+    /// Norm on attention's output.
+    pub attn_post_norm: &'static str,
+    /// Norm before the MLP.
+    pub mlp_norm: &'static str,
+    /// Norm on the MLP's output.
+    pub mlp_post_norm: &'static str,
+    /// The attention module.
+    pub attn: &'static str,
+    /// Its tensors.
+    pub attn_names: AttentionNames,
+    /// The MLP module.
+    pub mlp: &'static str,
+    /// Its tensors.
+    pub mlp_names: MlpNames,
+}
+
+impl BlockNames {
+    fn norm(&self, site: Site) -> &'static str {
+        match site {
+            Site::AttnIn => self.attn_norm,
+            Site::AttnOut => self.attn_post_norm,
+            Site::MlpIn => self.mlp_norm,
+            Site::MlpOut => self.mlp_post_norm,
+        }
+    }
+}
+
+/// One block, built when the forward pass reaches it.
+pub struct Block {
+    layout: Layout,
+    norms: Vec<(Site, Norm)>,
+    attn: Attention,
+    mlp: Mlp,
+}
+
+impl Block {
+    /// Loads the block's norms under `vb` around an already loaded attention and MLP.
+    pub fn new(
+        layout: Layout,
+        norm: NormSpec,
+        hidden: usize,
+        names: &BlockNames,
+        attn: Attention,
+        mlp: Mlp,
+        vb: &Vars,
+    ) -> Result<Self> {
+        let norms = layout
+            .sites()
+            .iter()
+            .map(|&s| Ok((s, Norm::new(norm, hidden, &vb.pp(names.norm(s)))?)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            layout,
+            norms,
+            attn,
+            mlp,
+        })
+    }
+
+    /// `(B, T, D)` → `(B, T, D)`.
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        rotary: Option<&RotaryTables>,
+        mask: &Tensor,
+    ) -> Result<Tensor> {
+        let norm = |site: Site, t: &Tensor| match self.norms.iter().find(|(s, _)| *s == site) {
+            Some((_, n)) => n.forward(t),
+            None => Ok(t.clone()),
+        };
+        self.layout.join(
+            xs,
+            norm,
+            |h| self.attn.forward(h, rotary, mask),
+            |h| self.mlp.forward(h),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// attn(t) = 2t, mlp(t) = t + 1, and the norm at each site multiplies by its own factor
+    /// (AttnIn 3, AttnOut 5, MlpIn 7, MlpOut 11), so each layout's formula is visible in
+    /// the result for x = 1.
+    fn run(layout: Layout) -> f32 {
+        let x = Tensor::new(&[1f32], &Device::Cpu).unwrap();
+        let factor = |s: Site| match s {
+            Site::AttnIn => 3.0,
+            Site::AttnOut => 5.0,
+            Site::MlpIn => 7.0,
+            Site::MlpOut => 11.0,
+        };
+        let norm = |s: Site, t: &Tensor| match layout.sites().contains(&s) {
+            true => Ok((t * factor(s))?),
+            false => Ok(t.clone()),
+        };
+        let out = layout
+            .join(&x, norm, |t| Ok((t * 2.0)?), |t| Ok((t + 1.0)?))
+            .unwrap();
+        out.to_vec1::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn each_layout_joins_its_branches_as_documented() {
+        // h = 1 + 2·3 = 7; 7 + (7·7 + 1) = 57.
+        assert_eq!(run(Layout::Sequential), 57.0);
+        // n = 3; 2·3 + (3 + 1) + 1 = 11.
+        assert_eq!(run(Layout::Parallel), 11.0);
+        // h = 1 + 5·(2·3) = 31; 31 + 11·(7·31 + 1) = 31 + 2398 = 2429.
+        assert_eq!(run(Layout::Sandwich), 2429.0);
+        // h = 1 + 5·2 = 11; 11 + 11·(11 + 1) = 143.
+        assert_eq!(run(Layout::PostNorm), 143.0);
+    }
+}

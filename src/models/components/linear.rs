@@ -1,0 +1,131 @@
+//! `x·Wᵀ + b`, with W either a tensor or a half-precision matrix read in place from the
+//! mapped checkpoint (see [`crate::kernels`]).
+
+use anyhow::Result;
+use candle_core::{DType, Module, Tensor};
+
+use super::vars::Vars;
+use crate::kernels;
+use crate::loading::store::Matrix;
+use crate::loading::weights::Mapped;
+
+/// A linear layer, of one of its real kinds.
+#[derive(Clone)]
+pub enum Linear {
+    /// W is a `(out, in)` tensor in the compute dtype.
+    Dense {
+        /// `(out, in)`.
+        weight: Tensor,
+        /// `(out,)`.
+        bias: Option<Tensor>,
+    },
+    /// W stays in the mapped file in f16/bf16 and is multiplied there in f32.
+    MappedHalf {
+        /// The stored `(out, in)` matrix.
+        mapped: Mapped,
+        /// `(out,)`.
+        bias: Option<Tensor>,
+    },
+}
+
+impl Linear {
+    /// A layer over a matrix as its source served it.
+    pub fn new(weight: Matrix, bias: Option<Tensor>) -> Self {
+        match weight {
+            Matrix::Dense(weight) => Self::Dense { weight, bias },
+            Matrix::MappedHalf(mapped) => Self::MappedHalf { mapped, bias },
+        }
+    }
+
+    /// Loads `weight` and, when `bias`, `bias` `(out,)` under `vb`.
+    ///
+    /// [`WeightLayout::InOut`] is transformers' `Conv1D`: the weight is stored `(in, out)`
+    /// and applied as `x @ W + b`, a linear layer over its transpose. That layout cannot be
+    /// read in place by the half-weight kernel, so it is converted to the compute dtype.
+    pub fn load(
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        layout: WeightLayout,
+        vb: &Vars,
+    ) -> Result<Self> {
+        let weight = match layout {
+            WeightLayout::OutIn => vb.matrix(out_dim, in_dim, "weight")?,
+            WeightLayout::InOut => Matrix::Dense(vb.get(&[in_dim, out_dim], "weight")?.t()?),
+        };
+        Ok(Self::new(weight, load_bias(out_dim, bias, vb)?))
+    }
+}
+
+/// How a checkpoint stores a linear layer's weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// `(out, in)`, as `nn.Linear`.
+    OutIn,
+    /// `(in, out)`, as GPT-2's `Conv1D`.
+    InOut,
+}
+
+fn load_bias(out_dim: usize, bias: bool, vb: &Vars) -> Result<Option<Tensor>> {
+    match bias {
+        true => Ok(Some(vb.get(&[out_dim], "bias")?)),
+        false => Ok(None),
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::MappedHalf { mapped, bias } => mapped_matmul(x, mapped, bias.as_ref()),
+            Self::Dense { weight, bias } => {
+                let y = candle_nn::Linear::new(weight.clone(), None).forward(x)?;
+                match bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+        }
+    }
+}
+
+/// Inputs with at least this many rows let a weight's mapped pages go after the matmul.
+///
+/// Few rows: the matmul is bound by reading W, and keeping its pages mapped spares the next
+/// prompt the page faults (the pages are the page cache's anyway). Many rows: the matmul is
+/// bound by arithmetic, re-mapping is cheap beside it, and long inputs need the memory for
+/// activations.
+const RELEASE_ROWS: usize = 64;
+
+/// Inputs with at least this many rows also drop the pages prefaulted at load: from here
+/// on, memory goes to activations (a 2048-token phi-1_5 attention holds 0.5 GiB of scores).
+const LONG_ROWS: usize = 512;
+
+/// `x · Wᵀ + b` with W read from the mapped file; the bias is added in place.
+fn mapped_matmul(x: &Tensor, w: &Mapped, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    let (n, k) = match w.shape() {
+        [n, k] => (*n, *k),
+        other => candle_core::bail!("weight of shape {other:?} is not a matrix"),
+    };
+    let x = x.to_dtype(DType::F32)?.contiguous()?;
+    let mut dims = x.dims().to_vec();
+    if dims.last() != Some(&k) {
+        candle_core::bail!("input {dims:?} does not fit weight ({n}, {k})");
+    }
+    let m = x.elem_count() / k.max(1);
+    if m >= LONG_ROWS {
+        w.release_prefaulted();
+    }
+    let flat = x.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
+    if m >= RELEASE_ROWS {
+        w.release();
+    }
+    if let Some(b) = bias {
+        let b = b.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        for row in out.chunks_mut(n) {
+            row.iter_mut().zip(&b).for_each(|(o, b)| *o += b);
+        }
+    }
+    *dims.last_mut().expect("checked above") = n;
+    Tensor::from_vec(out, dims, x.device())
+}

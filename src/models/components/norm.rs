@@ -1,0 +1,88 @@
+//! Normalisations: LayerNorm, RMSNorm, and Gemma's RMSNorm that scales by `1 + w`.
+
+use anyhow::Result;
+use candle_core::{Module, Tensor};
+use candle_nn::{LayerNorm, RmsNorm};
+
+use super::vars::Vars;
+
+/// Which normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// `(x − mean) / sqrt(var + eps) · w + b`.
+    LayerNorm,
+    /// `x / sqrt(mean(x²) + eps) · w`.
+    Rms,
+    /// `x / sqrt(mean(x²) + eps) · (1 + w)` (Gemma stores the weight offset by one).
+    RmsPlusOne,
+}
+
+/// A normalisation and its epsilon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormSpec {
+    /// Which normalisation.
+    pub kind: NormKind,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+/// A loaded normalisation over the last dimension.
+#[derive(Debug, Clone)]
+pub enum Norm {
+    /// With weight and bias.
+    Layer(LayerNorm),
+    /// With a weight (already offset by one for [`NormKind::RmsPlusOne`]).
+    Rms(RmsNorm),
+}
+
+impl Norm {
+    /// Loads the norm's `weight` (and a LayerNorm's `bias`) of length `size` under `vb`.
+    pub fn new(spec: NormSpec, size: usize, vb: &Vars) -> Result<Self> {
+        let weight = vb.get(&[size], "weight")?;
+        Ok(match spec.kind {
+            NormKind::LayerNorm => {
+                Self::Layer(LayerNorm::new(weight, vb.get(&[size], "bias")?, spec.eps))
+            }
+            NormKind::Rms => Self::Rms(RmsNorm::new(weight, spec.eps)),
+            NormKind::RmsPlusOne => Self::Rms(RmsNorm::new((weight + 1.0)?, spec.eps)),
+        })
+    }
+
+    /// Normalises `xs` over its last dimension.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Layer(n) => n.forward(xs)?,
+            Self::Rms(n) => n.forward(xs)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::components::testing::vars;
+
+    /// x = (1, 3): mean(x²) = 5, so x/√5 scaled by (1 + w) = (2, 0.5).
+    #[test]
+    fn rms_plus_one_scales_by_one_plus_weight() {
+        let vb = vars(&[("n.weight", vec![1.0, -0.5], vec![2])]);
+        let spec = NormSpec {
+            kind: NormKind::RmsPlusOne,
+            eps: 0.0,
+        };
+        let norm = Norm::new(spec, 2, &vb.pp("n")).unwrap();
+        let x = Tensor::new(&[[1f32, 3.0]], vb.device()).unwrap();
+        let got: Vec<f32> = norm
+            .forward(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let s = 5f32.sqrt();
+        let want = [2.0 / s, 0.5 * 3.0 / s];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    }
+}

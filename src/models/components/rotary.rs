@@ -1,0 +1,250 @@
+//! Rotary position embeddings: the inverse frequencies transformers computes (default,
+//! linear and llama3 scaling, explicit per-frequency divisors), and the cos/sin tables that
+//! rotate the first `dim` channels of each head (all of them, or a fraction as in Phi).
+
+use anyhow::{anyhow, bail, Result};
+use candle_core::{DType, Device, Tensor, D};
+use serde::Deserialize;
+
+/// RoPE settings as transformers 4 (`rope_theta`, `rope_scaling`) or 5 (`rope_parameters`)
+/// writes them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Rope {
+    /// The base.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// transformers 4's scaling object.
+    #[serde(default)]
+    pub rope_scaling: Option<RopeParams>,
+    /// transformers 5's parameters object.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParams>,
+}
+
+/// One `rope_scaling` / `rope_parameters` object.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RopeParams {
+    /// "default", "linear" or "llama3".
+    #[serde(default)]
+    pub rope_type: Option<String>,
+    /// The key older configs use instead of `rope_type`.
+    #[serde(default, rename = "type")]
+    pub legacy_type: Option<String>,
+    /// A base that wins over the top-level one.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// Scaling factor.
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// llama3's low-frequency factor.
+    #[serde(default)]
+    pub low_freq_factor: Option<f64>,
+    /// llama3's high-frequency factor.
+    #[serde(default)]
+    pub high_freq_factor: Option<f64>,
+    /// llama3's original context length.
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<usize>,
+}
+
+/// The rope types [`Rope::inv_freq`] implements.
+const ROPE_TYPES: &str = "default, linear, llama3";
+
+impl Rope {
+    /// The inverse frequencies transformers computes (`ROPE_INIT_FUNCTIONS` in
+    /// modeling_rope_utils.py) for `dim` rotary channels, in f32 and in the same order of
+    /// operations. As there, `rope_scaling` wins over `rope_parameters`, and a theta inside
+    /// them over the top-level `rope_theta`.
+    pub fn inv_freq(&self, dim: usize, max_positions: usize) -> Result<Vec<f32>> {
+        let p = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
+        let p = p.cloned().unwrap_or_default();
+        let theta = p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0) as f32;
+        let plain = (0..dim)
+            .step_by(2)
+            .map(|i| 1.0 / theta.powf(i as f32 / dim as f32));
+        let kind = p.rope_type.as_deref().or(p.legacy_type.as_deref());
+        match kind.unwrap_or("default") {
+            "default" => Ok(plain.collect()),
+            "linear" => {
+                let factor = p.need(p.factor, "factor")? as f32;
+                Ok(plain.map(|f| f / factor).collect())
+            }
+            "llama3" => p.llama3(plain, max_positions),
+            other => bail!(
+                "config.json: rope_type \"{other}\" is not supported; supported: {ROPE_TYPES}"
+            ),
+        }
+    }
+}
+
+impl RopeParams {
+    fn need(&self, v: Option<f64>, name: &str) -> Result<f64> {
+        v.ok_or_else(|| anyhow!("config.json: rope scaling needs \"{name}\""))
+    }
+
+    /// `_compute_llama3_parameters`: long wavelengths divided by `factor`, short ones kept,
+    /// and a smooth blend between.
+    fn llama3(&self, plain: impl Iterator<Item = f32>, max_pos: usize) -> Result<Vec<f32>> {
+        let factor = self.need(self.factor, "factor")? as f32;
+        let low = self.need(self.low_freq_factor, "low_freq_factor")? as f32;
+        let high = self.need(self.high_freq_factor, "high_freq_factor")? as f32;
+        let old = self.original_max_position_embeddings.unwrap_or(max_pos) as f32;
+        let (low_wavelen, high_wavelen) = (old / low, old / high);
+        let scale = |f: f32| {
+            let wavelen = 2.0 * std::f32::consts::PI / f;
+            if wavelen > low_wavelen {
+                f / factor
+            } else if wavelen < high_wavelen {
+                f
+            } else {
+                let smooth = (old / wavelen - low) / (high - low);
+                (1.0 - smooth) * f / factor + smooth * f
+            }
+        };
+        Ok(plain.map(scale).collect())
+    }
+}
+
+/// Divides each inverse frequency by its own divisor, as llama.cpp's `rope_freqs.weight`
+/// (Llama 3.1-style scaling stored as a tensor) asks.
+pub fn divide(inv_freq: &[f32], divisors: &[f32]) -> Result<Vec<f32>> {
+    if inv_freq.len() != divisors.len() {
+        bail!(
+            "{} rotary frequency divisors for {} frequencies",
+            divisors.len(),
+            inv_freq.len()
+        );
+    }
+    Ok(inv_freq.iter().zip(divisors).map(|(f, d)| f / d).collect())
+}
+
+/// Rotary settings of a whole model, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotarySpec {
+    /// Channels of each head that rotate (the first `dim`); the rest pass through.
+    pub dim: usize,
+    /// Distinct inverse-frequency tables, `dim / 2` each.
+    pub tables: Vec<Vec<f32>>,
+    /// Per layer, the index of its table (models with a per-layer base have several).
+    pub layer_table: Vec<usize>,
+}
+
+impl RotarySpec {
+    /// One table for all `layers`.
+    pub fn uniform(dim: usize, inv_freq: Vec<f32>, layers: usize) -> Self {
+        Self {
+            dim,
+            tables: vec![inv_freq],
+            layer_table: vec![0; layers],
+        }
+    }
+
+    /// cos/sin tables for positions `0..seq_len`, one per distinct table (computed per
+    /// pass, so a huge context length costs nothing).
+    pub fn tables(&self, seq_len: usize, dtype: DType, dev: &Device) -> Result<Vec<RotaryTables>> {
+        self.tables
+            .iter()
+            .map(|f| RotaryTables::new(self.dim, f, seq_len, dtype, dev))
+            .collect()
+    }
+}
+
+/// cos/sin for positions `0..T` over the first `dim` channels.
+#[derive(Debug, Clone)]
+pub struct RotaryTables {
+    dim: usize,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RotaryTables {
+    fn new(
+        dim: usize,
+        inv_freq: &[f32],
+        seq_len: usize,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self> {
+        let inv_freq = Tensor::from_vec(inv_freq.to_vec(), (1, inv_freq.len()), dev)?;
+        let pos = Tensor::arange(0u32, seq_len as u32, dev)?
+            .to_dtype(DType::F32)?
+            .reshape((seq_len, 1))?;
+        let freqs = pos.broadcast_mul(&inv_freq)?;
+        Ok(Self {
+            dim,
+            cos: freqs.cos()?.to_dtype(dtype)?,
+            sin: freqs.sin()?.to_dtype(dtype)?,
+        })
+    }
+
+    /// Rotates (rotate-half) the first `dim` channels of `(B, H, T, hd)`, passing the rest
+    /// through.
+    pub fn apply(&self, xs: &Tensor) -> Result<Tensor> {
+        let head_dim = xs.dim(D::Minus1)?;
+        if self.dim == 0 {
+            return Ok(xs.clone());
+        }
+        if self.dim == head_dim {
+            return Ok(candle_nn::rotary_emb::rope(
+                &xs.contiguous()?,
+                &self.cos,
+                &self.sin,
+            )?);
+        }
+        let rot = xs.narrow(D::Minus1, 0, self.dim)?.contiguous()?;
+        let rot = candle_nn::rotary_emb::rope(&rot, &self.cos, &self.sin)?;
+        let pass = xs.narrow(D::Minus1, self.dim, head_dim - self.dim)?;
+        Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rope(json: serde_json::Value) -> Rope {
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// llama-tiny's settings; the expected values are transformers' `inv_freq` (f32).
+    #[test]
+    fn llama3_inv_freq_matches_transformers() {
+        let r = rope(serde_json::json!({"rope_theta": 10000.0, "rope_scaling": {
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}));
+        let want = [0.576_056_36f32, 0.0125, 0.00125, 0.000125];
+        assert_eq!(r.inv_freq(8, 64).unwrap(), want);
+    }
+
+    /// Older configs spell the type `type`; a theta inside the parameters wins.
+    #[test]
+    fn linear_scaling_and_theta_precedence() {
+        let r = rope(serde_json::json!({"rope_theta": 1.0,
+            "rope_parameters": {"type": "linear", "factor": 2.0, "rope_theta": 10000.0}}));
+        assert_eq!(r.inv_freq(4, 64).unwrap(), [0.5, 0.005]);
+    }
+
+    #[test]
+    fn divisors_divide_each_frequency() {
+        assert_eq!(divide(&[1.0, 0.5], &[2.0, 4.0]).unwrap(), [0.5, 0.125]);
+        assert!(divide(&[1.0], &[1.0, 2.0]).is_err());
+    }
+
+    /// Partial rotary: at position 1 with frequency 1, the rotated pair (x0, x1) = (1, 0)
+    /// becomes (cos 1, sin 1); the third channel passes through.
+    #[test]
+    fn partial_rotation_passes_the_rest_through() {
+        let spec = RotarySpec::uniform(2, vec![1.0], 1);
+        let t = &spec.tables(2, DType::F32, &Device::Cpu).unwrap()[0];
+        let xs = Tensor::new(&[[[[1f32, 0.0, 7.0], [1.0, 0.0, 7.0]]]], &Device::Cpu).unwrap();
+        let got: Vec<f32> = t
+            .apply(&xs)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let (c, s) = (1f32.cos(), 1f32.sin());
+        assert_eq!(got, [1.0, 0.0, 7.0, c, s, 7.0]);
+    }
+}

@@ -1,0 +1,263 @@
+//! The one decoder: a [`DecoderSpec`] (what an architecture's config.json resolves to) and
+//! its tensor [`Names`] are all it needs to run any architecture, and [`Decoder`] is the
+//! single [`LensModel`] shell: embeddings, lazily built blocks, final norm and head.
+
+use anyhow::{bail, Result};
+use candle_core::{Module, Tensor};
+use serde::Deserialize;
+
+use super::components::attention::AttentionNames;
+use super::components::block::BlockNames;
+use super::components::mask::layer_masks;
+use super::components::{
+    Attention, AttentionSpec, Block, Embedding, Layout, Linear, Mlp, MlpSpec, Norm, NormSpec,
+    RotarySpec, Vars, WeightLayout,
+};
+use super::{LensModel, ModelInfo};
+
+/// Where the head comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// The token embedding table (tied).
+    Tied,
+    /// Its own matrix; `optional` falls back to the embedding table when the checkpoint has
+    /// none (Llama 3.2, SmolLM and GPT-2 ship none).
+    Own {
+        /// A bias on the head.
+        bias: bool,
+        /// Fall back to the embedding table when absent.
+        optional: bool,
+    },
+}
+
+/// Everything a decoder is, resolved from a config: sizes, norms, layout, attention,
+/// rotary, MLP and embedding settings. Per-layer settings have one entry per layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderSpec {
+    /// The `model_type` reported.
+    pub model_type: String,
+    /// Rows of the embedding and the head.
+    pub vocab_size: usize,
+    /// Residual width.
+    pub hidden_size: usize,
+    /// Number of blocks.
+    pub num_layers: usize,
+    /// Longest input.
+    pub max_positions: usize,
+    /// BOS token id, when the config names one.
+    pub bos_token_id: Option<u32>,
+    /// Every norm of the model (blocks and final).
+    pub norm: NormSpec,
+    /// How blocks join their branches.
+    pub layout: Layout,
+    /// Attention settings.
+    pub attention: AttentionSpec,
+    /// Per layer, the factor attention scores are multiplied by.
+    pub scales: Vec<f64>,
+    /// Per layer, the sliding window (`None`: full causal attention).
+    pub windows: Vec<Option<usize>>,
+    /// Rotary settings, if the model rotates q and k.
+    pub rotary: Option<RotarySpec>,
+    /// MLP settings.
+    pub mlp: MlpSpec,
+    /// Rows of a learned absolute position table (GPT-2), if any.
+    pub learned_positions: Option<usize>,
+    /// Where the head comes from.
+    pub head: Head,
+    /// How linear weights are stored.
+    pub weight_layout: WeightLayout,
+}
+
+/// Tensor names: the prefixes of the model's parts and the names inside one block.
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
+    /// Prefix of everything but the head ("model", "transformer", or "").
+    pub root: &'static str,
+    /// The token embedding, under `root`.
+    pub embed: &'static str,
+    /// The learned positions, under `root`.
+    pub positions: &'static str,
+    /// The blocks, under `root`, followed by the block index.
+    pub layers: &'static str,
+    /// The final norm, under `root`.
+    pub final_norm: &'static str,
+    /// The head, at the top level.
+    pub head: &'static str,
+    /// Names inside one block.
+    pub block: BlockNames,
+}
+
+/// The standard attention names of Llama-like checkpoints (`self_attn.{q,k,v,o}_proj`).
+pub const LLAMA_ATTENTION: AttentionNames = AttentionNames {
+    q: "q_proj",
+    k: "k_proj",
+    v: "v_proj",
+    qkv: "qkv_proj",
+    o: "o_proj",
+    q_norm: "q_norm",
+    k_norm: "k_norm",
+};
+
+/// The size fields Hugging Face configs of rotary decoders spell the same way.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sizes {
+    /// Embedding rows.
+    pub vocab_size: usize,
+    /// Residual width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Blocks.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads; as many as query heads when absent.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Channels per head; `hidden_size / num_attention_heads` when absent.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+}
+
+impl Sizes {
+    /// The head/kv-head/head-size checks every architecture shares; returns
+    /// `(kv_heads, head_dim)`.
+    pub fn heads(&self) -> Result<(usize, usize)> {
+        let (hidden, heads) = (self.hidden_size, self.num_attention_heads);
+        let kv_heads = self.num_key_value_heads.unwrap_or(heads);
+        if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+            bail!("config.json: num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({kv_heads})");
+        }
+        let head_dim = match self.head_dim {
+            Some(d) => d,
+            None if hidden.is_multiple_of(heads) => hidden / heads,
+            None => bail!(
+                "config.json: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads})"
+            ),
+        };
+        Ok((kv_heads, head_dim))
+    }
+}
+
+/// A causal LM run from a [`DecoderSpec`]. Blocks are built from `layers` when the forward
+/// pass reaches them and dropped after use, so the converted checkpoint is never held whole.
+pub struct Decoder {
+    info: ModelInfo,
+    spec: DecoderSpec,
+    names: Names,
+    layers: Vars,
+    embed: Embedding,
+    positions: Option<Embedding>,
+    norm: Norm,
+    head: Linear,
+}
+
+impl Decoder {
+    /// Builds what every row needs (embeddings, final norm, head) and keeps `vb` for the
+    /// blocks.
+    pub fn new(spec: DecoderSpec, names: Names, vb: &Vars) -> Result<Self> {
+        let (d, vocab) = (spec.hidden_size, spec.vocab_size);
+        let root = vb.pp(names.root);
+        let embed = Embedding::new(vocab, d, &root.pp(names.embed))?;
+        let positions = match spec.learned_positions {
+            Some(rows) => Some(Embedding::new(rows, d, &root.pp(names.positions))?),
+            None => None,
+        };
+        let head_vb = vb.pp(names.head);
+        let head = match spec.head {
+            Head::Own { optional, .. } if optional && !head_vb.contains("weight") => {
+                Linear::new(embed.table().clone(), None)
+            }
+            Head::Own { bias, .. } => Linear::load(d, vocab, bias, WeightLayout::OutIn, &head_vb)?,
+            Head::Tied => Linear::new(embed.table().clone(), None),
+        };
+        Ok(Self {
+            info: ModelInfo {
+                model_type: spec.model_type.clone(),
+                num_layers: spec.num_layers,
+                max_positions: spec.max_positions,
+                vocab_size: vocab,
+                bos_token_id: spec.bos_token_id,
+            },
+            norm: Norm::new(spec.norm, d, &root.pp(names.final_norm))?,
+            layers: root.pp(names.layers),
+            embed,
+            positions,
+            head,
+            names,
+            spec,
+        })
+    }
+
+    /// Builds block `i`, letting the source ready its tensors together first.
+    fn block(&self, i: usize) -> Result<Block> {
+        let (s, n) = (&self.spec, &self.names.block);
+        let vb = self.layers.pp(i);
+        vb.prepare()?;
+        let attn_vb = vb.pp(n.attn);
+        let attn = Attention::new(
+            &s.attention,
+            &n.attn_names,
+            s.weight_layout,
+            s.scales[i],
+            &attn_vb,
+        )?;
+        let mlp = Mlp::new(&s.mlp, &n.mlp_names, s.weight_layout, &vb.pp(n.mlp))?;
+        Block::new(s.layout, s.norm, s.hidden_size, n, attn, mlp, &vb)
+    }
+
+    /// Builds every block once; over a dry [`Vars`] this validates the checkpoint against
+    /// the config without reading weights.
+    pub fn check_blocks(&self) -> Result<()> {
+        (0..self.spec.num_layers).try_for_each(|i| self.block(i).map(drop))
+    }
+
+    /// The embeddings of `ids`, learned positions added.
+    fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let device = self.embed.device();
+        let input = Tensor::new(ids, device)?.unsqueeze(0)?;
+        let xs = self.embed.forward(&input)?;
+        match &self.positions {
+            None => Ok(xs),
+            Some(wpe) => {
+                let positions = Tensor::arange(0u32, ids.len() as u32, device)?.unsqueeze(0)?;
+                Ok((xs + wpe.forward(&positions)?)?)
+            }
+        }
+    }
+}
+
+impl LensModel for Decoder {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn forward_layers(
+        &self,
+        ids: &[u32],
+        visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        let (dtype, device) = (self.layers.dtype(), self.embed.device());
+        let masks = layer_masks(&self.spec.windows, ids.len(), dtype, device)?;
+        let rotary = match &self.spec.rotary {
+            Some(r) => Some((r.tables(ids.len(), dtype, device)?, &r.layer_table)),
+            None => None,
+        };
+        let mut xs = self.embed(ids)?;
+        visit(0, &xs.squeeze(0)?)?;
+        for (i, mask) in masks.iter().enumerate() {
+            let tables = rotary.as_ref().map(|(t, which)| &t[which[i]]);
+            xs = self.block(i)?.forward(&xs, tables, mask)?;
+            visit(i + 1, &xs.squeeze(0)?)?;
+        }
+        Ok(())
+    }
+
+    fn final_norm(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.norm.forward(hidden)
+    }
+
+    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(self.head.forward(hidden)?)
+    }
+}

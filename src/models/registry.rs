@@ -1,0 +1,203 @@
+//! Every architecture this build runs, one row each: the `model_type` names, the config
+//! translator, the tensor names and GGUF support. [`SUPPORTED`], the dispatch and the
+//! errors that list what is supported are all derived from [`ARCHITECTURES`].
+
+use anyhow::{bail, Result};
+
+use super::components::Vars;
+use super::decoder::{DecoderSpec, Names};
+use super::gguf::{self, GgufSupport};
+use super::{gpt2, llama, phi, qwen2};
+use crate::loading::gguf::GgufFile;
+
+/// One architecture.
+pub struct Architecture {
+    /// config.json `model_type`s it serves.
+    pub model_types: &'static [&'static str],
+    /// config.json → resolved spec.
+    pub spec: fn(serde_json::Value) -> Result<DecoderSpec>,
+    /// Its tensor names (a checkpoint's spelling may depend on which tensors it holds).
+    pub names: fn(&Vars) -> Names,
+    /// GGUF support, if any.
+    pub gguf: Option<GgufSupport>,
+}
+
+/// The registry.
+pub const ARCHITECTURES: &[Architecture] = &[
+    Architecture {
+        model_types: &["phi"],
+        spec: phi::spec,
+        names: phi::names,
+        gguf: None,
+    },
+    Architecture {
+        model_types: &["llama", "mistral"],
+        spec: llama::spec,
+        names: llama::names,
+        gguf: Some(GgufSupport {
+            architecture: "llama",
+            names: gguf::LLAMA_NAMES,
+            config: gguf::llama_config,
+        }),
+    },
+    Architecture {
+        model_types: &["qwen2"],
+        spec: qwen2::spec,
+        names: llama::names,
+        gguf: None,
+    },
+    Architecture {
+        model_types: &["gpt2"],
+        spec: gpt2::spec,
+        names: gpt2::names,
+        gguf: None,
+    },
+];
+
+const fn count_model_types() -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < ARCHITECTURES.len() {
+        n += ARCHITECTURES[i].model_types.len();
+        i += 1;
+    }
+    n
+}
+
+const MODEL_TYPES: [&str; count_model_types()] = {
+    let mut out = [""; count_model_types()];
+    let (mut i, mut k) = (0, 0);
+    while i < ARCHITECTURES.len() {
+        let names = ARCHITECTURES[i].model_types;
+        let mut j = 0;
+        while j < names.len() {
+            out[k] = names[j];
+            k += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// Architectures this build can run, as config.json spells them.
+pub const SUPPORTED: &[&str] = &MODEL_TYPES;
+
+/// The row serving `model_type`.
+pub fn for_model_type(model_type: &str) -> Option<&'static Architecture> {
+    ARCHITECTURES
+        .iter()
+        .find(|a| a.model_types.contains(&model_type))
+}
+
+/// GGUF architectures (`general.architecture`) this build can run.
+pub fn gguf_architectures() -> Vec<&'static str> {
+    ARCHITECTURES
+        .iter()
+        .filter_map(|a| Some(a.gguf.as_ref()?.architecture))
+        .collect()
+}
+
+/// The row running `file`'s architecture; else a one-line refusal that lists what runs.
+pub fn for_gguf(file: &GgufFile) -> Result<(&'static Architecture, &'static GgufSupport)> {
+    let arch = file.architecture()?;
+    let found = ARCHITECTURES.iter().find_map(|a| {
+        let g = a.gguf.as_ref()?;
+        (g.architecture == arch).then_some((a, g))
+    });
+    match found {
+        Some(row) => Ok(row),
+        None => bail!(
+            "{} is a GGUF model of architecture \"{arch}\"; supported GGUF architectures: {}",
+            file.path().display(),
+            gguf_architectures().join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supported_lists_every_row_in_order() {
+        assert_eq!(SUPPORTED, ["phi", "llama", "mistral", "qwen2", "gpt2"]);
+        assert_eq!(gguf_architectures(), ["llama"]);
+        assert!(for_model_type("mistral").is_some_and(|a| a.model_types[0] == "llama"));
+        assert!(for_model_type("bert").is_none());
+    }
+
+    /// README.md's "Supported models" table has a row for every model_type and every GGUF
+    /// architecture, and no row for one the registry lacks.
+    #[test]
+    fn readme_table_matches_the_registry() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let table = readme
+            .split("## Supported models")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README.md has a \"## Supported models\" section");
+        let first_cells: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+            .skip(1)
+            .filter_map(|l| l.split('|').nth(1).map(str::trim))
+            .collect();
+        let hf: Vec<&str> = first_cells
+            .iter()
+            .filter_map(|c| c.strip_prefix('`')?.strip_suffix('`'))
+            .collect();
+        assert_eq!(hf, SUPPORTED, "README table rows vs registry model_types");
+        let gguf: Vec<&str> = first_cells
+            .iter()
+            .filter_map(|c| {
+                c.strip_prefix("GGUF, `general.architecture = ")?
+                    .strip_suffix('`')
+            })
+            .collect();
+        assert_eq!(gguf, gguf_architectures(), "README GGUF rows vs registry");
+        assert_eq!(first_cells.len(), hf.len() + gguf.len(), "{first_cells:?}");
+    }
+
+    fn read(relative: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The property test feeds arbitrary configs to every model_type, and every row has a
+    /// fixture the parity tests run against transformers.
+    #[test]
+    fn test_lists_cover_every_row() {
+        let properties = read("tests/properties.rs");
+        let line = properties
+            .lines()
+            .find(|l| l.contains("fn arbitrary_config_json_never_panics"))
+            .expect("tests/properties.rs has the arbitrary-config property");
+        for name in SUPPORTED {
+            assert!(
+                line.contains(&format!("Just(\"{name}\")")),
+                "properties: no {name}"
+            );
+        }
+        let fixtures = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("config.json")).ok())
+            .filter_map(|t| {
+                let v: serde_json::Value = serde_json::from_str(&t).ok()?;
+                Some(v["model_type"].as_str()?.to_string())
+            })
+            .collect::<Vec<_>>();
+        let parity = read("tests/parity.rs");
+        for arch in ARCHITECTURES {
+            let fixture = fixtures
+                .iter()
+                .find(|t| arch.model_types.contains(&t.as_str()));
+            let fixture =
+                fixture.unwrap_or_else(|| panic!("no fixture for {:?}", arch.model_types));
+            assert!(
+                parity.contains(&format!("\"{fixture}-tiny\"")),
+                "parity: no {fixture}-tiny"
+            );
+        }
+    }
+}
