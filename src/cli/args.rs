@@ -18,7 +18,6 @@ use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
 use crate::session::{LoadOptions, RunOptions};
-use crate::source::HubSettings;
 
 /// Everything a run needs, owned and checked.
 #[derive(Debug)]
@@ -59,15 +58,13 @@ impl Args {
         })?;
         let images = images(&flags, &prompts)?;
         let progress = stderr_tty && !flags.quiet;
-        let mut hub = HubSettings::from_env();
-        hub.progress = progress;
-        let load = LoadOptions {
+        let mut load = LoadOptions {
             revision: flags.revision,
             dtype: flags.dtype.into(),
-            hub,
             tokenizer: flags.tokenizer,
             ..LoadOptions::default()
         };
+        load.hub.progress = progress;
         let run = RunOptions {
             bos: flags.bos,
             lens: LensOptions::new(LogitLens {
@@ -102,8 +99,8 @@ impl Args {
             )),
             Format::Json => Printer::Json(Json::new(out, self.single_json)),
             Format::Jsonl => Printer::Jsonl(Jsonl::new(out)),
-            Format::Csv => Printer::Delimited(Delimited::new(out, b',')),
-            Format::Tsv => Printer::Delimited(Delimited::new(out, b'\t')),
+            Format::Csv => Printer::Delimited(Box::new(Delimited::new(out, b','))),
+            Format::Tsv => Printer::Delimited(Box::new(Delimited::new(out, b'\t'))),
         }
     }
 }

@@ -153,8 +153,8 @@ pub enum Printer<W: Write> {
     Json(json::Json<W>),
     /// One JSON object per line.
     Jsonl(jsonl::Jsonl<W>),
-    /// CSV or TSV rows.
-    Delimited(delimited::Delimited<W>),
+    /// CSV or TSV rows (boxed: the csv writer is large).
+    Delimited(Box<delimited::Delimited<W>>),
 }
 
 impl<W: Write> Printer<W> {
@@ -163,7 +163,7 @@ impl<W: Write> Printer<W> {
             Printer::Table(p) => p,
             Printer::Json(p) => p,
             Printer::Jsonl(p) => p,
-            Printer::Delimited(p) => p,
+            Printer::Delimited(p) => p.as_mut(),
         }
     }
 }
