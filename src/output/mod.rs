@@ -9,7 +9,6 @@ pub mod jsonl;
 pub mod table;
 
 use std::io::Write;
-
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -81,6 +80,7 @@ impl Serialize for Prediction {
     }
 }
 
+/// The lens as the JSON has always shown it: whether rows 0..L-1 went through the final norm.
 fn through_final_norm<S: Serializer>(lens: &Arc<dyn Lens>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bool(lens.final_norm())
 }
@@ -179,5 +179,41 @@ impl<W: Write> Sink for Printer<W> {
 
     fn finish(&mut self) -> Result<()> {
         self.sink().finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lens::LogitLens;
+
+    #[test]
+    fn json_shape_is_unchanged() {
+        let report = Report {
+            model: "m".into(),
+            prompt: "p".into(),
+            prompt_index: 1,
+            prompt_id: None,
+            lens: Arc::new(LogitLens { final_norm: false }),
+            tokens: vec![InputToken {
+                id: 5,
+                text: "p".into(),
+            }],
+            layers: vec![Layer {
+                layer: 0,
+                positions: vec![Prediction {
+                    token: " q".into(),
+                    stat: TokenStat {
+                        id: 9,
+                        prob: 0.1,
+                        entropy: 2.5,
+                    },
+                }],
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"tokens":[{"id":5,"text":"p"}],"layers":[{"layer":0,"positions":[{"id":9,"token":" q","prob":0.1,"entropy":2.5}]}]}"#
+        );
     }
 }
