@@ -17,11 +17,15 @@ if [ $# -ne 2 ]; then
     echo "usage: $0 OLD_BIN NEW_BIN" >&2
     exit 2
 fi
-old=$(realpath "$1")
-new=$(realpath "$2")
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Both run as "logitlens", since --help and usage errors print the program's name.
+mkdir "$work/old-bin" "$work/new-bin"
+ln -s "$(realpath "$1")" "$work/old-bin/logitlens"
+ln -s "$(realpath "$2")" "$work/new-bin/logitlens"
+old="$work/old-bin/logitlens"
+new="$work/new-bin/logitlens"
 unset LOGITLENS_TIMING NO_COLOR
 
 printf 'The quick brown fox jumps over the lazy\nHello, world! 123\n  leading spaces\n' >"$work/prompts.txt"

@@ -148,15 +148,11 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
     Ok(Some(Images::new(target, format, options)))
 }
 
-/// The file stem of a prompt's image in an `--out-dir`.
-fn image_stem(prompt: &Prompt, total: usize) -> String {
-    images::stem(prompt.id.as_deref(), prompt.index, total)
-}
-
+/// Checks that every prompt's image in an `--out-dir` gets a file name of its own.
 fn check_unique_names(prompts: &[Prompt]) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     for p in prompts {
-        let stem = image_stem(p, prompts.len());
+        let stem = images::stem(p.id.as_deref(), p.index, prompts.len());
         if stem.is_empty() {
             return Err(usage(format!(
                 "{} has an id that makes no file name; give it letters or digits",
