@@ -7,7 +7,7 @@
 //! ```no_run
 //! use logitlens::{LoadOptions, RunOptions, Session};
 //! let session = Session::load("microsoft/phi-1_5", &LoadOptions::default())?;
-//! let report = session.run("The quick brown fox jumps over the lazy", RunOptions::default())?;
+//! let report = session.run("The quick brown fox jumps over the lazy", &RunOptions::default())?;
 //! println!("{}", report.layers.last().unwrap().positions.last().unwrap().token);
 //! # anyhow::Ok(())
 //! ```
@@ -25,7 +25,7 @@ pub mod tokens;
 
 pub use loading::{gguf, gguf_tokenizer, source, weights};
 
-pub use lens::{LensOptions, TokenStat};
+pub use lens::{Lens, LensOptions, LogitLens, TokenStat};
 pub use models::{LensModel, ModelFiles, ModelInfo};
 pub use output::Report;
 pub use session::{LoadOptions, RunOptions, Session};

@@ -43,11 +43,11 @@ impl Default for LoadOptions {
 }
 
 /// How to run the lens on one prompt.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Prepend the model's BOS token.
     pub bos: bool,
-    /// Projection settings.
+    /// The lens and the projection's settings.
     pub lens: LensOptions,
 }
 
@@ -164,22 +164,22 @@ impl Session {
 
     /// The lens's `[layer][position]` stats for given ids.
     pub fn lens_ids(&self, ids: &[u32], opts: LensOptions) -> Result<Vec<Vec<TokenStat>>> {
-        logit_lens(self.model.as_ref(), ids, opts)
+        logit_lens(self.model.as_ref(), ids, &opts)
     }
 
     /// Encodes, runs the lens and attaches token text.
-    pub fn run(&self, prompt: &str, opts: RunOptions) -> Result<Report> {
+    pub fn run(&self, prompt: &str, opts: &RunOptions) -> Result<Report> {
         Ok(self.run_timed(prompt, opts)?.0)
     }
 
     /// [`Session::run`], also reporting where the time went.
-    pub fn run_timed(&self, prompt: &str, opts: RunOptions) -> Result<(Report, Timings)> {
+    pub fn run_timed(&self, prompt: &str, opts: &RunOptions) -> Result<(Report, Timings)> {
         let ids = self.encode(prompt, opts.bos)?;
-        let (rows, timings) = logit_lens_timed(self.model.as_ref(), &ids, opts.lens)?;
+        let (rows, timings) = logit_lens_timed(self.model.as_ref(), &ids, &opts.lens)?;
         let report = Report::new(
             &self.name,
             prompt,
-            opts.lens.final_norm,
+            opts.lens.lens.clone(),
             &ids,
             &rows,
             &self.vocab,

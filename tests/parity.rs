@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Tensor};
 use common::*;
-use logitlens::lens::LensOptions;
+use logitlens::lens::{LensOptions, LogitLens};
 use logitlens::{source, Session};
 
 fn session(name: &str) -> Session {
@@ -64,13 +64,7 @@ fn check_lens(name: &str) {
                 false => &case.lens.raw,
             };
             let ours = s
-                .lens_ids(
-                    &case.ids,
-                    LensOptions {
-                        final_norm,
-                        ..Default::default()
-                    },
-                )
+                .lens_ids(&case.ids, LensOptions::new(LogitLens { final_norm }))
                 .unwrap();
             assert_eq!(ours.len(), reference.len());
             for (layer, (row, want)) in ours.iter().zip(reference).enumerate() {

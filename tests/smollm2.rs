@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use logitlens::lens::{first_appearance, LensOptions, TokenStat};
+use logitlens::lens::{first_appearance, LensOptions, LogitLens, TokenStat};
 use logitlens::{LoadOptions, RunOptions, Session};
 use serde::Deserialize;
 
@@ -95,10 +95,7 @@ fn load(path: &std::path::Path) -> Session {
 }
 
 fn lens(session: &Session, ids: &[u32], final_norm: bool) -> Vec<Vec<TokenStat>> {
-    let opts = LensOptions {
-        final_norm,
-        ..LensOptions::default()
-    };
+    let opts = LensOptions::new(LogitLens { final_norm });
     session.lens_ids(ids, opts).unwrap()
 }
 
@@ -110,14 +107,14 @@ fn predicts_dog_and_paris_and_reports_where_they_appear() {
     assert_eq!(session.model().info().num_layers, gold.num_layers);
     assert_eq!(session.model().info().vocab_size, gold.vocab_size);
     for case in &gold.cases {
-        let report = session.run(&case.prompt, RunOptions::default()).unwrap();
+        let report = session.run(&case.prompt, &RunOptions::default()).unwrap();
         let last = report.layers.last().unwrap().positions.last().unwrap();
         assert_eq!(last.token, case.expected_next, "{}: next token", case.name);
         let rows = session.lens_ids(&case.ids, LensOptions::default()).unwrap();
         let first = first_appearance(&rows, case.ids.len() - 1);
         say(format!(
             "{}: {:?} (p = {:.4}) is the argmax at the last position from layer {first:?} of {} (transformers: {:?})",
-            case.name, last.token, last.prob, gold.num_layers, case.first_layer_expected_is_argmax_final_norm
+            case.name, last.token, last.stat.prob, gold.num_layers, case.first_layer_expected_is_argmax_final_norm
         ));
         // Every last-position margin in the golden file is above MARGIN_CLEAR, so this
         // layer is determined by clear argmaxes.

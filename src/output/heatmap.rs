@@ -1,7 +1,7 @@
-//! The annotated entropy heatmap: one row per shown layer (embeddings at the
-//! bottom, the model's output at the top), one column per input position.
-//! Each cell is coloured by the lens's entropy and labelled with its argmax
-//! token, as in the usual logit-lens plot.
+//! The annotated heatmap: one row per shown layer (embeddings at the bottom,
+//! the model's output at the top), one column per input position. Each cell is
+//! coloured by one statistic (the entropy unless told otherwise) and labelled
+//! with its argmax token, as in the usual logit-lens plot.
 //!
 //! Everything is drawn by hand on a plotters drawing area (no chart
 //! builder), so the cell grid, labels and colour bar line up to the pixel and
@@ -17,7 +17,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, FontTransform};
 
-use super::Report;
+use super::{Prediction, Report};
+use crate::lens::Stat;
 
 /// Image encodings the heatmap can be written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,14 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Svg => "svg",
+        }
+    }
+
     /// From a path's extension (case-insensitive "png" / "svg"); an error
     /// message naming the extension and the choices otherwise.
     pub fn from_path(path: &Path) -> Result<Self> {
@@ -53,6 +62,8 @@ pub struct HeatmapOptions {
     pub layer_step: usize,
     /// Longest cell / axis label in chars, `…` included; 0 acts as 1.
     pub max_label_chars: usize,
+    /// The statistic that colours the cells and titles the colour bar (with its unit).
+    pub color: Stat,
 }
 
 impl Default for HeatmapOptions {
@@ -60,6 +71,7 @@ impl Default for HeatmapOptions {
         Self {
             layer_step: 1,
             max_label_chars: 8,
+            color: Stat::Entropy,
         }
     }
 }
@@ -119,9 +131,9 @@ const VIRIDIS: [(u8, u8, u8); 11] = [
 
 /// Renders the report to bytes in the given format (pure: no file I/O).
 ///
-/// The colour scale runs from 0 to the largest finite entropy among the shown
-/// rows, rounded up to a tick (so the bar ends on a labelled value); NaN or
-/// infinite entropies are drawn at the top of the scale.
+/// The colour scale runs from 0 to the largest finite value of the colour
+/// statistic among the shown rows, rounded up to a tick (so the bar ends on a
+/// labelled value); NaN or infinite values are drawn at the top of the scale.
 pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Result<Vec<u8>> {
     if report.tokens.is_empty() {
         bail!("cannot draw a heatmap of an empty prompt: there are no tokens");
@@ -244,7 +256,7 @@ fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing the heatmap: {e}")
 }
 
-/// The entropy → colour scale and its ticks.
+/// The statistic → colour scale and its ticks.
 #[derive(Debug, Clone, PartialEq)]
 struct Scale {
     max: f64,
@@ -270,11 +282,10 @@ impl Scale {
         Self { max, step }
     }
 
-    /// Where `entropy` falls in 0..=1; non-finite values count as the maximum.
-    fn fraction(&self, entropy: f32) -> f64 {
-        let e = f64::from(entropy);
-        if e.is_finite() {
-            (e / self.max).clamp(0.0, 1.0)
+    /// Where `value` falls in 0..=1; non-finite values count as the maximum.
+    fn fraction(&self, value: f64) -> f64 {
+        if value.is_finite() {
+            (value / self.max).clamp(0.0, 1.0)
         } else {
             1.0
         }
@@ -408,6 +419,8 @@ struct Plot<'a> {
     grid_h: i32,
     scale: Scale,
     format: ImageFormat,
+    /// The statistic that colours the cells.
+    color: Stat,
 }
 
 impl<'a> Plot<'a> {
@@ -422,7 +435,7 @@ impl<'a> Plot<'a> {
         let observed = rows
             .iter()
             .flat_map(|&l| &report.layers[l].positions)
-            .map(|p| f64::from(p.entropy))
+            .filter_map(|p| p.value(opts.color).number())
             .filter(|e| e.is_finite())
             .fold(0.0, f64::max);
         Self {
@@ -436,7 +449,13 @@ impl<'a> Plot<'a> {
             grid_h: grid_h as i32,
             scale: Scale::new(observed),
             format,
+            color: opts.color,
         }
+    }
+
+    /// A cell's colour statistic as a number (NaN for text, drawn at the top of the scale).
+    fn number(&self, pred: &Prediction) -> f64 {
+        pred.value(self.color).number().unwrap_or(f64::NAN)
     }
 
     fn columns(&self) -> usize {
@@ -582,7 +601,7 @@ impl<'a> Plot<'a> {
                         .map_err(draw_error)?;
                     continue;
                 };
-                let fill = viridis(self.scale.fraction(pred.entropy));
+                let fill = viridis(self.scale.fraction(self.number(pred)));
                 root.draw(&Rectangle::new(rect, fill.filled()))
                     .map_err(draw_error)?;
                 let label = truncate(&visible(&pred.token), self.max_chars);
@@ -643,7 +662,8 @@ impl<'a> Plot<'a> {
         )
     }
 
-    /// The gradient, its ticks and the "entropy (nats)" title, right of the grid.
+    /// The gradient, its ticks and the colour statistic's title ("entropy (nats)"), right
+    /// of the grid.
     fn draw_colorbar<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let x0 = self.grid_x + self.grid_w + COLORBAR_GAP;
         let x1 = x0 + COLORBAR_W;
@@ -675,7 +695,7 @@ impl<'a> Plot<'a> {
         }
         let cx = x1 + 8 + widest.ceil() as i32 + 14;
         let centre = (cx, (top + bottom) / 2);
-        self.vertical_text(root, "entropy (nats)", centre, AXIS_FONT, &MUTED)
+        self.vertical_text(root, &self.color.title(), centre, AXIS_FONT, &MUTED)
     }
 }
 
@@ -781,7 +801,8 @@ mod bearing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{InputToken, Layer, Prediction};
+    use crate::lens::{LogitLens, TokenStat};
+    use crate::output::{InputToken, Layer};
 
     /// 3 tokens × 5 layers; entropy rises with position so columns differ.
     fn report(layers: usize, tokens: &[&str]) -> Report {
@@ -798,10 +819,12 @@ mod tests {
                 layer: l,
                 positions: (0..tokens.len())
                     .map(|p| Prediction {
-                        id: p as u32,
                         token: format!(" tok{l}_{p}"),
-                        prob: 0.5,
-                        entropy: if p == 0 { 0.05 } else { 1.0 + p as f32 * 2.0 },
+                        stat: TokenStat {
+                            id: p as u32,
+                            prob: 0.5,
+                            entropy: if p == 0 { 0.05 } else { 1.0 + p as f32 * 2.0 },
+                        },
                     })
                     .collect(),
             })
@@ -811,7 +834,7 @@ mod tests {
             prompt: "The quick\nbrown fox".to_string(),
             prompt_index: 0,
             prompt_id: None,
-            final_norm: true,
+            lens: std::sync::Arc::new(LogitLens::default()),
             tokens,
             layers,
         }
@@ -920,15 +943,16 @@ mod tests {
                 "WWWWWWWWWWWWWWWWWW",
             ],
         );
-        r.layers[1].positions[0].entropy = f32::NAN;
-        r.layers[1].positions[1].entropy = f32::INFINITY;
-        r.layers[2].positions[2].entropy = -1.0;
+        r.layers[1].positions[0].stat.entropy = f32::NAN;
+        r.layers[1].positions[1].stat.entropy = f32::INFINITY;
+        r.layers[2].positions[2].stat.entropy = -1.0;
         r.layers[0].positions[3].token = String::new();
         r.layers[2].positions.truncate(2);
         r.prompt = "x".repeat(10_000);
         let tiny = HeatmapOptions {
             layer_step: 0,
             max_label_chars: 0,
+            ..HeatmapOptions::default()
         };
         for opts in [&opts, &tiny] {
             for format in [ImageFormat::Png, ImageFormat::Svg] {
@@ -943,7 +967,7 @@ mod tests {
     fn all_nan_entropies_use_a_unit_scale() {
         let mut r = report(2, &["a"]);
         for layer in &mut r.layers {
-            layer.positions[0].entropy = f32::NAN;
+            layer.positions[0].stat.entropy = f32::NAN;
         }
         render(&r, &HeatmapOptions::default(), ImageFormat::Png).unwrap();
         assert_eq!(
@@ -1018,7 +1042,7 @@ mod tests {
             for (p, pred) in layer.positions.iter_mut().enumerate() {
                 let l = layer.layer as f32;
                 pred.token = words[(p * 7 + layer.layer / 3) % words.len()].to_string();
-                pred.entropy = (9.5 - l * 0.35 + (p as f32 * 1.7).sin() * 1.5).max(0.02);
+                pred.stat.entropy = (9.5 - l * 0.35 + (p as f32 * 1.7).sin() * 1.5).max(0.02);
             }
         }
         r.model = "meta-llama/Llama-3.2-1B".to_string();

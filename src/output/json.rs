@@ -2,16 +2,49 @@
 
 use std::io::{self, Write};
 
-use super::Report;
+use anyhow::Result;
 
-/// Writes one report as a JSON object.
-pub fn write_one(out: &mut dyn Write, report: &Report) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
-    writeln!(out)
+use super::{Report, Sink};
+
+/// The JSON printer: holds every report and writes them at the end, as one object for a
+/// single `--prompt`, else as an array.
+pub struct Json<W: Write> {
+    out: W,
+    single: bool,
+    reports: Vec<Report>,
 }
 
-/// Writes several reports as a JSON array.
-pub fn write_many(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, reports)?;
-    writeln!(out)
+impl<W: Write> Json<W> {
+    /// With `single`, the document is the one report's object (nothing if it failed).
+    pub fn new(out: W, single: bool) -> Self {
+        Self {
+            out,
+            single,
+            reports: Vec::new(),
+        }
+    }
+}
+
+impl<W: Write> Sink for Json<W> {
+    fn report(&mut self, report: &Report) -> Result<()> {
+        self.reports.push(report.clone());
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        match (self.single, self.reports.as_slice()) {
+            (true, [one]) => write_pretty(&mut self.out, one)?,
+            (true, []) => {}
+            (_, all) => write_pretty(&mut self.out, all)?,
+        }
+        Ok(self.out.flush()?)
+    }
+}
+
+/// Writes a report or a list of reports as pretty JSON and a newline.
+fn write_pretty<T: serde::Serialize + ?Sized>(out: &mut impl Write, value: &T) -> Result<()> {
+    // As an io::Error, so a closed stdout reads as a broken pipe.
+    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
 }

@@ -2,25 +2,78 @@
 
 use std::io::{self, Write};
 
+use anyhow::Result;
 use unicode_width::UnicodeWidthStr;
 
-use super::Report;
+use super::{Report, Sink};
+use crate::lens::Stat;
+use crate::tokens::printable;
 
 /// Widest a column gets; longer tokens are cut with `…`.
 const MAX_WIDTH: usize = 16;
 
+/// The table printer: each report as soon as it is ready, under a `# prompt` line when
+/// the run has several prompts.
+pub struct Table<W: Write> {
+    out: W,
+    stats: Vec<Stat>,
+    many: bool,
+    printed: usize,
+}
+
+impl<W: Write> Table<W> {
+    /// Cells show the argmax token, then each of `stats`; `many` heads each report with
+    /// its prompt.
+    pub fn new(out: W, stats: Vec<Stat>, many: bool) -> Self {
+        Self {
+            out,
+            stats,
+            many,
+            printed: 0,
+        }
+    }
+}
+
+impl<W: Write> Sink for Table<W> {
+    fn report(&mut self, report: &Report) -> Result<()> {
+        if self.many {
+            if self.printed > 0 {
+                writeln!(self.out)?;
+            }
+            let label = match &report.prompt_id {
+                Some(id) => id.clone(),
+                None => report.prompt_index.to_string(),
+            };
+            let prompt = printable(report.prompt.as_bytes());
+            writeln!(self.out, "# prompt {label}: {prompt}")?;
+        }
+        write(&mut self.out, report, &self.stats)?;
+        self.out.flush()?;
+        self.printed += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
+    }
+}
+
 /// Writes the header (input tokens) and one line per layer, layer 0 first.
-/// With `entropy`, each cell also shows the entropy in nats.
-pub fn write(out: &mut dyn Write, report: &Report, entropy: bool) -> io::Result<()> {
+/// Each cell shows the argmax token, then each of `stats` as [`Stat::cell`] shows it.
+pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result<()> {
     let last = report.layers.len().saturating_sub(1);
     let label = |l: usize| match l {
         0 => "0 emb".to_string(),
         l if l == last => format!("{l} out"),
         l => l.to_string(),
     };
-    let cell = |token: &str, h: f32| match entropy {
-        true => format!("{} {h:.2}", cut(token, MAX_WIDTH)),
-        false => cut(token, MAX_WIDTH),
+    let cell = |p: &super::Prediction| {
+        let mut cell = cut(&p.token, MAX_WIDTH);
+        for &stat in stats {
+            cell.push(' ');
+            cell.push_str(&stat.cell(p.value(stat)));
+        }
+        cell
     };
     let header: Vec<String> = report
         .tokens
@@ -30,15 +83,7 @@ pub fn write(out: &mut dyn Write, report: &Report, entropy: bool) -> io::Result<
     let rows: Vec<(String, Vec<String>)> = report
         .layers
         .iter()
-        .map(|l| {
-            (
-                label(l.layer),
-                l.positions
-                    .iter()
-                    .map(|p| cell(&p.token, p.entropy))
-                    .collect(),
-            )
-        })
+        .map(|l| (label(l.layer), l.positions.iter().map(cell).collect()))
         .collect();
     let widths = column_widths(&header, rows.iter().map(|(_, cells)| cells));
     let first = rows

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Runs two logitlens binaries over the same matrix of cases and compares what they print and
+# write, byte for byte: stdout, stderr, the exit code and every file written under --out or
+# --out-dir. One line per case, then "N identical, M differ"; exits 1 if any case differs.
+#
+#   scripts/compare_outputs.sh OLD_BIN NEW_BIN
+#
+# The matrix: every fixture under tests/fixtures × every stdout format × one prompt, several
+# --prompt flags, a --prompts text file, a --prompts JSONL file with ids and prompts on stdin
+# (the GGUF: the first two and the JSONL file) ×
+# no flag, --bos, --no-final-norm and --entropy; heatmaps through --out (.png, .svg) and
+# --out-dir (png, svg, --layer-step); a few usage and input errors; and the same on the SmolLM2
+# GGUF when ~/.cache/logitlens/smollm2/ holds it.
+set -u
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 OLD_BIN NEW_BIN" >&2
+    exit 2
+fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Both run as "logitlens", since --help and usage errors print the program's name.
+mkdir "$work/old-bin" "$work/new-bin"
+ln -s "$(realpath "$1")" "$work/old-bin/logitlens"
+ln -s "$(realpath "$2")" "$work/new-bin/logitlens"
+old="$work/old-bin/logitlens"
+new="$work/new-bin/logitlens"
+unset LOGITLENS_TIMING NO_COLOR
+
+printf 'The quick brown fox jumps over the lazy\nHello, world! 123\n  leading spaces\n' >"$work/prompts.txt"
+cat >"$work/prompts.jsonl" <<'EOF'
+{"prompt": "The capital of France is", "id": "france"}
+{"prompt": "tab\there, \"quoted\", comma\nnew line", "id": "odd/id 1"}
+{"prompt": "日本語 and émoji 🦊", "id": 7}
+EOF
+
+identical=0
+differ=0
+
+# run SIDE BIN ARGS...: runs in $work with an empty $work/out, stdin from $STDIN (or nothing),
+# and keeps stdout, stderr, the exit code and the files under $work/SIDE.*.
+run() {
+    local side=$1 bin=$2
+    shift 2
+    rm -rf "$work/out" "$work/$side.files"
+    mkdir "$work/out"
+    (cd "$work" && "$bin" "$@" <"${STDIN:-/dev/null}" >"$work/$side.stdout" 2>"$work/$side.stderr")
+    echo $? >"$work/$side.rc"
+    mv "$work/out" "$work/$side.files"
+}
+
+# case NAME ARGS...: runs both binaries and prints one line.
+case_() {
+    local name=$1
+    shift
+    run old "$old" "$@"
+    run new "$new" "$@"
+    local why=""
+    cmp -s "$work/old.stdout" "$work/new.stdout" || why="$why stdout"
+    cmp -s "$work/old.stderr" "$work/new.stderr" || why="$why stderr"
+    cmp -s "$work/old.rc" "$work/new.rc" || why="$why exit-code"
+    diff -r -q "$work/old.files" "$work/new.files" >/dev/null || why="$why files"
+    local files
+    files=$(find "$work/old.files" -type f | wc -l)
+    if [ -z "$why" ]; then
+        identical=$((identical + 1))
+        printf 'identical  %s (exit %s, %s bytes, %s files)\n' "$name" "$(cat "$work/old.rc")" \
+            "$(wc -c <"$work/old.stdout")" "$files"
+    else
+        differ=$((differ + 1))
+        printf 'DIFFER     %s:%s\n' "$name" "$why"
+    fi
+}
+
+# matrix NAME MODEL [PROMPT SETS]: the whole matrix on one model.
+matrix() {
+    local name=$1 model=$2 sets=${3:-one many file jsonl stdin}
+    local format flag prompts
+    for format in table json jsonl csv tsv; do
+        for flag in "" --bos --no-final-norm --entropy; do
+            for prompts in $sets; do
+                local args=(--model "$model" --format "$format" $flag)
+                case $prompts in
+                one) args+=(--prompt "The quick brown fox jumps over the lazy") ;;
+                many) args+=(--prompt "The quick brown fox" --prompt " dog" --prompt "a,b\tc") ;;
+                file) args+=(--prompts prompts.txt) ;;
+                jsonl) args+=(--prompts prompts.jsonl) ;;
+                stdin) args+=(--prompts -) ;;
+                esac
+                if [ "$prompts" = stdin ]; then
+                    STDIN="$work/prompts.txt" case_ "$name $format $prompts $flag" "${args[@]}"
+                else
+                    case_ "$name $format $prompts $flag" "${args[@]}"
+                fi
+            done
+        done
+    done
+    local image
+    for image in png svg; do
+        case_ "$name --out h.$image" --model "$model" --prompt "The quick brown fox" --out "out/h.$image"
+        case_ "$name --out h.$image --no-final-norm --layer-step 2" --model "$model" \
+            --prompt "Hello, world" --out "out/h.$image" --no-final-norm --layer-step 2
+        case_ "$name --out-dir $image jsonl" --model "$model" --prompts prompts.jsonl \
+            --out-dir out --image-format "$image" --format jsonl
+        case_ "$name --out-dir $image txt --bos" --model "$model" --prompts prompts.txt \
+            --out-dir out --image-format "$image" --bos --quiet
+    done
+    case_ "$name error: --out with two prompts" --model "$model" -p a -p b --out out/h.png
+    case_ "$name error: --out .jpg" --model "$model" -p a --out out/h.jpg
+    case_ "$name error: --layer-step 0" --model "$model" -p a --out out/h.png --layer-step 0
+    case_ "$name error: empty prompt among others" --model "$model" -p a -p "" -p b --format csv
+    case_ "$name error: empty prompt --fail-fast" --model "$model" -p "" -p b --fail-fast
+    case_ "$name error: empty single prompt json" --model "$model" -p "" --format json
+}
+
+for fixture in phi-tiny phi-tiny-qk phi-tiny-f16 llama-tiny qwen2-tiny gpt2-tiny; do
+    matrix "$fixture" "$root/tests/fixtures/$fixture"
+done
+
+case_ "error: no prompt" --model "$root/tests/fixtures/phi-tiny"
+case_ "error: no such model" --model "$work/nothing-here" -p a
+case_ "error: unknown flag" --model "$root/tests/fixtures/phi-tiny" -p a --frobnicate
+case_ "--help" --help
+case_ "--version" --version
+
+gguf="$HOME/.cache/logitlens/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ -f "$gguf" ]; then
+    matrix smollm2-gguf "$gguf" "one many jsonl"
+else
+    echo "skipped    smollm2-gguf: $gguf not found"
+fi
+
+echo "$identical identical, $differ differ"
+[ "$differ" -eq 0 ]

@@ -1,0 +1,170 @@
+//! Resolved arguments: the flags checked and turned into the values the run needs, before
+//! any expensive work. Nothing of clap's [`Flags`] is carried past [`Args::resolve`].
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::flags::{Flags, Format, ImageKind};
+use super::usage;
+use crate::atomic;
+use crate::lens::{LensOptions, LogitLens, Stat};
+use crate::output::delimited::Delimited;
+use crate::output::heatmap::{HeatmapOptions, ImageFormat};
+use crate::output::images::{self, Images, Target};
+use crate::output::json::Json;
+use crate::output::jsonl::Jsonl;
+use crate::output::table::Table;
+use crate::output::Printer;
+use crate::prompts::{self, Prompt};
+use crate::session::{LoadOptions, RunOptions};
+
+/// Everything a run needs, owned and checked.
+#[derive(Debug)]
+pub struct Args {
+    /// The model to load: a Hub repo id, a directory or a .gguf file.
+    pub model: String,
+    /// How to load it.
+    pub load: LoadOptions,
+    /// How to run the lens on each prompt.
+    pub run: RunOptions,
+    /// The prompts, in order.
+    pub prompts: Vec<Prompt>,
+    /// The stdout format.
+    pub format: Format,
+    /// The statistics the table shows after each token.
+    pub table_stats: Vec<Stat>,
+    /// JSON as one object rather than an array.
+    pub single_json: bool,
+    /// Where heatmaps go, if anywhere.
+    pub images: Option<Images>,
+    /// Stop at the first prompt that fails.
+    pub fail_fast: bool,
+    /// Show progress on stderr (a terminal, and not --quiet).
+    pub progress: bool,
+}
+
+impl Args {
+    /// Checks `flags` and resolves them; a usage error (exit code 2) when they do not fit.
+    pub fn resolve(flags: Flags, stderr_tty: bool) -> Result<Self> {
+        if flags.layer_step == 0 {
+            return Err(usage("--layer-step must be at least 1"));
+        }
+        let prompts = prompts::collect(&flags.prompt, flags.prompts.as_deref()).map_err(|e| {
+            match flags.prompt.is_empty() && flags.prompts.is_none() {
+                true => usage(e.to_string()),
+                false => e,
+            }
+        })?;
+        let images = images(&flags, &prompts)?;
+        let progress = stderr_tty && !flags.quiet;
+        let mut load = LoadOptions {
+            revision: flags.revision,
+            dtype: flags.dtype.into(),
+            tokenizer: flags.tokenizer,
+            ..LoadOptions::default()
+        };
+        load.hub.progress = progress;
+        let run = RunOptions {
+            bos: flags.bos,
+            lens: LensOptions::new(LogitLens {
+                final_norm: !flags.no_final_norm,
+            }),
+        };
+        let table_stats = match flags.entropy {
+            true => vec![Stat::Entropy],
+            false => vec![],
+        };
+        Ok(Self {
+            model: flags.model,
+            load,
+            run,
+            single_json: flags.prompts.is_none() && flags.prompt.len() == 1,
+            prompts,
+            format: flags.format,
+            table_stats,
+            images,
+            fail_fast: flags.fail_fast,
+            progress,
+        })
+    }
+
+    /// The stdout printer, writing to `out`.
+    pub fn printer<W: Write>(&self, out: W) -> Printer<W> {
+        match self.format {
+            Format::Table => Printer::Table(Table::new(
+                out,
+                self.table_stats.clone(),
+                self.prompts.len() > 1,
+            )),
+            Format::Json => Printer::Json(Json::new(out, self.single_json)),
+            Format::Jsonl => Printer::Jsonl(Jsonl::new(out)),
+            Format::Csv => Printer::Delimited(Box::new(Delimited::new(out, b','))),
+            Format::Tsv => Printer::Delimited(Box::new(Delimited::new(out, b'\t'))),
+        }
+    }
+}
+
+/// Where each prompt's heatmap goes, checked: one prompt for `--out`, an existing
+/// directory and distinct file names for `--out-dir`.
+fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
+    let (target, format) = match (&flags.out, &flags.out_dir) {
+        (Some(_), _) if prompts.len() > 1 => {
+            return Err(usage(format!(
+            "--out takes one prompt but {} were given; use --out-dir DIR for one image per prompt",
+            prompts.len()
+        )))
+        }
+        (Some(path), _) => {
+            atomic::check_writable(path).map_err(|e| usage(e.to_string()))?;
+            let format = ImageFormat::from_path(path).map_err(|e| usage(e.to_string()))?;
+            (Target::File(path.clone()), format)
+        }
+        (None, Some(dir)) => {
+            if !dir.is_dir() {
+                return Err(usage(format!(
+                    "--out-dir {} is not a directory; create it first (mkdir -p {})",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
+            let format = match flags.image_format {
+                ImageKind::Png => ImageFormat::Png,
+                ImageKind::Svg => ImageFormat::Svg,
+            };
+            check_unique_names(prompts)?;
+            let target = Target::Dir {
+                dir: dir.clone(),
+                total: prompts.len(),
+            };
+            (target, format)
+        }
+        (None, None) => return Ok(None),
+    };
+    let options = HeatmapOptions {
+        layer_step: flags.layer_step,
+        ..HeatmapOptions::default()
+    };
+    Ok(Some(Images::new(target, format, options)))
+}
+
+/// Checks that every prompt's image in an `--out-dir` gets a file name of its own.
+fn check_unique_names(prompts: &[Prompt]) -> Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for p in prompts {
+        let stem = images::stem(p.id.as_deref(), p.index, prompts.len());
+        if stem.is_empty() {
+            return Err(usage(format!(
+                "{} has an id that makes no file name; give it letters or digits",
+                p.label()
+            )));
+        }
+        if let Some(other) = seen.insert(stem.clone(), p.label()) {
+            return Err(usage(format!(
+                "{other} and {} would both be written to {stem}; give them distinct ids",
+                p.label()
+            )));
+        }
+    }
+    Ok(())
+}

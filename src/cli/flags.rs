@@ -1,0 +1,120 @@
+//! Flag definitions: what the command line accepts, as clap parses it. Nothing here is
+//! checked beyond clap's own rules; [`super::args`] resolves it.
+
+use std::path::PathBuf;
+
+use candle_core::DType;
+use clap::{Parser, ValueEnum};
+
+/// What every layer of a causal language model predicts: the logit lens as a table, JSON,
+/// JSONL, CSV or TSV, and an annotated entropy heatmap.
+#[derive(Debug, Parser)]
+#[command(name = "logitlens", version, about, max_term_width = 100)]
+pub struct Flags {
+    /// Hugging Face Hub repo id (e.g. microsoft/phi-1_5), a local model directory, or a
+    /// llama-architecture .gguf file.
+    #[arg(long, short = 'm', value_name = "ID|DIR|GGUF")]
+    pub model: String,
+
+    /// Use this tokenizer.json instead of the model's own (for a .gguf model, instead of the
+    /// tokenizer rebuilt from its metadata).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+
+    /// Text to run through the model; repeat for several prompts.
+    #[arg(long, short = 'p', value_name = "TEXT")]
+    pub prompt: Vec<String>,
+
+    /// Read prompts from a file, one per line (`-` = stdin); a .jsonl file holds
+    /// {"prompt": ..., "id": ...} objects.
+    #[arg(long, value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+
+    /// Hub revision: a branch, tag or commit hash.
+    #[arg(long, default_value = "main", value_name = "REV")]
+    pub revision: String,
+
+    /// What to print on stdout.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Show each cell's entropy (nats) in the table.
+    #[arg(long)]
+    pub entropy: bool,
+
+    /// Write the heatmap of a single prompt to this file (.png or .svg).
+    #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "out_dir")]
+    pub out: Option<PathBuf>,
+
+    /// Write one heatmap per prompt into this directory, named by prompt id or index.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Image format for --out-dir.
+    #[arg(long, value_enum, default_value_t = ImageKind::Png)]
+    pub image_format: ImageKind,
+
+    /// Draw every N-th layer in the heatmap (the output layer is always drawn).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub layer_step: usize,
+
+    /// Project raw hidden states (no final norm) for every layer but the output.
+    #[arg(long)]
+    pub no_final_norm: bool,
+
+    /// Prepend the model's BOS token to each prompt.
+    #[arg(long)]
+    pub bos: bool,
+
+    /// Compute dtype.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+
+    /// Stop at the first prompt that fails.
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// Print nothing on stderr but errors.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// stdout formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns of argmax tokens, one line per layer.
+    Table,
+    /// One JSON document: an object for one --prompt, else an array.
+    Json,
+    /// One JSON object per prompt per line.
+    Jsonl,
+    /// One row per (prompt, layer, position), tab-separated.
+    Tsv,
+    /// One row per (prompt, layer, position), comma-separated.
+    Csv,
+}
+
+/// Image formats for --out-dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageKind {
+    Png,
+    Svg,
+}
+
+/// Compute dtypes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl From<Dtype> for DType {
+    fn from(d: Dtype) -> Self {
+        match d {
+            Dtype::F32 => DType::F32,
+            Dtype::F16 => DType::F16,
+            Dtype::Bf16 => DType::BF16,
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The lens: turn each layer's hidden state into next-token logits and reduce every logits
+//! row to the per-cell statistics of [`stats`].
+//!
+//! A [`Lens`] is an object, as in tuned-lens's `nn/lenses.py`: [`Lens::transform_hidden`]
+//! maps a hidden state to what the model's head reads, and [`Lens::forward`] applies the
+//! head. The logit lens ([`LogitLens`]) is the first implementation; a tuned lens adds a
+//! per-layer translator in `transform_hidden`. [`project`] runs a lens over a whole prompt.
+//!
+//! Everything here is pure computation: no I/O, no printing.
+
+use std::fmt::Debug;
+
+use anyhow::Result;
+use candle_core::Tensor;
+
+use crate::models::LensModel;
+
+pub mod project;
+pub mod stats;
+
+pub use project::{logit_lens, logit_lens_timed, LensOptions, Timings};
+pub use stats::{
+    first_appearance, row_stats, rows_stats, settling_layer, Stat, TokenStat, Value, STATS,
+};
+
+/// Where in a layer the lens reads the residual stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// The block's output (for layer 0, the embeddings): what `forward_layers` visits.
+    BlockOutput,
+}
+
+/// A way to read next-token logits off an intermediate hidden state.
+pub trait Lens: Debug + Send + Sync {
+    /// A short name for the lens, e.g. "logit lens".
+    fn name(&self) -> &str;
+
+    /// Whether the hidden states of layers before the output go through the model's final
+    /// norm (the output layer's always do). The JSON reports it as `"final_norm"`.
+    fn final_norm(&self) -> bool;
+
+    /// Maps the `(T, D)` hidden state at `layer` (0 = embeddings, `num_layers` = the
+    /// output) and `site` to the `(T, D)` state the model's head reads.
+    fn transform_hidden(
+        &self,
+        model: &dyn LensModel,
+        layer: usize,
+        site: Site,
+        hidden: &Tensor,
+    ) -> Result<Tensor>;
+
+    /// The `(T, vocab)` logits the lens reads at `layer` and `site`: the head applied to
+    /// [`Lens::transform_hidden`]. [`project`] batches the head over layers instead, so an
+    /// implementation changes `transform_hidden`, never this.
+    fn forward(
+        &self,
+        model: &dyn LensModel,
+        layer: usize,
+        site: Site,
+        hidden: &Tensor,
+    ) -> Result<Tensor> {
+        model.lm_head(&self.transform_hidden(model, layer, site, hidden)?)
+    }
+}
+
+/// The logit lens: the model's own head on every layer's hidden state, through the final
+/// norm or not. The output layer always goes through the final norm, which makes its row
+/// the model's own logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogitLens {
+    /// Apply the final norm to layers 0..L-1 too.
+    pub final_norm: bool,
+}
+
+impl Default for LogitLens {
+    fn default() -> Self {
+        Self { final_norm: true }
+    }
+}
+
+impl Lens for LogitLens {
+    fn name(&self) -> &str {
+        match self.final_norm {
+            true => "logit lens",
+            false => "logit lens without final norm",
+        }
+    }
+
+    fn final_norm(&self) -> bool {
+        self.final_norm
+    }
+
+    fn transform_hidden(
+        &self,
+        model: &dyn LensModel,
+        layer: usize,
+        _site: Site,
+        hidden: &Tensor,
+    ) -> Result<Tensor> {
+        match self.final_norm || layer == model.info().num_layers {
+            true => model.final_norm(hidden),
+            false => Ok(hidden.clone()),
+        }
+    }
+}
