@@ -1,10 +1,16 @@
 //! Output files are written whole or not at all: a temporary file in the same directory,
 //! then a rename over the target. A failure never leaves a half-written or clobbered file.
+//!
+//! An interrupt never leaves one either: every temporary being written is listed in a
+//! registry, and [`clean_up_on_signals`] (installed by the command line) removes them on
+//! SIGINT or SIGTERM before exiting with 130 or 143.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 /// Checks, before any work, that `path` can be created: its directory exists and it is not
 /// itself a directory.
@@ -37,16 +43,123 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
             path.display()
         )
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".logitlens-")
-        .suffix(".tmp")
-        .permissions(file_mode(path))
-        .tempfile_in(dir)
-        .map_err(fail)?;
+    let (mut tmp, _listed) = LIVE.create(dir, file_mode(path)).map_err(fail)?;
     tmp.write_all(bytes).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
+    if let Some(hold) = hold_temporaries() {
+        std::thread::sleep(hold);
+    }
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
+}
+
+/// The temporaries of this process that are being written.
+static LIVE: Registry = Registry::new();
+
+/// Paths of temporary files being written, removed together on an interrupt.
+pub struct Registry(Mutex<Vec<PathBuf>>);
+
+/// A temporary's place in its [`Registry`]; dropping it unlists the path.
+pub struct Listed<'a> {
+    registry: &'a Registry,
+    path: PathBuf,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        let mut live = self.registry.lock();
+        if let Some(i) = live.iter().position(|p| *p == self.path) {
+            live.swap_remove(i);
+        }
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub const fn new() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates a `.logitlens-*.tmp` file in `dir` and lists it, under one lock: a cleanup
+    /// either runs before the file exists or sees it listed.
+    pub fn create(
+        &self,
+        dir: &Path,
+        mode: std::fs::Permissions,
+    ) -> std::io::Result<(tempfile::NamedTempFile, Listed<'_>)> {
+        let mut live = self.lock();
+        let tmp = tempfile::Builder::new()
+            .prefix(".logitlens-")
+            .suffix(".tmp")
+            .permissions(mode)
+            .tempfile_in(dir)?;
+        live.push(tmp.path().to_path_buf());
+        let listed = Listed {
+            registry: self,
+            path: tmp.path().to_path_buf(),
+        };
+        Ok((tmp, listed))
+    }
+
+    /// Removes every listed file and returns the guard, so that no new temporary can start
+    /// until it is dropped (the interrupt handler exits while holding it).
+    pub fn remove_all(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        let mut live = self.lock();
+        for path in live.drain(..) {
+            // Already renamed into place or removed: nothing left to clean.
+            let _ = std::fs::remove_file(&path);
+        }
+        live
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Installs the command line's SIGINT/SIGTERM handling: a watcher thread (signal-hook's
+/// iterator; no code runs in the signal handler itself) that removes the temporaries being
+/// written, says so on stderr, and exits with 128 + the signal number: 130 for SIGINT, 143
+/// for SIGTERM.
+pub fn clean_up_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install the interrupt handler")?;
+    std::thread::Builder::new()
+        .name("logitlens-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _held = LIVE.remove_all();
+                let name = if signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                eprintln!("logitlens: interrupted by {name}; no partial output file was left");
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("cannot start the interrupt handler")?;
+    Ok(())
+}
+
+/// `LOGITLENS_HOLD_TEMP_MS`: keep each temporary this long before renaming it into place.
+/// A testing aid only (the interrupt test needs a moment when a temporary exists).
+fn hold_temporaries() -> Option<Duration> {
+    static HOLD: OnceLock<Option<Duration>> = OnceLock::new();
+    *HOLD.get_or_init(|| {
+        std::env::var("LOGITLENS_HOLD_TEMP_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(Duration::from_millis)
+    })
 }
 
 /// The replaced file's mode, else the usual 0666 (less the umask, applied by the kernel);
@@ -85,6 +198,7 @@ mod tests {
             0,
             "readable by others as a normal new file: {mode:o}"
         );
+        assert!(LIVE.lock().iter().all(|p| !p.starts_with(dir.path())));
     }
 
     #[test]
@@ -92,5 +206,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(write(&dir.path().join("nope/out.png"), b"x").is_err());
         assert!(write(dir.path(), b"x").is_err());
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn registry_lists_live_temporaries_and_removes_them_all() {
+        use std::os::unix::fs::PermissionsExt;
+        let registry = Registry::new();
+        let dir = tempfile::tempdir().unwrap();
+        let mode = std::fs::Permissions::from_mode(0o644);
+        let (a, listed_a) = registry.create(dir.path(), mode.clone()).unwrap();
+        let (b, listed_b) = registry.create(dir.path(), mode.clone()).unwrap();
+        let names_now = names(dir.path());
+        assert_eq!(names_now.len(), 2);
+        assert!(names_now
+            .iter()
+            .all(|n| n.starts_with(".logitlens-") && n.ends_with(".tmp")));
+        // A finished temporary leaves the list when its guard drops.
+        b.persist(dir.path().join("done.png")).unwrap();
+        drop(listed_b);
+        assert_eq!(registry.lock().as_slice(), [a.path().to_path_buf()]);
+        // An interrupt now: the live temporary goes, the finished file stays.
+        let held = registry.remove_all();
+        assert!(held.is_empty());
+        drop(held);
+        assert_eq!(names(dir.path()), ["done.png"]);
+        // The writer's own cleanup then finds nothing to remove, and no panic.
+        drop(listed_a);
+        drop(a);
+        assert_eq!(names(dir.path()), ["done.png"]);
     }
 }
