@@ -6,6 +6,7 @@
 //! SIGINT or SIGTERM before exiting with 130 or 143.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
@@ -31,6 +32,25 @@ pub fn check_writable(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// [`check_writable`], then a probe: a temporary file is created in the directory and
+/// removed, so that a read-only or full location is found before any work.
+pub fn check_can_create(path: &Path) -> Result<()> {
+    check_writable(path)?;
+    probe_dir(parent_dir(path))
+}
+
+/// Checks that files can be created in `dir` by creating and removing a temporary one.
+pub fn probe_dir(dir: &Path) -> Result<()> {
+    LIVE.create(dir, std::fs::Permissions::from_mode(0o600))
+        .map(drop)
+        .map_err(|e| {
+            anyhow!(
+                "cannot create files in {}: {e}; check its permissions and free space, or choose another directory",
+                dir.display()
+            )
+        })
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -165,7 +185,6 @@ fn hold_temporaries() -> Option<Duration> {
 /// The replaced file's mode, else the usual 0666 (less the umask, applied by the kernel);
 /// a temporary file would otherwise leave the result readable by its owner only.
 fn file_mode(path: &Path) -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
     match std::fs::metadata(path) {
         Ok(m) => m.permissions(),
         Err(_) => std::fs::Permissions::from_mode(0o666),
@@ -191,7 +210,6 @@ mod tests {
         write(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_ne!(
             mode & 0o044,
@@ -199,6 +217,18 @@ mod tests {
             "readable by others as a normal new file: {mode:o}"
         );
         assert!(LIVE.lock().iter().all(|p| !p.starts_with(dir.path())));
+    }
+
+    #[test]
+    fn probe_finds_unwritable_directories_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        probe_dir(dir.path()).unwrap();
+        check_can_create(&dir.path().join("x.png")).unwrap();
+        assert!(names(dir.path()).is_empty());
+        // /proc refuses new files even to root.
+        let err = probe_dir(Path::new("/proc")).unwrap_err().to_string();
+        assert!(err.starts_with("cannot create files in /proc: "), "{err}");
+        assert!(check_can_create(Path::new("/proc/x.png")).is_err());
     }
 
     #[test]
@@ -219,7 +249,6 @@ mod tests {
 
     #[test]
     fn registry_lists_live_temporaries_and_removes_them_all() {
-        use std::os::unix::fs::PermissionsExt;
         let registry = Registry::new();
         let dir = tempfile::tempdir().unwrap();
         let mode = std::fs::Permissions::from_mode(0o644);
