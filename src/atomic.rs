@@ -47,10 +47,20 @@ pub fn probe_dir(dir: &Path) -> Result<()> {
         .map(drop)
         .map_err(|e| {
             anyhow!(
-                "cannot create files in {}: {e}; check its permissions and free space, or choose another directory",
-                dir.display()
+                "cannot create files in {}: {}; check its permissions and free space, or choose another directory",
+                dir.display(),
+                without_path(e)
             )
         })
+}
+
+/// An I/O error without the temporary's path that tempfile adds to it (the message names
+/// the file meant).
+fn without_path(e: std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => e,
+    }
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -59,8 +69,9 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
     let fail = |e: std::io::Error| {
         anyhow!(
-            "cannot write {}: {e}; check the directory's permissions and free space",
-            path.display()
+            "cannot write {}: {}; check the directory's permissions and free space",
+            path.display(),
+            without_path(e)
         )
     };
     let (mut tmp, _listed) = LIVE.create(dir, file_mode(path)).map_err(fail)?;

@@ -74,6 +74,17 @@ impl Vocab {
         self.tokenizer.get_vocab_size(true)
     }
 
+    /// One more than the largest id the tokenizer can produce (added tokens included): the
+    /// embedding rows a model needs for it.
+    pub fn id_bound(&self) -> usize {
+        self.tokenizer
+            .get_vocab(true)
+            .values()
+            .map(|&id| id as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// True when the tokenizer has no tokens at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

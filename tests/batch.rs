@@ -87,7 +87,7 @@ fn rows_from_json(docs: &[serde_json::Value]) -> Vec<Row> {
                     id: d["prompt_id"].as_str().unwrap_or("").to_string(),
                     layer: layer["layer"].as_u64().unwrap() as usize,
                     position: pos,
-                    input_token: d["tokens"][pos]["text"].as_str().unwrap().to_string(),
+                    input_token: d["tokens"][pos]["display"].as_str().unwrap().to_string(),
                     predicted_id: p["id"].as_u64().unwrap(),
                     predicted_token: p["token"].as_str().unwrap().to_string(),
                     prob: (p["prob"].as_f64().unwrap() as f32).to_string(),
@@ -102,6 +102,7 @@ fn rows_from_json(docs: &[serde_json::Value]) -> Vec<Row> {
 fn rows_from_delimited(bytes: &[u8], delimiter: u8) -> Vec<Row> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
+        .comment(Some(b'#'))
         .from_reader(bytes);
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
@@ -371,11 +372,13 @@ fn closed_stdout_exits_quietly() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("prompt_index"));
+    let (mut first, mut header) = (String::new(), String::new());
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    reader.read_line(&mut first).unwrap();
+    reader.read_line(&mut header).unwrap();
+    drop(reader);
+    assert!(first.starts_with("# logitlens provenance: "));
+    assert!(header.starts_with("prompt_index"));
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
@@ -496,7 +499,7 @@ fn bad_output_paths_and_flags() {
         "--out",
         "/proc/logitlens-test.png",
     ]);
-    assert_bad(&o, 1, "cannot write");
+    assert_bad(&o, 2, "cannot create files in /proc");
     let o = run(&[
         "--model",
         &phi(),

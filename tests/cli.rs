@@ -52,7 +52,11 @@ fn table_lists_every_layer_with_input_tokens() {
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
     let layers = golden("phi-tiny").num_layers;
-    assert_eq!(lines.len(), layers + 2, "header plus L+1 rows:\n{text}");
+    assert_eq!(
+        lines.len(),
+        layers + 3,
+        "header, L+1 rows and the footer:\n{text}"
+    );
     assert!(lines[0].starts_with("layer"));
     for word in ["The", " over", " the"] {
         assert!(
@@ -63,6 +67,11 @@ fn table_lists_every_layer_with_input_tokens() {
     }
     assert!(lines[1].starts_with("0 emb"));
     assert!(lines[layers + 1].starts_with(&format!("{layers} out")));
+    assert!(
+        lines[layers + 2].starts_with("final "),
+        "{}",
+        lines[layers + 2]
+    );
     assert!(stderr(&o).is_empty(), "stderr: {}", stderr(&o));
 }
 
@@ -71,7 +80,7 @@ fn entropy_flag_adds_numbers_to_every_cell() {
     let o = run(&["--model", &phi(), "--prompt", FOX, "--entropy"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    let last = text.lines().last().unwrap();
+    let last = text.lines().nth_back(1).unwrap();
     let want = fox_case().lens.final_norm.last().unwrap()[0].entropy;
     assert!(
         last.contains(&format!("{want:.2}")),

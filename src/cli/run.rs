@@ -10,8 +10,14 @@ use super::{is_broken_pipe, report_error};
 use crate::output::{Report, Sink};
 use crate::prompts::Prompt;
 use crate::session::Session;
+use crate::tokens::one_line;
 
 /// Loads the model once and runs every prompt; returns the exit code.
+///
+/// stdout closing early (`| head`): when images were asked for (`--out`, `--out-dir`), the
+/// run goes on without printing and writes every image, then exits 0 quietly (1 if a
+/// prompt failed); without images it stops at once and exits 0. Any other stdout failure
+/// (a full disk) ends the run with one error line.
 pub fn run(mut args: Args) -> Result<i32> {
     let started = std::time::Instant::now();
     let session = Session::load(&args.model, &args.load)?;
@@ -19,15 +25,43 @@ pub fn run(mut args: Args) -> Result<i32> {
     if timing {
         eprintln!("timing: load {:.3}s", started.elapsed().as_secs_f64());
     }
+    if !args.quiet {
+        warn_about_vocabulary(&session, &args);
+    }
     let total = args.prompts.len();
     let progress = progress_bar(total, args.progress);
-    let mut printer = args.printer(io::BufWriter::new(io::stdout()));
-    printer.begin()?;
+    let provenance = session.provenance(&args.run);
     let mut images = args.images.take();
-    let mut failures = 0;
+    if let Some(images) = &mut images {
+        // The largest entropy possible: ln of the number of head rows.
+        let most = (session.model().info().vocab_size.max(2) as f32).ln();
+        images.share_range((0.0, most));
+    }
+    let mut printer = Some(args.printer(io::BufWriter::new(io::stdout()), Some(&provenance)));
+    let stdout_failed = |e: anyhow::Error, has_images: bool| -> Result<bool> {
+        match is_broken_pipe(&e) {
+            true if has_images => Ok(true),
+            true => Err(e),
+            false => Err(StdoutFailed(format!(
+                "cannot write to stdout: {}; free some disk space, or send stdout elsewhere",
+                one_line(&format!("{e:#}"))
+            ))
+            .into()),
+        }
+    };
+    if let Some(Err(e)) = printer.as_mut().map(|p| p.begin()) {
+        stdout_failed(e, images.is_some())?;
+        printer = None;
+    }
+    let (mut failures, mut ran) = (0, 0);
     for prompt in &args.prompts {
-        let result = lens(&session, prompt, &args, timing).and_then(|report| {
-            printer.report(&report)?;
+        ran += 1;
+        let result = lens(&session, prompt, &args, timing);
+        let result = result.and_then(|report| {
+            if let Some(Err(e)) = printer.as_mut().map(|p| p.report(&report)) {
+                stdout_failed(e, images.is_some())?;
+                printer = None;
+            }
             match &mut images {
                 Some(images) => images.report(&report),
                 None => Ok(()),
@@ -36,7 +70,9 @@ pub fn run(mut args: Args) -> Result<i32> {
         progress.inc(1);
         match result {
             Ok(()) => {}
-            Err(e) if is_broken_pipe(&e) => return Err(e),
+            Err(e) if is_broken_pipe(&e) || e.downcast_ref::<StdoutFailed>().is_some() => {
+                return Err(e)
+            }
             Err(e) => {
                 failures += 1;
                 progress.suspend(|| report_error(&e.context(prompt.label())));
@@ -47,11 +83,48 @@ pub fn run(mut args: Args) -> Result<i32> {
         }
     }
     progress.finish_and_clear();
-    printer.finish()?;
+    if let Some(Err(e)) = printer.as_mut().map(|p| p.finish()) {
+        stdout_failed(e, images.is_some())?;
+    }
     if failures > 0 && total > 1 {
-        eprintln!("logitlens: {failures} of {total} prompts failed");
+        let not_run = match total - ran {
+            0 => String::new(),
+            n => format!("; {n} not run (--fail-fast)"),
+        };
+        eprintln!("logitlens: {failures} of {total} prompts failed{not_run}");
     }
     Ok(if failures > 0 { 1 } else { 0 })
+}
+
+/// stdout failed for another reason than closing: the run cannot go on.
+#[derive(Debug)]
+struct StdoutFailed(String);
+
+impl std::fmt::Display for StdoutFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StdoutFailed {}
+
+/// Warns, right after loading, when the tokenizer can produce ids the model has no
+/// embedding row for (a `--tokenizer` of another model): such prompts would fail.
+fn warn_about_vocabulary(session: &Session, args: &Args) {
+    let (ids, rows) = (
+        session.vocab().id_bound(),
+        session.model().info().vocab_size,
+    );
+    if ids > rows {
+        let which = match &args.load.tokenizer {
+            Some(path) => format!("--tokenizer {}", path.display()),
+            None => "the tokenizer".to_string(),
+        };
+        eprintln!(
+            "logitlens: warning: {which} has ids up to {} but the model has {rows} embedding rows; prompts that use ids from {rows} on will fail (is it this model's tokenizer?)",
+            ids - 1
+        );
+    }
 }
 
 /// One prompt's report, with its place in the run.

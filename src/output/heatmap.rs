@@ -274,7 +274,7 @@ fn column_widths(report: &Report, opts: &HeatmapOptions, rows: &[usize]) -> Vec<
     let max_chars = opts.max_label_chars.max(1);
     let mut widths: Vec<u32> = (0..report.tokens.len())
         .map(|c| {
-            let axis = text_width(&label(&report.tokens[c].text, max_chars), TICK_FONT);
+            let axis = text_width(&label(&report.tokens[c].display, max_chars), TICK_FONT);
             let cells = rows
                 .iter()
                 .filter_map(|&l| report.layers[l].positions.get(c))
@@ -810,7 +810,7 @@ impl<'a> Plot<'a> {
         for (c, token) in self.report.tokens.iter().enumerate() {
             let (x0, x1) = self.col_span(c);
             let cx = (x0 + x1 - 1) / 2;
-            let label = label(&token.text, self.max_chars);
+            let label = label(&token.display, self.max_chars);
             let (label, size) = fit(&label, TICK_FONT, CELL_FONT_MIN, f64::from(x1 - x0 - 4));
             self.text(root, &label, (cx, y + 14), size, &INK, HPos::Center)?;
             self.text(
@@ -990,6 +990,8 @@ mod tests {
             .map(|(i, t)| InputToken {
                 id: i as u32,
                 text: t.to_string(),
+                bytes: None,
+                display: t.to_string(),
             })
             .collect();
         let layers = (0..layers)
@@ -998,6 +1000,7 @@ mod tests {
                 positions: (0..tokens.len())
                     .map(|p| Prediction {
                         token: format!(" tok{l}_{p}"),
+                        exact: crate::tokens::exact_text(format!(" tok{l}_{p}").as_bytes()),
                         stat: TokenStat {
                             id: p as u32,
                             prob: 0.5,
@@ -1013,8 +1016,11 @@ mod tests {
             prompt_index: 0,
             prompt_id: None,
             lens: std::sync::Arc::new(LogitLens::default()),
+            first_layer: None,
+            settled_layer: None,
             tokens,
             layers,
+            provenance: None,
         }
     }
 
