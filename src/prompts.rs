@@ -226,16 +226,26 @@ fn read_source(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The file's lines with their 1-based numbers, each checked to be UTF-8.
+fn lines<'a>(bytes: &'a [u8], name: &'a str) -> impl Iterator<Item = Result<(usize, &'a str)>> {
+    strip_bom(bytes)
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(move |(n, line)| {
+            std::str::from_utf8(line).map(|l| (n + 1, l)).map_err(|_| {
+                anyhow!(
+                    "{name} line {}: not valid UTF-8; save the file as UTF-8",
+                    n + 1
+                )
+            })
+        })
+}
+
 /// One prompt per line; empty and whitespace-only lines are skipped.
 pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
     let mut out = Vec::new();
-    for (n, line) in strip_bom(bytes).split(|&b| b == b'\n').enumerate() {
-        let line = std::str::from_utf8(line).map_err(|_| {
-            anyhow!(
-                "{name} line {}: not valid UTF-8; save the file as UTF-8",
-                n + 1
-            )
-        })?;
+    for line in lines(bytes, name) {
+        let (_, line) = line?;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if !line.trim().is_empty() {
             out.push((None, line.to_string()));
@@ -247,20 +257,14 @@ pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, Stri
 /// One JSON object per line; blank lines are skipped.
 pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
     let mut out = Vec::new();
-    for (n, line) in strip_bom(bytes).split(|&b| b == b'\n').enumerate() {
-        let line = std::str::from_utf8(line).map_err(|_| {
-            anyhow!(
-                "{name} line {}: not valid UTF-8; save the file as UTF-8",
-                n + 1
-            )
-        })?;
+    for line in lines(bytes, name) {
+        let (n, line) = line?;
         if line.trim().is_empty() {
             continue;
         }
         let item: Item = serde_json::from_str(line).map_err(|e| {
             anyhow!(
-                "{name} line {}, column {}: {}; each line must be an object like {{\"prompt\": \"...\", \"id\": \"...\"}}",
-                n + 1,
+                "{name} line {n}, column {}: {}; each line must be an object like {{\"prompt\": \"...\", \"id\": \"...\"}}",
                 e.column(),
                 without_position(&e)
             )

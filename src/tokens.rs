@@ -413,29 +413,23 @@ mod tests {
                 "{prompt:?} round-trips through {ids:?}"
             );
         }
-        let shown: String = vocab
-            .encode("␣")
-            .unwrap()
-            .iter()
-            .map(|&id| vocab.display(id))
-            .collect();
+        let shown = |text: &str| -> String {
+            let ids = vocab.encode(text).unwrap();
+            ids.iter().map(|&id| vocab.display(id)).collect()
+        };
         assert_ne!(
             vocab.exact(vocab.encode("␣").unwrap()[0]),
             vocab.exact(space)
         );
+        let real = shown("␣");
         assert_ne!(
-            shown, "␣",
-            "display of a real ␣ is byte escapes here: {shown}"
+            real, "␣",
+            "display of a real ␣ is byte escapes here: {real}"
         );
         let literal = vocab.encode("\\xE2").unwrap();
         let texts: Vec<TokenText> = literal.iter().map(|&id| vocab.exact(id)).collect();
         assert!(texts.iter().all(|t| t.bytes.is_none()), "{texts:?}");
-        let nbsp: String = vocab
-            .encode("\u{A0}")
-            .unwrap()
-            .iter()
-            .map(|&id| vocab.display(id))
-            .collect();
+        let nbsp = shown("\u{A0}");
         assert_ne!(nbsp.trim(), "", "a no-break space is visible: {nbsp:?}");
     }
 

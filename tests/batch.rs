@@ -3,43 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
-
-fn logitlens(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logitlens"));
-    cmd.args(args)
-        .env_remove("HF_HOME")
-        .env_remove("HF_HUB_CACHE")
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    logitlens(args).output().unwrap()
-}
-
-fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = logitlens(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn phi() -> String {
-    fixture("phi-tiny").display().to_string()
-}
 
 /// A failure: the exit code, exactly one stderr line containing `needle`, no panic.
 fn assert_bad(o: &Output, code: i32, needle: &str) {
@@ -360,26 +328,19 @@ fn closed_stdout_exits_quietly() {
     let path = dir.path().join("many.txt");
     let prompt = "The quick brown fox jumps over the lazy dog and keeps on running far away";
     std::fs::write(&path, format!("{prompt}\n").repeat(40)).unwrap();
-    let mut child = logitlens(&[
-        "--model",
-        &phi(),
-        "--prompts",
-        path.to_str().unwrap(),
-        "-f",
-        "csv",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let (mut first, mut header) = (String::new(), String::new());
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    reader.read_line(&mut first).unwrap();
-    reader.read_line(&mut header).unwrap();
-    drop(reader);
-    assert!(first.starts_with("# logitlens provenance: "));
-    assert!(header.starts_with("prompt_index"));
-    let o = child.wait_with_output().unwrap();
+    let (lines, o) = run_closing_stdout_after(
+        &[
+            "--model",
+            &phi(),
+            "--prompts",
+            path.to_str().unwrap(),
+            "-f",
+            "csv",
+        ],
+        2,
+    );
+    assert!(lines[0].starts_with("# logitlens provenance: "));
+    assert!(lines[1].starts_with("prompt_index"));
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
 }

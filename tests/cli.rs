@@ -4,37 +4,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use logitlens::output::heatmap;
 
 const FOX: &str = "The quick brown fox jumps over the lazy";
 
-fn logitlens(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logitlens"));
-    cmd.args(args)
-        .env_remove("HF_HOME")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_TOKEN")
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    logitlens(args).output().unwrap()
-}
-
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-fn phi() -> String {
-    fixture("phi-tiny").display().to_string()
 }
 
 fn fox_case() -> Case {
@@ -211,28 +189,6 @@ fn svg_heatmap_is_written() {
     assert!(o.status.success(), "{}", stderr(&o));
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.contains("<svg") && svg.contains("fox"));
-}
-
-/// Lays out a Hugging Face cache the way huggingface_hub does: blobs named by hash,
-/// snapshot entries as symlinks to them, and refs/main holding the commit.
-fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
-    let repo_dir = root
-        .join("hub")
-        .join(format!("models--{}", repo.replace('/', "--")));
-    let snapshot = repo_dir.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
-    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
-    std::fs::write(repo_dir.join("refs/main"), commit).unwrap();
-    for (i, name) in ["config.json", "tokenizer.json", "model.safetensors"]
-        .iter()
-        .enumerate()
-    {
-        let blob = repo_dir.join("blobs").join(format!("{i:064x}"));
-        std::fs::copy(fixture("phi-tiny").join(name), &blob).unwrap();
-        std::os::unix::fs::symlink(format!("../../blobs/{i:064x}"), snapshot.join(name)).unwrap();
-    }
-    snapshot
 }
 
 #[test]

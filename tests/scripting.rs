@@ -4,24 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn logitlens(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logitlens"));
-    cmd.args(args)
-        .env_remove("HF_HOME")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("RUST_BACKTRACE")
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
-}
-
-fn phi() -> String {
-    fixture("phi-tiny").display().to_string()
-}
 
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -36,29 +22,50 @@ fn is_temporary(name: &str) -> bool {
     name.starts_with(".logitlens-") && name.ends_with(".tmp")
 }
 
+/// A temporary directory holding a prompts file and an empty `figures/` directory.
+struct Batch {
+    /// Kept for its lifetime: the files go when it drops.
+    _dir: tempfile::TempDir,
+    images: PathBuf,
+    args: Vec<String>,
+}
+
+impl Batch {
+    /// `count` copies of `prompt`, run with `--out-dir figures/ -f jsonl`.
+    fn new(prompt: &str, count: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("figures");
+        std::fs::create_dir(&images).unwrap();
+        let prompts = dir.path().join("prompts.txt");
+        std::fs::write(&prompts, format!("{prompt}\n").repeat(count)).unwrap();
+        let args = ["-m", &phi(), "--prompts", prompts.to_str().unwrap()]
+            .into_iter()
+            .chain(["--out-dir", images.to_str().unwrap(), "-f", "jsonl"])
+            .map(String::from)
+            .collect();
+        Self {
+            _dir: dir,
+            images,
+            args,
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+}
+
 /// Starts a 40-prompt `--out-dir` batch whose temporaries live 300 ms each, waits until one
 /// exists, sends `signal`, and returns the exit code and what is left in the directory.
-fn interrupt_batch(signal: i32) -> (Option<i32>, String, Vec<String>, PathBuf, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("figures");
-    std::fs::create_dir(&images).unwrap();
-    let prompts = dir.path().join("prompts.txt");
-    std::fs::write(&prompts, "The quick brown fox jumps\n".repeat(40)).unwrap();
-    let mut child = logitlens(&[
-        "--model",
-        &phi(),
-        "--prompts",
-        prompts.to_str().unwrap(),
-        "--out-dir",
-        images.to_str().unwrap(),
-        "-f",
-        "jsonl",
-    ])
-    .env("LOGITLENS_HOLD_TEMP_MS", "300")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+fn interrupt_batch(signal: i32) -> (Option<i32>, String, Vec<String>, Batch) {
+    let batch = Batch::new("The quick brown fox jumps", 40);
+    let images = batch.images.clone();
+    let mut child = logitlens(&batch.args())
+        .env("LOGITLENS_HOLD_TEMP_MS", "300")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     loop {
         if names(&images).iter().any(|n| is_temporary(n)) {
@@ -77,7 +84,7 @@ fn interrupt_batch(signal: i32) -> (Option<i32>, String, Vec<String>, PathBuf, t
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let left = names(&images);
-    (out.status.code(), err, left, images, dir)
+    (out.status.code(), err, left, batch)
 }
 
 #[test]
@@ -86,7 +93,8 @@ fn an_interrupt_mid_write_leaves_no_temporary_and_exits_130_or_143() {
         (libc::SIGINT, 130, "SIGINT"),
         (libc::SIGTERM, 143, "SIGTERM"),
     ] {
-        let (status, err, left, images, _dir) = interrupt_batch(signal);
+        let (status, err, left, batch) = interrupt_batch(signal);
+        let images = &batch.images;
         assert_eq!(status, Some(code), "{name}: stderr {err}");
         assert!(
             !left.iter().any(|n| is_temporary(n)),
@@ -106,24 +114,12 @@ fn an_interrupt_mid_write_leaves_no_temporary_and_exits_130_or_143() {
     }
 }
 
-fn run(args: &[&str]) -> std::process::Output {
-    logitlens(args).output().unwrap()
-}
-
-fn run_with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
-    use std::io::Write;
-    let mut child = logitlens(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// A new temporary directory holding one file `name` with `contents`.
+fn temp_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).unwrap();
+    (dir, path)
 }
 
 /// A failure: the exit code, exactly one stderr line containing every needle, no panic.
@@ -135,6 +131,13 @@ fn assert_bad(o: &std::process::Output, code: i32, needles: &[&str]) {
     for needle in needles {
         assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
     }
+}
+
+/// Runs with `-f jsonl` added, checks success and parses the lines.
+fn jsonl_of(args: &[&str]) -> Vec<serde_json::Value> {
+    let o = run(&[args, &["-f", "jsonl"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    jsonl_docs(&o)
 }
 
 fn jsonl_docs(o: &std::process::Output) -> Vec<serde_json::Value> {
@@ -182,49 +185,19 @@ fn jsonl_read_as_text_is_refused_and_json_files_are_read_by_content() {
     let o = run_with_stdin(&["-m", &phi(), "--prompts", "-"], JSONL.as_bytes());
     assert_bad(&o, 2, &["--prompts-format jsonl", "stdin"]);
     // Asked for, the lines run as they are.
-    let o = run(&[
-        "-m",
-        &phi(),
-        "--prompts",
-        t,
-        "--prompts-format",
-        "text",
-        "-f",
-        "jsonl",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(jsonl_docs(&o)[0]["prompt"]
-        .as_str()
-        .unwrap()
-        .starts_with("{\"id\""));
+    let docs = jsonl_of(&["-m", &phi(), "--prompts", t, "--prompts-format", "text"]);
+    assert!(docs[0]["prompt"].as_str().unwrap().starts_with("{\"id\""));
     // JSONL saved as .json is read as JSONL; a JSON array as an array.
     let json = dir.path().join("prompts.json");
     std::fs::write(&json, JSONL).unwrap();
-    let o = run(&[
-        "-m",
-        &phi(),
-        "--prompts",
-        json.to_str().unwrap(),
-        "-f",
-        "jsonl",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(jsonl_docs(&o)[1]["prompt_id"], "two");
+    let docs = jsonl_of(&["-m", &phi(), "--prompts", json.to_str().unwrap()]);
+    assert_eq!(docs[1]["prompt_id"], "two");
     std::fs::write(
         &json,
         r#"[{"id": "a", "prompt": "The quick"}, {"prompt": "brown fox"}]"#,
     )
     .unwrap();
-    let o = run(&[
-        "-m",
-        &phi(),
-        "--prompts",
-        json.to_str().unwrap(),
-        "-f",
-        "jsonl",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let docs = jsonl_docs(&o);
+    let docs = jsonl_of(&["-m", &phi(), "--prompts", json.to_str().unwrap()]);
     assert_eq!(
         (docs[0]["prompt_id"].clone(), docs[1]["prompt"].clone()),
         ("a".into(), "brown fox".into())
@@ -249,16 +222,7 @@ fn a_byte_order_mark_is_not_part_of_the_first_prompt() {
             [b"\xEF\xBB\xBF".as_slice(), body.as_bytes()].concat(),
         )
         .unwrap();
-        let o = run(&[
-            "-m",
-            &phi(),
-            "--prompts",
-            path.to_str().unwrap(),
-            "-f",
-            "jsonl",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let doc = &jsonl_docs(&o)[0];
+        let doc = &jsonl_of(&["-m", &phi(), "--prompts", path.to_str().unwrap()])[0];
         assert_eq!(doc["prompt"], "The quick", "{name}");
         assert_eq!(doc["tokens"], want["tokens"], "{name}");
     }
@@ -266,9 +230,7 @@ fn a_byte_order_mark_is_not_part_of_the_first_prompt() {
 
 #[test]
 fn an_empty_prompts_file_says_it_is_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blank.txt");
-    std::fs::write(&path, "\n   \n\t\n").unwrap();
+    let (_dir, path) = temp_file("blank.txt", "\n   \n\t\n");
     let o = run(&["-m", &phi(), "--prompts", path.to_str().unwrap()]);
     assert_bad(&o, 1, &["blank.txt is empty"]);
     assert!(!stderr(&o).contains("no prompt given"));
@@ -362,41 +324,14 @@ fn machine_formats_carry_exact_token_text_and_display_text() {
 
 #[test]
 fn a_closed_stdout_still_gets_every_image_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("figures");
-    std::fs::create_dir(&images).unwrap();
-    let prompts = dir.path().join("p.txt");
-    std::fs::write(
-        &prompts,
-        "The quick brown fox jumps over the lazy dog again\n".repeat(12),
-    )
-    .unwrap();
-    let mut child = logitlens(&[
-        "-m",
-        &phi(),
-        "--prompts",
-        prompts.to_str().unwrap(),
-        "--out-dir",
-        images.to_str().unwrap(),
-        "-f",
-        "jsonl",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let batch = Batch::new("The quick brown fox jumps over the lazy dog again", 12);
+    let images = &batch.images;
     // Read one line, then close stdout, as `| head -1` does.
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    assert!(first.starts_with('{'));
-    let o = child.wait_with_output().unwrap();
+    let (lines, o) = run_closing_stdout_after(&batch.args(), 1);
+    assert!(lines[0].starts_with('{'));
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(o.stderr.is_empty(), "quiet: {}", stderr(&o));
-    let written = names(&images);
+    let written = names(images);
     assert_eq!(written.len(), 12, "{written:?}");
     assert!(written.iter().all(|n| n.ends_with(".png")));
 }
@@ -459,19 +394,9 @@ fn every_machine_format_says_where_it_came_from() {
     assert_eq!(p["source"]["weights"][0]["bytes"], size);
 
     // JSONL: every line; CSV/TSV: the first line, a comment.
-    let o = run(&[
-        "-m",
-        &phi(),
-        "-p",
-        "a",
-        "-p",
-        "b",
-        "-f",
-        "jsonl",
-        "--dtype",
-        "f16",
-    ]);
-    for doc in jsonl_docs(&o) {
+    let docs = jsonl_of(&["-m", &phi(), "-p", "a", "-p", "b", "--dtype", "f16"]);
+    assert_eq!(docs.len(), 2);
+    for doc in docs {
         assert_eq!(provenance_of(&doc)["dtype"], "f16");
     }
     let tok = fixture("phi-tiny").join("tokenizer.json");
@@ -495,20 +420,6 @@ fn every_machine_format_says_where_it_came_from() {
         assert_eq!(p["tokenizer"]["kind"], "file");
         assert_eq!(p["tokenizer"]["path"], tok.to_str().unwrap());
         assert!(text.lines().nth(1).unwrap().starts_with("prompt_index"));
-    }
-}
-
-/// Lays out a Hugging Face cache holding the phi fixture at `commit`.
-fn hub_cache(root: &Path, repo: &str, commit: &str) {
-    let repo_dir = root
-        .join("hub")
-        .join(format!("models--{}", repo.replace('/', "--")));
-    let snapshot = repo_dir.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
-    std::fs::write(repo_dir.join("refs/main"), commit).unwrap();
-    for name in ["config.json", "tokenizer.json", "model.safetensors"] {
-        std::fs::copy(fixture("phi-tiny").join(name), snapshot.join(name)).unwrap();
     }
 }
 
@@ -565,14 +476,12 @@ fn first_and_settled_layers_per_prompt_and_in_the_table_footer() {
     ]
     .map(String::from)
     .to_vec();
-    let mut args = vec!["-m".to_string(), phi(), "-f".into(), "jsonl".into()];
+    let mut args = vec!["-m".to_string(), phi()];
     for p in &prompts {
         args.extend(["-p".to_string(), p.clone()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let docs = jsonl_docs(&o);
+    let docs = jsonl_of(&args);
     let mut differ = 0;
     for doc in &docs {
         let (first, settled) = layers_from_rows(doc);
@@ -770,9 +679,7 @@ fn clap_errors_keep_their_parts_apart() {
 
 #[test]
 fn jsonl_errors_quote_one_line_number() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.jsonl");
-    std::fs::write(&path, "{\"prompt\": \"ok\"}\n\n{\"prompt\": oops}\n").unwrap();
+    let (_dir, path) = temp_file("p.jsonl", "{\"prompt\": \"ok\"}\n\n{\"prompt\": oops}\n");
     let o = run(&["-m", &phi(), "--prompts", path.to_str().unwrap()]);
     assert_bad(&o, 1, &["p.jsonl line 3, column 12"]);
     assert!(!stderr(&o).contains("line 1 column"), "{}", stderr(&o));
@@ -780,33 +687,15 @@ fn jsonl_errors_quote_one_line_number() {
 
 #[test]
 fn duplicate_ids_name_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.jsonl");
-    std::fs::write(
-        &path,
+    let (dir, path) = temp_file(
+        "p.jsonl",
         "{\"prompt\": \"x\", \"id\": \"a\"}\n{\"prompt\": \"y\", \"id\": \"a\"}\n",
-    )
-    .unwrap();
-    let o = run(&[
-        "-m",
-        &phi(),
-        "--prompts",
-        path.to_str().unwrap(),
-        "--out-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    assert_bad(&o, 2, &["a.png"]);
-    let o = run(&[
-        "-m",
-        &phi(),
-        "--prompts",
-        path.to_str().unwrap(),
-        "--out-dir",
-        dir.path().to_str().unwrap(),
-        "--image-format",
-        "svg",
-    ]);
-    assert_bad(&o, 2, &["a.svg"]);
+    );
+    let (p, d) = (path.to_str().unwrap(), dir.path().to_str().unwrap());
+    let args = ["-m", &phi(), "--prompts", p, "--out-dir", d];
+    assert_bad(&run(&args), 2, &["a.png"]);
+    let svg = run(&[&args[..], &["--image-format", "svg"]].concat());
+    assert_bad(&svg, 2, &["a.svg"]);
 }
 
 #[test]

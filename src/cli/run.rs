@@ -1,13 +1,13 @@
 //! The work: load the model once, run the lens on every prompt, and hand each report to
 //! the stdout printer and the images as soon as it is ready.
 
-use std::io;
+use std::io::{self, Write};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 use super::args::Args;
 use super::{is_broken_pipe, report_error};
-use crate::output::{Report, Sink};
+use crate::output::{Printer, Report, Sink};
 use crate::prompts::Prompt;
 use crate::session::Session;
 use crate::tokens::one_line;
@@ -37,55 +37,38 @@ pub fn run(mut args: Args) -> Result<i32> {
         let most = (session.model().info().vocab_size.max(2) as f32).ln();
         images.share_range((0.0, most));
     }
-    let mut printer = Some(args.printer(io::BufWriter::new(io::stdout()), Some(&provenance)));
-    let stdout_failed = |e: anyhow::Error, has_images: bool| -> Result<bool> {
-        match is_broken_pipe(&e) {
-            true if has_images => Ok(true),
-            true => Err(e),
-            false => Err(StdoutFailed(format!(
-                "cannot write to stdout: {}; free some disk space, or send stdout elsewhere",
-                one_line(&format!("{e:#}"))
-            ))
-            .into()),
-        }
+    let printer = args.printer(io::BufWriter::new(io::stdout()), Some(&provenance));
+    let mut stdout = Stdout {
+        printer: Some(printer),
+        images: images.is_some(),
     };
-    if let Some(Err(e)) = printer.as_mut().map(|p| p.begin()) {
-        stdout_failed(e, images.is_some())?;
-        printer = None;
-    }
+    stdout.call(|p| p.begin())?;
     let (mut failures, mut ran) = (0, 0);
     for prompt in &args.prompts {
         ran += 1;
         let result = lens(&session, prompt, &args, timing);
-        let result = result.and_then(|report| {
-            if let Some(Err(e)) = printer.as_mut().map(|p| p.report(&report)) {
-                stdout_failed(e, images.is_some())?;
-                printer = None;
-            }
-            match &mut images {
-                Some(images) => images.report(&report),
-                None => Ok(()),
-            }
-        });
         progress.inc(1);
-        match result {
-            Ok(()) => {}
-            Err(e) if is_broken_pipe(&e) || e.downcast_ref::<StdoutFailed>().is_some() => {
-                return Err(e)
-            }
-            Err(e) => {
-                failures += 1;
-                progress.suspend(|| report_error(&e.context(prompt.label())));
-                if args.fail_fast {
-                    break;
+        let result = match result {
+            Ok(report) => {
+                // A stdout failure ends the run; an image failure is this prompt's.
+                stdout.call(|p| p.report(&report))?;
+                match &mut images {
+                    Some(images) => images.report(&report),
+                    None => Ok(()),
                 }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            failures += 1;
+            progress.suspend(|| report_error(&e.context(prompt.label())));
+            if args.fail_fast {
+                break;
             }
         }
     }
     progress.finish_and_clear();
-    if let Some(Err(e)) = printer.as_mut().map(|p| p.finish()) {
-        stdout_failed(e, images.is_some())?;
-    }
+    stdout.call(|p| p.finish())?;
     if failures > 0 && total > 1 {
         let not_run = match total - ran {
             0 => String::new(),
@@ -96,17 +79,36 @@ pub fn run(mut args: Args) -> Result<i32> {
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
-/// stdout failed for another reason than closing: the run cannot go on.
-#[derive(Debug)]
-struct StdoutFailed(String);
-
-impl std::fmt::Display for StdoutFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The stdout printer under the closed-stdout policy of [`run`].
+struct Stdout<W: Write> {
+    /// None once stdout has closed.
+    printer: Option<Printer<W>>,
+    /// Whether images were asked for (then a closed stdout does not end the run).
+    images: bool,
 }
 
-impl std::error::Error for StdoutFailed {}
+impl<W: Write> Stdout<W> {
+    /// Runs `step` on the printer: Ok when it wrote, or stdout has closed and images remain
+    /// to be written; the error that ends the run otherwise (a closed stdout's broken pipe,
+    /// which exits quietly, or one line about any other failure).
+    fn call(&mut self, step: impl FnOnce(&mut Printer<W>) -> Result<()>) -> Result<()> {
+        let Some(printer) = self.printer.as_mut() else {
+            return Ok(());
+        };
+        match step(printer) {
+            Ok(()) => Ok(()),
+            Err(e) if is_broken_pipe(&e) && self.images => {
+                self.printer = None;
+                Ok(())
+            }
+            Err(e) if is_broken_pipe(&e) => Err(e),
+            Err(e) => Err(anyhow!(
+                "cannot write to stdout: {}; free some disk space, or send stdout elsewhere",
+                one_line(&format!("{e:#}"))
+            )),
+        }
+    }
+}
 
 /// Warns, right after loading, when the tokenizer can produce ids the model has no
 /// embedding row for (a `--tokenizer` of another model): such prompts would fail.
