@@ -420,7 +420,7 @@ impl Scale {
     /// The tick values: both ends, and the multiples of the step between them
     /// that are not crowding an end.
     fn ticks(&self) -> Vec<f64> {
-        let room = 0.4 * self.step;
+        let room = 0.5 * self.step;
         let first = (self.min / self.step).ceil() as i64;
         let last = (self.max / self.step).floor() as i64;
         let inner = (first..=last)
@@ -1186,6 +1186,12 @@ mod tests {
         let s = Scale::fixed(0.0, 10.0);
         assert_eq!(s.ticks(), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
         let s = Scale::fixed(1.5, 7.9);
+        // The largest entropy over 49,152 tokens: 10 would crowd the end's label.
+        let top = (49152f32).ln();
+        assert_eq!(
+            Scale::fixed(0.0, top).ticks(),
+            [0.0, 2.0, 4.0, 6.0, 8.0, f64::from(top)]
+        );
         // Step 2: the tick at 2 would crowd the end at 1.5.
         assert_eq!(s.ticks(), [1.5, 4.0, 6.0, f64::from(7.9f32)]);
         assert_eq!(s.label(1.5), "1.5");
