@@ -136,15 +136,17 @@ impl Registry {
         Ok((tmp, listed))
     }
 
-    /// Removes every listed file and returns the guard, so that no new temporary can start
-    /// until it is dropped (the interrupt handler exits while holding it).
-    pub fn remove_all(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+    /// Removes every listed file; returns how many were removed and the guard, so that no
+    /// new temporary can start until it is dropped (the interrupt handler exits while
+    /// holding it).
+    pub fn remove_all(&self) -> (usize, MutexGuard<'_, Vec<PathBuf>>) {
         let mut live = self.lock();
-        for path in live.drain(..) {
-            // Already renamed into place or removed: nothing left to clean.
-            let _ = std::fs::remove_file(&path);
-        }
-        live
+        // One already renamed into place or removed is not counted.
+        let removed = live
+            .drain(..)
+            .filter(|path| std::fs::remove_file(path).is_ok())
+            .count();
+        (removed, live)
     }
 }
 
@@ -166,13 +168,16 @@ pub fn clean_up_on_signals() -> Result<()> {
         .name("logitlens-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                let _held = LIVE.remove_all();
+                let (removed, _held) = LIVE.remove_all();
                 let name = if signal == SIGINT {
                     "SIGINT"
                 } else {
                     "SIGTERM"
                 };
-                eprintln!("logitlens: interrupted by {name}; no partial output file was left");
+                let plural = if removed == 1 { "" } else { "s" };
+                eprintln!(
+                    "logitlens: interrupted by {name}; removed {removed} unfinished output file{plural}, and no partial file is left"
+                );
                 std::process::exit(128 + signal);
             }
         })
@@ -273,7 +278,8 @@ mod tests {
         drop(listed_b);
         assert_eq!(registry.lock().as_slice(), [a.path().to_path_buf()]);
         // An interrupt now: the live temporary goes, the finished file stays.
-        let held = registry.remove_all();
+        let (removed, held) = registry.remove_all();
+        assert_eq!(removed, 1);
         assert!(held.is_empty());
         drop(held);
         assert!(!a.path().exists());
