@@ -54,12 +54,13 @@ pub fn probe_dir(dir: &Path) -> Result<()> {
         })
 }
 
-/// An I/O error without the temporary's path that tempfile adds to it (the message names
-/// the file meant).
-fn without_path(e: std::io::Error) -> std::io::Error {
-    match e.raw_os_error() {
-        Some(code) => std::io::Error::from_raw_os_error(code),
-        None => e,
+/// An I/O error's message without the temporary's path that tempfile appends to it
+/// (` at path ".../.logitlens-xyz.tmp"`): the message names the file meant.
+fn without_path(e: std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(at) => text[..at].to_string(),
+        None => text,
     }
 }
 
@@ -244,6 +245,7 @@ mod tests {
         // /proc refuses new files even to root.
         let err = probe_dir(Path::new("/proc")).unwrap_err().to_string();
         assert!(err.starts_with("cannot create files in /proc: "), "{err}");
+        assert!(!err.contains(".logitlens-"), "names no temporary: {err}");
         assert!(check_can_create(Path::new("/proc/x.png")).is_err());
     }
 
