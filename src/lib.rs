@@ -20,6 +20,7 @@ pub mod loading;
 pub mod models;
 pub mod output;
 pub mod prompts;
+pub mod provenance;
 pub mod session;
 pub mod tokens;
 

@@ -1,5 +1,21 @@
-//! Where prompts come from: repeated `--prompt`, a text file with one prompt per line, or a
-//! JSONL file of `{"prompt": ..., "id": ...}` objects (so prompts may hold newlines).
+//! Where prompts come from: repeated `--prompt`, and a `--prompts` file (`-` = stdin) in one
+//! of three formats:
+//!
+//! - `text`: one prompt per line; empty and whitespace-only lines are skipped;
+//! - `jsonl`: one `{"prompt": "...", "id": "..."}` object per line (`id` optional), so
+//!   prompts may hold newlines;
+//! - `json`: one array of such objects.
+//!
+//! Without `--prompts-format`, the extension decides where it is unambiguous: `.jsonl` and
+//! `.ndjson` are JSONL; `.json` is an array when the file starts with `[` and JSONL when it
+//! starts with `{`; anything else (`.txt`, no extension, stdin) is text. A file read as
+//! text whose non-empty lines are all JSON objects with a `"prompt"` key (or which is one
+//! JSON array of them) is refused with a usage error naming `--prompts-format`: running
+//! `{"prompt": ...}` lines as prompts is almost never meant, and
+//! `--prompts-format text` runs them as they are when it is.
+//!
+//! A UTF-8 byte-order mark at the start of the file is dropped in every format. A file with
+//! no prompt at all is an error that says so.
 
 use std::io::Read;
 use std::path::Path;
@@ -12,7 +28,7 @@ use serde::Deserialize;
 pub struct Prompt {
     /// 0-based position in the run.
     pub index: usize,
-    /// The JSONL `id`, when given.
+    /// The JSONL/JSON `id`, when given.
     pub id: Option<String>,
     /// The text.
     pub text: String,
@@ -28,26 +44,81 @@ impl Prompt {
     }
 }
 
+/// How a `--prompts` file is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptsFormat {
+    /// One prompt per line.
+    Text,
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array of objects.
+    Json,
+}
+
+impl PromptsFormat {
+    /// The name used by `--prompts-format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Jsonl => "jsonl",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// A `--prompts` file whose content contradicts the format it was read in: a usage error
+/// (the fix is a flag), so the command line maps it to exit code 2.
+#[derive(Debug)]
+pub struct WrongFormat(pub String);
+
+impl std::fmt::Display for WrongFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WrongFormat {}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonlLine {
+struct Item {
     prompt: String,
     #[serde(default)]
     id: Option<serde_json::Value>,
 }
 
-/// Collects prompts from `--prompt` values and an optional `--prompts` file (`-` = stdin).
+impl Item {
+    fn into_pair(self) -> (Option<String>, String) {
+        let id = self.id.map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        (id, self.prompt)
+    }
+}
+
+/// Collects prompts from `--prompt` values and an optional `--prompts` file (`-` = stdin),
+/// the file's format inferred (see the module docs).
 pub fn collect(inline: &[String], file: Option<&Path>) -> Result<Vec<Prompt>> {
+    collect_as(inline, file, None)
+}
+
+/// [`collect`] with the file's format given (`None`: inferred). `--prompt` values come
+/// first, then the file's prompts, numbered in that order.
+pub fn collect_as(
+    inline: &[String],
+    file: Option<&Path>,
+    format: Option<PromptsFormat>,
+) -> Result<Vec<Prompt>> {
     let mut texts: Vec<(Option<String>, String)> =
         inline.iter().map(|p| (None, p.clone())).collect();
     if let Some(path) = file {
         let bytes = read_source(path)?;
-        let name = path.display().to_string();
-        let parsed = match is_jsonl(path) {
-            true => parse_jsonl(&bytes, &name)?,
-            false => parse_lines(&bytes, &name)?,
+        let name = match path == Path::new("-") {
+            true => "stdin".to_string(),
+            false => path.display().to_string(),
         };
-        texts.extend(parsed);
+        texts.extend(parse(&bytes, &name, path, format)?);
     }
     if texts.is_empty() {
         bail!("no prompt given; pass --prompt TEXT or --prompts FILE");
@@ -59,9 +130,83 @@ pub fn collect(inline: &[String], file: Option<&Path>) -> Result<Vec<Prompt>> {
         .collect())
 }
 
-fn is_jsonl(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
+/// Parses a prompts file's bytes; `path` only serves to infer the format.
+pub fn parse(
+    bytes: &[u8],
+    name: &str,
+    path: &Path,
+    format: Option<PromptsFormat>,
+) -> Result<Vec<(Option<String>, String)>> {
+    let bytes = strip_bom(bytes);
+    let chosen = format.unwrap_or_else(|| infer(path, bytes));
+    let prompts = match chosen {
+        PromptsFormat::Text => {
+            if format.is_none() {
+                refuse_json_as_text(bytes, name)?;
+            }
+            parse_lines(bytes, name)?
+        }
+        PromptsFormat::Jsonl => parse_jsonl(bytes, name)?,
+        PromptsFormat::Json => parse_json(bytes, name)?,
+    };
+    if prompts.is_empty() {
+        let what = match chosen {
+            PromptsFormat::Text => "no non-blank line",
+            PromptsFormat::Jsonl => "no JSON line",
+            PromptsFormat::Json => "an empty array",
+        };
+        bail!("no prompts: {name} is empty ({what}); add prompts to it, or check the path");
+    }
+    Ok(prompts)
+}
+
+/// The format a file's extension (and, for `.json`, its first character) implies.
+pub fn infer(path: &Path, bytes: &[u8]) -> PromptsFormat {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+    match ext.as_deref() {
+        Some("jsonl" | "ndjson") => PromptsFormat::Jsonl,
+        Some("json") => match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => PromptsFormat::Jsonl,
+            _ => PromptsFormat::Json,
+        },
+        _ => PromptsFormat::Text,
+    }
+}
+
+/// Drops a leading UTF-8 byte-order mark.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// Refuses a file read as text (by inference) that is really JSONL or a JSON array of
+/// prompt objects.
+fn refuse_json_as_text(bytes: &[u8], name: &str) -> Result<()> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(());
+    };
+    let is_item = |v: &serde_json::Value| v.get("prompt").is_some_and(|p| p.is_string());
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let all_objects = !lines.is_empty()
+        && lines.iter().all(|l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object() && is_item(&v))
+        });
+    if all_objects {
+        return Err(WrongFormat(format!(
+            "{name} is read as plain text (one prompt per line), but every line is a JSON object with a \"prompt\" key; pass --prompts-format jsonl to read them as JSONL, or --prompts-format text to run the lines as they are"
+        ))
+        .into());
+    }
+    let array = serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| {
+        v.as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(is_item))
+    });
+    if array {
+        return Err(WrongFormat(format!(
+            "{name} is read as plain text (one prompt per line), but it is a JSON array of prompt objects; pass --prompts-format json to read it as JSON, or --prompts-format text to run the lines as they are"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn read_source(path: &Path) -> Result<Vec<u8>> {
@@ -81,16 +226,26 @@ fn read_source(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The file's lines with their 1-based numbers, each checked to be UTF-8.
+fn lines<'a>(bytes: &'a [u8], name: &'a str) -> impl Iterator<Item = Result<(usize, &'a str)>> {
+    strip_bom(bytes)
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(move |(n, line)| {
+            std::str::from_utf8(line).map(|l| (n + 1, l)).map_err(|_| {
+                anyhow!(
+                    "{name} line {}: not valid UTF-8; save the file as UTF-8",
+                    n + 1
+                )
+            })
+        })
+}
+
 /// One prompt per line; empty and whitespace-only lines are skipped.
 pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
     let mut out = Vec::new();
-    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = std::str::from_utf8(line).map_err(|_| {
-            anyhow!(
-                "{name} line {}: not valid UTF-8; save the file as UTF-8",
-                n + 1
-            )
-        })?;
+    for line in lines(bytes, name) {
+        let (_, line) = line?;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if !line.trim().is_empty() {
             out.push((None, line.to_string()));
@@ -102,28 +257,56 @@ pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, Stri
 /// One JSON object per line; blank lines are skipped.
 pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
     let mut out = Vec::new();
-    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let at = || format!("{name} line {}", n + 1);
-        let line = std::str::from_utf8(line)
-            .map_err(|_| anyhow!("{}: not valid UTF-8; save the file as UTF-8", at()))?;
+    for line in lines(bytes, name) {
+        let (n, line) = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let item: JsonlLine = serde_json::from_str(line).map_err(|e| {
-            anyhow!("{}: {e}; each line must be an object like {{\"prompt\": \"...\", \"id\": \"...\"}}", at())
+        let item: Item = serde_json::from_str(line).map_err(|e| {
+            anyhow!(
+                "{name} line {n}, column {}: {}; each line must be an object like {{\"prompt\": \"...\", \"id\": \"...\"}}",
+                e.column(),
+                without_position(&e)
+            )
         })?;
-        let id = item.id.map(|v| match v {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        });
-        out.push((id, item.prompt));
+        out.push(item.into_pair());
     }
     Ok(out)
+}
+
+/// One JSON array of `{"prompt": ..., "id": ...}` objects.
+pub fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
+    let text = std::str::from_utf8(strip_bom(bytes))
+        .map_err(|_| anyhow!("{name}: not valid UTF-8; save the file as UTF-8"))?;
+    let items: Vec<Item> = serde_json::from_str(text).map_err(|e| {
+        anyhow!(
+            "{name} line {}, column {}: {}; the file must be one JSON array of objects like [{{\"prompt\": \"...\", \"id\": \"...\"}}] (for one object per line use --prompts-format jsonl)",
+            e.line(),
+            e.column(),
+            without_position(&e)
+        )
+    })?;
+    Ok(items.into_iter().map(Item::into_pair).collect())
+}
+
+/// serde_json's message without its own " at line L column C", which counts lines of the
+/// parsed string, not of the file.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(items: &[(Option<&str>, &str)]) -> Vec<(Option<String>, String)> {
+        items
+            .iter()
+            .map(|(id, p)| (id.map(String::from), p.to_string()))
+            .collect()
+    }
 
     #[test]
     fn lines_skip_blanks_and_name_bad_utf8() {
@@ -146,5 +329,135 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("p.jsonl line 2"), "{err}");
+    }
+
+    #[test]
+    fn jsonl_error_quotes_one_line_number() {
+        let err = parse_jsonl(b"{\"prompt\": \"a\"}\n\n{\"prompt\": oops}\n", "p.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.jsonl line 3, column 12: "), "{err}");
+        assert!(
+            !err.contains("line 1"),
+            "serde's own line count is gone: {err}"
+        );
+        assert_eq!(
+            err.matches("line").count(),
+            2,
+            "the hint says 'each line': {err}"
+        );
+    }
+
+    #[test]
+    fn json_array_with_ids_and_errors_at_file_positions() {
+        let got = parse_json(
+            b"[\n  {\"prompt\": \"a\\nb\", \"id\": \"x\"},\n  {\"prompt\": \"c\"}\n]\n",
+            "p.json",
+        )
+        .unwrap();
+        assert_eq!(got, pairs(&[(Some("x"), "a\nb"), (None, "c")]));
+        let err = parse_json(
+            b"[\n  {\"prompt\": \"a\"},\n  {\"text\": \"b\"}\n]",
+            "p.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("p.json line 3, column "), "{err}");
+        assert!(err.contains("unknown field `text`"), "{err}");
+    }
+
+    #[test]
+    fn extension_decides_where_unambiguous() {
+        let p = Path::new;
+        assert_eq!(infer(p("a.jsonl"), b""), PromptsFormat::Jsonl);
+        assert_eq!(infer(p("a.NDJSON"), b""), PromptsFormat::Jsonl);
+        assert_eq!(infer(p("a.json"), b"  [{}]"), PromptsFormat::Json);
+        assert_eq!(
+            infer(p("a.json"), b"\n{\"prompt\": 1}"),
+            PromptsFormat::Jsonl
+        );
+        assert_eq!(
+            infer(p("a.txt"), b"{\"prompt\": \"x\"}"),
+            PromptsFormat::Text
+        );
+        assert_eq!(infer(p("-"), b"[]"), PromptsFormat::Text);
+    }
+
+    #[test]
+    fn jsonl_saved_as_json_is_read_as_jsonl() {
+        let got = parse(
+            b"{\"prompt\": \"a\", \"id\": \"x\"}\n{\"prompt\": \"b\"}\n",
+            "p.json",
+            Path::new("p.json"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(got, pairs(&[(Some("x"), "a"), (None, "b")]));
+    }
+
+    #[test]
+    fn json_lines_read_as_text_are_refused_unless_text_is_asked_for() {
+        let jsonl = b"{\"prompt\": \"a\", \"id\": \"x\"}\n\n{\"prompt\": \"b\"}\n";
+        for path in ["p.txt", "-", "prompts"] {
+            let err = parse(jsonl, path, Path::new(path), None).unwrap_err();
+            assert!(err.downcast_ref::<WrongFormat>().is_some(), "{err}");
+            assert!(err.to_string().contains("--prompts-format jsonl"), "{err}");
+        }
+        let err = parse(b"[{\"prompt\": \"a\"}]", "p.txt", Path::new("p.txt"), None).unwrap_err();
+        assert!(err.to_string().contains("--prompts-format json"), "{err}");
+        let raw = parse(jsonl, "-", Path::new("-"), Some(PromptsFormat::Text)).unwrap();
+        assert_eq!(raw[0].1, "{\"prompt\": \"a\", \"id\": \"x\"}");
+        let read = parse(jsonl, "-", Path::new("-"), Some(PromptsFormat::Jsonl)).unwrap();
+        assert_eq!(read, pairs(&[(Some("x"), "a"), (None, "b")]));
+        // Some JSON among plain lines is text.
+        let mixed = parse(
+            b"{\"prompt\": \"a\"}\nplain words\n",
+            "p.txt",
+            Path::new("p.txt"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(mixed.len(), 2);
+        // Objects without a "prompt" key are not prompt files.
+        let other = parse(b"{\"a\": 1}\n", "p.txt", Path::new("p.txt"), None).unwrap();
+        assert_eq!(other[0].1, "{\"a\": 1}");
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped_in_every_format() {
+        let with_bom = |s: &str| [b"\xEF\xBB\xBF".as_slice(), s.as_bytes()].concat();
+        let cases = [
+            (with_bom("first\nsecond\n"), "p.txt"),
+            (
+                with_bom("{\"prompt\": \"first\"}\n{\"prompt\": \"second\"}\n"),
+                "p.jsonl",
+            ),
+            (
+                with_bom("[{\"prompt\": \"first\"}, {\"prompt\": \"second\"}]"),
+                "p.json",
+            ),
+        ];
+        for (bytes, name) in cases {
+            let got = parse(&bytes, name, Path::new(name), None).unwrap();
+            assert_eq!(got, pairs(&[(None, "first"), (None, "second")]), "{name}");
+        }
+        assert_eq!(parse_lines(&with_bom("x"), "p").unwrap()[0].1, "x");
+    }
+
+    #[test]
+    fn an_empty_file_says_so() {
+        for (bytes, name) in [
+            (b"".as_slice(), "p.txt"),
+            (b"\n  \n\t\r\n", "p.txt"),
+            (b"\xEF\xBB\xBF\n", "p.jsonl"),
+            (b"[]", "p.json"),
+        ] {
+            let err = parse(bytes, name, Path::new(name), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("{name} is empty")), "{err}");
+        }
+        let err = collect(&["a".into()], None).map(|p| p.len()).unwrap();
+        assert_eq!(err, 1);
     }
 }

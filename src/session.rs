@@ -10,6 +10,7 @@ use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
 use crate::models::{self, LensModel, ModelFiles};
 use crate::output::Report;
+use crate::provenance::{Provenance, Source, TokenizerSource};
 use crate::tokens::{self, Vocab};
 
 /// How to load a model.
@@ -56,18 +57,20 @@ pub struct Session {
     name: String,
     model: Box<dyn LensModel>,
     vocab: Vocab,
+    /// What was loaded, for each report's provenance (`bos` and `lens` are set per run).
+    provenance: Provenance,
 }
 
 impl Session {
     /// Loads `model`: a local directory, a Hub repo id or a .gguf file.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
         check_device(&opts.device)?;
-        match source::resolve(model, &opts.revision, &opts.hub)? {
+        let mut session = match source::resolve(model, &opts.revision, &opts.hub)? {
             ModelSource::Safetensors(mut files) => {
                 if let Some(tokenizer) = &opts.tokenizer {
                     files.tokenizer = tokenizer.clone();
                 }
-                Self::open_files(model, &files, opts.dtype, &opts.device)
+                Self::open_files(model, &files, opts.dtype, &opts.device)?
             }
             ModelSource::Gguf(path) => Self::open_gguf(
                 model,
@@ -75,8 +78,14 @@ impl Session {
                 opts.tokenizer.as_deref(),
                 opts.dtype,
                 &opts.device,
-            ),
+            )?,
+        };
+        let p = &mut session.provenance;
+        if let Source::Hub { revision, .. } = &mut p.source {
+            revision.clone_from(&opts.revision);
         }
+        p.tokenizer = TokenizerSource::of(opts.tokenizer.as_deref(), p.tokenizer.clone());
+        Ok(session)
     }
 
     /// Loads a GGUF file on the CPU; its tokenizer comes from `tokenizer` when given, else
@@ -110,10 +119,20 @@ impl Session {
             None => Vocab::new(crate::loading::gguf_tokenizer::from_gguf(&file)?),
         };
         let model = models::load_gguf(&mut file, dtype, device)?;
+        let provenance = Provenance::new(
+            name,
+            Source::of_gguf(path),
+            &model.info().model_type,
+            dtype.as_str(),
+            false,
+            "",
+            TokenizerSource::of(tokenizer, TokenizerSource::Gguf),
+        );
         Ok(Self {
             name: name.to_string(),
             model,
             vocab,
+            provenance,
         })
     }
 
@@ -121,10 +140,20 @@ impl Session {
         // The model first: its weights start faulting in while the tokenizer loads.
         let model = models::load(files, dtype, device)?;
         let vocab = Vocab::from_file(&files.tokenizer)?;
+        let provenance = Provenance::new(
+            name,
+            Source::of_files(name, "main", &files.config, &files.weights),
+            &model.info().model_type,
+            dtype.as_str(),
+            false,
+            "",
+            TokenizerSource::Model,
+        );
         Ok(Self {
             name: name.to_string(),
             model,
             vocab,
+            provenance,
         })
     }
 
@@ -136,6 +165,15 @@ impl Session {
     /// The tokenizer.
     pub fn vocab(&self) -> &Vocab {
         &self.vocab
+    }
+
+    /// Where a report of this session with `opts` comes from.
+    pub fn provenance(&self, opts: &RunOptions) -> Provenance {
+        Provenance {
+            bos: opts.bos,
+            lens: opts.lens.lens.name().to_string(),
+            ..self.provenance.clone()
+        }
     }
 
     /// Token ids for `prompt`, checked against the model's context length.
@@ -183,7 +221,8 @@ impl Session {
             &ids,
             &rows,
             &self.vocab,
-        );
+        )
+        .with_provenance(self.provenance(opts));
         Ok((report, timings))
     }
 }

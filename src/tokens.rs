@@ -2,13 +2,22 @@
 //!
 //! Byte-level BPE vocabularies (GPT-2, CodeGen/Phi, Llama 3, SmolLM) store each token as
 //! bytes mapped to printable characters (`Ġ` is a space). SentencePiece vocabularies use
-//! `▁` for a space and `<0xNN>` for raw bytes. [`Vocab::display`] turns either back into
-//! text a person can read, and never panics, whatever the id.
+//! `▁` for a space and `<0xNN>` for raw bytes. Every token has two texts, and neither
+//! lookup panics, whatever the id:
+//!
+//! - [`Vocab::exact`], for machine-readable output: the token's own bytes as a string
+//!   (`" "`, `"\n"`, `"\\"` stay themselves). When the bytes are not valid UTF-8 on their
+//!   own (one byte of a multi-byte character, such as `0xE2`), `text` holds their lossy
+//!   decoding (`"\u{FFFD}"` per invalid sequence) and `bytes` the exact bytes as lowercase
+//!   hex (`"e2"`), so nothing is lost and a real `"\\xE2"` or `"\u{FFFD}"` token is never
+//!   confused with a byte.
+//! - [`Vocab::display`], for people: see [`printable`].
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
 use tokenizers::{DecoderWrapper, Tokenizer};
 
 /// How the vocabulary spells its tokens.
@@ -65,6 +74,17 @@ impl Vocab {
         self.tokenizer.get_vocab_size(true)
     }
 
+    /// One more than the largest id the tokenizer can produce (added tokens included): the
+    /// embedding rows a model needs for it.
+    pub fn id_bound(&self) -> usize {
+        self.tokenizer
+            .get_vocab(true)
+            .values()
+            .map(|&id| id as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// True when the tokenizer has no tokens at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -84,15 +104,29 @@ impl Vocab {
         self.tokenizer.token_to_id(token)
     }
 
-    /// Readable text of one token: spaces kept, control characters made visible.
+    /// Readable text of one token ([`printable`]); ids the tokenizer does not know show
+    /// as `<#ID>`.
     pub fn display(&self, id: u32) -> String {
-        if let Some(text) = self.added.get(&id) {
-            return printable(text.as_bytes());
-        }
-        match self.tokenizer.id_to_token(id) {
+        match self.bytes(id) {
+            Some(bytes) => printable(&bytes),
             None => format!("<#{id}>"),
-            Some(piece) => printable(&self.piece_bytes(&piece)),
         }
+    }
+
+    /// The exact text of one token ([`exact_text`]); ids the tokenizer does not know
+    /// have the empty text.
+    pub fn exact(&self, id: u32) -> TokenText {
+        exact_text(&self.bytes(id).unwrap_or_default())
+    }
+
+    /// The bytes one token stands for, or `None` for an id the tokenizer does not know.
+    pub fn bytes(&self, id: u32) -> Option<Vec<u8>> {
+        if let Some(text) = self.added.get(&id) {
+            return Some(text.as_bytes().to_vec());
+        }
+        self.tokenizer
+            .id_to_token(id)
+            .map(|piece| self.piece_bytes(&piece))
     }
 
     fn piece_bytes(&self, piece: &str) -> Vec<u8> {
@@ -137,8 +171,36 @@ pub fn sentencepiece_bytes(piece: &str) -> Vec<u8> {
     piece.replace('▁', " ").into_bytes()
 }
 
-/// Text for arbitrary bytes: valid UTF-8 is kept, newline/tab/CR become `↵`/`⇥`/`␍`, other
-/// control characters and invalid bytes become escapes, and an all-space token shows `␣`s.
+/// A token's exact text, as machine-readable formats carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenText {
+    /// The token's text: exact when its bytes are valid UTF-8, else their lossy decoding
+    /// (U+FFFD for each invalid sequence).
+    pub text: String,
+    /// The token's bytes as lowercase hex, present only when they are not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<String>,
+}
+
+/// The exact text of a token's bytes (see [`TokenText`]).
+pub fn exact_text(bytes: &[u8]) -> TokenText {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => TokenText {
+            text: text.to_string(),
+            bytes: None,
+        },
+        Err(_) => TokenText {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            bytes: Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        },
+    }
+}
+
+/// Readable text for arbitrary bytes, for tables, heatmaps and the `display` field: valid
+/// UTF-8 is kept; newline/tab/CR become `↵`/`⇥`/`␍`; a no-break space becomes `⍽`; other
+/// control, zero-width, bidirectional and unusual space characters become escapes such as
+/// `\u{200B}`; bytes that are not valid UTF-8 become `\xE2`; and an all-space token shows
+/// `␣`s. Lossy by design: [`exact_text`] is the exact form.
 pub fn printable(bytes: &[u8]) -> String {
     if !bytes.is_empty() && bytes.iter().all(|&b| b == b' ') {
         return "␣".repeat(bytes.len());
@@ -160,14 +222,60 @@ fn push_visible(out: &mut String, c: char) {
         '\n' => out.push('↵'),
         '\t' => out.push('⇥'),
         '\r' => out.push('␍'),
-        c if c.is_control() => out.push_str(&format!("\\u{{{:X}}}", c as u32)),
+        '\u{A0}' => out.push('⍽'),
+        c if c.is_control() || is_invisible(c) => out.push_str(&format!("\\u{{{:X}}}", c as u32)),
         c => out.push(c),
     }
 }
 
-/// Collapses a multi-line message onto one line, for single-line stderr reports.
+/// Characters that print as nothing, or as a blank that looks like an ordinary space, or
+/// that reorder the text around them: soft hyphen, the Unicode spaces other than U+0020,
+/// zero-width and joiner characters, bidirectional controls and the byte-order mark.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{1680}'
+            | '\u{180E}'
+            | '\u{2000}'..='\u{200F}'
+            | '\u{2028}'..='\u{202F}'
+            | '\u{205F}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{3000}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Collapses a multi-line message onto one line, for single-line stderr reports, and drops
+/// the backtraces that some errors carry in their text (candle's, when `RUST_BACKTRACE` is
+/// set): its frame lines (`  12: symbol`) and location lines (`  at src/x.rs:3:5`) go, text
+/// around them stays.
 pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    s.lines()
+        .enumerate()
+        .filter(|&(n, line)| n == 0 || !is_backtrace_line(line))
+        .flat_map(|(_, line)| line.split_whitespace())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A line of a printed backtrace: an indented frame (`   3: name`), an indented location
+/// (`at file:line:column`) or a backtrace header.
+fn is_backtrace_line(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    let indented = trimmed.len() < line.len();
+    let frame = trimmed
+        .split_once(':')
+        .is_some_and(|(index, _)| is_number(index));
+    let location = trimmed.strip_prefix("at ").is_some_and(|place| {
+        let mut parts = place.trim_end().rsplitn(3, ':');
+        parts.next().is_some_and(is_number) && parts.next().is_some_and(is_number)
+    });
+    (indented && (frame || location)) || trimmed.eq_ignore_ascii_case("stack backtrace:")
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Checks that a prompt has something to encode.
@@ -223,6 +331,144 @@ mod tests {
         assert_eq!(printable(&[0xE2, 0x80]), "\\xE2\\x80");
         assert_eq!(printable(b"\x1b[0m"), "\\u{1B}[0m");
         assert_eq!(printable("é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn printable_shows_invisible_characters() {
+        assert_eq!(printable("a\u{A0}b".as_bytes()), "a⍽b");
+        assert_eq!(printable("\u{200B}".as_bytes()), "\\u{200B}");
+        assert_eq!(
+            printable("x\u{FEFF}\u{202E}".as_bytes()),
+            "x\\u{FEFF}\\u{202E}"
+        );
+        assert_eq!(printable("\u{2009}".as_bytes()), "\\u{2009}");
+        assert_eq!(printable("é日本".as_bytes()), "é日本");
+    }
+
+    /// The fixtures' GPT-2 byte-level tokenizer.
+    fn fixture_vocab() -> Vocab {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/phi-tiny/tokenizer.json");
+        Vocab::from_file(&path).unwrap()
+    }
+
+    /// The bytes a [`TokenText`] stands for.
+    fn bytes_of(t: &TokenText) -> Vec<u8> {
+        match &t.bytes {
+            Some(hex) => (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect(),
+            None => t.text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn exact_text_is_lossless_where_display_is_not() {
+        let vocab = fixture_vocab();
+        let one = |s: &str| {
+            let ids = vocab.encode(s).unwrap();
+            assert_eq!(ids.len(), 1, "{s:?} is one token: {ids:?}");
+            ids[0]
+        };
+        let space = one(" ");
+        assert_eq!(vocab.exact(space), exact_text(b" "));
+        assert_eq!(vocab.exact(space).text, " ");
+        assert_eq!(vocab.display(space), "␣");
+        let newline = one("\n");
+        assert_eq!(vocab.exact(newline).text, "\n");
+        assert_eq!(vocab.display(newline), "↵");
+        let backslash = one("\\");
+        assert_eq!(vocab.exact(backslash).text, "\\");
+        assert_eq!(vocab.exact(backslash).bytes, None);
+
+        // A lone continuation byte is a token of its own in byte-level BPE.
+        let lone = (0..vocab.len() as u32)
+            .find(|&id| vocab.bytes(id) == Some(vec![0x80]))
+            .unwrap();
+        let t = vocab.exact(lone);
+        assert_eq!(t.text, "\u{FFFD}");
+        assert_eq!(t.bytes.as_deref(), Some("80"));
+        assert_eq!(vocab.display(lone), "\\x80");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"text":"�","bytes":"80"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&vocab.exact(space)).unwrap(),
+            r#"{"text":" "}"#
+        );
+
+        // "␣", a backslash escape spelled out and a no-break space: each token's exact form
+        // gives back the prompt's bytes, and differs from the space and byte tokens'.
+        for prompt in ["␣", "\\xE2", "a\u{A0}b", " \n␣\\\u{A0}\u{200B}"] {
+            let ids = vocab.encode(prompt).unwrap();
+            let bytes: Vec<u8> = ids
+                .iter()
+                .flat_map(|&id| bytes_of(&vocab.exact(id)))
+                .collect();
+            assert_eq!(
+                bytes,
+                prompt.as_bytes(),
+                "{prompt:?} round-trips through {ids:?}"
+            );
+        }
+        let shown = |text: &str| -> String {
+            let ids = vocab.encode(text).unwrap();
+            ids.iter().map(|&id| vocab.display(id)).collect()
+        };
+        assert_ne!(
+            vocab.exact(vocab.encode("␣").unwrap()[0]),
+            vocab.exact(space)
+        );
+        let real = shown("␣");
+        assert_ne!(
+            real, "␣",
+            "display of a real ␣ is byte escapes here: {real}"
+        );
+        let literal = vocab.encode("\\xE2").unwrap();
+        let texts: Vec<TokenText> = literal.iter().map(|&id| vocab.exact(id)).collect();
+        assert!(texts.iter().all(|t| t.bytes.is_none()), "{texts:?}");
+        let nbsp = shown("\u{A0}");
+        assert_ne!(nbsp.trim(), "", "a no-break space is visible: {nbsp:?}");
+    }
+
+    #[test]
+    fn exact_text_of_valid_and_invalid_bytes() {
+        assert_eq!(exact_text("\u{A0}".as_bytes()).text, "\u{A0}");
+        assert_eq!(exact_text("\u{A0}".as_bytes()).bytes, None);
+        let t = exact_text(&[b'a', 0xE2, 0x80]);
+        assert_eq!(t.text, "a\u{FFFD}");
+        assert_eq!(t.bytes.as_deref(), Some("61e280"));
+        assert_eq!(exact_text(b"\\xE2").text, "\\xE2");
+        assert_eq!(exact_text(b"").text, "");
+    }
+
+    #[test]
+    fn one_line_drops_backtraces() {
+        let bt = std::backtrace::Backtrace::force_capture().to_string();
+        assert!(bt.lines().count() > 2, "{bt}");
+        let candle = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg("unexpected end of file".into())),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        let rendered = candle.to_string();
+        assert!(
+            rendered.len() > 200,
+            "candle prints the backtrace: {rendered}"
+        );
+        let chained = anyhow::Error::from(candle).context("cannot read model.gguf");
+        assert_eq!(
+            one_line(&format!("{chained:#}")),
+            "cannot read model.gguf: unexpected end of file"
+        );
+        let embedded = format!("cannot load x: {rendered}\n; check the file");
+        assert_eq!(
+            one_line(&embedded),
+            "cannot load x: unexpected end of file ; check the file"
+        );
+        assert_eq!(one_line("a\n  b\tc  "), "a b c");
+        assert_eq!(one_line("3: first line stays"), "3: first line stays");
     }
 
     #[test]

@@ -3,43 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
-
-fn logitlens(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logitlens"));
-    cmd.args(args)
-        .env_remove("HF_HOME")
-        .env_remove("HF_HUB_CACHE")
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    logitlens(args).output().unwrap()
-}
-
-fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = logitlens(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn phi() -> String {
-    fixture("phi-tiny").display().to_string()
-}
 
 /// A failure: the exit code, exactly one stderr line containing `needle`, no panic.
 fn assert_bad(o: &Output, code: i32, needle: &str) {
@@ -87,7 +55,7 @@ fn rows_from_json(docs: &[serde_json::Value]) -> Vec<Row> {
                     id: d["prompt_id"].as_str().unwrap_or("").to_string(),
                     layer: layer["layer"].as_u64().unwrap() as usize,
                     position: pos,
-                    input_token: d["tokens"][pos]["text"].as_str().unwrap().to_string(),
+                    input_token: d["tokens"][pos]["display"].as_str().unwrap().to_string(),
                     predicted_id: p["id"].as_u64().unwrap(),
                     predicted_token: p["token"].as_str().unwrap().to_string(),
                     prob: (p["prob"].as_f64().unwrap() as f32).to_string(),
@@ -102,6 +70,7 @@ fn rows_from_json(docs: &[serde_json::Value]) -> Vec<Row> {
 fn rows_from_delimited(bytes: &[u8], delimiter: u8) -> Vec<Row> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
+        .comment(Some(b'#'))
         .from_reader(bytes);
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
@@ -359,24 +328,19 @@ fn closed_stdout_exits_quietly() {
     let path = dir.path().join("many.txt");
     let prompt = "The quick brown fox jumps over the lazy dog and keeps on running far away";
     std::fs::write(&path, format!("{prompt}\n").repeat(40)).unwrap();
-    let mut child = logitlens(&[
-        "--model",
-        &phi(),
-        "--prompts",
-        path.to_str().unwrap(),
-        "-f",
-        "csv",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.starts_with("prompt_index"));
-    let o = child.wait_with_output().unwrap();
+    let (lines, o) = run_closing_stdout_after(
+        &[
+            "--model",
+            &phi(),
+            "--prompts",
+            path.to_str().unwrap(),
+            "-f",
+            "csv",
+        ],
+        2,
+    );
+    assert!(lines[0].starts_with("# logitlens provenance: "));
+    assert!(lines[1].starts_with("prompt_index"));
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
 }
@@ -496,7 +460,7 @@ fn bad_output_paths_and_flags() {
         "--out",
         "/proc/logitlens-test.png",
     ]);
-    assert_bad(&o, 1, "cannot write");
+    assert_bad(&o, 2, "cannot create files in /proc");
     let o = run(&[
         "--model",
         &phi(),

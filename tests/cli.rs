@@ -4,37 +4,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use logitlens::output::heatmap;
 
 const FOX: &str = "The quick brown fox jumps over the lazy";
 
-fn logitlens(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logitlens"));
-    cmd.args(args)
-        .env_remove("HF_HOME")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_TOKEN")
-        .env("HF_HUB_OFFLINE", "1");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    logitlens(args).output().unwrap()
-}
-
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-fn phi() -> String {
-    fixture("phi-tiny").display().to_string()
 }
 
 fn fox_case() -> Case {
@@ -52,7 +30,11 @@ fn table_lists_every_layer_with_input_tokens() {
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
     let layers = golden("phi-tiny").num_layers;
-    assert_eq!(lines.len(), layers + 2, "header plus L+1 rows:\n{text}");
+    assert_eq!(
+        lines.len(),
+        layers + 3,
+        "header, L+1 rows and the footer:\n{text}"
+    );
     assert!(lines[0].starts_with("layer"));
     for word in ["The", " over", " the"] {
         assert!(
@@ -63,6 +45,11 @@ fn table_lists_every_layer_with_input_tokens() {
     }
     assert!(lines[1].starts_with("0 emb"));
     assert!(lines[layers + 1].starts_with(&format!("{layers} out")));
+    assert!(
+        lines[layers + 2].starts_with("final "),
+        "{}",
+        lines[layers + 2]
+    );
     assert!(stderr(&o).is_empty(), "stderr: {}", stderr(&o));
 }
 
@@ -71,7 +58,7 @@ fn entropy_flag_adds_numbers_to_every_cell() {
     let o = run(&["--model", &phi(), "--prompt", FOX, "--entropy"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    let last = text.lines().last().unwrap();
+    let last = text.lines().nth_back(1).unwrap();
     let want = fox_case().lens.final_norm.last().unwrap()[0].entropy;
     assert!(
         last.contains(&format!("{want:.2}")),
@@ -159,7 +146,12 @@ fn png_heatmap_has_the_size_of_its_grid() {
     assert!(o.status.success(), "{}", stderr(&o));
     let tokens = fox_case().ids.len();
     let rows = golden("phi-tiny").num_layers + 1;
-    assert_eq!(png_size(&out), heatmap::image_size(tokens, rows));
+    let in_bounds = |(w, h): (u32, u32), rows: usize| {
+        let (lo, hi) = heatmap::width_bounds(tokens);
+        assert_eq!(h, heatmap::image_height(rows));
+        assert!(lo <= w && w <= hi, "{w} outside {lo}..={hi}");
+    };
+    in_bounds(png_size(&out), rows);
 
     let stepped = dir.path().join("step.png");
     let o = run(&[
@@ -174,7 +166,7 @@ fn png_heatmap_has_the_size_of_its_grid() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let shown = heatmap::shown_layers(rows, 2).len();
-    assert_eq!(png_size(&stepped), heatmap::image_size(tokens, shown));
+    in_bounds(png_size(&stepped), shown);
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         2,
@@ -197,28 +189,6 @@ fn svg_heatmap_is_written() {
     assert!(o.status.success(), "{}", stderr(&o));
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.contains("<svg") && svg.contains("fox"));
-}
-
-/// Lays out a Hugging Face cache the way huggingface_hub does: blobs named by hash,
-/// snapshot entries as symlinks to them, and refs/main holding the commit.
-fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
-    let repo_dir = root
-        .join("hub")
-        .join(format!("models--{}", repo.replace('/', "--")));
-    let snapshot = repo_dir.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
-    std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
-    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
-    std::fs::write(repo_dir.join("refs/main"), commit).unwrap();
-    for (i, name) in ["config.json", "tokenizer.json", "model.safetensors"]
-        .iter()
-        .enumerate()
-    {
-        let blob = repo_dir.join("blobs").join(format!("{i:064x}"));
-        std::fs::copy(fixture("phi-tiny").join(name), &blob).unwrap();
-        std::os::unix::fs::symlink(format!("../../blobs/{i:064x}"), snapshot.join(name)).unwrap();
-    }
-    snapshot
 }
 
 #[test]

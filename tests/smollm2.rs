@@ -259,10 +259,26 @@ fn tokenizer_flag_overrides_the_gguf_tokenizer() {
         "{}",
         String::from_utf8_lossy(&plain.stderr)
     );
+    // The same lens; only the provenance says where the tokenizer came from.
+    let parse = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (mut plain, mut flagged) = (parse(&plain), parse(&flagged));
+    let (p, f) = (
+        plain.as_object_mut().unwrap().remove("provenance").unwrap(),
+        flagged
+            .as_object_mut()
+            .unwrap()
+            .remove("provenance")
+            .unwrap(),
+    );
     assert_eq!(
-        plain.stdout, flagged.stdout,
+        plain, flagged,
         "the saved tokenizer.json gives the same lens"
     );
+    assert_eq!(p["tokenizer"]["kind"], "gguf");
+    assert_eq!(f["tokenizer"]["kind"], "file");
+    assert_eq!(f["tokenizer"]["path"], json.to_str().unwrap());
     let missing = dir.path().join("nope.json");
     let o = logitlens(&[
         "-m",

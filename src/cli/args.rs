@@ -9,6 +9,7 @@ use super::flags::{Flags, Format, ImageKind};
 use super::usage;
 use crate::atomic;
 use crate::lens::{LensOptions, LogitLens, Stat};
+use crate::loading::source;
 use crate::output::delimited::Delimited;
 use crate::output::heatmap::{HeatmapOptions, ImageFormat};
 use crate::output::images::{self, Images, Target};
@@ -17,6 +18,7 @@ use crate::output::jsonl::Jsonl;
 use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
+use crate::provenance::Provenance;
 use crate::session::{LoadOptions, RunOptions};
 
 /// Everything a run needs, owned and checked.
@@ -42,6 +44,8 @@ pub struct Args {
     pub fail_fast: bool,
     /// Show progress on stderr (a terminal, and not --quiet).
     pub progress: bool,
+    /// Print nothing on stderr but errors.
+    pub quiet: bool,
 }
 
 impl Args {
@@ -50,16 +54,28 @@ impl Args {
         if flags.layer_step == 0 {
             return Err(usage("--layer-step must be at least 1"));
         }
-        let prompts = prompts::collect(&flags.prompt, flags.prompts.as_deref()).map_err(|e| {
-            match flags.prompt.is_empty() && flags.prompts.is_none() {
-                true => usage(e.to_string()),
-                false => e,
+        check_flags_apply(&flags)?;
+        if let Some(revision) = &flags.revision {
+            if source::is_local(&flags.model) {
+                return Err(usage(format!(
+                    "--revision {revision} applies to Hub repo ids, but {} is a local directory or file; drop --revision",
+                    flags.model
+                )));
             }
-        })?;
+        }
+        let format = flags.prompts_format.map(Into::into);
+        let prompts = prompts::collect_as(&flags.prompt, flags.prompts.as_deref(), format)
+            .map_err(|e| {
+                let no_input = flags.prompt.is_empty() && flags.prompts.is_none();
+                match no_input || e.downcast_ref::<prompts::WrongFormat>().is_some() {
+                    true => usage(e.to_string()),
+                    false => e,
+                }
+            })?;
         let images = images(&flags, &prompts)?;
         let progress = stderr_tty && !flags.quiet;
         let mut load = LoadOptions {
-            revision: flags.revision,
+            revision: flags.revision.unwrap_or_else(|| "main".to_string()),
             dtype: flags.dtype.into(),
             tokenizer: flags.tokenizer,
             ..LoadOptions::default()
@@ -86,11 +102,12 @@ impl Args {
             images,
             fail_fast: flags.fail_fast,
             progress,
+            quiet: flags.quiet,
         })
     }
 
     /// The stdout printer, writing to `out`.
-    pub fn printer<W: Write>(&self, out: W) -> Printer<W> {
+    pub fn printer<W: Write>(&self, out: W, provenance: Option<&Provenance>) -> Printer<W> {
         match self.format {
             Format::Table => Printer::Table(Table::new(
                 out,
@@ -99,10 +116,30 @@ impl Args {
             )),
             Format::Json => Printer::Json(Json::new(out, self.single_json)),
             Format::Jsonl => Printer::Jsonl(Jsonl::new(out)),
-            Format::Csv => Printer::Delimited(Box::new(Delimited::new(out, b','))),
-            Format::Tsv => Printer::Delimited(Box::new(Delimited::new(out, b'\t'))),
+            Format::Csv => Printer::Delimited(Box::new(Delimited::new(out, b',', provenance))),
+            Format::Tsv => Printer::Delimited(Box::new(Delimited::new(out, b'\t', provenance))),
         }
     }
+}
+
+/// Refuses flags that would be accepted and ignored.
+fn check_flags_apply(flags: &Flags) -> Result<()> {
+    if flags.prompts_format.is_some() && flags.prompts.is_none() {
+        return Err(usage(
+            "--prompts-format describes a --prompts file, and none was given; add --prompts FILE",
+        ));
+    }
+    if flags.image_format.is_some() && flags.out_dir.is_none() {
+        return Err(usage(
+            "--image-format applies to --out-dir; with --out the file's extension (.png or .svg) decides",
+        ));
+    }
+    if flags.color_range.is_some() && flags.out.is_none() && flags.out_dir.is_none() {
+        return Err(usage(
+            "--color-range applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR",
+        ));
+    }
+    Ok(())
 }
 
 /// Where each prompt's heatmap goes, checked: one prompt for `--out`, an existing
@@ -116,7 +153,7 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         )))
         }
         (Some(path), _) => {
-            atomic::check_writable(path).map_err(|e| usage(e.to_string()))?;
+            atomic::check_can_create(path).map_err(|e| usage(e.to_string()))?;
             let format = ImageFormat::from_path(path).map_err(|e| usage(e.to_string()))?;
             (Target::File(path.clone()), format)
         }
@@ -128,11 +165,12 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
                     dir.display()
                 )));
             }
-            let format = match flags.image_format {
+            atomic::probe_dir(dir).map_err(|e| usage(format!("--out-dir: {e}")))?;
+            let format = match flags.image_format.unwrap_or(ImageKind::Png) {
                 ImageKind::Png => ImageFormat::Png,
                 ImageKind::Svg => ImageFormat::Svg,
             };
-            check_unique_names(prompts)?;
+            check_unique_names(prompts, format)?;
             let target = Target::Dir {
                 dir: dir.clone(),
                 total: prompts.len(),
@@ -143,13 +181,14 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
     };
     let options = HeatmapOptions {
         layer_step: flags.layer_step,
+        color_range: flags.color_range.map(|r| (r.0, r.1)),
         ..HeatmapOptions::default()
     };
     Ok(Some(Images::new(target, format, options)))
 }
 
 /// Checks that every prompt's image in an `--out-dir` gets a file name of its own.
-fn check_unique_names(prompts: &[Prompt]) -> Result<()> {
+fn check_unique_names(prompts: &[Prompt], format: ImageFormat) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     for p in prompts {
         let stem = images::stem(p.id.as_deref(), p.index, prompts.len());
@@ -161,8 +200,9 @@ fn check_unique_names(prompts: &[Prompt]) -> Result<()> {
         }
         if let Some(other) = seen.insert(stem.clone(), p.label()) {
             return Err(usage(format!(
-                "{other} and {} would both be written to {stem}; give them distinct ids",
-                p.label()
+                "{other} and {} would both be written to {stem}.{}; give them distinct ids",
+                p.label(),
+                format.extension()
             )));
         }
     }

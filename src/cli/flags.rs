@@ -6,10 +6,19 @@ use std::path::PathBuf;
 use candle_core::DType;
 use clap::{Parser, ValueEnum};
 
+use crate::output::heatmap;
+use crate::prompts::PromptsFormat;
+
 /// What every layer of a causal language model predicts: the logit lens as a table, JSON,
 /// JSONL, CSV or TSV, and an annotated entropy heatmap.
 #[derive(Debug, Parser)]
-#[command(name = "logitlens", version, about, max_term_width = 100)]
+#[command(
+    name = "logitlens",
+    version,
+    about,
+    max_term_width = 100,
+    override_usage = USAGE
+)]
 pub struct Flags {
     /// Hugging Face Hub repo id (e.g. microsoft/phi-1_5), a local model directory, or a
     /// llama-architecture .gguf file.
@@ -21,18 +30,25 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
 
-    /// Text to run through the model; repeat for several prompts.
+    /// Text to run through the model; repeat for several prompts. Combines with --prompts
+    /// (these run first).
     #[arg(long, short = 'p', value_name = "TEXT")]
     pub prompt: Vec<String>,
 
-    /// Read prompts from a file, one per line (`-` = stdin); a .jsonl file holds
-    /// {"prompt": ..., "id": ...} objects.
+    /// Read prompts from a file (`-` = stdin), laid out as --prompts-format says.
     #[arg(long, value_name = "FILE")]
     pub prompts: Option<PathBuf>,
 
-    /// Hub revision: a branch, tag or commit hash.
-    #[arg(long, default_value = "main", value_name = "REV")]
-    pub revision: String,
+    /// How the --prompts file is laid out: one prompt per line (text), one
+    /// {"prompt": ..., "id": ...} object per line (jsonl), or an array of them (json).
+    /// Default: jsonl for .jsonl/.ndjson, json for .json (jsonl if it starts with {), text
+    /// otherwise and for stdin.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub prompts_format: Option<PromptsFormatArg>,
+
+    /// Hub revision: a branch, tag or commit hash [default: main]. Hub ids only.
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
 
     /// What to print on stdout.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
@@ -50,9 +66,15 @@ pub struct Flags {
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
-    /// Image format for --out-dir.
-    #[arg(long, value_enum, default_value_t = ImageKind::Png)]
-    pub image_format: ImageKind,
+    /// Image format for --out-dir [default: png].
+    #[arg(long, value_enum)]
+    pub image_format: Option<ImageKind>,
+
+    /// Fix the heatmap's colour scale to MIN..MAX nats of entropy (e.g. 0..10), so that
+    /// figures can be compared. Default: one figure's own 0..max; the figures of one
+    /// --out-dir share 0..ln(vocabulary size), the largest entropy possible.
+    #[arg(long, value_name = "MIN..MAX", value_parser = color_range)]
+    pub color_range: Option<ColorRange>,
 
     /// Draw every N-th layer in the heatmap (the output layer is always drawn).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -77,6 +99,40 @@ pub struct Flags {
     /// Print nothing on stderr but errors.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// The usage line: --prompt and --prompts combine.
+const USAGE: &str = "logitlens --model ID|DIR|GGUF [--prompt TEXT]... [--prompts FILE] [OPTIONS]";
+
+/// `--color-range MIN..MAX`, checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColorRange(pub f32, pub f32);
+
+fn color_range(text: &str) -> Result<ColorRange, String> {
+    heatmap::parse_color_range(text)
+        .map(|(min, max)| ColorRange(min, max))
+        .map_err(|e| e.to_string())
+}
+
+/// Prompt file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PromptsFormatArg {
+    /// One prompt per line.
+    Text,
+    /// One {"prompt": ..., "id": ...} object per line.
+    Jsonl,
+    /// One JSON array of {"prompt": ..., "id": ...} objects.
+    Json,
+}
+
+impl From<PromptsFormatArg> for PromptsFormat {
+    fn from(f: PromptsFormatArg) -> Self {
+        match f {
+            PromptsFormatArg::Text => PromptsFormat::Text,
+            PromptsFormatArg::Jsonl => PromptsFormat::Jsonl,
+            PromptsFormatArg::Json => PromptsFormat::Json,
+        }
+    }
 }
 
 /// stdout formats.

@@ -80,7 +80,14 @@ fn clap_one_line(e: &clap::Error) -> String {
             !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
         })
         .collect();
-    format!("{}; see --help", parts.join(" "))
+    let mut line = String::new();
+    for part in parts {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(part);
+    }
+    format!("{line}; see --help")
 }
 
 /// Prints an error on one line of stderr.

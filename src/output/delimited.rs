@@ -1,5 +1,12 @@
 //! Long tables for spreadsheets and pandas: one row per (prompt, layer, position), as CSV or
 //! TSV. Quoting is the csv crate's, so tokens with tabs, commas, quotes or newlines survive.
+//!
+//! The first line is a comment holding the run's provenance as JSON,
+//! `# logitlens provenance: {...}`, then comes the header. Readers skip it with
+//! `pandas.read_csv(path, skiprows=1)`, or read it with `json.loads(line[24:])`.
+//!
+//! Token columns come in threes: `*_token` is the readable text, `*_text` the exact text and
+//! `*_bytes` the exact bytes in hex when they are not valid UTF-8 (else empty).
 
 use std::io::Write;
 
@@ -7,15 +14,18 @@ use anyhow::Result;
 
 use super::{Report, Sink};
 use crate::lens::STATS;
+use crate::provenance::Provenance;
 
 /// The columns that place a cell, before one column per statistic.
-const PLACE: [&str; 6] = [
+const PLACE: [&str; 8] = [
     "prompt_index",
     "prompt_id",
     "layer",
     "position",
     "input_id",
     "input_token",
+    "input_text",
+    "input_bytes",
 ];
 
 /// Column names, in order: where the cell is, then every statistic's column.
@@ -26,24 +36,51 @@ pub fn columns() -> Vec<&'static str> {
         .collect()
 }
 
-/// A CSV or TSV printer: the header first, then each report's rows as soon as it is ready.
+/// A CSV or TSV printer: the provenance comment and the header first, then each report's
+/// rows as soon as it is ready.
 pub struct Delimited<W: Write> {
-    inner: csv::Writer<W>,
+    /// The destination until [`Sink::begin`] wraps it.
+    out: Option<W>,
+    delimiter: u8,
+    comment: Option<String>,
+    inner: Option<csv::Writer<W>>,
 }
 
 impl<W: Write> Delimited<W> {
-    /// `delimiter` is `b','` for CSV and `b'\t'` for TSV.
-    pub fn new(out: W, delimiter: u8) -> Self {
-        let inner = csv::WriterBuilder::new()
-            .delimiter(delimiter)
-            .from_writer(out);
-        Self { inner }
+    /// `delimiter` is `b','` for CSV and `b'\t'` for TSV; `provenance`, when known, is the
+    /// first line.
+    pub fn new(out: W, delimiter: u8, provenance: Option<&Provenance>) -> Self {
+        Self {
+            out: Some(out),
+            delimiter,
+            comment: provenance.map(Provenance::comment_line),
+            inner: None,
+        }
+    }
+
+    /// The csv writer, begun.
+    fn writer(&mut self) -> Result<&mut csv::Writer<W>> {
+        if self.inner.is_none() {
+            self.begin()?;
+        }
+        Ok(self.inner.as_mut().expect("begun above"))
     }
 }
 
 impl<W: Write> Sink for Delimited<W> {
     fn begin(&mut self) -> Result<()> {
-        Ok(self.inner.write_record(columns())?)
+        let Some(mut out) = self.out.take() else {
+            return Ok(());
+        };
+        if let Some(comment) = &self.comment {
+            writeln!(out, "{comment}")?;
+        }
+        let mut inner = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .from_writer(out);
+        inner.write_record(columns())?;
+        self.inner = Some(inner);
+        Ok(())
     }
 
     /// Appends every (layer, position) row of one report and flushes (so a broken pipe
@@ -51,6 +88,7 @@ impl<W: Write> Sink for Delimited<W> {
     fn report(&mut self, report: &Report) -> Result<()> {
         let id = report.prompt_id.as_deref().unwrap_or_default();
         let index = report.prompt_index.to_string();
+        let inner = self.writer()?;
         for layer in &report.layers {
             let number = layer.layer.to_string();
             for (pos, (p, input)) in layer.positions.iter().zip(&report.tokens).enumerate() {
@@ -60,16 +98,18 @@ impl<W: Write> Sink for Delimited<W> {
                     number.clone(),
                     pos.to_string(),
                     input.id.to_string(),
+                    input.display.clone(),
                     input.text.clone(),
+                    input.bytes.clone().unwrap_or_default(),
                 ];
                 let stats = STATS.iter().map(|&s| p.value(s).to_string());
-                self.inner.write_record(place.into_iter().chain(stats))?;
+                inner.write_record(place.into_iter().chain(stats))?;
             }
         }
-        Ok(self.inner.flush()?)
+        Ok(inner.flush()?)
     }
 
     fn finish(&mut self) -> Result<()> {
-        Ok(self.inner.flush()?)
+        Ok(self.writer()?.flush()?)
     }
 }

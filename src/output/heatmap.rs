@@ -7,6 +7,15 @@
 //! builder), so the cell grid, labels and colour bar line up to the pixel and
 //! the PNG and SVG share one layout. Text uses the bundled DejaVu Sans, so
 //! the output does not depend on the machine's fonts.
+//!
+//! Legibility: each column is as wide as its widest label (input token or
+//! cell) within [`MIN_CELL_W`]..=[`MAX_CELL_W`] px, so words are shown whole
+//! rather than cut at a fixed width; leading and trailing spaces show as a
+//! thin `·` (" the" reads `·the`, and an input token "↵   " reads `↵···`);
+//! a no-break space shows as `⍽`, and zero-width, bidirectional and unusual
+//! space characters as `\u{200B}`-style escapes, so no token is a blank
+//! cell. The colour scale is fixed with [`HeatmapOptions::color_range`], so
+//! that several figures can be compared.
 
 use std::path::Path;
 use std::sync::Once;
@@ -60,20 +69,53 @@ impl ImageFormat {
 pub struct HeatmapOptions {
     /// Show every `layer_step`-th layer (plus the output layer); 0 acts as 1.
     pub layer_step: usize,
-    /// Longest cell / axis label in chars, `…` included; 0 acts as 1.
+    /// Longest cell / axis label in chars, `…` included; 0 acts as 1. A label
+    /// is also cut when it does not fit [`MAX_CELL_W`] at the smallest font.
     pub max_label_chars: usize,
     /// The statistic that colours the cells and titles the colour bar (with its unit).
     pub color: Stat,
+    /// The values of the colour statistic at the two ends of the colour
+    /// scale; values outside take the end colours. `None`: 0 to the largest
+    /// value shown, rounded up to a tick.
+    pub color_range: Option<(f32, f32)>,
 }
 
 impl Default for HeatmapOptions {
     fn default() -> Self {
         Self {
             layer_step: 1,
-            max_label_chars: 8,
+            max_label_chars: 24,
             color: Stat::Entropy,
+            color_range: None,
         }
     }
+}
+
+/// Parses a colour range written `MIN..MAX` (e.g. `0..10`, `0.5..8.25`).
+pub fn parse_color_range(text: &str) -> Result<(f32, f32)> {
+    let (min, max) = text
+        .split_once("..")
+        .with_context(|| format!("{text:?} is not a range; write it as MIN..MAX, e.g. 0..10"))?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .with_context(|| {
+                format!("{s:?} in {text:?} is not a number; write MIN..MAX, e.g. 0..10")
+            })
+    };
+    let range = (number(min)?, number(max)?);
+    check_color_range(range)?;
+    Ok(range)
+}
+
+/// Checks that a colour range is finite and not empty.
+pub fn check_color_range((min, max): (f32, f32)) -> Result<()> {
+    if !(min.is_finite() && max.is_finite() && min < max) {
+        bail!("the colour range {min}..{max} is empty or not finite; give MIN < MAX, e.g. 0..10");
+    }
+    Ok(())
 }
 
 /// Font family for all text; registered from the bundled TTF in [`register_font`].
@@ -81,10 +123,14 @@ const FONT: &str = "sans-serif";
 /// DejaVu Sans, bundled so text renders without system fonts.
 const FONT_TTF: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-const CELL_W: u32 = 84;
+/// The narrowest and widest a column gets; between them it follows its labels.
+pub const MIN_CELL_W: u32 = 44;
+pub const MAX_CELL_W: u32 = 180;
+/// Room around a cell's label, left and right together.
+const CELL_PAD: f64 = 12.0;
 const CELL_H: u32 = 30;
 /// Small reports get bigger cells rather than a cramped title and colour bar.
-const MIN_GRID_W: u32 = 2 * CELL_W;
+const MIN_GRID_W: u32 = 168;
 const MIN_GRID_H: u32 = 160;
 /// Room for the y-axis title and the layer labels.
 const MARGIN_LEFT: u32 = 86;
@@ -141,10 +187,21 @@ pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Re
     if report.layers.is_empty() {
         bail!("cannot draw a heatmap without layers");
     }
+    if let Some(range) = opts.color_range {
+        check_color_range(range)?;
+    }
     let rows = shown_layers(report.layers.len(), opts.layer_step);
-    let (w, h) = checked_size(report.tokens.len(), rows.len())?;
+    check_size(
+        width_bounds(report.tokens.len()).0,
+        image_height(rows.len()),
+        report,
+        &rows,
+    )?;
     register_font();
-    let plot = Plot::new(report, opts, rows, (w, h), format);
+    let widths = column_widths(report, opts, &rows);
+    let (w, h) = (width_of(&widths), image_height(rows.len()));
+    check_size(w, h, report, &rows)?;
+    let plot = Plot::new(report, opts, rows, widths, format);
     match format {
         ImageFormat::Png => render_png(&plot),
         ImageFormat::Svg => render_svg(&plot),
@@ -163,44 +220,92 @@ pub fn shown_layers(num_rows: usize, step: usize) -> Vec<usize> {
     rows
 }
 
-/// The image size in pixels for `columns` tokens × `rows` rows (so tests can
-/// check the PNG's size). Saturates instead of overflowing.
-pub fn image_size(columns: usize, rows: usize) -> (u32, u32) {
-    let (grid_w, grid_h) = grid_size(columns, rows);
+/// The image size in pixels of a report's heatmap (so tests can check a
+/// PNG's size): the height follows the shown rows, the width the labels.
+pub fn image_size(report: &Report, opts: &HeatmapOptions) -> (u32, u32) {
+    register_font();
+    let rows = shown_layers(report.layers.len(), opts.layer_step);
     (
+        width_of(&column_widths(report, opts, &rows)),
+        image_height(rows.len()),
+    )
+}
+
+/// The image height for `rows` shown rows. Saturates instead of overflowing.
+pub fn image_height(rows: usize) -> u32 {
+    let grid_h = u32::try_from(rows)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(CELL_H)
+        .max(MIN_GRID_H);
+    MARGIN_TOP
+        .saturating_add(grid_h)
+        .saturating_add(MARGIN_BOTTOM)
+}
+
+/// The narrowest and widest the image can be for `columns` tokens: every
+/// column at [`MIN_CELL_W`], or at [`MAX_CELL_W`].
+pub fn width_bounds(columns: usize) -> (u32, u32) {
+    let n = u32::try_from(columns).unwrap_or(u32::MAX);
+    let grid = |cell: u32| n.saturating_mul(cell).max(MIN_GRID_W);
+    let side = |grid: u32| {
         MARGIN_LEFT
-            .saturating_add(grid_w)
-            .saturating_add(MARGIN_RIGHT),
-        MARGIN_TOP
-            .saturating_add(grid_h)
-            .saturating_add(MARGIN_BOTTOM),
-    )
-}
-
-/// The cell grid's size: cells of `CELL_W`×`CELL_H`, stretched to the minimum.
-fn grid_size(columns: usize, rows: usize) -> (u32, u32) {
-    let span = |n: usize, cell: u32, min: u32| {
-        u32::try_from(n)
-            .unwrap_or(u32::MAX)
-            .saturating_mul(cell)
-            .max(min)
+            .saturating_add(grid)
+            .saturating_add(MARGIN_RIGHT)
     };
-    (
-        span(columns, CELL_W, MIN_GRID_W),
-        span(rows, CELL_H, MIN_GRID_H),
-    )
+    (side(grid(MIN_CELL_W)), side(grid(MAX_CELL_W)))
 }
 
-/// [`image_size`], refusing images too big to allocate or view.
-fn checked_size(columns: usize, rows: usize) -> Result<(u32, u32)> {
-    let (w, h) = image_size(columns, rows);
+/// The image width for these column widths.
+fn width_of(widths: &[u32]) -> u32 {
+    let grid = widths
+        .iter()
+        .fold(0u32, |sum, &w| sum.saturating_add(w))
+        .max(MIN_GRID_W);
+    MARGIN_LEFT
+        .saturating_add(grid)
+        .saturating_add(MARGIN_RIGHT)
+}
+
+/// Each column's width: its widest label (the input token at the tick font,
+/// the shown cells at the cell font) plus padding, within
+/// [`MIN_CELL_W`]..=[`MAX_CELL_W`]; a narrow grid is widened evenly to its
+/// minimum.
+fn column_widths(report: &Report, opts: &HeatmapOptions, rows: &[usize]) -> Vec<u32> {
+    let max_chars = opts.max_label_chars.max(1);
+    let mut widths: Vec<u32> = (0..report.tokens.len())
+        .map(|c| {
+            let axis = text_width(&label(&report.tokens[c].display, max_chars), TICK_FONT);
+            let cells = rows
+                .iter()
+                .filter_map(|&l| report.layers[l].positions.get(c))
+                .map(|p| text_width(&label(&p.token, max_chars), CELL_FONT))
+                .fold(0.0, f64::max);
+            let want = (axis.max(cells) + CELL_PAD).ceil();
+            (want as u32).clamp(MIN_CELL_W, MAX_CELL_W)
+        })
+        .collect();
+    let total: u32 = widths.iter().sum();
+    if total < MIN_GRID_W && !widths.is_empty() {
+        let n = widths.len() as u32;
+        let extra = MIN_GRID_W - total;
+        for (i, w) in widths.iter_mut().enumerate() {
+            *w += extra / n + u32::from((i as u32) < extra % n);
+        }
+    }
+    widths
+}
+
+/// Refuses images too big to allocate or view.
+fn check_size(w: u32, h: u32, report: &Report, rows: &[usize]) -> Result<()> {
     if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
         bail!(
-            "the heatmap of {columns} tokens × {rows} layers would be {w}×{h} px, \
-             over the {MAX_SIDE} px limit: use a shorter prompt or a larger layer step"
+            "the heatmap of {} tokens × {} layers would be {w}×{h} px, \
+             over the {MAX_SIDE} px limit: use a shorter prompt or a larger layer step",
+            report.tokens.len(),
+            rows.len()
         );
     }
-    Ok((w, h))
+    Ok(())
 }
 
 /// Makes the bundled DejaVu Sans the "sans-serif" family, once per process,
@@ -259,8 +364,19 @@ fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
 /// The statistic → colour scale and its ticks.
 #[derive(Debug, Clone, PartialEq)]
 struct Scale {
+    min: f64,
     max: f64,
     step: f64,
+}
+
+/// The "nice" step (1, 2, 2.5, 5 × 10ⁿ) that cuts `span` into at most 6.
+fn nice_step(span: f64) -> f64 {
+    let magnitude = 10f64.powf((span / 5.0).log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|f| f * magnitude)
+        .find(|s| s * 6.0 >= span)
+        .unwrap_or(10.0 * magnitude)
 }
 
 impl Scale {
@@ -268,43 +384,62 @@ impl Scale {
     fn new(observed: f64) -> Self {
         if !(observed.is_finite() && observed > 0.0) {
             return Self {
+                min: 0.0,
                 max: 1.0,
                 step: 0.2,
             };
         }
-        let magnitude = 10f64.powf((observed / 5.0).log10().floor());
-        let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-            .iter()
-            .map(|f| f * magnitude)
-            .find(|s| s * 6.0 >= observed)
-            .unwrap_or(10.0 * magnitude);
+        let step = nice_step(observed);
         let max = (observed / step - 1e-9).ceil().max(1.0) * step;
-        Self { max, step }
+        Self {
+            min: 0.0,
+            max,
+            step,
+        }
+    }
+
+    /// Exactly `min` to `max` (checked by [`check_color_range`]).
+    fn fixed(min: f32, max: f32) -> Self {
+        let (min, max) = (f64::from(min), f64::from(max));
+        Self {
+            min,
+            max,
+            step: nice_step(max - min),
+        }
     }
 
     /// Where `value` falls in 0..=1; non-finite values count as the maximum.
     fn fraction(&self, value: f64) -> f64 {
         if value.is_finite() {
-            (value / self.max).clamp(0.0, 1.0)
+            ((value - self.min) / (self.max - self.min)).clamp(0.0, 1.0)
         } else {
             1.0
         }
     }
 
-    /// The tick values 0, step, …, max.
+    /// The tick values: both ends, and the multiples of the step between them
+    /// that are not crowding an end.
     fn ticks(&self) -> Vec<f64> {
-        let n = (self.max / self.step).round() as usize;
-        (0..=n).map(|i| i as f64 * self.step).collect()
+        let room = 0.5 * self.step;
+        let first = (self.min / self.step).ceil() as i64;
+        let last = (self.max / self.step).floor() as i64;
+        let inner = (first..=last)
+            .map(|i| i as f64 * self.step)
+            .filter(|&v| v - self.min > room && self.max - v > room);
+        std::iter::once(self.min)
+            .chain(inner)
+            .chain(std::iter::once(self.max))
+            .collect()
     }
 
-    /// A tick's label with as few decimals as the step needs (2.5 → "2.5", 2 → "2").
+    /// A tick's label with as few decimals as it needs, at most 3 (2.5 → "2.5", 2 → "2").
     fn label(&self, value: f64) -> String {
-        let decimals = (0..4)
+        let decimals = (0..3)
             .find(|&d| {
-                let k = self.step * 10f64.powi(d);
+                let k = value * 10f64.powi(d);
                 (k - k.round()).abs() < 1e-6
             })
-            .unwrap_or(4) as usize;
+            .unwrap_or(3) as usize;
         format!("{value:.decimals$}")
     }
 }
@@ -348,19 +483,41 @@ fn text_color(background: RGBColor) -> RGBColor {
     }
 }
 
-/// Makes control characters visible (and keeps the SVG valid XML).
+/// Makes a token legible: newline, tab and carriage return `↵`, `→`, `⇤`,
+/// other control characters escapes (which also keeps the SVG valid XML),
+/// leading and trailing spaces a thin `·`, a no-break space `⍽`, zero-width
+/// and other invisible characters escapes, the empty text `""`.
 fn visible(text: &str) -> String {
     if text.is_empty() {
         return "\"\"".to_string();
     }
-    text.chars()
-        .map(|c| match c {
-            '\n' => '↵',
-            '\t' => '→',
-            c if c.is_control() => '·',
-            c => c,
-        })
-        .collect()
+    let core = text.trim_matches(' ');
+    let lead = text.len() - text.trim_start_matches(' ').len();
+    let trail = match core.is_empty() {
+        true => 0,
+        false => text.len() - text.trim_end_matches(' ').len(),
+    };
+    let mut out = "·".repeat(lead);
+    for c in core.chars() {
+        match c {
+            '\n' => out.push('↵'),
+            '\t' => out.push('→'),
+            // The font has no ␍ (the table's carriage return).
+            '\r' | '␍' => out.push('⇤'),
+            '\u{A0}' => out.push('⍽'),
+            c if c.is_control() || crate::tokens::is_invisible(c) => {
+                out.push_str(&format!("\\u{{{:X}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push_str(&"·".repeat(trail));
+    out
+}
+
+/// The label drawn for a token: [`visible`], cut to `max_chars`.
+fn label(text: &str, max_chars: usize) -> String {
+    truncate(&visible(text), max_chars)
 }
 
 /// `text` cut to at most `max_chars` chars, the last being `…` when cut.
@@ -413,6 +570,8 @@ struct Plot<'a> {
     /// Shown layer indices, ascending (drawn bottom to top).
     rows: Vec<usize>,
     size: (u32, u32),
+    /// The x of every column edge, left to right (one more than columns).
+    col_edges: Vec<i32>,
     grid_x: i32,
     grid_y: i32,
     grid_w: i32,
@@ -428,26 +587,40 @@ impl<'a> Plot<'a> {
         report: &'a Report,
         opts: &HeatmapOptions,
         rows: Vec<usize>,
-        size: (u32, u32),
+        widths: Vec<u32>,
         format: ImageFormat,
     ) -> Self {
-        let (grid_w, grid_h) = grid_size(report.tokens.len(), rows.len());
-        let observed = rows
-            .iter()
-            .flat_map(|&l| &report.layers[l].positions)
-            .filter_map(|p| p.value(opts.color).number())
-            .filter(|e| e.is_finite())
-            .fold(0.0, f64::max);
+        let size = (width_of(&widths), image_height(rows.len()));
+        let grid_x = MARGIN_LEFT as i32;
+        let col_edges: Vec<i32> = std::iter::once(grid_x)
+            .chain(widths.iter().scan(grid_x, |x, &w| {
+                *x += w as i32;
+                Some(*x)
+            }))
+            .collect();
+        let grid_w = col_edges.last().copied().unwrap_or(grid_x) - grid_x;
+        let grid_h = (size.1 - MARGIN_TOP - MARGIN_BOTTOM) as i32;
+        let scale = match opts.color_range {
+            Some((min, max)) => Scale::fixed(min, max),
+            None => Scale::new(
+                rows.iter()
+                    .flat_map(|&l| &report.layers[l].positions)
+                    .filter_map(|p| p.value(opts.color).number())
+                    .filter(|e| e.is_finite())
+                    .fold(0.0, f64::max),
+            ),
+        };
         Self {
             report,
             max_chars: opts.max_label_chars.max(1),
             rows,
             size,
-            grid_x: MARGIN_LEFT as i32,
+            col_edges,
+            grid_x,
             grid_y: MARGIN_TOP as i32,
-            grid_w: grid_w as i32,
-            grid_h: grid_h as i32,
-            scale: Scale::new(observed),
+            grid_w,
+            grid_h,
+            scale,
             format,
             color: opts.color,
         }
@@ -462,11 +635,9 @@ impl<'a> Plot<'a> {
         self.report.tokens.len()
     }
 
-    /// Left and right x of column `c` (cells share edges; no rounding drift).
+    /// Left and right x of column `c` (cells share edges).
     fn col_span(&self, c: usize) -> (i32, i32) {
-        let n = self.columns() as i64;
-        let edge = |i: usize| self.grid_x + (i as i64 * i64::from(self.grid_w) / n) as i32;
-        (edge(c), edge(c + 1))
+        (self.col_edges[c], self.col_edges[c + 1])
     }
 
     /// Top and bottom y of display row `r`, counted from the top.
@@ -604,7 +775,7 @@ impl<'a> Plot<'a> {
                 let fill = viridis(self.scale.fraction(self.number(pred)));
                 root.draw(&Rectangle::new(rect, fill.filled()))
                     .map_err(draw_error)?;
-                let label = truncate(&visible(&pred.token), self.max_chars);
+                let label = label(&pred.token, self.max_chars);
                 let room = f64::from(x1 - x0 - 8);
                 let (label, size) = fit(&label, CELL_FONT, CELL_FONT_MIN, room);
                 let centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2);
@@ -639,7 +810,7 @@ impl<'a> Plot<'a> {
         for (c, token) in self.report.tokens.iter().enumerate() {
             let (x0, x1) = self.col_span(c);
             let cx = (x0 + x1 - 1) / 2;
-            let label = truncate(&visible(&token.text), self.max_chars);
+            let label = label(&token.display, self.max_chars);
             let (label, size) = fit(&label, TICK_FONT, CELL_FONT_MIN, f64::from(x1 - x0 - 4));
             self.text(root, &label, (cx, y + 14), size, &INK, HPos::Center)?;
             self.text(
@@ -683,7 +854,8 @@ impl<'a> Plot<'a> {
         .map_err(draw_error)?;
         let mut widest = 0.0f64;
         for value in self.scale.ticks() {
-            let y = bottom - (value / self.scale.max * span).round() as i32;
+            let t = (value - self.scale.min) / (self.scale.max - self.scale.min);
+            let y = bottom - (t * span).round() as i32;
             root.draw(&PathElement::new(
                 [(x1, y), (x1 + 4, y)],
                 MUTED.stroke_width(1),
@@ -710,6 +882,12 @@ mod bearing {
         units(FONT_TTF, c)
             .map(|(lsb, height)| (f64::from(lsb) * size / f64::from(height)).floor() as i32)
             .unwrap_or(0)
+    }
+
+    /// Whether the font has a glyph for `c`.
+    #[cfg(test)]
+    pub fn has_glyph(c: char) -> bool {
+        glyph_id(FONT_TTF, c).is_some_and(|g| g != 0)
     }
 
     /// The char's left side bearing and the font's ascent − descent (ab_glyph's
@@ -812,6 +990,8 @@ mod tests {
             .map(|(i, t)| InputToken {
                 id: i as u32,
                 text: t.to_string(),
+                bytes: None,
+                display: t.to_string(),
             })
             .collect();
         let layers = (0..layers)
@@ -820,6 +1000,7 @@ mod tests {
                 positions: (0..tokens.len())
                     .map(|p| Prediction {
                         token: format!(" tok{l}_{p}"),
+                        exact: crate::tokens::exact_text(format!(" tok{l}_{p}").as_bytes()),
                         stat: TokenStat {
                             id: p as u32,
                             prob: 0.5,
@@ -835,8 +1016,11 @@ mod tests {
             prompt_index: 0,
             prompt_id: None,
             lens: std::sync::Arc::new(LogitLens::default()),
+            first_layer: None,
+            settled_layer: None,
             tokens,
             layers,
+            provenance: None,
         }
     }
 
@@ -853,16 +1037,17 @@ mod tests {
         let r = report(5, &["The", " quick", " fox"]);
         let bytes = render(&r, &HeatmapOptions::default(), ImageFormat::Png).unwrap();
         let (info, rgb) = decode(&bytes);
-        assert_eq!((info.width, info.height), image_size(3, 5));
+        let opts = HeatmapOptions::default();
+        assert_eq!(
+            (info.width, info.height),
+            image_size(&r, &HeatmapOptions::default())
+        );
+        assert_eq!(info.height, image_height(5));
         assert_eq!(info.color_type, png::ColorType::Rgb);
 
-        let plot = Plot::new(
-            &r,
-            &HeatmapOptions::default(),
-            shown_layers(5, 1),
-            (info.width, info.height),
-            ImageFormat::Png,
-        );
+        let rows = shown_layers(5, 1);
+        let widths = column_widths(&r, &opts, &rows);
+        let plot = Plot::new(&r, &opts, rows, widths, ImageFormat::Png);
         // Sample near the top-left corner of a cell, away from its label.
         let pixel = |c: usize, row: usize| {
             let (x0, _) = plot.col_span(c);
@@ -873,7 +1058,7 @@ mod tests {
         let low = pixel(0, 2);
         let high = pixel(2, 2);
         assert_ne!(low, high);
-        let expected = viridis(plot.scale.fraction(0.05));
+        let expected = viridis(plot.scale.fraction(f64::from(0.05f32)));
         assert_eq!(low, [expected.0, expected.1, expected.2]);
     }
 
@@ -895,7 +1080,7 @@ mod tests {
         assert!(svg.contains("<svg"));
         assert!(svg.contains("test/model-1b"));
         assert!(svg.contains("The quick↵brown fox"));
-        let (w, h) = image_size(3, 5);
+        let (w, h) = image_size(&r, &HeatmapOptions::default());
         assert!(
             svg.contains(&format!("width=\"{w}\"")) && svg.contains(&format!("height=\"{h}\""))
         );
@@ -952,6 +1137,7 @@ mod tests {
         let tiny = HeatmapOptions {
             layer_step: 0,
             max_label_chars: 0,
+            color_range: Some((-1.0, 0.5)),
             ..HeatmapOptions::default()
         };
         for opts in [&opts, &tiny] {
@@ -973,6 +1159,7 @@ mod tests {
         assert_eq!(
             Scale::new(f64::NAN),
             Scale {
+                min: 0.0,
                 max: 1.0,
                 step: 0.2
             }
@@ -988,10 +1175,146 @@ mod tests {
         assert_eq!(s.label(0.4), "0.4");
         assert_eq!(Scale::new(14.0).label(2.5), "2.5");
         assert!(Scale::new(3.0).max >= 3.0);
+        assert_eq!(
+            Scale::new(10.37).ticks(),
+            [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+        );
+    }
+
+    #[test]
+    fn a_fixed_scale_labels_its_ends() {
+        let s = Scale::fixed(0.0, 10.0);
+        assert_eq!(s.ticks(), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let s = Scale::fixed(1.5, 7.9);
+        // The largest entropy over 49,152 tokens: 10 would crowd the end's label.
+        let top = (49152f32).ln();
+        assert_eq!(
+            Scale::fixed(0.0, top).ticks(),
+            [0.0, 2.0, 4.0, 6.0, 8.0, f64::from(top)]
+        );
+        // Step 2: the tick at 2 would crowd the end at 1.5.
+        assert_eq!(s.ticks(), [1.5, 4.0, 6.0, f64::from(7.9f32)]);
+        assert_eq!(s.label(1.5), "1.5");
+        assert_eq!(s.fraction(1.5), 0.0);
+        assert_eq!(s.fraction(100.0), 1.0);
+        assert_eq!(s.fraction(-3.0), 0.0);
+    }
+
+    #[test]
+    fn color_range_parses_and_refuses_empty_ranges() {
+        assert_eq!(parse_color_range("0..10").unwrap(), (0.0, 10.0));
+        assert_eq!(parse_color_range(" 0.5 .. 8.25").unwrap(), (0.5, 8.25));
+        for bad in ["10..0", "3..3", "0-10", "a..2", "0..inf", "..4"] {
+            assert!(parse_color_range(bad).is_err(), "{bad}");
+        }
+        let err = parse_color_range("10..0").unwrap_err().to_string();
+        assert!(err.contains("MIN < MAX"), "{err}");
+        let r = report(2, &["a"]);
+        let opts = HeatmapOptions {
+            color_range: Some((4.0, 4.0)),
+            ..Default::default()
+        };
+        assert!(render(&r, &opts, ImageFormat::Png).is_err());
+    }
+
+    /// The colour of the cell at (column `c`, display row `row`) of a rendered PNG.
+    fn cell_color(r: &Report, opts: &HeatmapOptions, c: usize, row: usize) -> [u8; 3] {
+        let (info, rgb) = decode(&render(r, opts, ImageFormat::Png).unwrap());
+        let rows = shown_layers(r.layers.len(), opts.layer_step);
+        let plot = Plot::new(
+            r,
+            opts,
+            rows.clone(),
+            column_widths(r, opts, &rows),
+            ImageFormat::Png,
+        );
+        let (x0, _) = plot.col_span(c);
+        let (y0, _) = plot.row_span(row);
+        let i = ((y0 + 3) as usize * info.width as usize + (x0 + 3) as usize) * 3;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    }
+
+    #[test]
+    fn a_fixed_color_range_makes_figures_comparable() {
+        // Two reports whose largest entropies differ: the same entropy (0.05 at
+        // position 0) gets different colours on their own scales, one colour on a
+        // shared one.
+        let small = report(3, &["a", "b"]);
+        let mut large = report(3, &["a", "b"]);
+        large.layers[0].positions[1].stat.entropy = 11.0;
+        let own = HeatmapOptions::default();
+        assert_ne!(
+            cell_color(&small, &own, 0, 0),
+            cell_color(&large, &own, 0, 0)
+        );
+        let shared = HeatmapOptions {
+            color_range: Some((0.0, 2.0)),
+            ..Default::default()
+        };
+        let a = cell_color(&small, &shared, 0, 0);
+        assert_eq!(a, cell_color(&large, &shared, 0, 0));
+        let want = viridis(0.05 / 2.0);
+        assert_eq!(a, [want.0, want.1, want.2]);
+        // 3.0 is past the range's end: the top colour.
+        let top = viridis(1.0);
+        assert_eq!(cell_color(&small, &shared, 1, 0), [top.0, top.1, top.2]);
+    }
+
+    #[test]
+    fn spaces_and_invisible_characters_are_marked() {
+        assert_eq!(visible(" the"), "·the");
+        assert_eq!(visible("the"), "the");
+        assert_eq!(visible("\n   "), "↵···");
+        assert_eq!(visible("  a b "), "··a b·");
+        assert_eq!(visible("   "), "···");
+        assert_eq!(visible("\u{A0}"), "⍽");
+        assert_eq!(visible("a\u{200B}"), "a\\u{200B}");
+        assert_eq!(visible("\u{FEFF}"), "\\u{FEFF}");
+        assert_eq!(visible(""), "\"\"");
+        // Every stand-in is in the bundled font, so none draws as a blank box.
+        assert_eq!(visible("a\r"), "a⇤");
+        assert_eq!(visible("a␍"), "a⇤");
+        for c in ['·', '⍽', '↵', '→', '⇤', '…', '␣', '⇥'] {
+            assert!(bearing::has_glyph(c), "DejaVu Sans lacks {c:?}");
+        }
+    }
+
+    #[test]
+    fn columns_follow_their_labels_within_limits() {
+        register_font();
+        let r = report(2, &["a", " international", "↵   ", &"w".repeat(60)]);
+        let opts = HeatmapOptions::default();
+        let widths = column_widths(&r, &opts, &[0, 1]);
+        // The cells (" tok0_0"…) set the narrow columns; a long word widens its own.
+        assert!(widths[1] > widths[0], "{widths:?}");
+        let whole = text_width(&visible(" international"), TICK_FONT);
+        assert!(f64::from(widths[1]) >= whole + 4.0, "{widths:?} vs {whole}");
+        assert_eq!(widths[3], MAX_CELL_W);
+        assert!(widths
+            .iter()
+            .all(|&w| (MIN_CELL_W..=MAX_CELL_W).contains(&w)));
+        // The axis label "↵   " is drawn whole, as ↵···, not cut to ↵.
+        assert_eq!(label("↵   ", opts.max_label_chars), "↵···");
+        let (w, h) = image_size(&r, &opts);
+        assert_eq!(w, MARGIN_LEFT + widths.iter().sum::<u32>() + MARGIN_RIGHT);
+        assert_eq!(h, image_height(2));
+        let (lo, hi) = width_bounds(4);
+        assert!(lo <= w && w <= hi);
+        // Words of ordinary length are not cut.
+        for word in [" international", " understanding", " nevertheless"] {
+            let (shown, _) = fit(
+                &label(word, opts.max_label_chars),
+                CELL_FONT,
+                CELL_FONT_MIN,
+                f64::from(MAX_CELL_W) - 8.0,
+            );
+            assert!(!shown.ends_with('…'), "{word} cut to {shown}");
+        }
     }
 
     #[test]
     fn labels_are_cut_by_chars() {
+        assert_eq!(label(" abcdefghij", 8), "·abcdef…");
         assert_eq!(truncate("abcdefghij", 8), "abcdefg…");
         assert_eq!(truncate("abcdefgh", 8), "abcdefgh");
         assert_eq!(truncate("ééééééééé", 4), "ééé…");
@@ -1017,10 +1340,12 @@ mod tests {
             " brown",
             " fox",
             " jumps",
-            "↵",
+            "↵   ",
             " over",
+            "\u{A0}",
             " the",
-            "…long token…",
+            " internationalization",
+            "\u{200B}",
             " dog",
         ];
         let mut r = report(25, &tokens);
@@ -1034,7 +1359,9 @@ mod tests {
             " jumped",
             "↵",
             " Lorem",
-            "…long token…",
+            " understanding",
+            "\u{A0}",
+            "the",
             "日本",
             ",",
         ];

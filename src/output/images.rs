@@ -41,6 +41,16 @@ impl Images {
     }
 }
 
+impl Images {
+    /// Gives the figures of an `--out-dir` the colour range `range` unless one was set:
+    /// one scale for the whole batch, so that its figures compare.
+    pub fn share_range(&mut self, range: (f32, f32)) {
+        if matches!(self.target, Target::Dir { .. }) && self.options.color_range.is_none() {
+            self.options.color_range = Some(range);
+        }
+    }
+}
+
 impl Sink for Images {
     fn report(&mut self, report: &Report) -> Result<()> {
         let path = match &self.target {

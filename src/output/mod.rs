@@ -15,8 +15,9 @@ use anyhow::Result;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::lens::{Lens, Stat, TokenStat, Value, STATS};
-use crate::tokens::Vocab;
+use crate::lens::{first_appearance, settling_layer, Lens, Stat, TokenStat, Value, STATS};
+use crate::provenance::Provenance;
+use crate::tokens::{TokenText, Vocab};
 
 /// One prompt's lens, with token text resolved: the shape of the JSON output.
 #[derive(Debug, Clone, Serialize)]
@@ -33,17 +34,45 @@ pub struct Report {
     /// the final norm, as `"final_norm"`.
     #[serde(rename = "final_norm", serialize_with = "through_final_norm")]
     pub lens: Arc<dyn Lens>,
+    /// The first layer whose argmax at the last position is the output's argmax there
+    /// (it may still change afterwards); null without layers.
+    pub first_layer: Option<usize>,
+    /// The first layer from which the output's argmax at the last position stays the
+    /// argmax through the output; null without layers.
+    pub settled_layer: Option<usize>,
     /// The input tokens.
     pub tokens: Vec<InputToken>,
     /// Layer 0 (embeddings) to layer L (the model's output).
     pub layers: Vec<Layer>,
+    /// Where the result came from (set by [`crate::Session`]; left out when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
-/// One input token.
+/// One input token: its id, exact text ([`TokenText`]) and readable text.
 #[derive(Debug, Clone, Serialize)]
 pub struct InputToken {
     pub id: u32,
+    /// The exact text (lossy only when `bytes` is present).
     pub text: String,
+    /// The exact bytes in hex, only when they are not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<String>,
+    /// The readable text ([`crate::tokens::printable`]).
+    pub display: String,
+}
+
+impl InputToken {
+    /// Token `id` of `vocab`.
+    pub fn new(id: u32, vocab: &Vocab) -> Self {
+        let TokenText { text, bytes } = vocab.exact(id);
+        Self {
+            id,
+            text,
+            bytes,
+            display: vocab.display(id),
+        }
+    }
 }
 
 /// One lens row.
@@ -54,27 +83,42 @@ pub struct Layer {
 }
 
 /// The lens's prediction at one position of one layer: its statistics and the argmax
-/// token's text. It serializes as one object holding every statistic of [`STATS`], in order.
+/// token's texts. It serializes as one object holding every statistic of [`STATS`], in
+/// order, leaving out absent ones (`bytes` of a token whose text is exact).
 #[derive(Debug, Clone)]
 pub struct Prediction {
-    /// The argmax token's text.
+    /// The argmax token's readable text.
     pub token: String,
+    /// The argmax token's exact text.
+    pub exact: TokenText,
     /// The row's statistics.
     pub stat: TokenStat,
 }
 
 impl Prediction {
+    /// The argmax of `stat`, with its texts from `vocab`.
+    pub fn new(stat: TokenStat, vocab: &Vocab) -> Self {
+        Self {
+            token: vocab.display(stat.id),
+            exact: vocab.exact(stat.id),
+            stat,
+        }
+    }
+
     /// The value of `stat` in this cell.
     pub fn value(&self, stat: Stat) -> Value<'_> {
-        stat.value(&self.stat, &self.token)
+        stat.value(&self.stat, &self.token, &self.exact)
     }
 }
 
 impl Serialize for Prediction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(STATS.len()))?;
+        let mut map = s.serialize_map(None)?;
         for stat in STATS {
-            map.serialize_entry(stat.name(), &self.value(stat))?;
+            let value = self.value(stat);
+            if value != Value::Absent {
+                map.serialize_entry(stat.name(), &value)?;
+            }
         }
         map.end()
     }
@@ -95,13 +139,7 @@ impl Report {
         rows: &[Vec<TokenStat>],
         vocab: &Vocab,
     ) -> Self {
-        let tokens = ids
-            .iter()
-            .map(|&id| InputToken {
-                id,
-                text: vocab.display(id),
-            })
-            .collect();
+        let tokens = ids.iter().map(|&id| InputToken::new(id, vocab)).collect();
         let layers = rows
             .iter()
             .enumerate()
@@ -109,10 +147,7 @@ impl Report {
                 layer,
                 positions: row
                     .iter()
-                    .map(|&stat| Prediction {
-                        token: vocab.display(stat.id),
-                        stat,
-                    })
+                    .map(|&stat| Prediction::new(stat, vocab))
                     .collect(),
             })
             .collect();
@@ -122,9 +157,26 @@ impl Report {
             prompt_index: 0,
             prompt_id: None,
             lens,
+            first_layer: ids
+                .len()
+                .checked_sub(1)
+                .and_then(|last| first_appearance(rows, last)),
+            settled_layer: ids
+                .len()
+                .checked_sub(1)
+                .and_then(|last| settling_layer(rows, last)),
             tokens,
             layers,
+            provenance: None,
         }
+    }
+}
+
+impl Report {
+    /// The report with its provenance.
+    pub fn with_provenance(mut self, provenance: Provenance) -> Self {
+        self.provenance = Some(provenance);
+        self
     }
 }
 
@@ -187,33 +239,43 @@ mod tests {
     use super::*;
     use crate::lens::LogitLens;
 
+    /// The JSON shape: issue 14's keys in their order, then issue 15's additions
+    /// (`first_layer`, `settled_layer`, each token's exact `text`, `bytes` only when not
+    /// UTF-8, `display`, and `provenance` when known).
     #[test]
-    fn json_shape_is_unchanged() {
+    fn json_shape() {
+        let cell = |id, text: &[u8], display: &str| Prediction {
+            token: display.into(),
+            exact: crate::tokens::exact_text(text),
+            stat: TokenStat {
+                id,
+                prob: 0.1,
+                entropy: 2.5,
+            },
+        };
         let report = Report {
             model: "m".into(),
             prompt: "p".into(),
             prompt_index: 1,
             prompt_id: None,
             lens: Arc::new(LogitLens { final_norm: false }),
+            first_layer: Some(0),
+            settled_layer: Some(0),
             tokens: vec![InputToken {
                 id: 5,
                 text: "p".into(),
+                bytes: None,
+                display: "p".into(),
             }],
             layers: vec![Layer {
                 layer: 0,
-                positions: vec![Prediction {
-                    token: " q".into(),
-                    stat: TokenStat {
-                        id: 9,
-                        prob: 0.1,
-                        entropy: 2.5,
-                    },
-                }],
+                positions: vec![cell(9, b" q", " q"), cell(7, b"\xE2", "\\xE2")],
             }],
+            provenance: None,
         };
         assert_eq!(
             serde_json::to_string(&report).unwrap(),
-            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"tokens":[{"id":5,"text":"p"}],"layers":[{"layer":0,"positions":[{"id":9,"token":" q","prob":0.1,"entropy":2.5}]}]}"#
+            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"first_layer":0,"settled_layer":0,"tokens":[{"id":5,"text":"p","display":"p"}],"layers":[{"layer":0,"positions":[{"id":9,"token":" q","text":" q","prob":0.1,"entropy":2.5},{"id":7,"token":"\\xE2","text":"�","bytes":"e2","prob":0.1,"entropy":2.5}]}]}"#
         );
     }
 }

@@ -78,7 +78,7 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
     let header: Vec<String> = report
         .tokens
         .iter()
-        .map(|t| cut(&t.text, MAX_WIDTH))
+        .map(|t| cut(&t.display, MAX_WIDTH))
         .collect();
     let rows: Vec<(String, Vec<String>)> = report
         .layers
@@ -96,7 +96,20 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
     for (label, cells) in &rows {
         write_line(out, label, first, cells, &widths)?;
     }
+    if let Some(line) = footer(report) {
+        writeln!(out, "{line}")?;
+    }
     Ok(())
+}
+
+/// The line under the table: the output's argmax at the last position, the first layer
+/// where it is the argmax there, and the layer from which it stays so.
+pub fn footer(report: &Report) -> Option<String> {
+    let output = report.layers.last()?.positions.last()?;
+    Some(format!(
+        "final {:?}: first argmax at layer {}, settled from layer {}",
+        output.token, report.first_layer?, report.settled_layer?
+    ))
 }
 
 fn column_widths<'a>(header: &[String], rows: impl Iterator<Item = &'a Vec<String>>) -> Vec<usize> {

@@ -1,7 +1,9 @@
 //! Shared helpers for the integration tests: fixtures and their golden values.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
@@ -71,3 +73,86 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub const HIDDEN_TOL: f32 = 1e-4;
 pub const ENTROPY_TOL: f64 = 1e-4;
 pub const MARGIN_CLEAR: f64 = 1e-3;
+
+/// The built binary, offline, with no Hugging Face cache, token or backtraces from the
+/// environment.
+pub fn logitlens(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logitlens"));
+    cmd.args(args)
+        .env_remove("HF_HOME")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_TOKEN")
+        .env_remove("RUST_BACKTRACE")
+        .env("HF_HUB_OFFLINE", "1");
+    cmd
+}
+
+/// Runs the binary to the end.
+pub fn run(args: &[&str]) -> Output {
+    logitlens(args).output().unwrap()
+}
+
+/// Runs the binary with `input` on stdin.
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = logitlens(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs the binary, reads the first `lines` lines of its stdout and closes it, as
+/// `| head -n LINES` does; returns those lines and how the run ended.
+pub fn run_closing_stdout_after(args: &[&str], lines: usize) -> (Vec<String>, Output) {
+    use std::io::BufRead;
+    let mut child = logitlens(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let read = (0..lines)
+        .map(|_| {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            line
+        })
+        .collect();
+    drop(reader);
+    (read, child.wait_with_output().unwrap())
+}
+
+/// A run's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The phi-tiny fixture's directory as a `--model` argument.
+pub fn phi() -> String {
+    fixture("phi-tiny").display().to_string()
+}
+
+/// Lays out a Hugging Face cache the way huggingface_hub does: blobs named by hash,
+/// snapshot entries as symlinks to them, and refs/main holding the commit.
+pub fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
+    let repo_dir = root
+        .join("hub")
+        .join(format!("models--{}", repo.replace('/', "--")));
+    let snapshot = repo_dir.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
+    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
+    std::fs::write(repo_dir.join("refs/main"), commit).unwrap();
+    for (i, name) in ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .enumerate()
+    {
+        let blob = repo_dir.join("blobs").join(format!("{i:064x}"));
+        std::fs::copy(fixture("phi-tiny").join(name), &blob).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/{i:064x}"), snapshot.join(name)).unwrap();
+    }
+    snapshot
+}
