@@ -43,11 +43,32 @@ fn unknown_model_type_lists_every_supported_name() {
     let dir = edited_copy("llama-tiny", |c| c["model_type"] = "bert".into());
     let msg = load_error(dir.path());
     assert!(msg.contains("\"bert\""), "{msg}");
-    for name in ["phi", "llama", "mistral", "qwen2", "gpt2"] {
+    for name in ["phi", "llama", "mistral", "qwen2", "gpt2", "qwen3", "olmo2"] {
         assert!(SUPPORTED.contains(&name), "{name} is not registered");
     }
     for name in SUPPORTED {
         assert!(msg.contains(name), "{msg}: does not name {name}");
+    }
+}
+
+/// Mixture-of-experts checkpoints are refused in one line that names them as such and lists
+/// what runs.
+#[test]
+fn mixture_of_experts_model_types_are_refused_by_name() {
+    for moe in ["mixtral", "qwen3_moe", "qwen2_moe", "olmoe", "deepseek_v3"] {
+        let dir = edited_copy("llama-tiny", |c| c["model_type"] = moe.into());
+        let msg = load_error(dir.path());
+        assert!(!msg.contains('\n'), "{moe}: not one line: {msg}");
+        for part in [
+            &format!("\"{moe}\""),
+            "mixture-of-experts",
+            "supported: phi",
+        ] {
+            assert!(msg.contains(part), "{moe}: {msg}: lacks {part}");
+        }
+        for name in SUPPORTED {
+            assert!(msg.contains(name), "{msg}: does not name {name}");
+        }
     }
 }
 
@@ -69,6 +90,20 @@ fn shape_mismatch_names_the_tensor_and_both_shapes() {
             "[48, 32]",
         ),
         (
+            "qwen3-tiny",
+            "head_dim",
+            "model.layers.0.self_attn.q_proj.weight",
+            "[64, 32]",
+            "[32, 32]",
+        ),
+        (
+            "olmo2-tiny",
+            "num_key_value_heads",
+            "model.layers.0.self_attn.k_proj.weight",
+            "[16, 32]",
+            "[32, 32]",
+        ),
+        (
             "gpt2-tiny",
             "n_inner",
             "transformer.h.0.mlp.c_fc.weight",
@@ -77,7 +112,12 @@ fn shape_mismatch_names_the_tensor_and_both_shapes() {
         ),
     ];
     for (name, key, tensor, stored, implied) in cases {
-        let dir = edited_copy(name, |c| c[key] = 48.into());
+        let value = match key {
+            "head_dim" => 8,
+            "num_key_value_heads" => 4,
+            _ => 48,
+        };
+        let dir = edited_copy(name, |c| c[key] = value.into());
         let msg = load_error(dir.path());
         assert!(!msg.contains('\n'), "{name}: not one line: {msg}");
         for part in [tensor, stored, implied, "config.json"] {

@@ -185,3 +185,11 @@ parity_tests!(llama, "llama-tiny");
 parity_tests!(qwen2, "qwen2-tiny");
 // Conv1D weights, learned positions, `transformer.` prefix, n_inner ≠ 4·n_embd.
 parity_tests!(gpt2, "gpt2-tiny");
+// Per-head q/k RMSNorm, head_dim 16 ≠ hidden/heads, GQA, tied head, and a 4-token sliding
+// window in layers 1 and 2 (use_sliding_window, max_window_layers 1), shorter than every prompt.
+parity_tests!(qwen3, "qwen3-tiny");
+// Post-norm blocks (norms on the attention and MLP outputs), q/k RMSNorm over the whole
+// projections, GQA, untied head.
+parity_tests!(olmo2, "olmo2-tiny");
+// A 4-token sliding window in every layer, shorter than every prompt; GQA, untied head.
+parity_tests!(mistral, "mistral-tiny");

@@ -3,7 +3,7 @@
 //!
 //! A pre-norm block, `h = x + attn(rms(x))`, then `h + mlp(rms(h))`, with a SwiGLU MLP,
 //! grouped k/v heads and rotate-half rotary embeddings, optionally Llama 3 or linear scaled.
-//! [`Common`] and [`Variant`] also serve Qwen2 (qwen2.rs).
+//! [`Common`] and [`Variant`] also serve Qwen2 and Qwen3 (qwen2.rs) and OLMo 2 (olmo2.rs).
 
 use anyhow::{bail, Result};
 use candle_nn::Activation;

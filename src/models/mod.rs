@@ -10,6 +10,7 @@ pub mod decoder;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
+pub mod olmo2;
 pub mod phi;
 pub mod qwen2;
 pub mod registry;
@@ -99,6 +100,13 @@ pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
             )
         })?
         .to_string();
+    if registry::is_mixture_of_experts(&model_type) {
+        bail!(
+            "model_type \"{model_type}\" in {} is a mixture-of-experts model, which logitlens does not support; supported: {}",
+            path.display(),
+            SUPPORTED.join(", ")
+        );
+    }
     if !SUPPORTED.contains(&model_type.as_str()) {
         bail!(
             "unsupported model_type \"{model_type}\" in {}; supported: {}",
@@ -157,6 +165,20 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> 
     serde_json::from_value(json).map_err(|e| {
         anyhow!("config.json does not describe this architecture: {e}; fix or replace config.json")
     })
+}
+
+/// `json` with each of `defaults`' keys that it lacks added: for a config class whose
+/// defaults differ from those of the shared serde struct it is parsed into.
+pub fn with_defaults(
+    mut json: serde_json::Value,
+    defaults: serde_json::Value,
+) -> serde_json::Value {
+    if let (Some(obj), Some(defaults)) = (json.as_object_mut(), defaults.as_object()) {
+        for (k, v) in defaults {
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    json
 }
 
 fn weights_error(weights: &[PathBuf], e: anyhow::Error) -> anyhow::Error {

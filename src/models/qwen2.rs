@@ -1,19 +1,29 @@
 //! Qwen2 and Qwen2.5, as transformers' `Qwen2ForCausalLM`: the Llama-like decoder with
 //! biases on q/k/v only, never on o_proj or the MLP, and Qwen2's own way of switching on
 //! the sliding window per layer.
+//!
+//! Qwen3 (`Qwen3ForCausalLM`) is the same decoder and the same sliding-window rules with an
+//! RMSNorm over each head's q and k (before rotary), biases on q/k/v/o only with
+//! `attention_bias` (default off), and its config class's own `head_dim` default (128).
 
 use anyhow::Result;
 use serde::Deserialize;
+use serde_json::json;
 
+use super::components::QkNorm;
 use super::decoder::DecoderSpec;
 use super::llama::{Common, Variant};
-use super::parse_config;
+use super::{parse_config, with_defaults};
 
-/// The config.json fields Qwen2 adds to [`Common`].
+/// The config.json fields Qwen2 and Qwen3 add to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
+    pub model_type: String,
     #[serde(flatten)]
     pub common: Common,
+    /// Qwen3 only (Qwen2 always has q/k/v biases).
+    #[serde(default)]
+    pub attention_bias: bool,
     #[serde(default)]
     pub use_sliding_window: bool,
     #[serde(default = "default_window")]
@@ -47,18 +57,29 @@ impl Config {
     }
 }
 
-/// Translates Qwen2's config.json into the decoder's spec.
+/// Translates a Qwen2 or Qwen3 config.json into the decoder's spec.
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+    // Qwen3Config's defaults where `Common`'s differ: head_dim 128, not hidden / heads, and
+    // 32 key/value heads.
+    let qwen3 = json.get("model_type").and_then(|t| t.as_str()) == Some("qwen3");
+    let json = match qwen3 {
+        true => with_defaults(json, json!({"head_dim": 128, "num_key_value_heads": 32})),
+        false => json,
+    };
     let c: Config = parse_config(json)?;
     let variant = Variant {
-        model_type: "qwen2",
-        qkv_bias: true,
-        o_bias: false,
+        model_type: if qwen3 { "qwen3" } else { "qwen2" },
+        qkv_bias: !qwen3 || c.attention_bias,
+        o_bias: qwen3 && c.attention_bias,
         mlp_bias: false,
         default_max_positions: 32768,
         windows: c.windows(),
     };
-    c.common.into_spec(variant)
+    let mut spec = c.common.into_spec(variant)?;
+    if qwen3 {
+        spec.attention.qk_norm = QkNorm::PerHead(spec.norm);
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -66,7 +87,7 @@ mod tests {
     use super::*;
 
     fn windows(extra: serde_json::Value) -> Vec<Option<usize>> {
-        let mut json = serde_json::json!({"vocab_size": 8, "hidden_size": 8,
+        let mut json = serde_json::json!({"model_type": "qwen2", "vocab_size": 8, "hidden_size": 8,
             "intermediate_size": 8, "num_hidden_layers": 3, "num_attention_heads": 2,
             "sliding_window": 5, "max_window_layers": 1});
         json.as_object_mut()
@@ -83,5 +104,42 @@ mod tests {
         let typed = serde_json::json!({"use_sliding_window": true, "layer_types":
             ["sliding_attention", "full_attention", "full_attention"]});
         assert_eq!(windows(typed), [Some(5), None, None]);
+    }
+
+    fn qwen3(extra: serde_json::Value) -> DecoderSpec {
+        let mut json = json!({"model_type": "qwen3", "vocab_size": 8, "hidden_size": 8,
+            "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "num_key_value_heads": 1});
+        json.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        spec(json).unwrap()
+    }
+
+    /// Qwen3: per-head q/k RMSNorm with the model's eps, head_dim 128 unless given, no
+    /// biases unless `attention_bias`, and then on o_proj too.
+    #[test]
+    fn qwen3_is_qwen2_with_per_head_qk_norm_and_its_own_defaults() {
+        let s = qwen3(json!({"rms_norm_eps": 1e-5}));
+        assert_eq!(s.model_type, "qwen3");
+        assert_eq!(s.attention.qk_norm, QkNorm::PerHead(s.norm));
+        assert_eq!(s.norm.eps, 1e-5);
+        assert_eq!(s.attention.head_dim, 128);
+        assert!(!s.attention.qkv_bias && !s.attention.o_bias && !s.mlp.bias);
+        assert_eq!(s.scales[0], 1.0 / 128f64.sqrt());
+        let s = qwen3(json!({"head_dim": 6, "attention_bias": true}));
+        assert_eq!(s.attention.head_dim, 6);
+        assert!(s.attention.qkv_bias && s.attention.o_bias && !s.mlp.bias);
+        let q2 = spec(
+            json!({"model_type": "qwen2", "vocab_size": 8, "hidden_size": 8,
+            "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2}),
+        )
+        .unwrap();
+        assert_eq!(q2.attention.qk_norm, QkNorm::None);
+        assert_eq!(q2.attention.head_dim, 4);
+        assert!(q2.attention.qkv_bias && !q2.attention.o_bias);
+        let windowed = qwen3(json!({"use_sliding_window": true, "sliding_window": 3,
+            "max_window_layers": 1}));
+        assert_eq!(windowed.windows, [None, Some(3)]);
     }
 }

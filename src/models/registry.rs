@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use super::components::Vars;
 use super::decoder::{DecoderSpec, Names};
 use super::gguf::{self, GgufSupport};
-use super::{gpt2, llama, phi, qwen2};
+use super::{gpt2, llama, olmo2, phi, qwen2};
 use crate::loading::gguf::GgufFile;
 
 /// One architecture.
@@ -52,7 +52,48 @@ pub const ARCHITECTURES: &[Architecture] = &[
         names: gpt2::names,
         gguf: None,
     },
+    Architecture {
+        model_types: &["qwen3"],
+        spec: qwen2::spec,
+        names: llama::names,
+        gguf: None,
+    },
+    Architecture {
+        model_types: &["olmo2"],
+        spec: olmo2::spec,
+        names: olmo2::names,
+        gguf: None,
+    },
 ];
+
+/// Mixture-of-experts `model_type`s, refused by name: the lens runs dense blocks only.
+/// Any other unsupported `model_type` with "moe" in it is taken as one too.
+const MIXTURE_OF_EXPERTS: &[&str] = &[
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "olmoe",
+    "flex_olmo",
+    "deepseek_v2",
+    "deepseek_v3",
+    "dbrx",
+    "jamba",
+    "jetmoe",
+    "granitemoe",
+    "granitemoeshared",
+    "phimoe",
+    "gpt_oss",
+    "minimax",
+    "dots1",
+    "llama4",
+    "llama4_text",
+    "qwen3_next",
+];
+
+/// Whether `model_type` names a mixture-of-experts architecture.
+pub fn is_mixture_of_experts(model_type: &str) -> bool {
+    MIXTURE_OF_EXPERTS.contains(&model_type) || model_type.to_ascii_lowercase().contains("moe")
+}
 
 const fn count_model_types() -> usize {
     let (mut n, mut i) = (0, 0);
@@ -100,6 +141,17 @@ pub fn gguf_architectures() -> Vec<&'static str> {
 /// The row running `file`'s architecture; else a one-line refusal that lists what runs.
 pub fn for_gguf(file: &GgufFile) -> Result<(&'static Architecture, &'static GgufSupport)> {
     let arch = file.architecture()?;
+    // llama.cpp stores Mixtral as "llama" with experts; its MoE architectures all count them.
+    let experts = file
+        .opt_usize(&format!("{arch}.expert_count"))?
+        .unwrap_or(0);
+    if experts > 0 || is_mixture_of_experts(&arch) {
+        bail!(
+            "{} is a GGUF model of architecture \"{arch}\" with {experts} experts, a mixture-of-experts model, which logitlens does not support; supported GGUF architectures: {}",
+            file.path().display(),
+            gguf_architectures().join(", ")
+        );
+    }
     let found = ARCHITECTURES.iter().find_map(|a| {
         let g = a.gguf.as_ref()?;
         (g.architecture == arch).then_some((a, g))
@@ -120,10 +172,73 @@ mod tests {
 
     #[test]
     fn supported_lists_every_row_in_order() {
-        assert_eq!(SUPPORTED, ["phi", "llama", "mistral", "qwen2", "gpt2"]);
+        assert_eq!(
+            SUPPORTED,
+            ["phi", "llama", "mistral", "qwen2", "gpt2", "qwen3", "olmo2"]
+        );
         assert_eq!(gguf_architectures(), ["llama"]);
         assert!(for_model_type("mistral").is_some_and(|a| a.model_types[0] == "llama"));
         assert!(for_model_type("bert").is_none());
+    }
+
+    #[test]
+    fn mixture_of_experts_types_are_recognised() {
+        for t in [
+            "mixtral",
+            "qwen3_moe",
+            "qwen2_moe",
+            "olmoe",
+            "deepseek_v3",
+            "ernie4_5_moe",
+        ] {
+            assert!(is_mixture_of_experts(t), "{t}");
+        }
+        for t in SUPPORTED.iter().chain(&["bert", "t5"]) {
+            assert!(!is_mixture_of_experts(t), "{t}");
+        }
+    }
+
+    /// A GGUF header with `general.architecture` and `{arch}.expert_count`, no tensors.
+    fn gguf_header(arch: &str, experts: u32) -> tempfile::NamedTempFile {
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.extend((s.len() as u64).to_le_bytes());
+            out.extend(s.as_bytes());
+        };
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend(2u64.to_le_bytes());
+        string(&mut b, "general.architecture");
+        b.extend(8u32.to_le_bytes());
+        string(&mut b, arch);
+        string(&mut b, &format!("{arch}.expert_count"));
+        b.extend(4u32.to_le_bytes());
+        b.extend(experts.to_le_bytes());
+        let file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
+        std::fs::write(file.path(), b).unwrap();
+        file
+    }
+
+    /// Mixtral in GGUF is "llama" with experts: refused as a mixture of experts, in one line,
+    /// as is an architecture llama.cpp names as one.
+    #[test]
+    fn mixture_of_experts_gguf_is_refused_by_name() {
+        for (arch, experts) in [("llama", 8), ("qwen3moe", 128)] {
+            let tmp = gguf_header(arch, experts);
+            let file = GgufFile::open(tmp.path()).unwrap();
+            let msg = format!("{:#}", for_gguf(&file).err().unwrap());
+            assert!(!msg.contains('\n'), "{msg}");
+            let parts = [
+                &format!("\"{arch}\""),
+                "mixture-of-experts",
+                "supported GGUF",
+            ];
+            for part in parts {
+                assert!(msg.contains(part), "{msg}: lacks {part}");
+            }
+        }
+        let dense = GgufFile::open(gguf_header("llama", 0).path()).unwrap();
+        assert!(for_gguf(&dense).is_ok());
     }
 
     /// README.md's "Supported models" table has a row for every model_type and every GGUF

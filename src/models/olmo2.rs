@@ -1,0 +1,86 @@
+//! OLMo 2, as transformers' `Olmo2ForCausalLM`: the Llama-like decoder (SwiGLU, rotary,
+//! grouped k/v heads) with post-norm blocks, `h = x + rms(attn(x))` then
+//! `h + rms(mlp(h))` with no norm before either branch, and RMSNorms over the whole q and k
+//! projections (`num_heads · head_dim` and `kv_heads · head_dim` channels) before the split
+//! into heads and rotary. Biases on q/k/v/o only with `attention_bias`.
+
+use anyhow::Result;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::components::{Layout, QkNorm, Vars};
+use super::decoder::{DecoderSpec, Names};
+use super::llama::{self, Common, Variant};
+use super::{parse_config, with_defaults};
+
+/// The config.json fields OLMo 2 adds to [`Common`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(default)]
+    pub attention_bias: bool,
+}
+
+/// Translates OLMo 2's config.json into the decoder's spec.
+pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+    // Olmo2Config's RMSNorm eps default (Common's is 1e-6).
+    let c: Config = parse_config(with_defaults(json, json!({"rms_norm_eps": 1e-5})))?;
+    let layers = c.common.sizes.num_hidden_layers;
+    let variant = Variant {
+        model_type: "olmo2",
+        qkv_bias: c.attention_bias,
+        o_bias: c.attention_bias,
+        mlp_bias: false,
+        default_max_positions: 2048,
+        windows: vec![None; layers],
+    };
+    let mut spec = c.common.into_spec(variant)?;
+    spec.layout = Layout::PostNorm;
+    spec.attention.qk_norm = QkNorm::Whole(spec.norm);
+    Ok(spec)
+}
+
+/// Llama's tensor names, with the block's two norms on the branch outputs.
+pub fn names(vb: &Vars) -> Names {
+    let mut names = llama::names(vb);
+    names.block.attn_norm = "";
+    names.block.mlp_norm = "";
+    names.block.attn_post_norm = "post_attention_layernorm";
+    names.block.mlp_post_norm = "post_feedforward_layernorm";
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::components::{NormKind, NormSpec};
+
+    #[test]
+    fn post_norm_blocks_whole_projection_qk_norm_and_olmo2_defaults() {
+        let s = spec(
+            json!({"model_type": "olmo2", "vocab_size": 8, "hidden_size": 8,
+            "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2}),
+        )
+        .unwrap();
+        let norm = NormSpec {
+            kind: NormKind::Rms,
+            eps: 1e-5,
+        };
+        assert_eq!(s.norm, norm);
+        assert_eq!(s.layout, Layout::PostNorm);
+        assert_eq!(s.attention.qk_norm, QkNorm::Whole(norm));
+        assert_eq!((s.attention.kv_heads, s.attention.head_dim), (2, 4));
+        assert!(!s.attention.qkv_bias && !s.attention.o_bias && !s.mlp.bias);
+        assert_eq!(s.max_positions, 2048);
+        assert_eq!(s.windows, [None, None]);
+        let s = spec(
+            json!({"vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
+            "num_hidden_layers": 2, "num_attention_heads": 2, "rms_norm_eps": 1e-6,
+            "attention_bias": true}),
+        )
+        .unwrap();
+        assert_eq!(s.norm.eps, 1e-6);
+        assert!(s.attention.qkv_bias && s.attention.o_bias);
+    }
+}
