@@ -18,7 +18,6 @@ use super::{parse_config, with_defaults};
 /// The config.json fields Qwen2 and Qwen3 add to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
-    pub model_type: String,
     #[serde(flatten)]
     pub common: Common,
     /// Qwen3 only (Qwen2 always has q/k/v biases).
