@@ -24,8 +24,8 @@ pub struct Provenance {
     pub dtype: String,
     /// Whether `--bos` prepended the BOS token.
     pub bos: bool,
-    /// The lens: "final_norm" (rows 0..L-1 through the final norm) or "raw"
-    /// (`--no-final-norm`).
+    /// The lens's name ([`crate::lens::Lens::name`]): "logit lens" (rows 0..L-1 through the
+    /// final norm) or "logit lens without final norm" (`--no-final-norm`).
     pub lens: String,
     /// Where the tokenizer came from: "model" (the model's tokenizer.json), "gguf" (rebuilt
     /// from the GGUF metadata), or the `--tokenizer` file.
