@@ -5,6 +5,7 @@ Run through scripts/fixtures.sh (which creates the pinned venv), or directly wit
 has torch, transformers, tokenizers, safetensors, numpy and openai-whisper (--no-deps):
 
     python scripts/make_fixtures.py [OUT_DIR]        # default: tests/fixtures next to scripts/
+    python scripts/make_fixtures.py OUT_DIR NAME...  # only the named fixtures
 
 Everything is deterministic: fixed seeds, CPU, float32, eager attention. Each fixture directory
 gets config.json, tokenizer.json, model.safetensors and golden.json (schema in
@@ -26,6 +27,12 @@ import make_phi_tokenizer  # noqa: E402
 import transformers  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    GemmaConfig,
+    GemmaForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -128,7 +135,34 @@ def fixture_specs():
             n_positions=MAX_POS, activation_function="gelu_new", layer_norm_epsilon=1e-5,
             tie_word_embeddings=True, bos_token_id=EOT_ID, eos_token_id=EOT_ID,
         ), 1049, False),
+        # Gemma: explicit head_dim (16, not hidden/heads = 8), GQA, tied head.
+        "gemma-tiny": (GemmaForCausalLM, GemmaConfig(
+            **COMMON, num_key_value_heads=2, head_dim=16, hidden_act="gelu_pytorch_tanh",
+            rms_norm_eps=1e-6, tie_word_embeddings=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        ), GEMMA_SEEDS["gemma-tiny"], False),
+        # Gemma 2: sliding window 4 (< every prompt) on the default alternate layers, small caps
+        # so that both soft-caps bite, query_pre_attn_scalar != head_dim.
+        "gemma2-tiny": (Gemma2ForCausalLM, Gemma2Config(
+            **COMMON, num_key_value_heads=2, head_dim=16, hidden_activation="gelu_pytorch_tanh",
+            rms_norm_eps=1e-6, tie_word_embeddings=True, query_pre_attn_scalar=24,
+            sliding_window=4, attn_logit_softcapping=3.0, final_logit_softcapping=15.0,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        ), GEMMA_SEEDS["gemma2-tiny"], False),
+        # Gemma 3: q/k norms, sliding layers 0 and 2 (pattern 2) with their own RoPE base,
+        # linear-scaled global RoPE as in gemma-3-4b.
+        "gemma3-tiny": (Gemma3ForCausalLM, Gemma3TextConfig(
+            **COMMON, num_key_value_heads=2, head_dim=16, hidden_activation="gelu_pytorch_tanh",
+            rms_norm_eps=1e-6, tie_word_embeddings=True, query_pre_attn_scalar=24,
+            sliding_window=4, sliding_window_pattern=2,
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+                "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}},
+        ), GEMMA_SEEDS["gemma3-tiny"], False),
     }
+
+
+GEMMA_SEEDS = {"gemma-tiny": 1006, "gemma2-tiny": 1005, "gemma3-tiny": 1003}
 
 
 # Fixtures stored in half precision, as Hub checkpoints are: name -> (base fixture, dtype).
@@ -198,7 +232,18 @@ def final_norm_module(model):
         return model.model.norm
     if mt == "gpt2":
         return model.transformer.ln_f
+    if mt in ("gemma", "gemma2", "gemma3_text"):
+        return model.model.norm
     raise ValueError(mt)
+
+
+def lens_head(model):
+    """The head as the lens applies it to every row: lm_head, then Gemma 2's final-logit
+    soft-cap (tanh(x / cap) * cap, as Gemma2ForCausalLM) when the config has one."""
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap is None:
+        return model.lm_head
+    return lambda h: torch.tanh(model.lm_head(h) / cap) * cap
 
 
 # ---------------------------------------------------------------- golden numbers
@@ -251,7 +296,7 @@ def run_case(model, ids):
     assert len(hs) == L + 1, len(hs)
     logits = out.logits[0]
     norm = final_norm_module(model)
-    head = model.lm_head
+    head = lens_head(model)
     # HF's last hidden state is already final-normed: lm_head(hs[L]) is the model's logits.
     assert torch.allclose(head(hs[L]), logits, rtol=0, atol=1e-5)
     # and it is not the raw block output (normalising it again would change it)
@@ -396,6 +441,10 @@ def main(argv):
     for half_name, (base, _, seed) in HALF_FIXTURES.items():
         cls, config, _, legacy = specs[base]
         specs[half_name] = (cls, config, seed, legacy)
+    if len(argv) > 2:  # make_fixtures.py OUT NAME...: only the named fixtures
+        unknown = set(argv[2:]) - set(specs)
+        assert not unknown, f"unknown fixtures {sorted(unknown)}; known: {sorted(specs)}"
+        specs = {k: v for k, v in specs.items() if k in argv[2:]}
     for name, (cls, config, seed, legacy) in specs.items():
         store_dtype = HALF_FIXTURES.get(name, (None, torch.float32, None))[1]
         d = os.path.join(out_root, name)

@@ -185,3 +185,10 @@ parity_tests!(llama, "llama-tiny");
 parity_tests!(qwen2, "qwen2-tiny");
 // Conv1D weights, learned positions, `transformer.` prefix, n_inner ≠ 4·n_embd.
 parity_tests!(gpt2, "gpt2-tiny");
+// sqrt(hidden) embedding scale, RMSNorm(1 + w), GeGLU (tanh), head_dim ≠ hidden/heads, GQA.
+parity_tests!(gemma, "gemma-tiny");
+// Sandwich norms, sliding window 4 on alternate layers, attention and final-logit soft-caps
+// (the output row is the capped logits), query_pre_attn_scalar.
+parity_tests!(gemma2, "gemma2-tiny");
+// Per-head q/k norms, local/global RoPE bases (linear-scaled global), sliding pattern 2.
+parity_tests!(gemma3, "gemma3-tiny");

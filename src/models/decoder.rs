@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
 use serde::Deserialize;
 
-use super::components::attention::AttentionNames;
+use super::components::attention::{softcap, AttentionNames};
 use super::components::block::BlockNames;
 use super::components::mask::layer_masks;
 use super::components::{
@@ -64,6 +64,12 @@ pub struct DecoderSpec {
     pub learned_positions: Option<usize>,
     /// Where the head comes from.
     pub head: Head,
+    /// A factor the token embeddings are multiplied by, rounded to the compute dtype first
+    /// as transformers does (Gemma's `sqrt(hidden_size)`).
+    pub embed_scale: Option<f64>,
+    /// `cap · tanh(logits / cap)` after the head (Gemma 2): part of the head, so every lens
+    /// row gets it and the last row is the model's output.
+    pub final_softcap: Option<f64>,
     /// How linear weights are stored.
     pub weight_layout: WeightLayout,
 }
@@ -216,7 +222,11 @@ impl Decoder {
     fn embed(&self, ids: &[u32]) -> Result<Tensor> {
         let device = self.embed.device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
-        let xs = self.embed.forward(&input)?;
+        let mut xs = self.embed.forward(&input)?;
+        if let Some(scale) = self.spec.embed_scale {
+            let scale = Tensor::new(scale, device)?.to_dtype(xs.dtype())?;
+            xs = xs.broadcast_mul(&scale)?;
+        }
         match &self.positions {
             None => Ok(xs),
             Some(wpe) => {
@@ -258,6 +268,10 @@ impl LensModel for Decoder {
     }
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.head.forward(hidden)?)
+        let logits = self.head.forward(hidden)?;
+        match self.spec.final_softcap {
+            Some(cap) => softcap(&logits, cap),
+            None => Ok(logits),
+        }
     }
 }

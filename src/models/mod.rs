@@ -7,6 +7,7 @@
 
 pub mod components;
 pub mod decoder;
+pub mod gemma;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
