@@ -29,7 +29,9 @@ from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     Gemma2Config,
     Gemma2ForCausalLM,
+    Gemma3Config,
     Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
     Gemma3TextConfig,
     GemmaConfig,
     GemmaForCausalLM,
@@ -41,6 +43,7 @@ from transformers import (  # noqa: E402
     PhiForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
+    SiglipVisionConfig,
     Qwen2ForCausalLM,
 )
 
@@ -162,7 +165,56 @@ def fixture_specs():
     }
 
 
-GEMMA_SEEDS = {"gemma-tiny": 1006, "gemma2-tiny": 1005, "gemma3-tiny": 1003}
+MULTIMODAL = "gemma3-mm-tiny"
+
+
+def make_gemma3_multimodal(out_root):
+    """gemma3-mm-tiny: gemma3-tiny's text model inside a Gemma3ForConditionalGeneration with a
+    tiny seeded vision tower, saved as transformers writes it (language_model.model.*,
+    vision_tower.*, multi_modal_projector.*). No golden.json: HF's text-only forward of it must
+    reproduce gemma3-tiny's golden exactly, which this checks, so the tests compare against
+    gemma3-tiny."""
+    base = os.path.join(out_root, "gemma3-tiny")
+    text = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32,
+                                                attn_implementation="eager").eval()
+    with open(os.path.join(base, "config.json")) as f:
+        text_config = json.load(f)
+    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, image_size=28, patch_size=14)
+    config = Gemma3Config(text_config=text_config, vision_config=vision.to_dict(),
+                          mm_tokens_per_image=4, image_token_index=1270, boi_token_index=1271,
+                          eoi_token_index=1272)
+    torch.manual_seed(GEMMA_SEEDS[MULTIMODAL])
+    model = Gemma3ForConditionalGeneration(config).to(torch.float32).eval()
+    text_weights = {k[len("model."):]: v for k, v in text.state_dict().items()
+                    if k.startswith("model.")}
+    model.model.language_model.load_state_dict(text_weights, strict=True)
+    d = os.path.join(out_root, MULTIMODAL)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    model.save_pretrained(d)
+    os.remove(os.path.join(d, "generation_config.json"))
+    os.chmod(os.path.join(d, "model.safetensors"), 0o644)
+    shutil.copy(os.path.join(base, "tokenizer.json"), os.path.join(d, "tokenizer.json"))
+    re = Gemma3ForConditionalGeneration.from_pretrained(d, dtype=torch.float32,
+                                                        attn_implementation="eager").eval()
+    with open(os.path.join(base, "golden.json")) as f:
+        golden = json.load(f)
+    for case in golden["cases"]:
+        with torch.no_grad():
+            out = re(input_ids=torch.tensor([case["ids"]]), output_hidden_states=True)
+        for l, h in enumerate(out.hidden_states):
+            ref = np.array(case["hidden_states"][l], np.float32)
+            assert np.array_equal(h[0].numpy(), ref), f"{MULTIMODAL}/{case['name']}: hs[{l}]"
+        ref = np.array(case["final_logits_last"], np.float32)
+        assert np.array_equal(out.logits[0, -1].numpy(), ref), f"{MULTIMODAL}/{case['name']}"
+    from safetensors import safe_open
+    with safe_open(os.path.join(d, "model.safetensors"), "pt") as f:
+        prefixes = sorted({k.split(".")[0] for k in f.keys()})
+    print(f"{MULTIMODAL}: tensor prefixes {prefixes}; HF text-only forward == gemma3-tiny golden")
+
+
+GEMMA_SEEDS = {"gemma-tiny": 1006, "gemma2-tiny": 1005, "gemma3-tiny": 1003, MULTIMODAL: 1009}
 
 
 # Fixtures stored in half precision, as Hub checkpoints are: name -> (base fixture, dtype).
@@ -442,7 +494,7 @@ def main(argv):
         cls, config, _, legacy = specs[base]
         specs[half_name] = (cls, config, seed, legacy)
     if len(argv) > 2:  # make_fixtures.py OUT NAME...: only the named fixtures
-        unknown = set(argv[2:]) - set(specs)
+        unknown = set(argv[2:]) - set(specs) - {MULTIMODAL}
         assert not unknown, f"unknown fixtures {sorted(unknown)}; known: {sorted(specs)}"
         specs = {k: v for k, v in specs.items() if k in argv[2:]}
     for name, (cls, config, seed, legacy) in specs.items():
@@ -528,6 +580,8 @@ def main(argv):
               f"files {sizes}")
         print(f"  mean entropy per layer [final_norm, raw] per case: {ents}")
         print(f"  min top1-top2 margin over all lens rows: {min_margin:.4g}")
+    if len(argv) <= 2 or MULTIMODAL in argv[2:]:
+        make_gemma3_multimodal(out_root)
     print(json.dumps(summary))
     return 0
 

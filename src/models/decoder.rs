@@ -164,7 +164,15 @@ impl Decoder {
     pub fn new(spec: DecoderSpec, names: Names, vb: &Vars) -> Result<Self> {
         let (d, vocab) = (spec.hidden_size, spec.vocab_size);
         let root = vb.pp(names.root);
-        let embed = Embedding::new(vocab, d, &root.pp(names.embed))?;
+        let embed_vb = root.pp(names.embed);
+        if !names.root.is_empty() && !embed_vb.contains("weight") {
+            bail!(
+                "tensor {} is missing from the weights: they hold no language model under \"{}.\"",
+                embed_vb.path("weight"),
+                names.root
+            );
+        }
+        let embed = Embedding::new(vocab, d, &embed_vb)?;
         let positions = match spec.learned_positions {
             Some(rows) => Some(Embedding::new(rows, d, &root.pp(names.positions))?),
             None => None,

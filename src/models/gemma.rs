@@ -316,10 +316,16 @@ const LANGUAGE_MODEL_ROOTS: [(&str, &str); 2] = [
 
 /// Gemma's tensor names: Llama's, with the MLP norm called `post_attention_layernorm`.
 pub fn names(vb: &Vars) -> Names {
+    // A multimodal checkpoint without either (its projector gives it away) is read at the
+    // Hub's spelling, so that the error names the language model it lacks.
+    let multimodal = vb.contains("multi_modal_projector.mm_input_projection_weight");
     let (root, head) = LANGUAGE_MODEL_ROOTS
         .into_iter()
         .find(|(root, _)| vb.pp(root).contains("embed_tokens.weight"))
-        .unwrap_or(("model", "lm_head"));
+        .unwrap_or(match multimodal {
+            true => LANGUAGE_MODEL_ROOTS[0],
+            false => ("model", "lm_head"),
+        });
     Names {
         root,
         embed: "embed_tokens",
