@@ -143,6 +143,15 @@ impl Sizes {
         };
         Ok((kv_heads, head_dim))
     }
+
+    /// [`Sizes::heads`] for a model that rotates whole heads, whose size must be even.
+    pub fn rotary_heads(&self) -> Result<(usize, usize)> {
+        let (kv_heads, head_dim) = self.heads()?;
+        if head_dim % 2 != 0 {
+            bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
+        }
+        Ok((kv_heads, head_dim))
+    }
 }
 
 /// A causal LM run from a [`DecoderSpec`]. Blocks are built from `layers` when the forward

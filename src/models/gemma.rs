@@ -200,18 +200,8 @@ pub fn spec(json: Value) -> Result<DecoderSpec> {
         other => bail!("config.json: model_type \"{other}\" is not a Gemma"),
     };
     let c: Config = parse_config(with_defaults(text, defaults(g))?)?;
-    let (kv_heads, head_dim) = c.sizes.heads()?;
-    let Sizes {
-        vocab_size,
-        hidden_size,
-        intermediate_size,
-        num_hidden_layers: layers,
-        num_attention_heads: heads,
-        ..
-    } = c.sizes;
-    if head_dim % 2 != 0 {
-        bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
-    }
+    let (kv_heads, head_dim) = c.sizes.rotary_heads()?;
+    let (hidden_size, layers) = (c.sizes.hidden_size, c.sizes.num_hidden_layers);
     let norm = NormSpec {
         kind: NormKind::RmsPlusOne,
         eps: c.rms_norm_eps,
@@ -246,7 +236,7 @@ pub fn spec(json: Value) -> Result<DecoderSpec> {
     };
     Ok(DecoderSpec {
         model_type,
-        vocab_size,
+        vocab_size: c.sizes.vocab_size,
         hidden_size,
         num_layers: layers,
         max_positions,
@@ -258,7 +248,7 @@ pub fn spec(json: Value) -> Result<DecoderSpec> {
         },
         attention: AttentionSpec {
             hidden: hidden_size,
-            heads,
+            heads: c.sizes.num_attention_heads,
             kv_heads,
             head_dim,
             fused_qkv: false,
@@ -281,7 +271,7 @@ pub fn spec(json: Value) -> Result<DecoderSpec> {
             kind: MlpKind::Gated,
             act: c.activation(g),
             hidden: hidden_size,
-            intermediate: intermediate_size,
+            intermediate: c.sizes.intermediate_size,
             bias: false,
         },
         learned_positions: None,
