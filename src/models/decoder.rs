@@ -292,3 +292,58 @@ impl LensModel for Decoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::components::testing::vars_in;
+    use candle_core::{DType, Device};
+
+    /// A Gemma 2 with no blocks, hidden 3, vocab 2, embedding rows 1 and −1, final-logit cap 1.
+    fn blockless(dtype: DType) -> Decoder {
+        let json = serde_json::json!({"model_type": "gemma2", "vocab_size": 2, "hidden_size": 3,
+            "intermediate_size": 1, "num_hidden_layers": 0, "num_attention_heads": 1, "num_key_value_heads": 1,
+            "head_dim": 2, "final_logit_softcapping": 1.0});
+        let spec = crate::models::gemma::spec(json).unwrap();
+        let vb = vars_in(
+            dtype,
+            &[
+                (
+                    "model.embed_tokens.weight",
+                    vec![1.0, 1.0, 1.0, -1.0, -1.0, -1.0],
+                    vec![2, 3],
+                ),
+                ("model.norm.weight", vec![0.0; 3], vec![3]),
+            ],
+        );
+        Decoder::new(spec, crate::models::gemma::names(&vb), &vb).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        let t = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+        t.to_vec1().unwrap()
+    }
+
+    /// The embedding scale √3 is rounded to the compute dtype before it multiplies, as
+    /// transformers' `torch.tensor(hidden_size**0.5, dtype=hidden.dtype)`: bf16's 1.734375.
+    #[test]
+    fn embedding_scale_is_rounded_to_the_compute_dtype() {
+        for (dtype, want) in [(DType::F32, 3f32.sqrt()), (DType::BF16, 1.734_375)] {
+            let hs = blockless(dtype).hidden_states(&[0]).unwrap();
+            assert_eq!(values(&hs[0]), [want; 3], "{dtype:?}");
+        }
+    }
+
+    /// The final-logit cap is part of the head: any row, not only the last, comes out as
+    /// `cap · tanh(logits / cap)`.
+    #[test]
+    fn final_softcap_applies_to_every_head_row() {
+        let model = blockless(DType::F32);
+        let rows = Tensor::new(&[[0.1f32, 0.2, 0.3], [1.0, 1.0, 1.0]], &Device::Cpu).unwrap();
+        let got = values(&model.lm_head(&rows).unwrap());
+        let want = [0.6f32.tanh(), (-0.6f32).tanh(), 3f32.tanh(), (-3f32).tanh()];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    }
+}
