@@ -404,6 +404,32 @@ mod tests {
         assert_eq!(s.embed_scale, Some(8f64.sqrt()));
     }
 
+    /// google/gemma-3-4b-it's text_config is a diff against Gemma3TextConfig's defaults.
+    #[test]
+    fn gemma3_4b_text_config_takes_the_missing_fields_from_the_defaults() {
+        let text = json!({"hidden_size": 2560, "intermediate_size": 10240,
+            "model_type": "gemma3_text", "num_hidden_layers": 34,
+            "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024});
+        let s = spec(json!({"model_type": "gemma3", "text_config": text})).unwrap();
+        assert_eq!(
+            (s.vocab_size, s.attention.heads, s.attention.kv_heads),
+            (262208, 8, 4)
+        );
+        assert_eq!((s.attention.head_dim, s.max_positions), (256, 131072));
+        assert_eq!(
+            s.windows.iter().filter(|w| w.is_none()).count(),
+            5,
+            "every 6th global"
+        );
+        assert_eq!(s.windows[5], None);
+        assert_eq!(s.windows[0], Some(1024));
+        let r = s.rotary.unwrap();
+        assert_eq!(r.tables[0][0], 1.0 / 8.0, "global: linear factor 8");
+        assert_eq!(r.tables[1][0], 1.0, "local: unscaled");
+        assert!((r.tables[1][1] - 10_000f32.powf(-2.0 / 256.0)).abs() < 1e-9);
+        assert!((r.tables[0][1] - 1e6f32.powf(-2.0 / 256.0) / 8.0).abs() < 1e-9);
+    }
+
     #[test]
     fn gemma3_multimodal_reads_its_text_config() {
         let text = tiny("gemma3_text", json!({}));
