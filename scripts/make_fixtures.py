@@ -7,7 +7,8 @@ has torch, transformers, tokenizers, safetensors, numpy and openai-whisper (--no
     python scripts/make_fixtures.py [OUT_DIR [NAME...]]  # default: tests/fixtures next to scripts/
     python scripts/make_fixtures.py --search-seeds N [NAME...]
 
-NAMEs limit the run to those fixtures (the others are left as they are on disk).
+NAMEs limit the run to those fixtures (the others are left as they are on disk); gemma3-mm-tiny
+is one of them (it is made from gemma3-tiny's text weights).
 
 Everything is deterministic: fixed seeds, CPU, float32, eager attention. Each fixture directory
 gets config.json, tokenizer.json, model.safetensors and golden.json (schema in
@@ -29,6 +30,14 @@ import make_phi_tokenizer  # noqa: E402
 import transformers  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma3Config,
+    Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
+    Gemma3TextConfig,
+    GemmaConfig,
+    GemmaForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -41,6 +50,7 @@ from transformers import (  # noqa: E402
     PhiForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
+    SiglipVisionConfig,
     Qwen2ForCausalLM,
     Qwen3Config,
     Qwen3ForCausalLM,
@@ -159,7 +169,83 @@ def fixture_specs():
             tie_word_embeddings=False, sliding_window=4,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         ), 1009, True),
+        # Gemma: explicit head_dim (16, not hidden/heads = 8), GQA, tied head.
+        "gemma-tiny": (GemmaForCausalLM, GemmaConfig(
+            **COMMON, num_key_value_heads=2, head_dim=16, hidden_act="gelu_pytorch_tanh",
+            rms_norm_eps=1e-6, tie_word_embeddings=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        ), GEMMA_SEEDS["gemma-tiny"], False),
+        # Gemma 2: sliding window 4 (< every prompt) on the default alternate layers, small caps
+        # so that both soft-caps bite, query_pre_attn_scalar != head_dim.
+        "gemma2-tiny": (Gemma2ForCausalLM, Gemma2Config(
+            **COMMON, num_key_value_heads=2, head_dim=16, hidden_activation="gelu_pytorch_tanh",
+            rms_norm_eps=1e-6, tie_word_embeddings=True, query_pre_attn_scalar=24,
+            sliding_window=4, attn_logit_softcapping=3.0, final_logit_softcapping=15.0,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        ), GEMMA_SEEDS["gemma2-tiny"], False),
+        # Gemma 3: q/k norms, sliding layers 0 and 2 (pattern 2) with their own RoPE base,
+        # linear-scaled global RoPE as in gemma-3-4b.
+        "gemma3-tiny": (Gemma3ForCausalLM, Gemma3TextConfig(
+            **COMMON, num_key_value_heads=2, head_dim=16, hidden_activation="gelu_pytorch_tanh",
+            rms_norm_eps=1e-6, tie_word_embeddings=True, query_pre_attn_scalar=24,
+            sliding_window=4, sliding_window_pattern=2,
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+                "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}},
+        ), GEMMA_SEEDS["gemma3-tiny"], False),
     }
+
+
+MULTIMODAL = "gemma3-mm-tiny"
+
+
+def make_gemma3_multimodal(out_root):
+    """gemma3-mm-tiny: gemma3-tiny's text model inside a Gemma3ForConditionalGeneration with a
+    tiny seeded vision tower, saved as transformers writes it (language_model.model.*,
+    vision_tower.*, multi_modal_projector.*). No golden.json: HF's text-only forward of it must
+    reproduce gemma3-tiny's golden exactly, which this checks, so the tests compare against
+    gemma3-tiny."""
+    base = os.path.join(out_root, "gemma3-tiny")
+    text = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32,
+                                                attn_implementation="eager").eval()
+    with open(os.path.join(base, "config.json")) as f:
+        text_config = json.load(f)
+    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, image_size=28, patch_size=14)
+    config = Gemma3Config(text_config=text_config, vision_config=vision.to_dict(),
+                          mm_tokens_per_image=4, image_token_index=1270, boi_token_index=1271,
+                          eoi_token_index=1272)
+    torch.manual_seed(GEMMA_SEEDS[MULTIMODAL])
+    model = Gemma3ForConditionalGeneration(config).to(torch.float32).eval()
+    text_weights = {k[len("model."):]: v for k, v in text.state_dict().items()
+                    if k.startswith("model.")}
+    model.model.language_model.load_state_dict(text_weights, strict=True)
+    d = os.path.join(out_root, MULTIMODAL)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    model.save_pretrained(d)
+    os.remove(os.path.join(d, "generation_config.json"))
+    os.chmod(os.path.join(d, "model.safetensors"), 0o644)
+    shutil.copy(os.path.join(base, "tokenizer.json"), os.path.join(d, "tokenizer.json"))
+    re = Gemma3ForConditionalGeneration.from_pretrained(d, dtype=torch.float32,
+                                                        attn_implementation="eager").eval()
+    with open(os.path.join(base, "golden.json")) as f:
+        golden = json.load(f)
+    for case in golden["cases"]:
+        with torch.no_grad():
+            out = re(input_ids=torch.tensor([case["ids"]]), output_hidden_states=True)
+        for l, h in enumerate(out.hidden_states):
+            ref = np.array(case["hidden_states"][l], np.float32)
+            assert np.array_equal(h[0].numpy(), ref), f"{MULTIMODAL}/{case['name']}: hs[{l}]"
+        ref = np.array(case["final_logits_last"], np.float32)
+        assert np.array_equal(out.logits[0, -1].numpy(), ref), f"{MULTIMODAL}/{case['name']}"
+    from safetensors import safe_open
+    with safe_open(os.path.join(d, "model.safetensors"), "pt") as f:
+        prefixes = sorted({k.split(".")[0] for k in f.keys()})
+    print(f"{MULTIMODAL}: tensor prefixes {prefixes}; HF text-only forward == gemma3-tiny golden")
+
+
+GEMMA_SEEDS = {"gemma-tiny": 1006, "gemma2-tiny": 1005, "gemma3-tiny": 1003, MULTIMODAL: 1009}
 
 
 # Fixtures stored in half precision, as Hub checkpoints are: name -> (base fixture, dtype).
@@ -229,9 +315,18 @@ def final_norm_module(model):
         return model.model.norm
     if mt == "gpt2":
         return model.transformer.ln_f
-    if mt in ("qwen3", "olmo2", "mistral"):
+    if mt in ("qwen3", "olmo2", "mistral", "gemma", "gemma2", "gemma3_text"):
         return model.model.norm
     raise ValueError(mt)
+
+
+def lens_head(model):
+    """The head as the lens applies it to every row: lm_head, then Gemma 2's final-logit
+    soft-cap (tanh(x / cap) * cap, as Gemma2ForCausalLM) when the config has one."""
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap is None:
+        return model.lm_head
+    return lambda h: torch.tanh(model.lm_head(h) / cap) * cap
 
 
 # ---------------------------------------------------------------- golden numbers
@@ -284,7 +379,7 @@ def run_case(model, ids):
     assert len(hs) == L + 1, len(hs)
     logits = out.logits[0]
     norm = final_norm_module(model)
-    head = model.lm_head
+    head = lens_head(model)
     # HF's last hidden state is already final-normed: lm_head(hs[L]) is the model's logits.
     assert torch.allclose(head(hs[L]), logits, rtol=0, atol=1e-5)
     # and it is not the raw block output (normalising it again would change it)
@@ -432,8 +527,8 @@ def main(argv):
         cls, config, _, legacy = specs[base]
         specs[half_name] = (cls, config, seed, legacy)
     only = argv[2:]
-    unknown = [n for n in only if n not in specs]
-    assert not unknown, f"no fixture named {unknown}; fixtures: {list(specs)}"
+    unknown = [n for n in only if n not in specs and n != MULTIMODAL]
+    assert not unknown, f"no fixture named {unknown}; fixtures: {list(specs) + [MULTIMODAL]}"
     for name, (cls, config, seed, legacy) in specs.items():
         if only and name not in only:
             continue
@@ -519,6 +614,8 @@ def main(argv):
               f"files {sizes}")
         print(f"  mean entropy per layer [final_norm, raw] per case: {ents}")
         print(f"  min top1-top2 margin over all lens rows: {min_margin:.4g}")
+    if not only or MULTIMODAL in only:
+        make_gemma3_multimodal(out_root)
     print(json.dumps(summary))
     return 0
 

@@ -213,3 +213,67 @@ fn half_checkpoints_compute_like_their_f32_values() {
         assert!(d <= HIDDEN_TOL, "{name}: {d}");
     }
 }
+
+/// gemma3-tiny's config.json nested as a `gemma3` multimodal checkpoint's `text_config`.
+fn as_gemma3_multimodal(cfg: &mut serde_json::Value) {
+    *cfg = serde_json::json!({
+        "model_type": "gemma3",
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "text_config": cfg.clone(),
+        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 4},
+        "mm_tokens_per_image": 4,
+    });
+}
+
+/// gemma3-mm-tiny is gemma3-tiny's text model inside a multimodal checkpoint as transformers
+/// 5.24 saves it (`language_model.model.*` beside `vision_tower.*` and
+/// `multi_modal_projector.*`); make_fixtures.py checks that transformers' text-only forward of
+/// it reproduces gemma3-tiny's golden bit for bit. It must run as exactly that text model.
+#[test]
+fn gemma3_multimodal_fixture_is_its_text_model() {
+    let mm = fixture("gemma3-mm-tiny");
+    assert_eq!(max_hidden_diff(&mm, &fixture("gemma3-tiny")), 0.0);
+    assert_eq!(load(&mm).unwrap().model().info().model_type, "gemma3");
+}
+
+/// Both spellings of the language-model prefix load: `language_model.model.*` (the Hub's and
+/// transformers 5.24's `save_pretrained`) and `model.language_model.*` (transformers' module
+/// names).
+#[test]
+fn gemma3_multimodal_checkpoint_runs_its_text_model() {
+    for prefix in ["language_model.model.", "model.language_model."] {
+        let dir = edited_copy("gemma3-tiny", as_gemma3_multimodal);
+        rewrite_weights(dir.path(), |name, data| {
+            let name = format!("{prefix}{}", name.trim_start_matches("model."));
+            (name, Dtype::F32, data.to_vec())
+        });
+        assert_eq!(
+            max_hidden_diff(dir.path(), &fixture("gemma3-tiny")),
+            0.0,
+            "{prefix}"
+        );
+    }
+}
+
+/// A multimodal checkpoint holding only vision weights is refused in one line that names the
+/// language model it lacks.
+#[test]
+fn gemma3_multimodal_without_text_weights_is_one_clear_line() {
+    let dir = edited_copy("gemma3-tiny", as_gemma3_multimodal);
+    rewrite_weights(dir.path(), |name, data| {
+        let name = match name {
+            "model.embed_tokens.weight" => {
+                "multi_modal_projector.mm_input_projection_weight".into()
+            }
+            other => format!("vision_tower.{other}"),
+        };
+        (name, Dtype::F32, data.to_vec())
+    });
+    let err = load_error(dir.path());
+    assert!(!err.contains('\n'), "{err}");
+    assert!(
+        err.contains("tensor language_model.model.embed_tokens.weight is missing")
+            && err.contains("no language model under \"language_model.model.\""),
+        "{err}"
+    );
+}

@@ -193,3 +193,10 @@ parity_tests!(qwen3, "qwen3-tiny");
 parity_tests!(olmo2, "olmo2-tiny");
 // A 4-token sliding window in every layer, shorter than every prompt; GQA, untied head.
 parity_tests!(mistral, "mistral-tiny");
+// sqrt(hidden) embedding scale, RMSNorm(1 + w), GeGLU (tanh), head_dim ≠ hidden/heads, GQA.
+parity_tests!(gemma, "gemma-tiny");
+// Sandwich norms, sliding window 4 on alternate layers, attention and final-logit soft-caps
+// (the output row is the capped logits), query_pre_attn_scalar.
+parity_tests!(gemma2, "gemma2-tiny");
+// Per-head q/k norms, local/global RoPE bases (linear-scaled global), sliding pattern 2.
+parity_tests!(gemma3, "gemma3-tiny");

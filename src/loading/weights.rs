@@ -158,29 +158,40 @@ impl Weights {
     /// phi-1_5), when the second core is idle, and stops when the weights are dropped. Plain
     /// reads fault pages in under the kernel's per-VMA lock, so the loading thread's
     /// allocations are not held up (MADV_POPULATE_READ was: it slowed the tokenizer 3×).
-    pub fn prefault_in_background(self: &Arc<Self>) {
+    /// Only the tensors under `prefixes` are touched ("" is every tensor), so the parts of a
+    /// checkpoint the model never uses (a multimodal checkpoint's vision tower) stay unread.
+    pub fn prefault_in_background(self: &Arc<Self>, prefixes: &[&str]) {
         const STRIDE: usize = 64 << 10;
+        const CHUNK: usize = 32 << 20;
+        let under = |name: &str| {
+            prefixes.iter().any(|p| {
+                p.is_empty()
+                    || name
+                        .strip_prefix(p)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let mut ranges: Vec<(usize, usize, usize)> = (self.entries.iter())
+            .filter(|(name, _)| under(name))
+            .map(|(_, e)| (e.file, e.start, e.end))
+            .collect();
+        ranges.sort_unstable();
         let weak = Arc::downgrade(self);
         let spawned = std::thread::Builder::new()
             .name("prefault".into())
             .spawn(move || {
-                let files = weak.upgrade().map_or(0, |w| w.maps.len());
-                for file in 0..files {
-                    let mut offset = 0;
-                    while let Some(w) = weak.upgrade() {
+                for (file, start, end) in ranges {
+                    for offset in (start..end).step_by(CHUNK) {
+                        let Some(w) = weak.upgrade() else { return };
                         if w.prefault_stop.load(std::sync::atomic::Ordering::Relaxed) {
                             return;
                         }
                         let map = &w.maps[file];
-                        let end = (offset + (32 << 20)).min(map.len());
-                        for at in (offset..end).step_by(STRIDE) {
-                            // SAFETY: `at` lies inside the mapping, which `w` keeps alive.
+                        for at in (offset..(offset + CHUNK).min(end)).step_by(STRIDE) {
+                            // SAFETY: `at` lies inside a tensor of the mapping, which `w`
+                            // keeps alive.
                             unsafe { std::ptr::read_volatile(map.as_ptr().add(at)) };
                         }
-                        if end == map.len() {
-                            break;
-                        }
-                        offset = end;
                     }
                 }
             });

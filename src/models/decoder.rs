@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
 use serde::Deserialize;
 
-use super::components::attention::AttentionNames;
+use super::components::attention::{softcap, AttentionNames};
 use super::components::block::BlockNames;
 use super::components::mask::layer_masks;
 use super::components::{
@@ -64,6 +64,12 @@ pub struct DecoderSpec {
     pub learned_positions: Option<usize>,
     /// Where the head comes from.
     pub head: Head,
+    /// A factor the token embeddings are multiplied by, rounded to the compute dtype first
+    /// as transformers does (Gemma's `sqrt(hidden_size)`).
+    pub embed_scale: Option<f64>,
+    /// `cap · tanh(logits / cap)` after the head (Gemma 2): part of the head, so every lens
+    /// row gets it and the last row is the model's output.
+    pub final_softcap: Option<f64>,
     /// How linear weights are stored.
     pub weight_layout: WeightLayout,
 }
@@ -137,6 +143,15 @@ impl Sizes {
         };
         Ok((kv_heads, head_dim))
     }
+
+    /// [`Sizes::heads`] for a model that rotates whole heads, whose size must be even.
+    pub fn rotary_heads(&self) -> Result<(usize, usize)> {
+        let (kv_heads, head_dim) = self.heads()?;
+        if head_dim % 2 != 0 {
+            bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
+        }
+        Ok((kv_heads, head_dim))
+    }
 }
 
 /// A causal LM run from a [`DecoderSpec`]. Blocks are built from `layers` when the forward
@@ -158,7 +173,15 @@ impl Decoder {
     pub fn new(spec: DecoderSpec, names: Names, vb: &Vars) -> Result<Self> {
         let (d, vocab) = (spec.hidden_size, spec.vocab_size);
         let root = vb.pp(names.root);
-        let embed = Embedding::new(vocab, d, &root.pp(names.embed))?;
+        let embed_vb = root.pp(names.embed);
+        if !names.root.is_empty() && !embed_vb.contains("weight") {
+            bail!(
+                "tensor {} is missing from the weights: they hold no language model under \"{}.\"",
+                embed_vb.path("weight"),
+                names.root
+            );
+        }
+        let embed = Embedding::new(vocab, d, &embed_vb)?;
         let positions = match spec.learned_positions {
             Some(rows) => Some(Embedding::new(rows, d, &root.pp(names.positions))?),
             None => None,
@@ -216,7 +239,11 @@ impl Decoder {
     fn embed(&self, ids: &[u32]) -> Result<Tensor> {
         let device = self.embed.device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
-        let xs = self.embed.forward(&input)?;
+        let mut xs = self.embed.forward(&input)?;
+        if let Some(scale) = self.spec.embed_scale {
+            let scale = Tensor::new(scale, device)?.to_dtype(xs.dtype())?;
+            xs = xs.broadcast_mul(&scale)?;
+        }
         match &self.positions {
             None => Ok(xs),
             Some(wpe) => {
@@ -258,6 +285,65 @@ impl LensModel for Decoder {
     }
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(self.head.forward(hidden)?)
+        let logits = self.head.forward(hidden)?;
+        match self.spec.final_softcap {
+            Some(cap) => softcap(&logits, cap),
+            None => Ok(logits),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::components::testing::vars_in;
+    use candle_core::{DType, Device};
+
+    /// A Gemma 2 with no blocks, hidden 3, vocab 2, embedding rows 1 and −1, final-logit cap 1.
+    fn blockless(dtype: DType) -> Decoder {
+        let json = serde_json::json!({"model_type": "gemma2", "vocab_size": 2, "hidden_size": 3,
+            "intermediate_size": 1, "num_hidden_layers": 0, "num_attention_heads": 1, "num_key_value_heads": 1,
+            "head_dim": 2, "final_logit_softcapping": 1.0});
+        let spec = crate::models::gemma::spec(json).unwrap();
+        let vb = vars_in(
+            dtype,
+            &[
+                (
+                    "model.embed_tokens.weight",
+                    vec![1.0, 1.0, 1.0, -1.0, -1.0, -1.0],
+                    vec![2, 3],
+                ),
+                ("model.norm.weight", vec![0.0; 3], vec![3]),
+            ],
+        );
+        Decoder::new(spec, crate::models::gemma::names(&vb), &vb).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        let t = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+        t.to_vec1().unwrap()
+    }
+
+    /// The embedding scale √3 is rounded to the compute dtype before it multiplies, as
+    /// transformers' `torch.tensor(hidden_size**0.5, dtype=hidden.dtype)`: bf16's 1.734375.
+    #[test]
+    fn embedding_scale_is_rounded_to_the_compute_dtype() {
+        for (dtype, want) in [(DType::F32, 3f32.sqrt()), (DType::BF16, 1.734_375)] {
+            let hs = blockless(dtype).hidden_states(&[0]).unwrap();
+            assert_eq!(values(&hs[0]), [want; 3], "{dtype:?}");
+        }
+    }
+
+    /// The final-logit cap is part of the head: any row, not only the last, comes out as
+    /// `cap · tanh(logits / cap)`.
+    #[test]
+    fn final_softcap_applies_to_every_head_row() {
+        let model = blockless(DType::F32);
+        let rows = Tensor::new(&[[0.1f32, 0.2, 0.3], [1.0, 1.0, 1.0]], &Device::Cpu).unwrap();
+        let got = values(&model.lm_head(&rows).unwrap());
+        let want = [0.6f32.tanh(), (-0.6f32).tanh(), 3f32.tanh(), (-3f32).tanh()];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
     }
 }

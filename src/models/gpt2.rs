@@ -118,6 +118,8 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
                 optional: true,
             },
         },
+        embed_scale: None,
+        final_softcap: None,
         weight_layout: WeightLayout::InOut,
     })
 }

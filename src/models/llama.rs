@@ -140,6 +140,8 @@ impl Common {
                     optional: true,
                 },
             },
+            embed_scale: None,
+            final_softcap: None,
             weight_layout: WeightLayout::OutIn,
         })
     }

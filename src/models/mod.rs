@@ -7,6 +7,7 @@
 
 pub mod components;
 pub mod decoder;
+pub mod gemma;
 pub mod gguf;
 pub mod gpt2;
 pub mod llama;
@@ -124,9 +125,10 @@ pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn
         .ok_or_else(|| anyhow!("model_type \"{model_type}\" has no registry row"))?;
     let weights = Arc::new(Weights::open(&files.weights)?);
     let source: Arc<dyn WeightSource> = Arc::new(weights.clone());
+    let names = (arch.names)(&Vars::new(source.clone(), dtype, device, true));
     let built = (arch.spec)(json).and_then(|spec| build(spec, arch.names, source, dtype, device));
     let model = built.map_err(|e| weights_error(&files.weights, e))?;
-    weights.prefault_in_background();
+    weights.prefault_in_background(&[names.root, names.head]);
     Ok(model)
 }
 

@@ -128,6 +128,8 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
             bias: true,
             optional: false,
         },
+        embed_scale: None,
+        final_softcap: None,
         weight_layout: WeightLayout::OutIn,
     })
 }

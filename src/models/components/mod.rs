@@ -55,6 +55,11 @@ pub(crate) mod testing {
 
     /// f32 vars over `(name, values, shape)` triples.
     pub fn vars(tensors: &[(&str, Vec<f32>, Vec<usize>)]) -> Vars {
+        vars_in(DType::F32, tensors)
+    }
+
+    /// [`vars`] computing in `dtype`.
+    pub fn vars_in(dtype: DType, tensors: &[(&str, Vec<f32>, Vec<usize>)]) -> Vars {
         let map = tensors
             .iter()
             .map(|(n, v, s)| {
@@ -62,6 +67,6 @@ pub(crate) mod testing {
                 (n.to_string(), t)
             })
             .collect();
-        Vars::new(Arc::new(InMemory(map)), DType::F32, &Device::Cpu, false)
+        Vars::new(Arc::new(InMemory(map)), dtype, &Device::Cpu, false)
     }
 }

@@ -1,7 +1,7 @@
 //! Normalisations: LayerNorm, RMSNorm, and Gemma's RMSNorm that scales by `1 + w`.
 
 use anyhow::Result;
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::{LayerNorm, RmsNorm};
 
 use super::vars::Vars;
@@ -31,8 +31,11 @@ pub struct NormSpec {
 pub enum Norm {
     /// With weight and bias.
     Layer(LayerNorm),
-    /// With a weight (already offset by one for [`NormKind::RmsPlusOne`]).
+    /// With a weight.
     Rms(RmsNorm),
+    /// Gemma's: computed in float32 with the float32 weight plus one, then cast back
+    /// (`(x.float() · rsqrt(mean(x²) + eps) · (1 + w.float())).type_as(x)`).
+    RmsPlusOne(RmsNorm),
 }
 
 impl Norm {
@@ -44,7 +47,10 @@ impl Norm {
                 Self::Layer(LayerNorm::new(weight, vb.get(&[size], "bias")?, spec.eps))
             }
             NormKind::Rms => Self::Rms(RmsNorm::new(weight, spec.eps)),
-            NormKind::RmsPlusOne => Self::Rms(RmsNorm::new((weight + 1.0)?, spec.eps)),
+            NormKind::RmsPlusOne => {
+                let weight = (weight.to_dtype(DType::F32)? + 1.0)?;
+                Self::RmsPlusOne(RmsNorm::new(weight, spec.eps))
+            }
         })
     }
 
@@ -53,6 +59,7 @@ impl Norm {
         Ok(match self {
             Self::Layer(n) => n.forward(xs)?,
             Self::Rms(n) => n.forward(xs)?,
+            Self::RmsPlusOne(n) => n.forward(&xs.to_dtype(DType::F32)?)?.to_dtype(xs.dtype())?,
         })
     }
 }
@@ -62,7 +69,8 @@ mod tests {
     use super::*;
     use crate::models::components::testing::vars;
 
-    /// x = (1, 3): mean(x²) = 5, so x/√5 scaled by (1 + w) = (2, 0.5).
+    /// x = (1, 3): mean(x²) = 5, so x/√5 scaled by (1 + w) = (2, 0.5); half-precision input
+    /// is normalised in float32 and comes back in its own dtype.
     #[test]
     fn rms_plus_one_scales_by_one_plus_weight() {
         let vb = vars(&[("n.weight", vec![1.0, -0.5], vec![2])]);
@@ -72,17 +80,16 @@ mod tests {
         };
         let norm = Norm::new(spec, 2, &vb.pp("n")).unwrap();
         let x = Tensor::new(&[[1f32, 3.0]], vb.device()).unwrap();
-        let got: Vec<f32> = norm
-            .forward(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
         let s = 5f32.sqrt();
         let want = [2.0 / s, 0.5 * 3.0 / s];
-        for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        for (dtype, tol) in [(DType::F32, 1e-6), (DType::BF16, 1e-2)] {
+            let y = norm.forward(&x.to_dtype(dtype).unwrap()).unwrap();
+            assert_eq!(y.dtype(), dtype);
+            let y = y.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+            let got: Vec<f32> = y.to_vec1().unwrap();
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < tol, "{dtype:?}: {got:?} vs {want:?}");
+            }
         }
     }
 }
