@@ -4,7 +4,9 @@
 Run through scripts/fixtures.sh (which creates the pinned venv), or directly with a Python that
 has torch, transformers, tokenizers, safetensors, numpy and openai-whisper (--no-deps):
 
-    python scripts/make_fixtures.py [OUT_DIR]        # default: tests/fixtures next to scripts/
+    python scripts/make_fixtures.py [OUT_DIR [NAME...]]  # default: tests/fixtures next to scripts/
+
+NAMEs, when given, generate only those fixtures (the others are left as they are).
 
 Everything is deterministic: fixed seeds, CPU, float32, eager attention. Each fixture directory
 gets config.json, tokenizer.json, model.safetensors and golden.json (schema in
@@ -28,6 +30,8 @@ from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     PhiConfig,
@@ -128,7 +132,26 @@ def fixture_specs():
             n_positions=MAX_POS, activation_function="gelu_new", layer_norm_epsilon=1e-5,
             tie_word_embeddings=True, bos_token_id=EOT_ID, eos_token_id=EOT_ID,
         ), 1049, False),
+        # Pythia's layout: rotary_pct 0.25, two LayerNorms feeding parallel branches. Its
+        # config.json is written as Pythia's (rotary_pct, rotary_emb_base, no rope_parameters).
+        "gpt-neox-tiny": (GPTNeoXForCausalLM, GPTNeoXConfig(
+            **COMMON, hidden_act="gelu", layer_norm_eps=1e-5, use_parallel_residual=True,
+            tie_word_embeddings=False, attention_bias=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.25},
+        ), GPT_NEOX_SEED, True),
+        # The sequential residual, in transformers 5's rope_parameters form.
+        "gpt-neox-seq-tiny": (GPTNeoXForCausalLM, GPTNeoXConfig(
+            **COMMON, hidden_act="gelu", layer_norm_eps=1e-5, use_parallel_residual=False,
+            tie_word_embeddings=False, attention_bias=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.5},
+        ), GPT_NEOX_SEQ_SEED, False),
     }
+
+
+# First seeds from 1001 whose smallest lens margin clears MIN_MARGIN.
+GPT_NEOX_SEED, GPT_NEOX_SEQ_SEED = 1007, 1023
 
 
 # Fixtures stored in half precision, as Hub checkpoints are: name -> (base fixture, dtype).
@@ -198,6 +221,8 @@ def final_norm_module(model):
         return model.model.norm
     if mt == "gpt2":
         return model.transformer.ln_f
+    if mt == "gpt_neox":
+        return model.gpt_neox.final_layer_norm
     raise ValueError(mt)
 
 
@@ -251,7 +276,7 @@ def run_case(model, ids):
     assert len(hs) == L + 1, len(hs)
     logits = out.logits[0]
     norm = final_norm_module(model)
-    head = model.lm_head
+    head = model.get_output_embeddings()
     # HF's last hidden state is already final-normed: lm_head(hs[L]) is the model's logits.
     assert torch.allclose(head(hs[L]), logits, rtol=0, atol=1e-5)
     # and it is not the raw block output (normalising it again would change it)
@@ -316,9 +341,14 @@ def legacy_config(path, cfg):
     with open(path) as f:
         d = json.load(f)
     rp = dict(d["rope_parameters"])
-    d["rope_theta"] = rp["rope_theta"]
-    if "partial_rotary_factor" in rp:
-        d["partial_rotary_factor"] = rp["partial_rotary_factor"]
+    if d["model_type"] == "gpt_neox":  # as Pythia's config.json spells them
+        del d["rope_parameters"]
+        d["rotary_pct"] = rp["partial_rotary_factor"]
+        d["rotary_emb_base"] = rp["rope_theta"]
+        rp = {}
+    for key in ("rope_theta", "partial_rotary_factor"):
+        if key in rp:
+            d[key] = rp[key]
     if rp.get("rope_type", "default") != "default":
         d["rope_scaling"] = {k: v for k, v in rp.items() if k not in ("rope_theta", "partial_rotary_factor")}
     with open(path, "w") as f:
@@ -396,6 +426,10 @@ def main(argv):
     for half_name, (base, _, seed) in HALF_FIXTURES.items():
         cls, config, _, legacy = specs[base]
         specs[half_name] = (cls, config, seed, legacy)
+    if len(argv) > 2:
+        unknown = set(argv[2:]) - set(specs)
+        assert not unknown, f"no such fixture: {sorted(unknown)}"
+        specs = {k: v for k, v in specs.items() if k in argv[2:]}
     for name, (cls, config, seed, legacy) in specs.items():
         store_dtype = HALF_FIXTURES.get(name, (None, torch.float32, None))[1]
         d = os.path.join(out_root, name)

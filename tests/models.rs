@@ -173,3 +173,33 @@ fn half_checkpoints_compute_like_their_f32_values() {
         assert!(d <= HIDDEN_TOL, "{name}: {d}");
     }
 }
+
+/// A `query_key_value` that does not hold 3·hidden_size rows is named, with both shapes,
+/// in one line.
+#[test]
+fn gpt_neox_qkv_shape_mismatch_is_one_line() {
+    let dir = edited_copy("gpt-neox-tiny", |_| {});
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<_> = st.tensors();
+    let views = tensors.iter().map(|(name, view)| {
+        let mut shape = view.shape().to_vec();
+        let mut data = view.data();
+        if name.ends_with("attention.query_key_value.weight") {
+            shape[0] = 72;
+            data = &data[..72 * 32 * 4];
+        }
+        (name, TensorView::new(Dtype::F32, shape, data).unwrap())
+    });
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    let msg = load_error(dir.path());
+    assert!(!msg.contains('\n'), "not one line: {msg}");
+    for part in [
+        "gpt_neox.layers.0.attention.query_key_value.weight",
+        "[72, 32]",
+        "[96, 32]",
+    ] {
+        assert!(msg.contains(part), "{msg}: lacks {part}");
+    }
+}

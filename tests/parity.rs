@@ -185,3 +185,8 @@ parity_tests!(llama, "llama-tiny");
 parity_tests!(qwen2, "qwen2-tiny");
 // Conv1D weights, learned positions, `transformer.` prefix, n_inner ≠ 4·n_embd.
 parity_tests!(gpt2, "gpt2-tiny");
+// Fused per-head-interleaved query_key_value, parallel residual with two LayerNorms,
+// rotary_pct 0.25 spelt as Pythia does, untied embed_out head.
+parity_tests!(gpt_neox, "gpt-neox-tiny");
+// use_parallel_residual false, rotary in transformers 5's rope_parameters (fraction 0.5).
+parity_tests!(gpt_neox_seq, "gpt-neox-seq-tiny");

@@ -9,6 +9,7 @@ pub mod components;
 pub mod decoder;
 pub mod gguf;
 pub mod gpt2;
+pub mod gpt_neox;
 pub mod llama;
 pub mod phi;
 pub mod qwen2;

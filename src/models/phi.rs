@@ -101,6 +101,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
             kv_heads,
             head_dim,
             fused_qkv: false,
+            fused_per_head: false,
             qkv_bias: true,
             o_bias: true,
             qk_norm: match c.qk_layernorm {

@@ -45,12 +45,22 @@ pub struct RopeParams {
     /// llama3's original context length.
     #[serde(default)]
     pub original_max_position_embeddings: Option<usize>,
+    /// The fraction of each head that rotates (transformers 5 keeps it here).
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
 }
 
 /// The rope types [`Rope::inv_freq`] implements.
 const ROPE_TYPES: &str = "default, linear, llama3";
 
 impl Rope {
+    /// `partial_rotary_factor` from the parameters object (`rope_scaling` first, as
+    /// [`Rope::inv_freq`] reads them), if there.
+    pub fn partial_factor(&self) -> Option<f64> {
+        let p = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
+        p.and_then(|p| p.partial_rotary_factor)
+    }
+
     /// The inverse frequencies transformers computes (`ROPE_INIT_FUNCTIONS` in
     /// modeling_rope_utils.py) for `dim` rotary channels, in f32 and in the same order of
     /// operations. As there, `rope_scaling` wins over `rope_parameters`, and a theta inside
