@@ -36,6 +36,8 @@ from transformers import (  # noqa: E402
     LlamaForCausalLM,
     PhiConfig,
     PhiForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -147,10 +149,19 @@ def fixture_specs():
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                              "partial_rotary_factor": 0.5},
         ), GPT_NEOX_SEQ_SEED, False),
+        # GQA, fused qkv_proj and gate_up_proj, a sliding window shorter than the long prompt,
+        # partial rotary (as Phi-4-mini; Phi-3 itself rotates whole heads).
+        "phi3-tiny": (Phi3ForCausalLM, Phi3Config(
+            **COMMON, num_key_value_heads=2, hidden_act="silu", rms_norm_eps=1e-5,
+            tie_word_embeddings=False, sliding_window=8, pad_token_id=None,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.5},
+        ), PHI3_SEED, True),
     }
 
 
-# First seeds from 1001 whose smallest lens margin clears MIN_MARGIN.
+PHI3_SEED = 1022
+# First seeds from 1001 whose smallest lens margin clears MIN_MARGIN (PHI3_SEED too).
 GPT_NEOX_SEED, GPT_NEOX_SEQ_SEED = 1007, 1023
 
 
@@ -221,6 +232,8 @@ def final_norm_module(model):
         return model.model.norm
     if mt == "gpt2":
         return model.transformer.ln_f
+    if mt == "phi3":
+        return model.model.norm
     if mt == "gpt_neox":
         return model.gpt_neox.final_layer_norm
     raise ValueError(mt)

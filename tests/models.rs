@@ -203,3 +203,15 @@ fn gpt_neox_qkv_shape_mismatch_is_one_line() {
         assert!(msg.contains(part), "{msg}: lacks {part}");
     }
 }
+
+/// The 128k Phi-3 variants' LongRoPE is refused in one line that names it.
+#[test]
+fn phi3_longrope_is_refused_by_name() {
+    let dir = edited_copy("phi3-tiny", |c| {
+        c["rope_scaling"] = serde_json::json!({"type": "longrope", "short_factor": [1.0, 1.0],
+            "long_factor": [2.0, 2.0], "original_max_position_embeddings": 16});
+    });
+    let msg = load_error(dir.path());
+    assert!(!msg.contains('\n'), "not one line: {msg}");
+    assert!(msg.contains("\"longrope\""), "{msg}");
+}

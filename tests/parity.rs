@@ -190,3 +190,6 @@ parity_tests!(gpt2, "gpt2-tiny");
 parity_tests!(gpt_neox, "gpt-neox-tiny");
 // use_parallel_residual false, rotary in transformers 5's rope_parameters (fraction 0.5).
 parity_tests!(gpt_neox_seq, "gpt-neox-seq-tiny");
+// Fused qkv_proj and gate_up_proj, GQA, sliding window 8 (shorter than the long prompt),
+// partial rotary 0.5.
+parity_tests!(phi3, "phi3-tiny");

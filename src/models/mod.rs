@@ -12,6 +12,7 @@ pub mod gpt2;
 pub mod gpt_neox;
 pub mod llama;
 pub mod phi;
+pub mod phi3;
 pub mod qwen2;
 pub mod registry;
 

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use super::components::Vars;
 use super::decoder::{DecoderSpec, Names};
 use super::gguf::{self, GgufSupport};
-use super::{gpt2, gpt_neox, llama, phi, qwen2};
+use super::{gpt2, gpt_neox, llama, phi, phi3, qwen2};
 use crate::loading::gguf::GgufFile;
 
 /// One architecture.
@@ -56,6 +56,12 @@ pub const ARCHITECTURES: &[Architecture] = &[
         model_types: &["gpt_neox"],
         spec: gpt_neox::spec,
         names: gpt_neox::names,
+        gguf: None,
+    },
+    Architecture {
+        model_types: &["phi3"],
+        spec: phi3::spec,
+        names: llama::names,
         gguf: None,
     },
 ];
@@ -128,7 +134,7 @@ mod tests {
     fn supported_lists_every_row_in_order() {
         assert_eq!(
             SUPPORTED,
-            ["phi", "llama", "mistral", "qwen2", "gpt2", "gpt_neox"]
+            ["phi", "llama", "mistral", "qwen2", "gpt2", "gpt_neox", "phi3"]
         );
         assert_eq!(gguf_architectures(), ["llama"]);
         assert!(for_model_type("mistral").is_some_and(|a| a.model_types[0] == "llama"));
