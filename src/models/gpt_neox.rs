@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::components::attention::AttentionNames;
 use super::components::block::BlockNames;
 use super::components::mlp::MlpNames;
-use super::components::rotary::Rope;
+use super::components::rotary::{partial_dim, Rope};
 use super::components::{
     AttentionSpec, Layout, MlpKind, MlpSpec, NormKind, NormSpec, QkNorm, RotarySpec, Vars,
     WeightLayout,
@@ -86,17 +86,12 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     if kv_heads != heads || head_dim * heads != hidden_size {
         bail!("config.json: gpt_neox needs num_key_value_heads = num_attention_heads ({heads}) and head_dim = hidden_size / num_attention_heads");
     }
-    let fraction = c.rotary_fraction();
-    if !(0.0..=1.0).contains(&fraction) {
-        bail!("config.json: rotary_pct (partial_rotary_factor) must lie in [0, 1]");
-    }
+    let dim = partial_dim(c.rotary_fraction(), head_dim)?;
     c.rope.rope_theta = c.rotary_emb_base.or(c.rope.rope_theta);
     let norm = NormSpec {
         kind: NormKind::LayerNorm,
         eps: c.layer_norm_eps,
     };
-    // transformers computes the frequencies over the rotary channels only.
-    let dim = (fraction * head_dim as f64) as usize;
     Ok(DecoderSpec {
         model_type: "gpt_neox".into(),
         vocab_size,
@@ -183,12 +178,7 @@ mod tests {
     use super::*;
 
     fn spec_of(extra: serde_json::Value) -> Result<DecoderSpec> {
-        let mut json = serde_json::json!({"vocab_size": 8, "hidden_size": 16,
-            "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2});
-        json.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        spec(json)
+        spec(crate::models::test_config(extra))
     }
 
     /// Pythia's `rotary_pct`/`rotary_emb_base` and transformers 5's `rope_parameters` give

@@ -154,6 +154,17 @@ fn build(
     Ok(Box::new(Decoder::new(spec, names, &real)?))
 }
 
+/// A small config.json (vocab 8, hidden 16, MLP 8, 2 layers, 2 heads of 8 channels) with
+/// `extra`'s keys merged in, for architectures' unit tests.
+#[cfg(test)]
+pub(crate) fn test_config(extra: serde_json::Value) -> serde_json::Value {
+    let mut json = serde_json::json!({"vocab_size": 8, "hidden_size": 16,
+        "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2});
+    let extra = extra.as_object().expect("extra keys as a JSON object");
+    json.as_object_mut().unwrap().extend(extra.clone());
+    json
+}
+
 /// Parses an architecture's config, naming the field at fault.
 pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T> {
     serde_json::from_value(json).map_err(|e| {

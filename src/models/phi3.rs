@@ -6,6 +6,7 @@
 use anyhow::{bail, Result};
 use serde::Deserialize;
 
+use super::components::rotary::partial_dim;
 use super::components::{MlpKind, RotarySpec};
 use super::decoder::DecoderSpec;
 use super::llama::{Common, Variant};
@@ -37,9 +38,6 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     // As Phi3Config: the parameters object wins, then the top-level key, then 1.
     let fraction = rope.partial_factor().or(c.partial_rotary_factor);
     let fraction = fraction.unwrap_or(1.0);
-    if !(0.0..=1.0).contains(&fraction) {
-        bail!("config.json: partial_rotary_factor must lie in [0, 1]");
-    }
     let layers = c.common.sizes.num_hidden_layers;
     let variant = Variant {
         model_type: "phi3",
@@ -52,8 +50,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     let mut spec = c.common.into_spec(variant)?;
     spec.attention.fused_qkv = true;
     spec.mlp.kind = MlpKind::GatedFused;
-    // transformers computes the frequencies over the rotary channels only.
-    let dim = (fraction * spec.attention.head_dim as f64) as usize;
+    let dim = partial_dim(fraction, spec.attention.head_dim)?;
     let inv_freq = rope.inv_freq(dim, spec.max_positions)?;
     spec.rotary = Some(RotarySpec::uniform(dim, inv_freq, layers));
     Ok(spec)
@@ -64,12 +61,7 @@ mod tests {
     use super::*;
 
     fn spec_of(extra: serde_json::Value) -> Result<DecoderSpec> {
-        let mut json = serde_json::json!({"vocab_size": 8, "hidden_size": 16,
-            "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2});
-        json.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        spec(json)
+        spec(crate::models::test_config(extra))
     }
 
     /// The 128k variants' LongRoPE, in each spelling, is one line that names it.

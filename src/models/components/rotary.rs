@@ -115,6 +115,16 @@ impl RopeParams {
     }
 }
 
+/// The rotating channels of a `head_dim`-channel head, `int(head_dim · fraction)` as
+/// transformers computes them (its frequencies span these channels only); a fraction
+/// outside [0, 1] is refused.
+pub fn partial_dim(fraction: f64, head_dim: usize) -> Result<usize> {
+    if !(0.0..=1.0).contains(&fraction) {
+        bail!("config.json: partial_rotary_factor ({fraction}) must lie in [0, 1]");
+    }
+    Ok((fraction * head_dim as f64) as usize)
+}
+
 /// Divides each inverse frequency by its own divisor, as llama.cpp's `rope_freqs.weight`
 /// (Llama 3.1-style scaling stored as a tensor) asks.
 pub fn divide(inv_freq: &[f32], divisors: &[f32]) -> Result<Vec<f32>> {
