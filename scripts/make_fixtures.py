@@ -157,10 +157,22 @@ def fixture_specs():
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                              "partial_rotary_factor": 0.5},
         ), PHI3_SEED, True),
+        # LongRoPE as the 128k variants have it (rope_scaling "longrope", whole-head rotary,
+        # original context 16 of 64): fox (16 tokens) rotates with the short factors, the
+        # longer prompts with the long ones, all with cos/sin scaled by sqrt(1.5).
+        "phi3-longrope-tiny": (Phi3ForCausalLM, Phi3Config(
+            **COMMON, num_key_value_heads=2, hidden_act="silu", rms_norm_eps=1e-5,
+            tie_word_embeddings=False, pad_token_id=None, original_max_position_embeddings=16,
+            rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                             "short_factor": [1.0, 1.3, 2.1, 3.7],
+                             "long_factor": [1.2, 2.9, 6.5, 11.0],
+                             "original_max_position_embeddings": 16},
+        ), PHI3_LONGROPE_SEED, True),
     }
 
 
 PHI3_SEED = 1022
+PHI3_LONGROPE_SEED = 1022  # phi3-tiny's weights (same shapes, same seed)
 # First seeds from 1001 whose smallest lens margin clears MIN_MARGIN (PHI3_SEED too).
 GPT_NEOX_SEED, GPT_NEOX_SEQ_SEED = 1007, 1023
 

@@ -193,3 +193,6 @@ parity_tests!(gpt_neox_seq, "gpt-neox-seq-tiny");
 // Fused qkv_proj and gate_up_proj, GQA, sliding window 8 (shorter than the long prompt),
 // partial rotary 0.5.
 parity_tests!(phi3, "phi3-tiny");
+// LongRoPE (128k Phi-3): short factors for the 16-token fox prompt, long factors beyond the
+// original context of 16, cos/sin scaled by √1.5.
+parity_tests!(phi3_longrope, "phi3-longrope-tiny");
