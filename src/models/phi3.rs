@@ -32,9 +32,7 @@ const LONGROPE: [&str; 3] = ["longrope", "su", "yarn"];
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     let mut c: Config = parse_config(json)?;
     let rope = c.common.rope.clone();
-    let params = rope.rope_scaling.as_ref().or(rope.rope_parameters.as_ref());
-    let kind = params.and_then(|p| p.rope_type.as_deref().or(p.legacy_type.as_deref()));
-    let longrope = kind.is_some_and(|k| LONGROPE.contains(&k));
+    let longrope = rope.kind().is_some_and(|k| LONGROPE.contains(&k.as_str()));
     // As Phi3Config: the parameters object wins, then the top-level key, then 1.
     let fraction = rope.partial_factor().or(c.partial_rotary_factor);
     let fraction = fraction.unwrap_or(1.0);

@@ -63,11 +63,27 @@ pub struct RopeParams {
 const ROPE_TYPES: &str = "default, linear, llama3";
 
 impl Rope {
-    /// `partial_rotary_factor` from the parameters object (`rope_scaling` first, as
-    /// [`Rope::inv_freq`] reads them), if there.
-    pub fn partial_factor(&self) -> Option<f64> {
+    /// The parameters object in force (`rope_scaling` wins over `rope_parameters`, as in
+    /// transformers), empty when there is none.
+    fn params(&self) -> RopeParams {
         let p = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
-        p.and_then(|p| p.partial_rotary_factor)
+        p.cloned().unwrap_or_default()
+    }
+
+    /// The base: the parameters' own, else the top-level `rope_theta`, else 10000.
+    fn theta(&self, p: &RopeParams) -> f32 {
+        p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0) as f32
+    }
+
+    /// `partial_rotary_factor` from the parameters object, if there.
+    pub fn partial_factor(&self) -> Option<f64> {
+        self.params().partial_rotary_factor
+    }
+
+    /// The rope type (`rope_type`, or the older `type`), if the parameters name one.
+    pub fn kind(&self) -> Option<String> {
+        let p = self.params();
+        p.rope_type.or(p.legacy_type)
     }
 
     /// The inverse frequencies transformers computes (`ROPE_INIT_FUNCTIONS` in
@@ -75,14 +91,12 @@ impl Rope {
     /// operations. As there, `rope_scaling` wins over `rope_parameters`, and a theta inside
     /// them over the top-level `rope_theta`.
     pub fn inv_freq(&self, dim: usize, max_positions: usize) -> Result<Vec<f32>> {
-        let p = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
-        let p = p.cloned().unwrap_or_default();
-        let theta = p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0) as f32;
+        let p = self.params();
+        let theta = self.theta(&p);
         let plain = (0..dim)
             .step_by(2)
             .map(|i| 1.0 / theta.powf(i as f32 / dim as f32));
-        let kind = p.rope_type.as_deref().or(p.legacy_type.as_deref());
-        match kind.unwrap_or("default") {
+        match self.kind().as_deref().unwrap_or("default") {
             "default" => Ok(plain.collect()),
             "linear" => {
                 let factor = p.need(p.factor, "factor")? as f32;
@@ -134,9 +148,8 @@ impl Rope {
         max_positions: usize,
         original_max: Option<usize>,
     ) -> Result<(Vec<f32>, LongRope)> {
-        let p = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
-        let p = p.cloned().unwrap_or_default();
-        let theta = p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0) as f32;
+        let p = self.params();
+        let theta = self.theta(&p);
         let original = p.original_max_position_embeddings.or(original_max);
         let original = original.ok_or_else(|| {
             anyhow!("config.json: longrope needs original_max_position_embeddings")
