@@ -40,6 +40,8 @@ from transformers import (  # noqa: E402
     GemmaForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
@@ -48,6 +50,8 @@ from transformers import (  # noqa: E402
     Olmo2ForCausalLM,
     PhiConfig,
     PhiForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
     PreTrainedTokenizerFast,
     Qwen2Config,
     SiglipVisionConfig,
@@ -193,6 +197,40 @@ def fixture_specs():
                 "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
                 "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}},
         ), GEMMA_SEEDS["gemma3-tiny"], False),
+        # Pythia's layout: rotary_pct 0.25, two LayerNorms feeding parallel branches. Its
+        # config.json is written as Pythia's (rotary_pct, rotary_emb_base, no rope_parameters).
+        "gpt-neox-tiny": (GPTNeoXForCausalLM, GPTNeoXConfig(
+            **COMMON, hidden_act="gelu", layer_norm_eps=1e-5, use_parallel_residual=True,
+            tie_word_embeddings=False, attention_bias=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.25},
+        ), GPT_NEOX_SEED, True),
+        # The sequential residual, in transformers 5's rope_parameters form.
+        "gpt-neox-seq-tiny": (GPTNeoXForCausalLM, GPTNeoXConfig(
+            **COMMON, hidden_act="gelu", layer_norm_eps=1e-5, use_parallel_residual=False,
+            tie_word_embeddings=False, attention_bias=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.5},
+        ), GPT_NEOX_SEQ_SEED, False),
+        # GQA, fused qkv_proj and gate_up_proj, a sliding window shorter than the long prompt,
+        # partial rotary (as Phi-4-mini; Phi-3 itself rotates whole heads).
+        "phi3-tiny": (Phi3ForCausalLM, Phi3Config(
+            **COMMON, num_key_value_heads=2, hidden_act="silu", rms_norm_eps=1e-5,
+            tie_word_embeddings=False, sliding_window=8, pad_token_id=None,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.5},
+        ), PHI3_SEED, True),
+        # LongRoPE as the 128k variants have it (rope_scaling "longrope", whole-head rotary,
+        # original context 16 of 64): fox (16 tokens) rotates with the short factors, the
+        # longer prompts with the long ones, all with cos/sin scaled by sqrt(1.5).
+        "phi3-longrope-tiny": (Phi3ForCausalLM, Phi3Config(
+            **COMMON, num_key_value_heads=2, hidden_act="silu", rms_norm_eps=1e-5,
+            tie_word_embeddings=False, pad_token_id=None, original_max_position_embeddings=16,
+            rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                             "short_factor": [1.0, 1.3, 2.1, 3.7],
+                             "long_factor": [1.2, 2.9, 6.5, 11.0],
+                             "original_max_position_embeddings": 16},
+        ), PHI3_LONGROPE_SEED, True),
     }
 
 
@@ -246,6 +284,11 @@ def make_gemma3_multimodal(out_root):
 
 
 GEMMA_SEEDS = {"gemma-tiny": 1006, "gemma2-tiny": 1005, "gemma3-tiny": 1003, MULTIMODAL: 1009}
+
+PHI3_SEED = 1022
+PHI3_LONGROPE_SEED = 1022  # phi3-tiny's weights (same shapes, same seed)
+# First seeds from 1001 whose smallest lens margin clears MIN_MARGIN (PHI3_SEED too).
+GPT_NEOX_SEED, GPT_NEOX_SEQ_SEED = 1007, 1023
 
 
 # Fixtures stored in half precision, as Hub checkpoints are: name -> (base fixture, dtype).
@@ -315,8 +358,10 @@ def final_norm_module(model):
         return model.model.norm
     if mt == "gpt2":
         return model.transformer.ln_f
-    if mt in ("qwen3", "olmo2", "mistral", "gemma", "gemma2", "gemma3_text"):
+    if mt in ("qwen3", "olmo2", "mistral", "gemma", "gemma2", "gemma3_text", "phi3"):
         return model.model.norm
+    if mt == "gpt_neox":
+        return model.gpt_neox.final_layer_norm
     raise ValueError(mt)
 
 
@@ -324,9 +369,10 @@ def lens_head(model):
     """The head as the lens applies it to every row: lm_head, then Gemma 2's final-logit
     soft-cap (tanh(x / cap) * cap, as Gemma2ForCausalLM) when the config has one."""
     cap = getattr(model.config, "final_logit_softcapping", None)
+    head = model.get_output_embeddings()  # lm_head, or GPT-NeoX's embed_out
     if cap is None:
-        return model.lm_head
-    return lambda h: torch.tanh(model.lm_head(h) / cap) * cap
+        return head
+    return lambda h: torch.tanh(head(h) / cap) * cap
 
 
 # ---------------------------------------------------------------- golden numbers
@@ -444,9 +490,14 @@ def legacy_config(path, cfg):
     with open(path) as f:
         d = json.load(f)
     rp = dict(d["rope_parameters"])
-    d["rope_theta"] = rp["rope_theta"]
-    if "partial_rotary_factor" in rp:
-        d["partial_rotary_factor"] = rp["partial_rotary_factor"]
+    if d["model_type"] == "gpt_neox":  # as Pythia's config.json spells them
+        del d["rope_parameters"]
+        d["rotary_pct"] = rp["partial_rotary_factor"]
+        d["rotary_emb_base"] = rp["rope_theta"]
+        rp = {}
+    for key in ("rope_theta", "partial_rotary_factor"):
+        if key in rp:
+            d[key] = rp[key]
     if rp.get("rope_type", "default") != "default":
         d["rope_scaling"] = {k: v for k, v in rp.items() if k not in ("rope_theta", "partial_rotary_factor")}
     with open(path, "w") as f:

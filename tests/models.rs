@@ -277,3 +277,69 @@ fn gemma3_multimodal_without_text_weights_is_one_clear_line() {
         "{err}"
     );
 }
+
+/// A `query_key_value` that does not hold 3·hidden_size rows is named, with both shapes,
+/// in one line.
+#[test]
+fn gpt_neox_qkv_shape_mismatch_is_one_line() {
+    let dir = edited_copy("gpt-neox-tiny", |_| {});
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<_> = st.tensors();
+    let views = tensors.iter().map(|(name, view)| {
+        let mut shape = view.shape().to_vec();
+        let mut data = view.data();
+        if name.ends_with("attention.query_key_value.weight") {
+            shape[0] = 72;
+            data = &data[..72 * 32 * 4];
+        }
+        (name, TensorView::new(Dtype::F32, shape, data).unwrap())
+    });
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    let msg = load_error(dir.path());
+    assert!(!msg.contains('\n'), "not one line: {msg}");
+    for part in [
+        "gpt_neox.layers.0.attention.query_key_value.weight",
+        "[72, 32]",
+        "[96, 32]",
+    ] {
+        assert!(msg.contains(part), "{msg}: lacks {part}");
+    }
+}
+
+/// A LongRoPE factor list that does not fit the rotary channels is one line naming it.
+#[test]
+fn phi3_longrope_factors_must_fit_the_head() {
+    let dir = edited_copy("phi3-longrope-tiny", |c| {
+        c["rope_scaling"]["long_factor"] = serde_json::json!([1.0, 2.0]);
+    });
+    let msg = load_error(dir.path());
+    assert!(!msg.contains('\n'), "not one line: {msg}");
+    assert!(msg.contains("long_factor has 2 entries for 4"), "{msg}");
+}
+
+/// An absurd size in config.json (found by the property test: a num_hidden_layers near 2^62
+/// made the per-layer settings allocate exabytes and abort) is one line naming the field,
+/// for every architecture family, before anything is allocated from it.
+#[test]
+fn absurd_sizes_are_one_line_not_an_abort() {
+    for (name, key) in [
+        ("gemma2-tiny", "num_hidden_layers"),
+        ("llama-tiny", "num_hidden_layers"),
+        ("gpt2-tiny", "n_layer"),
+        ("qwen3-tiny", "head_dim"),
+    ] {
+        let dir = edited_copy(name, |c| {
+            c[key] = serde_json::json!(4_707_272_269_826_993_610u64)
+        });
+        let msg = load_error(dir.path());
+        assert!(!msg.contains('\n'), "not one line: {msg}");
+        assert!(
+            msg.contains(&format!(
+                "{key} is 4707272269826993610, more than any model has"
+            )),
+            "{name}: {msg}"
+        );
+    }
+}

@@ -200,3 +200,14 @@ parity_tests!(gemma, "gemma-tiny");
 parity_tests!(gemma2, "gemma2-tiny");
 // Per-head q/k norms, local/global RoPE bases (linear-scaled global), sliding pattern 2.
 parity_tests!(gemma3, "gemma3-tiny");
+// Fused per-head-interleaved query_key_value, parallel residual with two LayerNorms,
+// rotary_pct 0.25 spelt as Pythia does, untied embed_out head.
+parity_tests!(gpt_neox, "gpt-neox-tiny");
+// use_parallel_residual false, rotary in transformers 5's rope_parameters (fraction 0.5).
+parity_tests!(gpt_neox_seq, "gpt-neox-seq-tiny");
+// Fused qkv_proj and gate_up_proj, GQA, sliding window 8 (shorter than the long prompt),
+// partial rotary 0.5.
+parity_tests!(phi3, "phi3-tiny");
+// LongRoPE (128k Phi-3): short factors for the 16-token fox prompt, long factors beyond the
+// original context of 16, cos/sin scaled by √1.5.
+parity_tests!(phi3_longrope, "phi3-longrope-tiny");

@@ -89,7 +89,7 @@ proptest! {
     /// or a model, never a panic; an object with a supported model_type reaches the
     /// architecture's own parser.
     #[test]
-    fn arbitrary_config_json_never_panics(mut value in json(), model_type in prop_oneof![Just("phi"), Just("llama"), Just("qwen2"), Just("gpt2"), Just("mistral"), Just("qwen3"), Just("olmo2"), Just("gemma"), Just("gemma2"), Just("gemma3_text"), Just("gemma3")]) {
+    fn arbitrary_config_json_never_panics(mut value in json(), model_type in prop_oneof![Just("phi"), Just("llama"), Just("qwen2"), Just("gpt2"), Just("mistral"), Just("qwen3"), Just("olmo2"), Just("gemma"), Just("gemma2"), Just("gemma3_text"), Just("gemma3"), Just("gpt_neox"), Just("phi3")]) {
         if let Some(obj) = value.as_object_mut() {
             obj.insert("model_type".into(), model_type.into());
         }

@@ -252,6 +252,7 @@ pub fn spec(json: Value) -> Result<DecoderSpec> {
             kv_heads,
             head_dim,
             fused_qkv: false,
+            fused_per_head: false,
             qkv_bias: c.attention_bias,
             o_bias: c.attention_bias,
             qk_norm: match g {
@@ -266,6 +267,7 @@ pub fn spec(json: Value) -> Result<DecoderSpec> {
             dim: head_dim,
             tables,
             layer_table: sliding.iter().map(|&s| usize::from(s)).collect(),
+            longrope: None,
         }),
         mlp: MlpSpec {
             kind: MlpKind::Gated,

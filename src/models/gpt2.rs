@@ -95,6 +95,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
             kv_heads: heads,
             head_dim: d / heads,
             fused_qkv: true,
+            fused_per_head: false,
             qkv_bias: true,
             o_bias: true,
             qk_norm: QkNorm::None,

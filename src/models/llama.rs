@@ -117,6 +117,7 @@ impl Common {
                 kv_heads,
                 head_dim,
                 fused_qkv: false,
+                fused_per_head: false,
                 qkv_bias: v.qkv_bias,
                 o_bias: v.o_bias,
                 qk_norm: QkNorm::None,

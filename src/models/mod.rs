@@ -10,9 +10,11 @@ pub mod decoder;
 pub mod gemma;
 pub mod gguf;
 pub mod gpt2;
+pub mod gpt_neox;
 pub mod llama;
 pub mod olmo2;
 pub mod phi;
+pub mod phi3;
 pub mod qwen2;
 pub mod registry;
 
@@ -118,11 +120,44 @@ pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
     Ok((model_type, json))
 }
 
+/// Size fields and the most any of them may be. Per-layer and per-channel settings are
+/// allocated from these before the weights are checked, so an absurd value (a corrupt or
+/// hand-edited config) must become an error here, not an out-of-memory abort.
+const SIZE_LIMITS: &[(&str, u64)] = &[
+    ("num_hidden_layers", 1 << 12),
+    ("n_layer", 1 << 12),
+    ("hidden_size", 1 << 20),
+    ("n_embd", 1 << 20),
+    ("intermediate_size", 1 << 22),
+    ("n_inner", 1 << 22),
+    ("num_attention_heads", 1 << 14),
+    ("n_head", 1 << 14),
+    ("num_key_value_heads", 1 << 14),
+    ("head_dim", 1 << 16),
+    ("vocab_size", 1 << 26),
+];
+
+/// Refuses a size field beyond [`SIZE_LIMITS`], at the top level or in `text_config`.
+fn check_sizes(json: &serde_json::Value) -> Result<()> {
+    let levels = [Some(json), json.get("text_config")];
+    for level in levels.into_iter().flatten() {
+        for &(key, max) in SIZE_LIMITS {
+            if let Some(n) = level.get(key).and_then(serde_json::Value::as_u64) {
+                if n > max {
+                    bail!("{key} is {n}, more than any model has (at most {max}); restore the model's config.json");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Loads the architecture that config.json names, with memory-mapped weights.
 pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
     let (model_type, json) = read_config(&files.config)?;
     let arch = registry::for_model_type(&model_type)
         .ok_or_else(|| anyhow!("model_type \"{model_type}\" has no registry row"))?;
+    check_sizes(&json).map_err(|e| anyhow!("{}: {e}", files.config.display()))?;
     let weights = Arc::new(Weights::open(&files.weights)?);
     let source: Arc<dyn WeightSource> = Arc::new(weights.clone());
     let names = (arch.names)(&Vars::new(source.clone(), dtype, device, true));
@@ -137,6 +172,7 @@ pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn
 pub fn load_gguf(file: &mut GgufFile, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
     let (arch, gguf) = registry::for_gguf(file)?;
     let config = (gguf.config)(file)?;
+    check_sizes(&config.json).map_err(|e| anyhow!("{}: {e}", file.path().display()))?;
     let mut spec = (arch.spec)(config.json)?;
     if let (Some(divisors), Some(rotary)) = (&config.rope_divisors, &mut spec.rotary) {
         for table in &mut rotary.tables {
@@ -160,6 +196,17 @@ fn build(
     let dry = Vars::new(source, dtype, device, true);
     Decoder::new(spec.clone(), names, &dry)?.check_blocks()?;
     Ok(Box::new(Decoder::new(spec, names, &real)?))
+}
+
+/// A small config.json (vocab 8, hidden 16, MLP 8, 2 layers, 2 heads of 8 channels) with
+/// `extra`'s keys merged in, for architectures' unit tests.
+#[cfg(test)]
+pub(crate) fn test_config(extra: serde_json::Value) -> serde_json::Value {
+    let mut json = serde_json::json!({"vocab_size": 8, "hidden_size": 16,
+        "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2});
+    let extra = extra.as_object().expect("extra keys as a JSON object");
+    json.as_object_mut().unwrap().extend(extra.clone());
+    json
 }
 
 /// Parses an architecture's config, naming the field at fault.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::components::attention::AttentionNames;
 use super::components::block::BlockNames;
 use super::components::mlp::MlpNames;
-use super::components::rotary::Rope;
+use super::components::rotary::{partial_dim, Rope};
 use super::components::{
     AttentionSpec, Layout, MlpKind, MlpSpec, NormKind, NormSpec, QkNorm, RotarySpec, Vars,
     WeightLayout,
@@ -73,15 +73,11 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     if c.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
         bail!("config.json: rope_scaling is not supported for phi models; remove it or use the original config");
     }
-    if !(0.0..=1.0).contains(&c.partial_rotary_factor) {
-        bail!("config.json: partial_rotary_factor must lie in [0, 1]");
-    }
     let norm = NormSpec {
         kind: NormKind::LayerNorm,
         eps: c.layer_norm_eps,
     };
-    // transformers computes the frequencies over the rotary channels only.
-    let dim = (c.partial_rotary_factor * head_dim as f64) as usize;
+    let dim = partial_dim(c.partial_rotary_factor, head_dim)?;
     let rope = Rope {
         rope_theta: Some(c.rope_theta),
         ..Rope::default()
@@ -101,6 +97,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
             kv_heads,
             head_dim,
             fused_qkv: false,
+            fused_per_head: false,
             qkv_bias: true,
             o_bias: true,
             qk_norm: match c.qk_layernorm {

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use super::components::Vars;
 use super::decoder::{DecoderSpec, Names};
 use super::gguf::{self, GgufSupport};
-use super::{gemma, gpt2, llama, olmo2, phi, qwen2};
+use super::{gemma, gpt2, gpt_neox, llama, olmo2, phi, phi3, qwen2};
 use crate::loading::gguf::GgufFile;
 
 /// One architecture.
@@ -80,6 +80,18 @@ pub const ARCHITECTURES: &[Architecture] = &[
         model_types: &["gemma3_text", "gemma3"],
         spec: gemma::spec,
         names: gemma::names,
+        gguf: None,
+    },
+    Architecture {
+        model_types: &["gpt_neox"],
+        spec: gpt_neox::spec,
+        names: gpt_neox::names,
+        gguf: None,
+    },
+    Architecture {
+        model_types: &["phi3"],
+        spec: phi3::spec,
+        names: llama::names,
         gguf: None,
     },
 ];
@@ -203,7 +215,9 @@ mod tests {
                 "gemma",
                 "gemma2",
                 "gemma3_text",
-                "gemma3"
+                "gemma3",
+                "gpt_neox",
+                "phi3"
             ]
         );
         assert_eq!(gguf_architectures(), ["llama"]);
@@ -324,22 +338,24 @@ mod tests {
                 "properties: no {name}"
             );
         }
+        // (directory name, model_type) of every fixture.
         let fixtures = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
             .unwrap()
             .filter_map(|e| {
-                let dir = e.ok()?.path();
-                let t = std::fs::read_to_string(dir.join("config.json")).ok()?;
+                let e = e.ok()?;
+                let t = std::fs::read_to_string(e.path().join("config.json")).ok()?;
                 let v: serde_json::Value = serde_json::from_str(&t).ok()?;
-                let name = dir.file_name()?.to_str()?.to_string();
+                let name = e.file_name().to_string_lossy().into_owned();
                 Some((name, v["model_type"].as_str()?.to_string()))
             })
             .collect::<Vec<_>>();
         let parity = read("tests/parity.rs");
         for arch in ARCHITECTURES {
-            let tested = fixtures.iter().any(|(dir, t)| {
-                arch.model_types.contains(&t.as_str()) && parity.contains(&format!("\"{dir}\""))
+            let tested = fixtures.iter().any(|(name, model_type)| {
+                arch.model_types.contains(&model_type.as_str())
+                    && parity.contains(&format!("\"{name}\""))
             });
-            assert!(tested, "parity: no fixture of {:?}", arch.model_types);
+            assert!(tested, "parity: no fixture for {:?}", arch.model_types);
         }
     }
 }

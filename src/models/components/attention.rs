@@ -34,6 +34,9 @@ pub struct AttentionSpec {
     pub head_dim: usize,
     /// One `qkv` projection instead of three.
     pub fused_qkv: bool,
+    /// The fused projection's rows are laid out per head, `[q_h, k_h, v_h]` for each head
+    /// in turn (GPT-NeoX's `query_key_value`), not as `[Q, K, V]`; needs `kv_heads == heads`.
+    pub fused_per_head: bool,
     /// Biases on q/k/v.
     pub qkv_bias: bool,
     /// Bias on the output projection.
@@ -127,6 +130,13 @@ impl Attention {
             Projections::Fused(qkv) => {
                 let all = qkv.forward(xs)?;
                 let hd = self.spec.head_dim;
+                if self.spec.fused_per_head {
+                    // (B, T, H, 3, hd): per head q, k, v in turn.
+                    let (b, t, _) = all.dims3()?;
+                    let all = all.reshape((b, t, self.spec.heads, 3, hd))?;
+                    let part = |i| all.narrow(3, i, 1)?.reshape((b, t, ()));
+                    return Ok((part(0)?, part(1)?, part(2)?));
+                }
                 let (q_out, kv_out) = (self.spec.heads * hd, self.spec.kv_heads * hd);
                 (
                     all.narrow(2, 0, q_out)?,
@@ -256,6 +266,7 @@ mod tests {
             kv_heads: 1,
             head_dim: 2,
             fused_qkv: false,
+            fused_per_head: false,
             qkv_bias: false,
             o_bias: false,
             qk_norm: QkNorm::Whole(norm),

@@ -15,8 +15,10 @@ use super::vars::Vars;
 pub enum Layout {
     /// `h = x + attn(n₁(x))`, then `h + mlp(n₂(h))` (Llama, GPT-2).
     Sequential,
-    /// `x + attn(n₁(x)) + mlp(n₁(x))`, one norm for both (Phi, GPT-NeoX).
+    /// `x + attn(n₁(x)) + mlp(n₁(x))`, one norm for both (Phi).
     Parallel,
+    /// `x + attn(n₁(x)) + mlp(n₂(x))`, each branch with its own norm (GPT-NeoX, Pythia).
+    ParallelTwoNorms,
     /// `h = x + p₁(attn(n₁(x)))`, then `h + p₂(mlp(n₂(h)))` (Gemma 2/3).
     Sandwich,
     /// `h = x + p₁(attn(x))`, then `h + p₂(mlp(h))` (OLMo 2).
@@ -42,6 +44,7 @@ impl Layout {
         match self {
             Self::Sequential => &[Site::AttnIn, Site::MlpIn],
             Self::Parallel => &[Site::AttnIn],
+            Self::ParallelTwoNorms => &[Site::AttnIn, Site::MlpIn],
             Self::Sandwich => &[Site::AttnIn, Site::AttnOut, Site::MlpIn, Site::MlpOut],
             Self::PostNorm => &[Site::AttnOut, Site::MlpOut],
         }
@@ -59,6 +62,10 @@ impl Layout {
         if self == Self::Parallel {
             let h = norm(Site::AttnIn, x)?;
             return Ok(((attn(&h)? + mlp(&h)?)? + x)?);
+        }
+        if self == Self::ParallelTwoNorms {
+            let (a, m) = (norm(Site::AttnIn, x)?, norm(Site::MlpIn, x)?);
+            return Ok(((attn(&a)? + mlp(&m)?)? + x)?);
         }
         let h = (x + norm(Site::AttnOut, &attn(&norm(Site::AttnIn, x)?)?)?)?;
         let ff = norm(Site::MlpOut, &mlp(&norm(Site::MlpIn, &h)?)?)?;
@@ -182,6 +189,8 @@ mod tests {
         assert_eq!(run(Layout::Sequential), 57.0);
         // n = 3; 2·3 + (3 + 1) + 1 = 11.
         assert_eq!(run(Layout::Parallel), 11.0);
+        // 2·3 + (7 + 1) + 1 = 15.
+        assert_eq!(run(Layout::ParallelTwoNorms), 15.0);
         // h = 1 + 5·(2·3) = 31; 31 + 11·(7·31 + 1) = 31 + 2398 = 2429.
         assert_eq!(run(Layout::Sandwich), 2429.0);
         // h = 1 + 5·2 = 11; 11 + 11·(11 + 1) = 143.

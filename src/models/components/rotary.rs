@@ -45,25 +45,58 @@ pub struct RopeParams {
     /// llama3's original context length.
     #[serde(default)]
     pub original_max_position_embeddings: Option<usize>,
+    /// The fraction of each head that rotates (transformers 5 keeps it here).
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
+    /// LongRoPE's per-frequency divisors up to the original context.
+    #[serde(default)]
+    pub short_factor: Option<Vec<f64>>,
+    /// LongRoPE's per-frequency divisors beyond it.
+    #[serde(default)]
+    pub long_factor: Option<Vec<f64>>,
+    /// LongRoPE's factor on cos and sin, when given.
+    #[serde(default)]
+    pub attention_factor: Option<f64>,
 }
 
 /// The rope types [`Rope::inv_freq`] implements.
 const ROPE_TYPES: &str = "default, linear, llama3";
 
 impl Rope {
+    /// The parameters object in force (`rope_scaling` wins over `rope_parameters`, as in
+    /// transformers), empty when there is none.
+    fn params(&self) -> RopeParams {
+        let p = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
+        p.cloned().unwrap_or_default()
+    }
+
+    /// The base: the parameters' own, else the top-level `rope_theta`, else 10000.
+    fn theta(&self, p: &RopeParams) -> f32 {
+        p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0) as f32
+    }
+
+    /// `partial_rotary_factor` from the parameters object, if there.
+    pub fn partial_factor(&self) -> Option<f64> {
+        self.params().partial_rotary_factor
+    }
+
+    /// The rope type (`rope_type`, or the older `type`), if the parameters name one.
+    pub fn kind(&self) -> Option<String> {
+        let p = self.params();
+        p.rope_type.or(p.legacy_type)
+    }
+
     /// The inverse frequencies transformers computes (`ROPE_INIT_FUNCTIONS` in
     /// modeling_rope_utils.py) for `dim` rotary channels, in f32 and in the same order of
     /// operations. As there, `rope_scaling` wins over `rope_parameters`, and a theta inside
     /// them over the top-level `rope_theta`.
     pub fn inv_freq(&self, dim: usize, max_positions: usize) -> Result<Vec<f32>> {
-        let p = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
-        let p = p.cloned().unwrap_or_default();
-        let theta = p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0) as f32;
+        let p = self.params();
+        let theta = self.theta(&p);
         let plain = (0..dim)
             .step_by(2)
             .map(|i| 1.0 / theta.powf(i as f32 / dim as f32));
-        let kind = p.rope_type.as_deref().or(p.legacy_type.as_deref());
-        match kind.unwrap_or("default") {
+        match self.kind().as_deref().unwrap_or("default") {
             "default" => Ok(plain.collect()),
             "linear" => {
                 let factor = p.need(p.factor, "factor")? as f32;
@@ -105,6 +138,77 @@ impl RopeParams {
     }
 }
 
+impl Rope {
+    /// `_compute_longrope_parameters` for `dim` rotary channels: the short-context
+    /// frequencies, and the [`LongRope`] switch to the long ones. `original_max` is the
+    /// top-level `original_max_position_embeddings`, which the parameters' own wins over.
+    pub fn longrope(
+        &self,
+        dim: usize,
+        max_positions: usize,
+        original_max: Option<usize>,
+    ) -> Result<(Vec<f32>, LongRope)> {
+        let p = self.params();
+        let theta = self.theta(&p);
+        let original = p.original_max_position_embeddings.or(original_max);
+        let original = original.ok_or_else(|| {
+            anyhow!("config.json: longrope needs original_max_position_embeddings")
+        })?;
+        let factor = p.factor.unwrap_or(max_positions as f64 / original as f64);
+        let attention_factor = match (p.attention_factor, factor <= 1.0) {
+            (Some(a), _) => a,
+            (None, true) => 1.0,
+            (None, false) => (1.0 + factor.ln() / (original as f64).ln()).sqrt(),
+        };
+        let freqs = |name: &str, ext: &Option<Vec<f64>>| -> Result<Vec<f32>> {
+            let ext = ext
+                .as_ref()
+                .ok_or_else(|| anyhow!("config.json: longrope needs \"{name}\""))?;
+            if ext.len() != dim / 2 {
+                bail!(
+                    "config.json: longrope's {name} has {} entries for {} rotary frequencies",
+                    ext.len(),
+                    dim / 2
+                );
+            }
+            let shape = |i: usize| i as f32 / dim as f32;
+            Ok((0..dim)
+                .step_by(2)
+                .zip(ext)
+                .map(|(i, &e)| 1.0 / (e as f32 * theta.powf(shape(i))))
+                .collect())
+        };
+        let long = LongRope {
+            original_max: original,
+            long: freqs("long_factor", &p.long_factor)?,
+            attention_factor: attention_factor as f32,
+        };
+        Ok((freqs("short_factor", &p.short_factor)?, long))
+    }
+}
+
+/// LongRoPE (Phi-3 128k): inputs longer than `original_max` rotate with the `long`
+/// frequencies instead, and cos and sin are multiplied by `attention_factor` at any length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongRope {
+    /// The longest input that keeps the short frequencies.
+    pub original_max: usize,
+    /// The long-context frequencies, `dim / 2`.
+    pub long: Vec<f32>,
+    /// The factor on cos and sin.
+    pub attention_factor: f32,
+}
+
+/// The rotating channels of a `head_dim`-channel head, `int(head_dim · fraction)` as
+/// transformers computes them (its frequencies span these channels only); a fraction
+/// outside [0, 1] is refused.
+pub fn partial_dim(fraction: f64, head_dim: usize) -> Result<usize> {
+    if !(0.0..=1.0).contains(&fraction) {
+        bail!("config.json: partial_rotary_factor ({fraction}) must lie in [0, 1]");
+    }
+    Ok((fraction * head_dim as f64) as usize)
+}
+
 /// Divides each inverse frequency by its own divisor, as llama.cpp's `rope_freqs.weight`
 /// (Llama 3.1-style scaling stored as a tensor) asks.
 pub fn divide(inv_freq: &[f32], divisors: &[f32]) -> Result<Vec<f32>> {
@@ -127,6 +231,8 @@ pub struct RotarySpec {
     pub tables: Vec<Vec<f32>>,
     /// Per layer, the index of its table (models with a per-layer base have several).
     pub layer_table: Vec<usize>,
+    /// LongRoPE's switch to other frequencies on long inputs (one table only).
+    pub longrope: Option<LongRope>,
 }
 
 impl RotarySpec {
@@ -136,16 +242,19 @@ impl RotarySpec {
             dim,
             tables: vec![inv_freq],
             layer_table: vec![0; layers],
+            longrope: None,
         }
     }
 
     /// cos/sin tables for positions `0..seq_len`, one per distinct table (computed per
     /// pass, so a huge context length costs nothing).
     pub fn tables(&self, seq_len: usize, dtype: DType, dev: &Device) -> Result<Vec<RotaryTables>> {
-        self.tables
-            .iter()
-            .map(|f| RotaryTables::new(self.dim, f, seq_len, dtype, dev))
-            .collect()
+        let new = |f: &[f32], scale| RotaryTables::new(self.dim, f, scale, seq_len, dtype, dev);
+        match &self.longrope {
+            Some(l) if seq_len > l.original_max => Ok(vec![new(&l.long, l.attention_factor)?]),
+            Some(l) => Ok(vec![new(&self.tables[0], l.attention_factor)?]),
+            None => self.tables.iter().map(|f| new(f, 1.0)).collect(),
+        }
     }
 }
 
@@ -161,6 +270,7 @@ impl RotaryTables {
     fn new(
         dim: usize,
         inv_freq: &[f32],
+        scale: f32,
         seq_len: usize,
         dtype: DType,
         dev: &Device,
@@ -170,10 +280,14 @@ impl RotaryTables {
             .to_dtype(DType::F32)?
             .reshape((seq_len, 1))?;
         let freqs = pos.broadcast_mul(&inv_freq)?;
+        let (mut cos, mut sin) = (freqs.cos()?, freqs.sin()?);
+        if scale != 1.0 {
+            (cos, sin) = ((cos * scale as f64)?, (sin * scale as f64)?);
+        }
         Ok(Self {
             dim,
-            cos: freqs.cos()?.to_dtype(dtype)?,
-            sin: freqs.sin()?.to_dtype(dtype)?,
+            cos: cos.to_dtype(dtype)?,
+            sin: sin.to_dtype(dtype)?,
         })
     }
 
