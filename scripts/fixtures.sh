@@ -19,7 +19,9 @@ ensure_venv
 cd "$ROOT"
 case "${1:-tiny}" in
   tiny)
-    exec "$PY" scripts/make_fixtures.py "$ROOT/tests/fixtures"
+    "$PY" scripts/make_fixtures.py "$ROOT/tests/fixtures"
+    # make_fixtures.py recreates each directory; put the GGUF conversions back.
+    PYTHON="$PY" exec bash scripts/make_gguf_fixtures.sh
     ;;
   smollm2)
     GGUF="$(bash scripts/fetch_smollm2.sh)"

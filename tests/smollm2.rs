@@ -304,15 +304,15 @@ fn bad_gguf_paths_fail_with_one_clear_line() {
     assert!(one_line_error(&o).contains("is not a GGUF file"));
 
     let qwen = dir.path().join("qwen.gguf");
-    let arch = Value::String("qwen2".into());
+    let arch = Value::String("qwen2moe".into());
     let mut f = std::fs::File::create(&qwen).unwrap();
     gguf_file::write(&mut f, &[("general.architecture", &arch)], &[]).unwrap();
     drop(f);
     let o = logitlens(&["-m", qwen.to_str().unwrap(), "-p", "x"]);
     let err = one_line_error(&o);
     assert!(
-        err.contains("architecture \"qwen2\"")
-            && err.contains("supported GGUF architectures: llama"),
+        err.contains("architecture \"qwen2moe\"")
+            && err.contains("supported GGUF architectures: llama, qwen2, qwen3"),
         "{err}"
     );
 }

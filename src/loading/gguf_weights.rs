@@ -10,9 +10,11 @@
 //! at the file's size plus one block. Tensors outside the blocks (the embedding table, the
 //! head) are dequantized when the model asks for them, once, at load.
 //!
-//! llama.cpp's converter permutes the rows of `attn_q`/`attn_k` so that rotary pairs are
-//! adjacent (GPT-J's interleaved layout); [`Rows::Unpermute`] puts the quantized rows back
-//! at load, so the decoder's rotate-half rotary applies unchanged.
+//! For the llama architecture only, llama.cpp's converter permutes the rows of
+//! `attn_q`/`attn_k` so that rotary pairs are adjacent (GPT-J's interleaved layout);
+//! [`Rows::Unpermute`], set per name in the architecture's name map, puts the quantized rows
+//! back at load, so the decoder's rotate-half rotary applies unchanged. Other architectures'
+//! maps (qwen2, qwen3) serve every tensor as stored.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -60,7 +60,45 @@ pub const LLAMA_NAMES: &[GgufName] = &[
     ),
 ];
 
-/// The `llama.*` metadata as a Llama config.json, checked as llama.cpp's loader would.
+/// llama.cpp's names for Qwen2 and Qwen3 checkpoints. Its converter permutes q/k rows only
+/// for the llama architecture (`LlamaModel.modify_tensors`), so here every tensor is served
+/// as stored; q/k/v biases (Qwen2) come under the same names with `.bias`, and Qwen3's
+/// per-head q/k norms are `attn_q_norm`/`attn_k_norm`.
+pub const QWEN_NAMES: &[GgufName] = &[
+    name("model.embed_tokens", "token_embd"),
+    name("model.norm", "output_norm"),
+    name("lm_head", "output"),
+    name("model.layers.{}.self_attn.q_proj", "blk.{}.attn_q"),
+    name("model.layers.{}.self_attn.k_proj", "blk.{}.attn_k"),
+    name("model.layers.{}.self_attn.v_proj", "blk.{}.attn_v"),
+    name("model.layers.{}.self_attn.o_proj", "blk.{}.attn_output"),
+    name("model.layers.{}.self_attn.q_norm", "blk.{}.attn_q_norm"),
+    name("model.layers.{}.self_attn.k_norm", "blk.{}.attn_k_norm"),
+    name("model.layers.{}.mlp.gate_proj", "blk.{}.ffn_gate"),
+    name("model.layers.{}.mlp.up_proj", "blk.{}.ffn_up"),
+    name("model.layers.{}.mlp.down_proj", "blk.{}.ffn_down"),
+    name("model.layers.{}.input_layernorm", "blk.{}.attn_norm"),
+    name(
+        "model.layers.{}.post_attention_layernorm",
+        "blk.{}.ffn_norm",
+    ),
+];
+
+/// The `qwen2.*`/`qwen3.*` metadata as a Qwen2/Qwen3 config.json: the Llama keys (Qwen3's
+/// head size is `qwen3.attention.key_length`), plus `attention_bias` when the file has q
+/// biases (Qwen3 has none unless its config says so; Qwen2 always has them). llama.cpp
+/// writes no sliding window for either, and runs every layer with full attention.
+pub fn qwen_config(file: &mut GgufFile) -> Result<GgufConfig> {
+    let mut config = llama_config(file)?;
+    let bias = file.shape("blk.0.attn_q.bias").is_some();
+    if let Some(json) = config.json.as_object_mut() {
+        json.insert("attention_bias".into(), bias.into());
+    }
+    Ok(config)
+}
+
+/// The `llama.*` metadata (or another architecture's, under its own prefix) as a Llama
+/// config.json, checked as llama.cpp's loader would.
 pub fn llama_config(file: &mut GgufFile) -> Result<GgufConfig> {
     let arch = file.architecture()?;
     let key = |k: &str| format!("{arch}.{k}");

@@ -44,7 +44,11 @@ pub const ARCHITECTURES: &[Architecture] = &[
         model_types: &["qwen2"],
         spec: qwen2::spec,
         names: llama::names,
-        gguf: None,
+        gguf: Some(GgufSupport {
+            architecture: "qwen2",
+            names: gguf::QWEN_NAMES,
+            config: gguf::qwen_config,
+        }),
     },
     Architecture {
         model_types: &["gpt2"],
@@ -56,7 +60,11 @@ pub const ARCHITECTURES: &[Architecture] = &[
         model_types: &["qwen3"],
         spec: qwen2::spec,
         names: llama::names,
-        gguf: None,
+        gguf: Some(GgufSupport {
+            architecture: "qwen3",
+            names: gguf::QWEN_NAMES,
+            config: gguf::qwen_config,
+        }),
     },
     Architecture {
         model_types: &["olmo2"],
@@ -220,7 +228,7 @@ mod tests {
                 "phi3"
             ]
         );
-        assert_eq!(gguf_architectures(), ["llama"]);
+        assert_eq!(gguf_architectures(), ["llama", "qwen2", "qwen3"]);
         assert!(for_model_type("mistral").is_some_and(|a| a.model_types[0] == "llama"));
         assert!(for_model_type("bert").is_none());
     }
