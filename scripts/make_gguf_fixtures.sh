@@ -12,7 +12,8 @@
 # which the converter imports even for BPE models, is installed if missing. Two adjustments, both outside
 # the converter's tensor code:
 # - The tiny fixture tokenizer is not one llama.cpp knows by hash, so get_vocab_base_pre is
-#   overridden to "qwen2" (the tests pass the fixture's tokenizer.json with --tokenizer).
+#   overridden to "qwen2"; tests/gguf_qwen.rs checks that the tokenizer logitlens rebuilds
+#   from that metadata gives the fixture tokenizer.json's ids on the (digit-free) golden prompts.
 # - transformers 5 drops legacy keys from the config dict (e.g. rope_theta); config.json's own
 #   keys are merged back into the hyperparameters the converter reads.
 set -euo pipefail

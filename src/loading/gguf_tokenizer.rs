@@ -13,6 +13,11 @@
 //! transformers' GGUF loader omits the digit split, so for text with digits its ids differ
 //! from the model's real tokenizer and from these.
 //!
+//! Llama 3 ("llama-bpe") and Qwen2 ("qwen2", also written into Qwen2.5 and Qwen3 files)
+//! split with a regex first (`Split` isolated, then ByteLevel without its own regex), as
+//! their tokenizer.json files do. The two regexes differ only in numbers: Llama 3 groups up
+//! to three digits, Qwen2 isolates every digit.
+//!
 //! Control tokens (`token_type` 3) become special added tokens, matched whole in the input
 //! as the original tokenizer does; user-defined tokens (4) become plain added tokens.
 
@@ -49,9 +54,13 @@ const DIGIT_SPLIT: &[&str] = &[
 /// Llama 3's split regex, as its tokenizer.json has it.
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// Qwen2's split regex, as its tokenizer.json has it (llama.cpp's
+/// `LLAMA_VOCAB_PRE_TYPE_QWEN2`): Llama 3's with every digit on its own.
+const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// The names `tokenizer.ggml.pre` may take here, for messages.
 fn known_pre() -> String {
-    let mut names = vec!["default", "gpt-2", "llama-bpe"];
+    let mut names = vec!["default", "gpt-2", "llama-bpe", "qwen2"];
     names.extend_from_slice(DIGIT_SPLIT);
     names.join(", ")
 }
@@ -123,21 +132,26 @@ fn pre_tokenizer(file: &GgufFile, pre: &str) -> Result<PreTokenizerWrapper> {
         p if DIGIT_SPLIT.contains(&p) => {
             Sequence::new(vec![Digits::new(true).into(), byte_level(true)]).into()
         }
-        "llama-bpe" => {
-            let split = Split::new(
-                SplitPattern::Regex(LLAMA3_REGEX.into()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(|e| anyhow!("cannot compile the llama-bpe pre-tokenizer: {e}"))?;
-            Sequence::new(vec![split.into(), byte_level(false)]).into()
-        }
+        "llama-bpe" => split_then_bytes(pre, LLAMA3_REGEX)?,
+        "qwen2" => split_then_bytes(pre, QWEN2_REGEX)?,
         other => bail!(
             "{} names the pre-tokenizer \"{other}\" (tokenizer.ggml.pre), which logitlens does not know (known: {}); pass the model's tokenizer.json with --tokenizer",
             file.path().display(),
             known_pre()
         ),
     })
+}
+
+/// A regex split (matches isolated) followed by ByteLevel without its own regex.
+fn split_then_bytes(pre: &str, regex: &str) -> Result<PreTokenizerWrapper> {
+    let split = Split::new(
+        SplitPattern::Regex(regex.into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| anyhow!("cannot compile the {pre} pre-tokenizer: {e}"))?;
+    let bytes = ByteLevel::new(false, true, false).into();
+    Ok(Sequence::new(vec![split.into(), bytes]).into())
 }
 
 /// Registers control tokens as special and user-defined ones as plain added tokens, so that
@@ -221,6 +235,38 @@ mod tests {
     #[test]
     fn llama3_split_regex_compiles_and_runs() {
         let (_dir, file) = file_with("gpt2", "llama-bpe");
+        let tok = from_gguf(&file).unwrap();
+        assert_eq!(ids(&tok, "ab  12"), [3, 4, 4, 5, 6]);
+    }
+
+    /// The pieces of `text` (as written there) that the named chain splits it into.
+    fn pieces(pre: &str, text: &str) -> Vec<String> {
+        use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+        let (_dir, file) = file_with("gpt2", pre);
+        let mut s = PreTokenizedString::from(text);
+        pre_tokenizer(&file, pre)
+            .unwrap()
+            .pre_tokenize(&mut s)
+            .unwrap();
+        s.get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter()
+            .map(|(_, (a, b), _)| text[a..b].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn qwen2_split_isolates_digits_folds_contractions_and_keeps_newline_runs() {
+        // Checked against Python's `regex` module with the same pattern.
+        assert_eq!(
+            pieces("qwen2", "I'M 12345 can't\n\n  go"),
+            ["I", "'M", " ", "1", "2", "3", "4", "5", " can", "'t", "\n\n", " ", " go"]
+        );
+        // Llama 3 groups digits by three.
+        assert_eq!(
+            pieces("llama-bpe", "I'M 12345"),
+            ["I", "'M", " ", "123", "45"]
+        );
+        let (_dir, file) = file_with("gpt2", "qwen2");
         let tok = from_gguf(&file).unwrap();
         assert_eq!(ids(&tok, "ab  12"), [3, 4, 4, 5, 6]);
     }
