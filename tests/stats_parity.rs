@@ -84,7 +84,12 @@ fn check_cell(at: &str, c: &Cell, g: &Golden, tol: f64) {
     }
     assert_eq!(c.targets.len(), g.targets.len(), "{at}: targets");
     for (i, (t, &(p, lp, lo, hi))) in c.targets.iter().zip(&g.targets).enumerate() {
-        close(&format!("{at} target {i} logprob"), t.logprob.into(), lp, NATS);
+        close(
+            &format!("{at} target {i} logprob"),
+            t.logprob.into(),
+            lp,
+            NATS,
+        );
         close(&format!("{at} target {i} prob"), t.prob.into(), p, PROB);
         assert!(
             (lo..=hi).contains(&t.rank),
