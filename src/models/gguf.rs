@@ -534,3 +534,85 @@ fn vector(file: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>> {
         .dequantize(&Device::Cpu)?
         .to_vec1::<f32>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loading::gguf::testing::{header, Meta};
+    use crate::models::registry;
+
+    /// A Gemma 2/3 header: 8 channels in 2 heads of 8 (so hidden/heads = 4 ≠ key_length),
+    /// `layers` blocks, a 3-token window, and `extra`.
+    fn gemma(arch: &str, layers: u32, extra: &[(&str, Meta)]) -> DecoderSpec {
+        let k = |s: &str| format!("{arch}.{s}");
+        let keys = [
+            "block_count",
+            "embedding_length",
+            "attention.head_count",
+            "attention.head_count_kv",
+            "attention.key_length",
+            "feed_forward_length",
+            "context_length",
+            "vocab_size",
+            "attention.sliding_window",
+            "attention.layer_norm_rms_epsilon",
+        ]
+        .map(k);
+        let values = [layers, 8, 2, 1, 8, 8, 64, 8, 3];
+        let mut metadata = vec![("general.architecture", Meta::Str(arch))];
+        metadata.extend(
+            keys.iter()
+                .zip(values)
+                .map(|(k, v)| (k.as_str(), Meta::U32(v))),
+        );
+        metadata.push((&keys[9], Meta::F32(1e-6)));
+        metadata.extend(extra.iter().copied());
+        let tmp = header(&metadata);
+        let mut file = GgufFile::open(tmp.path()).unwrap();
+        let (arch, support) = registry::for_gguf(&file).unwrap();
+        let config = (support.config)(&mut file).unwrap();
+        let mut spec = (arch.spec)(config.json).unwrap();
+        (support.stored)(&mut spec);
+        spec
+    }
+
+    /// Where the files are silent, llama.cpp's defaults: Gemma 3 slides five layers in six
+    /// (or by `attention.sliding_window_pattern`), Gemma 2 every other one; the query scale
+    /// is 1/√key_length except for the 27B layer counts (1/√(hidden/heads)); Gemma 3's
+    /// global layers use `rope.freq_base` with the linear factor, its sliding ones
+    /// `rope.freq_base_swa` unscaled; norms hold the one.
+    #[test]
+    fn gemma_files_read_as_llama_cpp_reads_them() {
+        let w = Some(3);
+        let s = gemma("gemma3", 7, &[]);
+        assert_eq!(s.windows, [w, w, w, w, w, None, w]);
+        assert!((s.scales[0] - 1.0 / 8f64.sqrt()).abs() < 1e-12);
+        assert_eq!(s.norm.kind, NormKind::RmsPlusOneAdded);
+        assert!(
+            matches!(s.attention.qk_norm, QkNorm::PerHead(n) if n.kind == NormKind::RmsPlusOneAdded)
+        );
+        let pattern = [("gemma3.attention.sliding_window_pattern", Meta::U32(3))];
+        let s = gemma("gemma3", 7, &pattern);
+        assert_eq!(s.windows, [w, w, None, w, w, None, w]);
+        let ropes = [
+            ("gemma3.rope.freq_base", Meta::F32(1e6)),
+            ("gemma3.rope.freq_base_swa", Meta::F32(100.0)),
+            ("gemma3.rope.scaling.type", Meta::Str("linear")),
+            ("gemma3.rope.scaling.factor", Meta::F32(8.0)),
+        ];
+        let r = gemma("gemma3", 7, &ropes).rotary.unwrap();
+        assert_eq!(r.layer_table, [1, 1, 1, 1, 1, 0, 1]);
+        // Inverse frequency of pair 1 of 4: global 1e6^(-1/4)/8, local 100^(-1/4).
+        assert!((r.tables[0][1] - 1e6f32.powf(-0.25) / 8.0).abs() < 1e-7);
+        assert!((r.tables[1][1] - 100f32.powf(-0.25)).abs() < 1e-7);
+        assert!((gemma("gemma3", 62, &[]).scales[0] - 0.5).abs() < 1e-12);
+        let s = gemma("gemma2", 5, &[]);
+        assert_eq!(s.windows, [w, None, w, None, w]);
+        assert_eq!(
+            (s.attention.softcap, s.final_softcap),
+            (Some(50.0), Some(30.0))
+        );
+        assert!((s.scales[0] - 1.0 / 8f64.sqrt()).abs() < 1e-12);
+        assert!((gemma("gemma2", 46, &[]).scales[0] - 0.5).abs() < 1e-12);
+    }
+}

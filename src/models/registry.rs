@@ -283,23 +283,12 @@ mod tests {
 
     /// A GGUF header with `general.architecture` and `{arch}.expert_count`, no tensors.
     fn gguf_header(arch: &str, experts: u32) -> tempfile::NamedTempFile {
-        let string = |out: &mut Vec<u8>, s: &str| {
-            out.extend((s.len() as u64).to_le_bytes());
-            out.extend(s.as_bytes());
-        };
-        let mut b = b"GGUF".to_vec();
-        b.extend(3u32.to_le_bytes());
-        b.extend(0u64.to_le_bytes());
-        b.extend(2u64.to_le_bytes());
-        string(&mut b, "general.architecture");
-        b.extend(8u32.to_le_bytes());
-        string(&mut b, arch);
-        string(&mut b, &format!("{arch}.expert_count"));
-        b.extend(4u32.to_le_bytes());
-        b.extend(experts.to_le_bytes());
-        let file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
-        std::fs::write(file.path(), b).unwrap();
-        file
+        use crate::loading::gguf::testing::{header, Meta};
+        let key = format!("{arch}.expert_count");
+        header(&[
+            ("general.architecture", Meta::Str(arch)),
+            (&key, Meta::U32(experts)),
+        ])
     }
 
     /// Mixtral in GGUF is "llama" with experts: refused as a mixture of experts, in one line,
