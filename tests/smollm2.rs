@@ -360,7 +360,9 @@ fn bad_gguf_paths_fail_with_one_clear_line() {
     let err = one_line_error(&o);
     assert!(
         err.contains("architecture \"qwen2moe\"")
-            && err.contains("supported GGUF architectures: llama, qwen2, qwen3"),
+            && err.contains(
+                "supported GGUF architectures: llama, qwen2, qwen3, gemma, gemma2, gemma3, gptneox, phi3"
+            ),
         "{err}"
     );
 }
