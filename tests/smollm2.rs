@@ -57,20 +57,9 @@ fn golden() -> Golden {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Where scripts/fetch_smollm2.sh puts the model.
-fn model_path() -> PathBuf {
-    let cache = std::env::var_os("LOGITLENS_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/logitlens")
-        });
-    cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
 /// The model's path, or `None` (after a loud warning) when it is absent and not required.
 fn require_model() -> Option<PathBuf> {
-    let path = model_path();
+    let path = common::smollm2_path();
     if path.is_file() {
         return Some(path);
     }

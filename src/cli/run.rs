@@ -32,6 +32,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     let progress = progress_bar(total, args.progress);
     let provenance = session.provenance(&args.run);
     let mut images = args.images.take();
+    let mut html = args.report.take();
     if let Some(images) = &mut images {
         // The largest entropy possible: ln of the number of head rows.
         let most = (session.model().info().vocab_size.max(2) as f32).ln();
@@ -40,7 +41,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     let printer = args.printer(io::BufWriter::new(io::stdout()), Some(&provenance));
     let mut stdout = Stdout {
         printer: Some(printer),
-        images: images.is_some(),
+        images: images.is_some() || html.is_some(),
     };
     stdout.call(|p| p.begin())?;
     let (mut failures, mut ran) = (0, 0);
@@ -52,9 +53,10 @@ pub fn run(mut args: Args) -> Result<i32> {
             Ok(report) => {
                 // A stdout failure ends the run; an image failure is this prompt's.
                 stdout.call(|p| p.report(&report))?;
-                match &mut images {
-                    Some(images) => images.report(&report),
-                    None => Ok(()),
+                match (&mut images, &mut html) {
+                    (Some(images), _) => images.report(&report),
+                    (None, Some(html)) => html.report(&report),
+                    (None, None) => Ok(()),
                 }
             }
             Err(e) => Err(e),
@@ -69,6 +71,12 @@ pub fn run(mut args: Args) -> Result<i32> {
     }
     progress.finish_and_clear();
     stdout.call(|p| p.finish())?;
+    // The one --out report holds every prompt, so it is written last.
+    let mut unwritten = false;
+    if let Some(Err(e)) = html.as_mut().map(|h| h.finish()) {
+        report_error(&e);
+        unwritten = true;
+    }
     if failures > 0 && total > 1 {
         let not_run = match total - ran {
             0 => String::new(),
@@ -76,7 +84,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         eprintln!("logitlens: {failures} of {total} prompts failed{not_run}");
     }
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok(if failures > 0 || unwritten { 1 } else { 0 })
 }
 
 /// The stdout printer under the closed-stdout policy of [`run`].

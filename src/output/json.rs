@@ -32,12 +32,19 @@ impl<W: Write> Sink for Json<W> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        match (self.single, self.reports.as_slice()) {
-            (true, [one]) => write_pretty(&mut self.out, one)?,
-            (true, []) => {}
-            (_, all) => write_pretty(&mut self.out, all)?,
-        }
+        write_document(&mut self.out, self.single, &self.reports)?;
         Ok(self.out.flush()?)
+    }
+}
+
+/// Writes the `--format json` document of `reports`: the one report's object with
+/// `single` (nothing when it failed), else an array; pretty, with a final newline. The
+/// HTML report embeds exactly this document.
+pub fn write_document(out: &mut impl Write, single: bool, reports: &[Report]) -> Result<()> {
+    match (single, reports) {
+        (true, [one]) => write_pretty(out, one),
+        (true, []) => Ok(()),
+        (_, all) => write_pretty(out, all),
     }
 }
 

@@ -156,3 +156,26 @@ pub fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
     }
     snapshot
 }
+
+/// A failure with exit code `code` and exactly one stderr line that names every needle,
+/// without a panic.
+pub fn assert_fails(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "want one stderr line, got:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+}
+
+/// Where scripts/fetch_smollm2.sh puts the real model (SmolLM2-135M-Instruct, Q4_1 GGUF).
+pub fn smollm2_path() -> PathBuf {
+    let cache = std::env::var_os("LOGITLENS_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/logitlens")
+        });
+    cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
