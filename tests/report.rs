@@ -65,6 +65,14 @@ fn json_of(args: &[&str]) -> Value {
     serde_json::from_slice(&ok(&[args, &["-f", "json"]].concat()).stdout).unwrap()
 }
 
+/// Runs `args` with `--out html -f json`: the document the same run printed, parsed and
+/// as text.
+fn report_and_json(args: &[&str], html: &Path) -> (Value, String) {
+    let o = ok(&[args, &["--out", html.to_str().unwrap(), "-f", "json"]].concat());
+    let printed = String::from_utf8(o.stdout).unwrap();
+    (serde_json::from_str(&printed).unwrap(), printed)
+}
+
 /// Opens `path` and waits until the report says it has painted.
 fn open(page: &mut Page<'_>, path: &Path) {
     let url = format!("file://{}", path.canonicalize().unwrap().display());
@@ -194,9 +202,10 @@ fn report_opens_offline_and_embeds_the_json_document() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("fox.html");
     let args = ["-m", &phi(), "-p", FOX];
-    ok(&[&args[..], &["--out", html.to_str().unwrap()]].concat());
-    let expected = json_of(&args);
-    let printed = String::from_utf8(ok(&[&args[..], &["-f", "json"]].concat()).stdout).unwrap();
+    let (expected, printed) = report_and_json(&args, &html);
+    // The report's default K is the run's, so a run without the report needs --top-k 10.
+    assert_eq!(expected["top_k"], json!(10));
+    assert_eq!(json_of(&[&args[..], &["--top-k", "10"]].concat()), expected);
     let Some(mut guard) = browser() else { return };
     let mut page = guard.as_mut().unwrap().page(1280, 900);
     open(&mut page, &html);
@@ -315,8 +324,7 @@ fn one_report_holds_a_batch_with_a_picker_and_summary_curves() {
         args.extend(["-p".to_string(), p.to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&[&args[..], &["--out", html.to_str().unwrap()]].concat());
-    let expected = json_of(&args);
+    let (expected, _) = report_and_json(&args, &html);
     let Some(mut guard) = browser() else { return };
     let mut page = guard.as_mut().unwrap().page(1280, 900);
     open(&mut page, &html);
@@ -468,18 +476,19 @@ fn out_dir_writes_one_report_per_prompt() {
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let args = ["-m", &phi(), "--prompts", prompts.to_str().unwrap()];
-    ok(&[
+    let both = [
         &args[..],
         &["--out-dir", out.to_str().unwrap(), "--image-format", "html"],
-    ]
-    .concat());
+    ];
+    let all: Value =
+        serde_json::from_slice(&ok(&[&both.concat()[..], &["-f", "json"]].concat()).stdout)
+            .unwrap();
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     assert_eq!(names, ["001.html", "fox.html"]);
-    let all = json_of(&args);
     for (name, report) in [("fox.html", &all[0]), ("001.html", &all[1])] {
         let page = std::fs::read_to_string(out.join(name)).unwrap();
         let start = page.find("id=\"logitlens-data\">").unwrap() + "id=\"logitlens-data\">".len();

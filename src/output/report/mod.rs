@@ -23,6 +23,9 @@ use crate::atomic;
 /// The file extension of a report.
 pub const EXTENSION: &str = "html";
 
+/// The top-k K of a run with a report and no `--top-k`: what each tooltip lists.
+pub const DEFAULT_TOP_K: usize = 10;
+
 /// Whether `path` names an HTML report (`.html` or `.htm`, any case).
 pub fn is_html(path: &Path) -> bool {
     path.extension()
