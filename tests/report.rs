@@ -281,36 +281,137 @@ fn hovering_a_cell_shows_its_top_k_and_clicking_pins_it() {
     assert_eq!(errors(&page.events()), Vec::<String>::new());
 }
 
+/// The value a metric of the selector colours `cell` by (None: drawn as "no value").
+fn metric_value(metric: &str, cell: &Value) -> Option<f64> {
+    let target = |key: &str, i: &str| cell["targets"][i.parse::<usize>().unwrap()][key].as_f64();
+    match metric {
+        "entropy" | "prob" | "kl" => cell[metric].as_f64(),
+        "ce" => cell["next_logprob"].as_f64().map(|l| -l),
+        "rank" => cell["next_rank"].as_f64(),
+        m if m.starts_with("target-prob-") => target("prob", &m["target-prob-".len()..]),
+        m if m.starts_with("target-rank-") => target("rank", &m["target-rank-".len()..]),
+        m => panic!("unknown metric {m}"),
+    }
+}
+
+/// Perceived brightness, which rises monotonically along viridis.
+fn luma([r, g, b]: [u8; 3]) -> f64 {
+    0.299 * r as f64 + 0.587 * g as f64 + 0.114 * b as f64
+}
+
 #[test]
-fn switching_the_metric_recolours_the_cells() {
+fn switching_the_metric_recolours_the_cells_by_their_values() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("fox.html");
-    ok(&["-m", &phi(), "-p", FOX, "--out", html.to_str().unwrap()]);
+    let args = ["-m", &phi(), "-p", FOX, "--target", " the", "--sublayers"];
+    let (doc, _) = report_and_json(&args, &html);
     let Some(mut guard) = browser() else { return };
     let mut page = guard.as_mut().unwrap().page(1280, 900);
     open(&mut page, &html);
     let metrics = page.eval("[...document.getElementById('metric').options].map(o => o.value)");
     let metrics: Vec<String> = serde_json::from_value(metrics).unwrap();
-    assert!(
-        metrics.starts_with(&["entropy".into(), "prob".into()]),
-        "{metrics:?}"
-    );
-    let before = colours(&mut page);
-    let mut last = before.clone();
-    for metric in &metrics[1..] {
+    let want = [
+        "entropy",
+        "prob",
+        "kl",
+        "ce",
+        "rank",
+        "target-prob-0",
+        "target-rank-0",
+    ];
+    assert_eq!(metrics, want);
+    let mut seen: Vec<std::collections::BTreeMap<String, [u8; 3]>> = Vec::new();
+    for metric in &metrics {
         page.eval(&format!(
             "(() => {{ const s = document.getElementById('metric'); s.value = '{metric}'; s.dispatchEvent(new Event('change')); }})()"
         ));
         let now = colours(&mut page);
-        assert_eq!(now.len(), last.len());
-        let changed = now.iter().filter(|(k, c)| last[*k] != **c).count();
-        assert!(
-            changed * 2 > now.len(),
-            "{metric}: only {changed} of {} cells changed colour",
-            now.len()
-        );
-        last = now;
+        if let Some(first) = seen.first() {
+            let changed = now.iter().filter(|(k, c)| first[*k] != **c).count();
+            assert!(
+                changed * 2 > now.len(),
+                "{metric}: only {changed} of {} cells differ from the entropy colours",
+                now.len()
+            );
+        }
+        // Colours follow the values: a larger value is never darker (viridis).
+        let mut cells = Vec::new();
+        for (key, colour) in &now {
+            let (row, position) = key.split_once(',').unwrap();
+            let cell = &doc["layers"][row.parse::<usize>().unwrap()]["positions"]
+                [position.parse::<usize>().unwrap()];
+            if let Some(v) = metric_value(metric, cell) {
+                cells.push((v, luma(*colour)));
+            }
+        }
+        assert!(cells.len() * 2 > now.len(), "{metric}: few values");
+        cells.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for pair in cells.windows(2) {
+            assert!(
+                pair[1].1 + 1.0 >= pair[0].1,
+                "{metric}: {} is drawn darker than {}",
+                pair[1].0,
+                pair[0].0
+            );
+        }
+        let unit = page.eval("window.logitlens.grid.metric.unit");
+        assert!(!unit.as_str().unwrap().is_empty());
+        seen.push(now);
     }
+    assert_eq!(errors(&page.events()), Vec::<String>::new());
+}
+
+#[test]
+fn sublayer_rows_targets_and_trajectories_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("fox.html");
+    let args = [
+        "-m",
+        &phi(),
+        "-p",
+        FOX,
+        "--target",
+        " the",
+        "--target-id",
+        "7",
+        "--sublayers",
+    ];
+    let (doc, _) = report_and_json(&args, &html);
+    let Some(mut guard) = browser() else { return };
+    let mut page = guard.as_mut().unwrap().page(1280, 900);
+    open(&mut page, &html);
+    let rows = doc["layers"].as_array().unwrap();
+    let positions = doc["tokens"].as_array().unwrap().len();
+    let cells = cells(&mut page);
+    assert_eq!(cells.len(), rows.len() * positions);
+    let mids = cells.iter().filter(|c| c.2 == "resid_mid").count();
+    assert_eq!(mids, (rows.len() - 1) / 2 * positions, "resid_mid cells");
+    let labels =
+        page.eval("window.logitlens.reports[0].layers.map((_, i, rows) => LL.rowLabel(rows, i))");
+    assert_eq!(labels[1], json!("1 attn"));
+    assert_eq!(labels[2], json!("1"));
+    assert_eq!(
+        labels[rows.len() - 1],
+        json!(format!("{} out", rows.len() / 2))
+    );
+    let trajectories = page.eval("!document.getElementById('targets-figure').hidden");
+    assert_eq!(trajectories, json!(true), "no target chart");
+    // The tooltip of a resid_mid cell names it and lists KL, the next token and both targets.
+    let (x, y) = centre(&mut page, 3, 1);
+    page.mouse("mouseMoved", x, y);
+    let shown = tooltip(&mut page).unwrap();
+    for needle in [
+        "2 attn",
+        "KL to output",
+        "next token",
+        "rank",
+        "target \u{201c} the\u{201d}",
+        "target \u{201c}",
+    ] {
+        assert!(shown.contains(needle), "{needle:?} not in {shown}");
+    }
+    let top = top_tokens(&doc["layers"][3]["positions"][1]);
+    assert_eq!(top.len(), 10);
     assert_eq!(errors(&page.events()), Vec::<String>::new());
 }
 
@@ -537,6 +638,25 @@ fn html_bad_inputs_fail_in_one_line_and_clobber_nothing() {
         (
             vec!["-m", &phi, "-p", "a", "--out", &jpg],
             &["jpg", ".html"],
+        ),
+        (
+            vec!["-m", &phi, "-p", "a", "--out", r, "--top-k", "0"],
+            &["--top-k 0", "HTML"],
+        ),
+        (
+            vec![
+                "-m",
+                &phi,
+                "-p",
+                "a",
+                "--out-dir",
+                d,
+                "--image-format",
+                "html",
+                "--top-k",
+                "0",
+            ],
+            &["--top-k 0", "HTML"],
         ),
     ];
     for (args, needles) in cases {
