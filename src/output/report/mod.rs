@@ -82,7 +82,7 @@ impl Sink for Html {
 /// Writes the page of `reports` to `path` atomically.
 fn write(path: &Path, single: bool, reports: &[Report]) -> Result<()> {
     let mut document = Vec::new();
-    json::write_document(&mut document, single, reports)?;
+    json::write_document(&mut document, single, reports, false)?;
     let document = String::from_utf8(document)?;
     atomic::write(path, page(&document, &title(reports)).as_bytes())
 }

@@ -5,7 +5,9 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  performance.mark("logitlens-start");
   const reports = LL.readReports($("logitlens-data"));
+  performance.mark("logitlens-parsed");
   const state = { index: 0, metric: "entropy", metrics: [], hover: null };
   const grid = new LL.Grid($("grid-panel"), $("grid-canvas"), $("grid-scroll"), $("grid-space"));
   const tooltip = $("tooltip");
@@ -203,7 +205,9 @@
   $("targets-scale").addEventListener("change", drawTargets);
 
   showPrompt(0);
+  performance.mark("logitlens-grid");
   drawSummary();
+  performance.mark("logitlens-charts");
   requestAnimationFrame(() => requestAnimationFrame(() => {
     window.logitlensPaintedAt = performance.now();
     document.documentElement.dataset.painted = "true";
