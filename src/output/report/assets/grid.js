@@ -292,7 +292,7 @@ LL.lineChart = function (canvas, labels, series, y) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, cw, ch);
   const legendRows = Math.ceil(series.length / 2);
-  const box = { l: 50, r: cw - 12, t: 18, b: ch - 34 - 16 * legendRows };
+  const box = { l: 50, r: cw - 26, t: 18, b: ch - 34 - 16 * legendRows };
   const metric = { log: y.log };
   const frac = (v) => LL.fraction(metric, [y.lo, y.hi], v);
   const px = (i) => box.l + (labels.length < 2 ? 0.5 : i / (labels.length - 1)) * (box.r - box.l);
