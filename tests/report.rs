@@ -15,21 +15,15 @@
 mod cdp;
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use cdp::{Browser, Page};
-use common::{assert_fails, phi, run, stderr};
+use common::{assert_fails, phi, require_smollm2, run, say, stderr};
 use serde_json::{json, Value};
 
 const FOX: &str = "The quick brown fox jumps over the lazy";
-
-/// Writes a line straight to the stderr handle, which libtest does not capture.
-fn say(line: String) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
 
 /// The shared browser, started on first use; `None` (after a loud warning) when Chromium
 /// is missing and not required. Holding the guard serializes the browser tests, so that
@@ -519,17 +513,9 @@ fn a_2048_token_report_paints_within_two_seconds_and_scrolls() {
 
 #[test]
 fn smollm2_report_screenshot() {
-    let model = common::smollm2_path();
-    if !model.is_file() {
-        let required = std::env::var("LOGITLENS_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1");
-        let msg = format!(
-            "SmolLM2 GGUF not found at {}; run scripts/fetch_smollm2.sh",
-            model.display()
-        );
-        assert!(!required, "LOGITLENS_REQUIRE_REAL_MODEL=1: {msg}");
-        say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
+    let Some(model) = require_smollm2() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("smollm2.html");
     let model = model.to_str().unwrap();
@@ -591,12 +577,7 @@ fn out_dir_writes_one_report_per_prompt() {
     let all: Value =
         serde_json::from_slice(&ok(&[&both.concat()[..], &["-f", "json"]].concat()).stdout)
             .unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["001.html", "fox.html"]);
+    assert_eq!(common::file_names(&out), ["001.html", "fox.html"]);
     for (name, report) in [("fox.html", &all[0]), ("001.html", &all[1])] {
         let page = std::fs::read_to_string(out.join(name)).unwrap();
         let start = page.find("id=\"logitlens-data\">").unwrap() + "id=\"logitlens-data\">".len();
@@ -616,58 +597,30 @@ fn html_bad_inputs_fail_in_one_line_and_clobber_nothing() {
     let phi = phi();
     let jpg = format!("{d}/r.jpg");
     let two = ["-m", &phi, "-p", "a b", "-p", "c d"];
-    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+    // Each after `-m PHI -p a`: the arguments, and what the one error line must name.
+    let cases: [(&[&str], &[&str]); 7] = [
         (
-            vec!["-m", &phi, "-p", "a", "--out", r, "--color-range", "0..5"],
+            &["--out", r, "--color-range", "0..5"],
             &["--color-range", "HTML"],
         ),
         (
-            vec!["-m", &phi, "-p", "a", "--out", r, "--layer-step", "2"],
+            &["--out", r, "--layer-step", "2"],
             &["--layer-step", "HTML"],
         ),
         (
-            vec![
-                "-m",
-                &phi,
-                "-p",
-                "a",
-                "--out-dir",
-                r,
-                "--image-format",
-                "html",
-            ],
+            &["--out-dir", r, "--image-format", "html"],
             &["not a directory", "--out"],
         ),
+        (&["--out", "missing/r.html"], &["missing"]),
+        (&["--out", &jpg], &["jpg", ".html"]),
+        (&["--out", r, "--top-k", "0"], &["--top-k 0", "HTML"]),
         (
-            vec!["-m", &phi, "-p", "a", "--out", "missing/r.html"],
-            &["missing"],
-        ),
-        (
-            vec!["-m", &phi, "-p", "a", "--out", &jpg],
-            &["jpg", ".html"],
-        ),
-        (
-            vec!["-m", &phi, "-p", "a", "--out", r, "--top-k", "0"],
-            &["--top-k 0", "HTML"],
-        ),
-        (
-            vec![
-                "-m",
-                &phi,
-                "-p",
-                "a",
-                "--out-dir",
-                d,
-                "--image-format",
-                "html",
-                "--top-k",
-                "0",
-            ],
+            &["--out-dir", d, "--image-format", "html", "--top-k", "0"],
             &["--top-k 0", "HTML"],
         ),
     ];
     for (args, needles) in cases {
-        assert_fails(&run(&args), 2, needles);
+        assert_fails(&run(&[&["-m", &phi, "-p", "a"], args].concat()), 2, needles);
     }
     // Two prompts whose ids make one file name.
     let prompts = dir.path().join("p.jsonl");
@@ -676,11 +629,12 @@ fn html_bad_inputs_fail_in_one_line_and_clobber_nothing() {
         "{\"id\": \"a\", \"prompt\": \"x\"}\n{\"id\": \"a\", \"prompt\": \"y\"}\n",
     )
     .unwrap();
+    let p = prompts.to_str().unwrap();
     let o = run(&[
         "-m",
         &phi,
         "--prompts",
-        prompts.to_str().unwrap(),
+        p,
         "--out-dir",
         d,
         "--image-format",
@@ -693,11 +647,7 @@ fn html_bad_inputs_fail_in_one_line_and_clobber_nothing() {
     let o = run(&["-m", "./no/such/model", "-p", "a", "--out", r]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&report).unwrap(), "old");
-    let mut names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    names.sort();
+    let names = common::file_names(dir.path());
     assert_eq!(names, ["p.jsonl", "r.html"], "stray files");
     // Several prompts into one --out report is no error.
     ok(&[&two[..], &["--out", r]].concat());

@@ -179,3 +179,36 @@ pub fn smollm2_path() -> PathBuf {
         });
     cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
+
+/// The real model's path, or `None` (after a loud warning) when it is absent and not
+/// required; `LOGITLENS_REQUIRE_REAL_MODEL=1` (CI) makes its absence a failure.
+pub fn require_smollm2() -> Option<PathBuf> {
+    let path = smollm2_path();
+    if path.is_file() {
+        return Some(path);
+    }
+    let required = std::env::var("LOGITLENS_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1");
+    let msg = format!(
+        "SmolLM2 GGUF not found at {}; run scripts/fetch_smollm2.sh",
+        path.display()
+    );
+    assert!(!required, "LOGITLENS_REQUIRE_REAL_MODEL=1: {msg}");
+    say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
+    None
+}
+
+/// Writes a line straight to the stderr handle, which libtest does not capture (it only
+/// captures `eprintln!`), so warnings and figures show in a plain `cargo test`.
+pub fn say(line: String) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The names of the entries of `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).unwrap();
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
