@@ -150,10 +150,12 @@ LL.ticks = function (metric, domain) {
   const [lo, hi] = domain;
   const out = [];
   if (metric.log) {
-    for (let v = 1; v <= hi * 1.0001; v *= 10) {
-      if (v >= lo) out.push([v, v >= 1e4 ? "1e" + Math.round(Math.log10(v)) : String(v)]);
+    const first = Math.pow(10, Math.floor(Math.log10(lo) + 1e-9));
+    for (let e = 0; first * Math.pow(10, e) <= hi * 1.0001; e++) {
+      const v = first * Math.pow(10, e);
+      if (v >= lo * 0.9999) out.push([v, v >= 1e4 ? "1e" + Math.round(Math.log10(v)) : LL.fmt(parseFloat(v.toPrecision(1)))]);
     }
-    if (out.length < 2 || out[out.length - 1][0] < hi) out.push([hi, String(Math.round(hi))]);
+    if (out.length < 2 || out[out.length - 1][0] < hi) out.push([hi, LL.fmt(hi < 10 ? hi : Math.round(hi))]);
     return out;
   }
   const step = LL.niceCeil((hi - lo) / 5);

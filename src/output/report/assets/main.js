@@ -184,9 +184,21 @@
     $("summary-figure").hidden = false;
     $("summary-caption").textContent = "Per-row means over all " + reports.length + " prompts and their positions";
     const s = LL.summary(reports);
-    let hi = 0;
-    s.nats.forEach((series) => series.values.forEach((v) => { if (v > hi) hi = v; }));
-    LL.lineChart($("summary-nats"), s.labels, s.nats, { lo: 0, hi: LL.niceCeil(hi || 1), log: false, label: "nats" });
+    const values = [];
+    s.nats.forEach((series) => series.values.forEach((v) => { if (v !== null && isFinite(v)) values.push(v); }));
+    values.sort((a, b) => a - b);
+    const hi = values.length ? values[values.length - 1] : 1;
+    const select = $("summary-scale");
+    if (!select.dataset.chosen) {
+      // One row far above the rest (often the embeddings' KL) would flatten every curve.
+      const p90 = values.length ? values[Math.floor(values.length * 0.9)] : hi;
+      select.value = hi > 3 * p90 ? "log" : "linear";
+    }
+    const positive = values.filter((v) => v > 0);
+    const y = select.value === "log"
+      ? { lo: Math.pow(10, Math.floor(Math.log10(positive.length ? positive[0] : 0.01))), hi: Math.max(hi, 1), log: true, label: "nats (log)" }
+      : { lo: 0, hi: LL.niceCeil(hi || 1), log: false, label: "nats" };
+    LL.lineChart($("summary-nats"), s.labels, s.nats, y);
     LL.lineChart($("summary-fractions"), s.labels, s.fractions, { lo: 0, hi: 1, log: false, label: "fraction" });
   }
 
@@ -203,6 +215,10 @@
   }
   $("metric").addEventListener("change", (e) => setMetric(e.target.value));
   $("targets-scale").addEventListener("change", drawTargets);
+  $("summary-scale").addEventListener("change", (e) => {
+    e.target.dataset.chosen = "true";
+    drawSummary();
+  });
 
   showPrompt(0);
   performance.mark("logitlens-grid");
