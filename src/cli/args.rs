@@ -247,7 +247,8 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
             check_out_dir(dir)?;
             let format = match flags.image_format.unwrap_or(ImageKind::Png) {
                 ImageKind::Svg => ImageFormat::Svg,
-                _ => ImageFormat::Png,
+                // Html goes to html_report (wants_report), never here.
+                ImageKind::Png | ImageKind::Html => ImageFormat::Png,
             };
             check_unique_names(prompts, format.extension())?;
             let target = Target::Dir {
