@@ -44,6 +44,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         summary.set_provenance(provenance.clone());
     }
     let mut images = args.images.take();
+    let mut html = args.report.take();
     if let Some(images) = &mut images {
         // The largest entropy possible: ln of the number of head rows.
         let most = (session.model().info().vocab_size.max(2) as f32).ln();
@@ -56,7 +57,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     );
     let mut stdout = Stdout {
         printer: Some(printer),
-        images: images.is_some(),
+        images: images.is_some() || html.is_some(),
     };
     stdout.call(|p| p.begin())?;
     let (mut failures, mut ran) = (0, 0);
@@ -74,9 +75,10 @@ pub fn run(mut args: Args) -> Result<i32> {
                 if let Some(summary) = &mut summary {
                     summary.report(&report)?;
                 }
-                match &mut images {
-                    Some(images) => images.report(&report),
-                    None => Ok(()),
+                match (&mut images, &mut html) {
+                    (Some(images), _) => images.report(&report),
+                    (None, Some(html)) => html.report(&report),
+                    (None, None) => Ok(()),
                 }
             }
             Err(e) => Err(e),
@@ -94,6 +96,12 @@ pub fn run(mut args: Args) -> Result<i32> {
     if let Some(summary) = &mut summary {
         summary.finish()?;
     }
+    // The one --out report holds every prompt, so it is written last.
+    let mut unwritten = false;
+    if let Some(Err(e)) = html.as_mut().map(|h| h.finish()) {
+        report_error(&e);
+        unwritten = true;
+    }
     if failures > 0 && total > 1 {
         let not_run = match total - ran {
             0 => String::new(),
@@ -101,7 +109,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         eprintln!("logitlens: {failures} of {total} prompts failed{not_run}");
     }
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok(if failures > 0 || unwritten { 1 } else { 0 })
 }
 
 /// The stdout printer under the closed-stdout policy of [`run`].

@@ -6,6 +6,7 @@ pub mod heatmap;
 pub mod images;
 pub mod json;
 pub mod jsonl;
+pub mod report;
 pub mod summary;
 pub mod table;
 
