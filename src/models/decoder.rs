@@ -266,7 +266,7 @@ impl LensModel for Decoder {
         visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
     ) -> Result<()> {
         let (dtype, device) = (self.layers.dtype(), self.embed.device());
-        let masks = layer_masks(&self.spec.windows, ids.len(), dtype, device)?;
+        let masks = layer_masks(&self.spec.windows, &[ids.len()], dtype, device);
         let rotary = match &self.spec.rotary {
             Some(r) => Some((r.tables(ids.len(), dtype, device)?, &r.layer_table)),
             None => None,

@@ -3,12 +3,14 @@
 //! an optional logit soft-cap.
 
 use anyhow::Result;
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 
 use super::linear::{Linear, WeightLayout};
+use super::mask::Mask;
 use super::norm::{Norm, NormSpec};
 use super::rotary::RotaryTables;
 use super::vars::Vars;
+use crate::kernels::attention::{attention, Shape};
 
 /// Where q/k norms apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,7 +164,7 @@ impl Attention {
         &self,
         xs: &Tensor,
         rotary: Option<&RotaryTables>,
-        mask: &Tensor,
+        mask: &Mask,
     ) -> Result<Tensor> {
         let (mut q, mut k, v) = self.project(xs)?;
         if let (QkNorm::Whole(_), Some(qn), Some(kn)) =
@@ -178,7 +180,11 @@ impl Attention {
             q = r.apply(&q)?;
             k = r.apply(&k)?;
         }
-        let out = attend(&q, k, v, mask, self.scale, self.spec.softcap)?;
+        let (scale, cap) = (self.scale, self.spec.softcap);
+        let out = match (q.dtype(), q.device()) {
+            (DType::F32, Device::Cpu) => attend_blocked(&q, &k, &v, mask, scale, cap)?,
+            _ => attend(&q, k, v, &mask.additive()?, scale, cap)?,
+        };
         Ok(self.o.forward(&out)?)
     }
 }
@@ -186,6 +192,38 @@ impl Attention {
 /// `cap · tanh(scores / cap)`.
 pub fn softcap(scores: &Tensor, cap: f64) -> Result<Tensor> {
     Ok(((scores / cap)?.tanh()? * cap)?)
+}
+
+/// [`attend`] in f32 on the CPU without the `(B, H, T, T)` scores: blocks of queries
+/// against only the keys their spans reach ([`crate::kernels::attention`]).
+pub fn attend_blocked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Mask,
+    scale: f64,
+    cap: Option<f64>,
+) -> Result<Tensor> {
+    let (b, heads, t, head_dim) = q.dims4()?;
+    let shape = Shape {
+        batch: b,
+        heads,
+        kv_heads: k.dim(1)?,
+        seq: t,
+        head_dim,
+    };
+    let flat = |x: &Tensor| -> Result<Vec<f32>> { Ok(x.contiguous()?.flatten_all()?.to_vec1()?) };
+    let (scale, cap) = (scale as f32, cap.map(|c| c as f32));
+    let out = attention(
+        &flat(q)?,
+        &flat(k)?,
+        &flat(v)?,
+        shape,
+        mask.spans(),
+        scale,
+        cap,
+    );
+    Ok(Tensor::from_vec(out, (b, t, heads * head_dim), q.device())?)
 }
 
 /// Scaled dot-product attention: `(B, H, T, hd)` queries against `(B, H_kv, T, hd)` keys and
@@ -284,7 +322,7 @@ mod tests {
         let attn = Attention::new(&spec, &names, WeightLayout::OutIn, 1.0, &vb.pp("a")).unwrap();
         let dev = Device::Cpu;
         let x = Tensor::new(&[[[1f32, 0.0], [0.0, 3.0]]], &dev).unwrap();
-        let mask = super::super::mask::causal_mask(2, candle_core::DType::F32, &dev).unwrap();
+        let mask = Mask::causal(2, candle_core::DType::F32, &dev);
         let out: Vec<f32> = attn
             .forward(&x, None, &mask)
             .unwrap()

@@ -5,6 +5,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use super::attention::{Attention, AttentionNames};
+use super::mask::Mask;
 use super::mlp::{Mlp, MlpNames};
 use super::norm::{Norm, NormSpec};
 use super::rotary::RotaryTables;
@@ -155,7 +156,7 @@ impl Block {
         &self,
         xs: &Tensor,
         rotary: Option<&RotaryTables>,
-        mask: &Tensor,
+        mask: &Mask,
         want_mid: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let norm = |site: Site, t: &Tensor| match self.norms.iter().find(|(s, _)| *s == site) {

@@ -97,7 +97,7 @@ impl Module for Linear {
 const RELEASE_ROWS: usize = 64;
 
 /// Inputs with at least this many rows also drop the pages prefaulted at load: from here
-/// on, memory goes to activations (a 2048-token phi-1_5 attention holds 0.5 GiB of scores).
+/// on, memory goes to activations (a 2048-token phi-1_5 forward holds tens of MiB of activations per layer).
 const LONG_ROWS: usize = 512;
 
 /// `x · Wᵀ + b` with W read from the mapped file; the bias is added in place.

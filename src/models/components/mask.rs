@@ -1,56 +1,104 @@
-//! Additive attention masks: causal, and causal within a sliding window, per layer.
+//! Attention masks: which keys each query sees, as one contiguous span per query (causal,
+//! causal within a sliding window, and each prompt of a packed batch within its own
+//! segment), and the additive `(T, T)` mask of the same spans for the dense path.
+
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
-/// A lower-triangular additive mask: 0 on and below the diagonal, −∞ above.
-pub fn causal_mask(seq_len: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..seq_len)
-        .flat_map(|i| (0..seq_len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(mask, (seq_len, seq_len), device)?.to_dtype(dtype)?)
+use crate::kernels::attention::Span;
+
+/// The keys each query position attends to, `lo..hi` per position.
+#[derive(Debug, Clone)]
+pub struct Mask {
+    spans: Arc<[Span]>,
+    dtype: DType,
+    device: Device,
+    /// The additive form, built the first time the dense path asks for it.
+    dense: Arc<OnceLock<Tensor>>,
 }
 
-/// [`causal_mask`] plus transformers' `sliding_window_overlay`: query i sees keys j with
-/// `i - window < j <= i`.
-pub fn sliding_mask(seq_len: usize, window: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
-    let band: Vec<f32> = (0..seq_len)
-        .flat_map(|i| {
-            (0..seq_len).map(move |j| {
-                if i >= j + window {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
+impl Mask {
+    /// Prompts of `segments` tokens each, packed one after the other: each position sees
+    /// the positions of its own prompt up to itself, and within `window` (transformers'
+    /// sliding window: query i sees keys j with `i - window < j <= i`) when given.
+    pub fn packed(segments: &[usize], window: Option<usize>, dtype: DType, dev: &Device) -> Self {
+        let mut spans = Vec::with_capacity(segments.iter().sum());
+        let mut start = 0u32;
+        for &len in segments {
+            for i in start..start + len as u32 {
+                let lo = match window {
+                    Some(w) => start.max((i + 1).saturating_sub(w as u32)),
+                    None => start,
+                };
+                spans.push((lo, i + 1));
+            }
+            start += len as u32;
+        }
+        Self {
+            spans: spans.into(),
+            dtype,
+            device: dev.clone(),
+            dense: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// One prompt of `seq_len` tokens, plain causal attention.
+    pub fn causal(seq_len: usize, dtype: DType, dev: &Device) -> Self {
+        Self::packed(&[seq_len], None, dtype, dev)
+    }
+
+    /// One span per position.
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    /// The additive `(T, T)` mask: 0 where a query sees a key, −∞ elsewhere.
+    pub fn additive(&self) -> Result<Tensor> {
+        if let Some(t) = self.dense.get() {
+            return Ok(t.clone());
+        }
+        let n = self.spans.len();
+        let mask: Vec<f32> = self
+            .spans
+            .iter()
+            .flat_map(|&(lo, hi)| {
+                (0..n as u32).map(move |j| match (lo..hi).contains(&j) {
+                    true => 0.0,
+                    false => f32::NEG_INFINITY,
+                })
             })
-        })
-        .collect();
-    let band = Tensor::from_vec(band, (seq_len, seq_len), dev)?.to_dtype(dtype)?;
-    Ok(causal_mask(seq_len, dtype, dev)?.broadcast_add(&band)?)
+            .collect();
+        let t = Tensor::from_vec(mask, (n, n), &self.device)?.to_dtype(self.dtype)?;
+        Ok(self.dense.get_or_init(|| t).clone())
+    }
 }
 
-/// The mask of each layer, given its sliding window (`None`: full causal attention). Each
-/// distinct mask is built once; a window at least as long as the input is the causal mask.
+/// The mask of each layer, given its sliding window (`None`: full causal attention), for
+/// prompts of `segments` tokens packed into one sequence. Each distinct mask is built once;
+/// a window at least as long as the longest prompt is the causal mask.
 pub fn layer_masks(
     windows: &[Option<usize>],
-    seq_len: usize,
+    segments: &[usize],
     dtype: DType,
     dev: &Device,
-) -> Result<Vec<Tensor>> {
-    let full = causal_mask(seq_len, dtype, dev)?;
-    let mut built: Vec<(usize, Tensor)> = Vec::new();
+) -> Vec<Mask> {
+    let longest = segments.iter().copied().max().unwrap_or(0);
+    let full = Mask::packed(segments, None, dtype, dev);
+    let mut built: Vec<(usize, Mask)> = Vec::new();
     windows
         .iter()
         .map(|w| match w {
-            Some(w) if *w < seq_len => {
+            Some(w) if *w < longest => {
                 if let Some((_, m)) = built.iter().find(|(b, _)| b == w) {
-                    return Ok(m.clone());
+                    return m.clone();
                 }
-                let m = sliding_mask(seq_len, *w, dtype, dev)?;
+                let m = Mask::packed(segments, Some(*w), dtype, dev);
                 built.push((*w, m.clone()));
-                Ok(m)
+                m
             }
-            _ => Ok(full.clone()),
+            _ => full.clone(),
         })
         .collect()
 }
@@ -59,8 +107,8 @@ pub fn layer_masks(
 mod tests {
     use super::*;
 
-    fn seen(m: &Tensor) -> Vec<Vec<u8>> {
-        let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
+    fn seen(m: &Mask) -> Vec<Vec<u8>> {
+        let m: Vec<Vec<f32>> = m.additive().unwrap().to_vec2().unwrap();
         m.iter()
             .map(|r| r.iter().map(|&v| (v == 0.0) as u8).collect())
             .collect()
@@ -68,7 +116,7 @@ mod tests {
 
     #[test]
     fn sliding_mask_keeps_the_last_window_keys() {
-        let m = sliding_mask(4, 2, DType::F32, &Device::Cpu).unwrap();
+        let m = Mask::packed(&[4], Some(2), DType::F32, &Device::Cpu);
         assert_eq!(
             seen(&m),
             [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
@@ -77,10 +125,27 @@ mod tests {
 
     #[test]
     fn each_layer_gets_its_own_window() {
-        let masks = layer_masks(&[None, Some(2), Some(9)], 3, DType::F32, &Device::Cpu).unwrap();
+        let masks = layer_masks(&[None, Some(2), Some(9)], &[3], DType::F32, &Device::Cpu);
         let causal = [[1, 0, 0], [1, 1, 0], [1, 1, 1]];
         assert_eq!(seen(&masks[0]), causal);
         assert_eq!(seen(&masks[1]), [[1, 0, 0], [1, 1, 0], [0, 1, 1]]);
         assert_eq!(seen(&masks[2]), causal);
+    }
+
+    /// Packed prompts see only their own segment, windowed within it.
+    #[test]
+    fn packed_prompts_see_only_themselves() {
+        let m = Mask::packed(&[2, 3], Some(2), DType::F32, &Device::Cpu);
+        assert_eq!(m.spans(), [(0, 1), (0, 2), (2, 3), (2, 4), (3, 5)]);
+        assert_eq!(
+            seen(&m),
+            [
+                [1, 0, 0, 0, 0],
+                [1, 1, 0, 0, 0],
+                [0, 0, 1, 0, 0],
+                [0, 0, 1, 1, 0],
+                [0, 0, 0, 1, 1]
+            ]
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! each thread converts a few rows of W at a time into a cache-sized f32 buffer and multiplies
 //! them at once, so the result is the same f32 product while W is only ever read as f16.
 
+pub mod attention;
+
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -40,13 +42,13 @@ impl Half for bf16 {
 
 /// A raw pointer that rayon tasks share; each task writes its own columns.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// A method rather than `.0`, so closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
