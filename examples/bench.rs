@@ -76,6 +76,10 @@ fn main() -> Result<()> {
     let t = Instant::now();
     model.forward_sites(&ids, false, &mut |_, _, _| Ok(()))?;
     let forward = t.elapsed().as_secs_f64();
+    if std::env::var_os("BENCH_FORWARD_ONLY").is_some() {
+        println!("forward {forward:.2} s");
+        return Ok(());
+    }
 
     let m = tokens * batch;
     let proj_flops = 2.0 * m as f64 * (4 * d * d + 2 * d * inter) as f64 * layers as f64;

@@ -11,12 +11,11 @@
 //! Which keys a query sees is one contiguous span per query ([`Span`]): causal attention is
 //! `0..=i`, a sliding window `i+1-w..=i`, and prompts packed into one sequence each see only
 //! their own segment. Both products go through `gemm` (f32, the same kernel as the linear
-//! layers); the softmax uses a vectorised `exp` ([`exp_approx`], within 2 ulp of `f32::exp`)
-//! compiled for AVX-512 or AVX2 when the CPU has them, and for the baseline target otherwise
-//! (SSE2 on x86-64, NEON on aarch64).
+//! layers); the softmax is [`super::elementwise::softmax`].
 
 use rayon::prelude::*;
 
+use super::elementwise::softmax;
 use super::OutPtr;
 
 /// Queries per task: a block of scores is at most `QUERY_BLOCK × T` floats (512 KiB at
@@ -150,104 +149,9 @@ fn softmax_span(row: &mut [f32], lo: usize, hi: usize, cap: Option<f32>) {
     softmax(span);
 }
 
-/// `x ← softmax(x)` with [`exp_approx`], on the widest vectors the CPU has.
-pub fn softmax(x: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the feature was just detected.
-            return unsafe { softmax_avx512(x) };
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just detected.
-            return unsafe { softmax_avx2(x) };
-        }
-    }
-    softmax_plain(x)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_avx512(x: &mut [f32]) {
-    softmax_plain(x)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_avx2(x: &mut [f32]) {
-    softmax_plain(x)
-}
-
-/// Lanes of the partial max and sum, so that both reductions vectorise.
-const LANES: usize = 16;
-
-/// The softmax as candle computes it (max, `exp(x - max)`, sum, divide), written so that
-/// the compiler vectorises it for whatever target features the caller enables.
-#[inline(always)]
-pub fn softmax_plain(x: &mut [f32]) {
-    let mut max = [f32::NEG_INFINITY; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (m, &v) in max.iter_mut().zip(c) {
-            *m = m.max(v);
-        }
-    }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let max = max.iter().fold(tail, |a, &b| a.max(b));
-    let mut sum = [0f32; LANES];
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        for (s, v) in sum.iter_mut().zip(c) {
-            *v = exp_approx(*v - max);
-            *s += *v;
-        }
-    }
-    let mut total = 0f32;
-    for v in chunks.into_remainder() {
-        *v = exp_approx(*v - max);
-        total += *v;
-    }
-    let total = sum.iter().sum::<f32>() + total;
-    x.iter_mut().for_each(|v| *v /= total);
-}
-
-/// `eˣ` for `x ≤ 88`, within 2 ulp of `f32::exp` (Cephes' `expf`: `x = n·ln 2 + r`, a
-/// degree-7 polynomial in `r`, `2ⁿ` from the exponent bits). Below −87.3 it returns
-/// about 1e-38 instead of a denormal or 0, which no softmax sum notices.
-#[inline(always)]
-pub fn exp_approx(x: f32) -> f32 {
-    let x = x.clamp(-87.33, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_approx_is_within_two_ulp_of_exp() {
-        let mut worst = 0f64;
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let (got, want) = (exp_approx(x) as f64, (x as f64).exp());
-            worst = worst.max((got - want).abs() / want);
-            x += 0.0137;
-        }
-        assert!(worst < 2.5e-7, "relative error {worst:e}");
-        assert!(exp_approx(-1e4) < 1e-37 && exp_approx(f32::NEG_INFINITY) < 1e-37);
-    }
 
     /// Plain dense attention in f64 over an explicit mask, the reference.
     fn reference(
@@ -335,22 +239,5 @@ mod tests {
                 assert!(worst < 1e-5, "{worst}");
             }
         }
-    }
-
-    /// The widest path and the baseline compute the same softmax.
-    #[test]
-    fn every_path_computes_the_same_softmax() {
-        let x: Vec<f32> = values(1000, 4);
-        let mut plain = x.clone();
-        softmax_plain(&mut plain);
-        let mut best = x;
-        softmax(&mut best);
-        let worst = plain
-            .iter()
-            .zip(&best)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(worst < 1e-7, "{worst}");
-        assert!((plain.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
 }

@@ -6,6 +6,7 @@
 //! them at once, so the result is the same f32 product while W is only ever read as f16.
 
 pub mod attention;
+pub mod elementwise;
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
@@ -90,7 +91,11 @@ pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize) -> Vec<
         return out;
     }
     #[cfg(target_arch = "x86_64")]
-    if m <= avx512::MAX_ROWS && H::BITS.is_some() && avx512::available() {
+    if m <= avx512::MAX_ROWS
+        && H::BITS.is_some()
+        && avx512::available()
+        && !elementwise::force_baseline()
+    {
         avx512::matmul(x, w, m, k, n, &mut out);
         return out;
     }

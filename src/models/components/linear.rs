@@ -3,9 +3,12 @@
 
 use anyhow::Result;
 use candle_core::{DType, Module, Tensor};
+use candle_nn::Activation;
+use rayon::prelude::*;
 
 use super::vars::Vars;
 use crate::kernels;
+use crate::kernels::elementwise::{self, Act};
 use crate::loading::store::Matrix;
 use crate::loading::weights::Mapped;
 
@@ -75,15 +78,39 @@ fn load_bias(out_dim: usize, bias: bool, vb: &Vars) -> Result<Option<Tensor>> {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::MappedHalf { mapped, bias } => mapped_matmul(x, mapped, bias.as_ref()),
-            Self::Dense { weight, bias } => {
+        self.forward_act(x, None)
+    }
+}
+
+impl Linear {
+    /// `act(x·Wᵀ + b)`. Over mapped half weights the bias and the activation are applied in
+    /// one parallel pass over the output ([`elementwise::bias_act`]) where the activation
+    /// is one it implements; otherwise by candle's ops.
+    pub fn forward_act(&self, x: &Tensor, act: Option<Activation>) -> candle_core::Result<Tensor> {
+        let fused = match act {
+            None => Some(None),
+            Some(Activation::NewGelu | Activation::GeluPytorchTanh) => Some(Some(Act::GeluTanh)),
+            Some(Activation::Silu) => Some(Some(Act::Silu)),
+            Some(_) => None,
+        };
+        let y = match (self, fused) {
+            (Self::MappedHalf { mapped, bias }, Some(fused)) => {
+                return mapped_matmul(x, mapped, bias.as_ref(), fused)
+            }
+            (Self::MappedHalf { mapped, bias }, None) => {
+                mapped_matmul(x, mapped, bias.as_ref(), None)?
+            }
+            (Self::Dense { weight, bias }, _) => {
                 let y = candle_nn::Linear::new(weight.clone(), None).forward(x)?;
                 match bias {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
                 }
             }
+        };
+        match act {
+            Some(act) => y.apply(&act),
+            None => Ok(y),
         }
     }
 }
@@ -100,8 +127,13 @@ const RELEASE_ROWS: usize = 64;
 /// on, memory goes to activations (a 2048-token phi-1_5 forward holds tens of MiB of activations per layer).
 const LONG_ROWS: usize = 512;
 
-/// `x · Wᵀ + b` with W read from the mapped file; the bias is added in place.
-fn mapped_matmul(x: &Tensor, w: &Mapped, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+/// `act(x · Wᵀ + b)` with W read from the mapped file; bias and activation in place.
+fn mapped_matmul(
+    x: &Tensor,
+    w: &Mapped,
+    bias: Option<&Tensor>,
+    act: Option<Act>,
+) -> candle_core::Result<Tensor> {
     let (n, k) = match w.shape() {
         [n, k] => (*n, *k),
         other => candle_core::bail!("weight of shape {other:?} is not a matrix"),
@@ -120,11 +152,15 @@ fn mapped_matmul(x: &Tensor, w: &Mapped, bias: Option<&Tensor>) -> candle_core::
     if m >= RELEASE_ROWS {
         w.release();
     }
-    if let Some(b) = bias {
-        let b = b.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        for row in out.chunks_mut(n) {
-            row.iter_mut().zip(&b).for_each(|(o, b)| *o += b);
-        }
+    let b = match bias {
+        Some(b) => b.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+        None => Vec::new(),
+    };
+    if !b.is_empty() || act.is_some() {
+        // Whole rows per task, about 64 KiB each.
+        let rows = (16_384 / n.max(1)).max(1);
+        out.par_chunks_mut(rows * n)
+            .for_each(|chunk| elementwise::bias_act(chunk, &b, act));
     }
     *dims.last_mut().expect("checked above") = n;
     Tensor::from_vec(out, dims, x.device())

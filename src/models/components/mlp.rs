@@ -85,8 +85,10 @@ impl Mlp {
     /// `(B, T, D)` → `(B, T, D)`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let inner = match &self.inputs {
-            Inputs::Plain(up) => xs.apply(up)?.apply(&self.act)?,
-            Inputs::Gated { gate, up } => (xs.apply(gate)?.apply(&self.act)? * xs.apply(up)?)?,
+            Inputs::Plain(up) => up.forward_act(xs, Some(self.act))?,
+            Inputs::Gated { gate, up } => {
+                (gate.forward_act(xs, Some(self.act))? * xs.apply(up)?)?
+            }
             Inputs::Fused(gate_up) => {
                 let both = xs.apply(gate_up)?;
                 let last = both.rank() - 1;
