@@ -73,9 +73,13 @@ fn main() -> Result<()> {
     let ids: Vec<u32> = (0..tokens).map(|i| (i * 7919 % 50_000) as u32).collect();
     anyhow::ensure!(batch == 1, "batches come with packing");
     model.forward_sites(&ids[..9], false, &mut |_, _, _| Ok(()))?; // warm the pages
-    let t = Instant::now();
-    model.forward_sites(&ids, false, &mut |_, _, _| Ok(()))?;
-    let forward = t.elapsed().as_secs_f64();
+                                                                   // The faster of two runs, as for the products below: the machine may be shared.
+    let mut forward = f64::INFINITY;
+    for _ in 0..2 {
+        let t = Instant::now();
+        model.forward_sites(&ids, false, &mut |_, _, _| Ok(()))?;
+        forward = forward.min(t.elapsed().as_secs_f64());
+    }
     if std::env::var_os("BENCH_FORWARD_ONLY").is_some() {
         println!("forward {forward:.2} s");
         return Ok(());

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
-use crate::lens::{lens_rows, logit_lens, LensOptions, Timings, TokenStat};
+use crate::lens::{lens_rows, lens_rows_batch, logit_lens, LensOptions, Row, Timings, TokenStat};
 use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
 use crate::models::{self, LensModel, ModelFiles};
@@ -229,6 +229,43 @@ impl Session {
         let report = Report::new(&self.name, prompt, &opts.lens, &ids, &rows, &self.vocab)
             .with_provenance(self.provenance(opts));
         Ok((report, timings))
+    }
+}
+
+impl Session {
+    /// [`Session::run_timed`] for several prompts, each with its own options (which must
+    /// share the lens and `sublayers`): the prompts that encode share forward passes
+    /// ([`lens_rows_batch`]), and each result is what [`Session::run_timed`] gives that
+    /// prompt alone. Should the batch fail as a whole, the prompts run one by one, so that
+    /// each gets its own error.
+    pub fn run_batch_timed(
+        &self,
+        prompts: &[(&str, &RunOptions)],
+    ) -> Vec<Result<(Report, Timings)>> {
+        let encoded: Vec<Result<Vec<u32>>> =
+            prompts.iter().map(|(p, o)| self.encode(p, o.bos)).collect();
+        let ok: Vec<(&[u32], &LensOptions)> = encoded
+            .iter()
+            .zip(prompts)
+            .filter_map(|(e, (_, o))| e.as_ref().ok().map(|ids| (ids.as_slice(), &o.lens)))
+            .collect();
+        let model = self.model.as_ref();
+        let computed: Vec<Result<(Vec<Row>, Timings)>> = match lens_rows_batch(model, &ok) {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(_) => ok.iter().map(|(ids, o)| lens_rows(model, ids, o)).collect(),
+        };
+        let mut computed = computed.into_iter();
+        encoded
+            .into_iter()
+            .zip(prompts)
+            .map(|(ids, (prompt, opts))| {
+                let ids = ids?;
+                let (rows, timings) = computed.next().expect("one result per encoded prompt")?;
+                let report = Report::new(&self.name, prompt, &opts.lens, &ids, &rows, &self.vocab)
+                    .with_provenance(self.provenance(opts));
+                Ok((report, timings))
+            })
+            .collect()
     }
 }
 

@@ -7,9 +7,9 @@ use anyhow::{anyhow, Result};
 
 use super::args::Args;
 use super::{is_broken_pipe, report_error, usage};
+use crate::lens::PACK_TOKENS;
 use crate::output::{Printer, Report, Sink};
-use crate::prompts::Prompt;
-use crate::session::Session;
+use crate::session::{RunOptions, Session};
 use crate::tokens::one_line;
 
 /// Loads the model once and runs every prompt; returns the exit code.
@@ -61,12 +61,14 @@ pub fn run(mut args: Args) -> Result<i32> {
     };
     stdout.call(|p| p.begin())?;
     let (mut failures, mut ran) = (0, 0);
-    for (prompt, ids) in args.prompts.iter().zip(&targets.per_prompt) {
+    let mut pending = std::collections::VecDeque::new();
+    for index in 0..args.prompts.len() {
+        let prompt = &args.prompts[index];
         ran += 1;
-        let result = match ids {
-            Ok(ids) => lens(&session, prompt, &args, ids, timing),
-            Err(e) => Err(anyhow!("{e}")),
-        };
+        if pending.is_empty() {
+            pending = lens_window(&session, &args, &targets.per_prompt, index, timing).into();
+        }
+        let result = pending.pop_front().expect("a window holds the next prompt");
         progress.inc(1);
         let result = match result {
             Ok(report) => {
@@ -224,29 +226,69 @@ fn target_id(session: &Session, text: &str, quiet: bool) -> Result<u32> {
     Ok(id)
 }
 
-/// One prompt's report, with its place in the run; `targets` are the ids it tracks.
-fn lens(
+/// Prompts computed together from `first` on: consecutive prompts of up to about
+/// [`PACK_TOKENS`] tokens (estimated from their text) and at most [`WINDOW_PROMPTS`], which
+/// share forward passes ([`Session::run_batch_timed`]). Their reports, in order, each with
+/// its place in the run; `targets[i]` are the ids prompt i tracks.
+fn lens_window(
     session: &Session,
-    prompt: &Prompt,
     args: &Args,
-    targets: &[u32],
+    targets: &[Result<Vec<u32>>],
+    first: usize,
     timing: bool,
-) -> Result<Report> {
-    let mut opts = args.run.clone();
-    opts.lens.targets = targets.to_vec();
-    let (mut report, t) = session.run_timed(&prompt.text, &opts)?;
-    if timing {
-        eprintln!(
-            "timing: tokens {} forward {:.3}s lens {:.3}s",
-            report.tokens.len(),
-            t.forward.as_secs_f64(),
-            t.lens.as_secs_f64()
-        );
+) -> Vec<Result<Report>> {
+    let mut end = first + 1;
+    let mut bytes = args.prompts[first].text.len();
+    while end < args.prompts.len() && end - first < WINDOW_PROMPTS {
+        bytes += args.prompts[end].text.len();
+        if bytes > PACK_TOKENS * BYTES_PER_TOKEN {
+            break;
+        }
+        end += 1;
     }
-    report.prompt_index = prompt.index;
-    report.prompt_id = prompt.id.clone();
-    Ok(report)
+    let opts: Vec<Option<RunOptions>> = targets[first..end]
+        .iter()
+        .map(|ids| {
+            let mut opts = args.run.clone();
+            opts.lens.targets = ids.as_ref().ok()?.clone();
+            Some(opts)
+        })
+        .collect();
+    let prompts = &args.prompts[first..end];
+    let batch: Vec<(&str, &RunOptions)> = prompts
+        .iter()
+        .zip(&opts)
+        .filter_map(|(p, o)| Some((p.text.as_str(), o.as_ref()?)))
+        .collect();
+    let mut computed = session.run_batch_timed(&batch).into_iter();
+    prompts
+        .iter()
+        .zip(&targets[first..end])
+        .map(|(prompt, ids)| {
+            if let Err(e) = ids {
+                return Err(anyhow!("{e}"));
+            }
+            let (mut report, t) = computed.next().expect("one result per prompt run")?;
+            if timing {
+                eprintln!(
+                    "timing: tokens {} forward {:.3}s lens {:.3}s",
+                    report.tokens.len(),
+                    t.forward.as_secs_f64(),
+                    t.lens.as_secs_f64()
+                );
+            }
+            report.prompt_index = prompt.index;
+            report.prompt_id = prompt.id.clone();
+            Ok(report)
+        })
+        .collect()
 }
+
+/// Most prompts computed before their reports are written.
+const WINDOW_PROMPTS: usize = 64;
+
+/// A generous guess of the text per token, for [`lens_window`]'s estimate.
+const BYTES_PER_TOKEN: usize = 4;
 
 fn progress_bar(total: usize, tty: bool) -> indicatif::ProgressBar {
     if !tty || total < 2 {

@@ -20,7 +20,7 @@ pub mod stats;
 pub mod summary;
 
 pub use crate::models::Site;
-pub use project::{lens_rows, logit_lens, LensOptions, Row, Timings};
+pub use project::{lens_rows, lens_rows_batch, logit_lens, LensOptions, Row, Timings, PACK_TOKENS};
 pub use stats::{
     cell_stats, first_appearance, row_stats, rows_stats, settling_layer, Cell, Query, Ranked,
     Reference, Stat, TargetStat, TokenStat, Value, STATS,

@@ -98,34 +98,105 @@ pub fn lens_rows(
     ids: &[u32],
     opts: &LensOptions,
 ) -> Result<(Vec<Row>, Timings)> {
+    let mut all = lens_rows_packed(model, &[(ids, opts)])?;
+    Ok(all.pop().expect("one prompt in, one out"))
+}
+
+/// Most positions [`lens_rows_batch`] packs into one forward pass: the rows' hidden states
+/// of a pack, `rows × PACK_TOKENS × D` floats, are what it holds (100 MiB for phi-1_5).
+pub const PACK_TOKENS: usize = 512;
+
+/// [`lens_rows`] for each prompt of a batch, each with its own options (targets, top-k):
+/// consecutive prompts of up to [`PACK_TOKENS`] positions together share one forward pass
+/// ([`LensModel::forward_packed`]), so the weights are read once per pack rather than once
+/// per prompt; a longer prompt runs alone. Every prompt's rows are those it gets alone.
+/// All options must use the same lens and `sublayers`. The forward time of a pack is
+/// shared among its prompts by their positions.
+pub fn lens_rows_batch(
+    model: &dyn LensModel,
+    prompts: &[(&[u32], &LensOptions)],
+) -> Result<Vec<(Vec<Row>, Timings)>> {
+    let mut out = Vec::with_capacity(prompts.len());
+    let mut rest = prompts;
+    while !rest.is_empty() {
+        let mut take = 1;
+        let mut tokens = rest[0].0.len();
+        while take < rest.len() && tokens + rest[take].0.len() <= PACK_TOKENS {
+            tokens += rest[take].0.len();
+            take += 1;
+        }
+        out.extend(lens_rows_packed(model, &rest[..take])?);
+        rest = &rest[take..];
+    }
+    Ok(out)
+}
+
+/// One forward pass over `prompts` packed, then each prompt's rows through the head.
+fn lens_rows_packed(
+    model: &dyn LensModel,
+    prompts: &[(&[u32], &LensOptions)],
+) -> Result<Vec<(Vec<Row>, Timings)>> {
     let info = model.info();
+    let opts = prompts.first().map(|p| p.1).expect("at least one prompt");
+    for (_, o) in prompts {
+        if o.sublayers != opts.sublayers || !Arc::ptr_eq(&o.lens, &opts.lens) {
+            bail!("prompts packed into one forward pass must share the lens and --sublayers");
+        }
+        if let Some(&bad) = o.targets.iter().find(|&&t| t as usize >= info.vocab_size) {
+            bail!(
+                "target id {bad} is outside the model's vocabulary of {} tokens",
+                info.vocab_size
+            );
+        }
+    }
     if opts.sublayers {
         model.check_site(Site::ResidMid)?;
         opts.lens.check_site(Site::ResidMid)?;
     }
-    if let Some(&bad) = opts
-        .targets
-        .iter()
-        .find(|&&t| t as usize >= info.vocab_size)
-    {
-        bail!(
-            "target id {bad} is outside the model's vocabulary of {} tokens",
-            info.vocab_size
-        );
-    }
     let start = std::time::Instant::now();
     let (mut places, mut inputs) = (Vec::new(), Vec::new());
-    model.forward_sites(ids, opts.sublayers, &mut |layer, site, hidden| {
+    let ids: Vec<&[u32]> = prompts.iter().map(|p| p.0).collect();
+    model.forward_packed(&ids, opts.sublayers, &mut |layer, site, hidden| {
         places.push((layer, site));
         inputs.push(opts.lens.transform_hidden(model, layer, site, hidden)?);
         Ok(())
     })?;
     let forward = start.elapsed();
+    let total: usize = ids.iter().map(|p| p.len()).sum();
+    let mut offset = 0;
+    let mut out = Vec::with_capacity(prompts.len());
+    for &(ids, opts) in prompts {
+        let start = std::time::Instant::now();
+        let mine = inputs
+            .iter()
+            .map(|t| t.narrow(0, offset, ids.len()))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        offset += ids.len();
+        let rows = head_rows(model, &places, &mine, ids, opts)?;
+        let timings = Timings {
+            forward: forward.mul_f64(ids.len() as f64 / total.max(1) as f64),
+            lens: start.elapsed(),
+        };
+        out.push((rows, timings));
+    }
+    Ok(out)
+}
+
+/// Every row's cells: the head over `inputs` (one `(T, D)` state per row, at `places`) in
+/// chunks of whole positions.
+fn head_rows(
+    model: &dyn LensModel,
+    places: &[(usize, Site)],
+    inputs: &[Tensor],
+    ids: &[u32],
+    opts: &LensOptions,
+) -> Result<Vec<Row>> {
+    let info = model.info();
     let rows_per_chunk = (opts.logits_budget / (4 * info.vocab_size.max(1))).max(1);
     let positions_per_chunk = (rows_per_chunk / inputs.len().max(1)).max(1);
     let mut rows: Vec<Row> = places
-        .into_iter()
-        .map(|(layer, site)| Row {
+        .iter()
+        .map(|&(layer, site)| Row {
             layer,
             site,
             cells: Vec::with_capacity(ids.len()),
@@ -133,13 +204,12 @@ pub fn lens_rows(
         .collect();
     for first in (0..ids.len()).step_by(positions_per_chunk) {
         let count = positions_per_chunk.min(ids.len() - first);
-        let cells = project(model, &inputs, ids, first, count, opts)?;
+        let cells = project(model, inputs, ids, first, count, opts)?;
         for (row, chunk) in rows.iter_mut().zip(cells.chunks(count)) {
             row.cells.extend_from_slice(chunk);
         }
     }
-    let lens = start.elapsed() - forward;
-    Ok((rows, Timings { forward, lens }))
+    Ok(rows)
 }
 
 /// The cells of positions `first..first+count` of every row: the head over those rows of

@@ -235,8 +235,8 @@ impl Decoder {
         (0..self.spec.num_layers).try_for_each(|i| self.block(i).map(drop))
     }
 
-    /// The embeddings of `ids`, learned positions added.
-    fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+    /// The embeddings of `ids`, learned positions (`positions`, else `0..T`) added.
+    fn embed(&self, ids: &[u32], positions: Option<&Tensor>) -> Result<Tensor> {
         let device = self.embed.device();
         let input = Tensor::new(ids, device)?.unsqueeze(0)?;
         let mut xs = self.embed.forward(&input)?;
@@ -247,7 +247,10 @@ impl Decoder {
         match &self.positions {
             None => Ok(xs),
             Some(wpe) => {
-                let positions = Tensor::arange(0u32, ids.len() as u32, device)?.unsqueeze(0)?;
+                let positions = match positions {
+                    Some(p) => p.unsqueeze(0)?,
+                    None => Tensor::arange(0u32, ids.len() as u32, device)?.unsqueeze(0)?,
+                };
                 Ok((xs + wpe.forward(&positions)?)?)
             }
         }
@@ -265,13 +268,44 @@ impl LensModel for Decoder {
         sublayers: bool,
         visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
     ) -> Result<()> {
+        self.forward_packed(&[ids], sublayers, visit)
+    }
+
+    fn forward_packed(
+        &self,
+        prompts: &[&[u32]],
+        sublayers: bool,
+        visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
+    ) -> Result<()> {
         let (dtype, device) = (self.layers.dtype(), self.embed.device());
-        let masks = layer_masks(&self.spec.windows, &[ids.len()], dtype, device);
+        let segments: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+        let longest = segments.iter().copied().max().unwrap_or(0);
+        if let Some(r) = &self.spec.rotary {
+            if segments.iter().any(|&n| !r.same_tables(n, longest)) {
+                return super::forward_one_by_one(self, prompts, sublayers, visit);
+            }
+        }
+        let ids = prompts.concat();
+        // Each prompt's own positions; `None` for a single prompt (0..T).
+        let positions = match prompts.len() {
+            1 => None,
+            _ => {
+                let pos: Vec<u32> = segments.iter().flat_map(|&n| 0..n as u32).collect();
+                Some(Tensor::new(pos.as_slice(), device)?)
+            }
+        };
+        let masks = layer_masks(&self.spec.windows, &segments, dtype, device);
         let rotary = match &self.spec.rotary {
-            Some(r) => Some((r.tables(ids.len(), dtype, device)?, &r.layer_table)),
+            Some(r) => {
+                let mut tables = r.tables(longest, dtype, device)?;
+                if let Some(pos) = &positions {
+                    tables = tables.iter().map(|t| t.at(pos)).collect::<Result<_>>()?;
+                }
+                Some((tables, &r.layer_table))
+            }
             None => None,
         };
-        let mut xs = self.embed(ids)?;
+        let mut xs = self.embed(&ids, positions.as_ref())?;
         visit(0, Site::Embed, &xs.squeeze(0)?)?;
         for (i, mask) in masks.iter().enumerate() {
             let tables = rotary.as_ref().map(|(t, which)| &t[which[i]]);

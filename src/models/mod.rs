@@ -97,6 +97,20 @@ pub trait LensModel {
         visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
     ) -> Result<()>;
 
+    /// [`LensModel::forward_sites`] over several prompts in one pass: `visit` gets each
+    /// row's `(ΣT, D)` hidden states, the prompts' positions one after the other, each
+    /// prompt computed as if it ran alone (its own positions, attending only to itself).
+    /// One pass reads the weights once for all of them. The default runs the prompts one
+    /// by one ([`forward_one_by_one`]).
+    fn forward_packed(
+        &self,
+        prompts: &[&[u32]],
+        sublayers: bool,
+        visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        forward_one_by_one(self, prompts, sublayers, visit)
+    }
+
     /// [`LensModel::forward_sites`] without sublayers: `visit(layer, hidden)` for layers
     /// 0..=L.
     fn forward_layers(
@@ -129,6 +143,35 @@ pub trait LensModel {
         })?;
         Ok(all)
     }
+}
+
+/// [`LensModel::forward_packed`] by one forward pass per prompt, each row's states
+/// concatenated over the prompts before it is visited.
+pub fn forward_one_by_one<M: LensModel + ?Sized>(
+    model: &M,
+    prompts: &[&[u32]],
+    sublayers: bool,
+    visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
+) -> Result<()> {
+    if let [ids] = prompts {
+        return model.forward_sites(ids, sublayers, visit);
+    }
+    let mut rows: Vec<(usize, Site, Vec<Tensor>)> = Vec::new();
+    for (p, ids) in prompts.iter().enumerate() {
+        let mut row = 0;
+        model.forward_sites(ids, sublayers, &mut |layer, site, hidden| {
+            if p == 0 {
+                rows.push((layer, site, Vec::new()));
+            }
+            rows[row].2.push(hidden.clone());
+            row += 1;
+            Ok(())
+        })?;
+    }
+    for (layer, site, parts) in rows {
+        visit(layer, site, &Tensor::cat(&parts, 0)?)?;
+    }
+    Ok(())
 }
 
 /// Reads and parses config.json, returning its `model_type` and the whole document.

@@ -246,6 +246,15 @@ impl RotarySpec {
         }
     }
 
+    /// Whether prompts of `a` and `b` tokens rotate by the same tables (LongRoPE switches
+    /// tables past its original context), so that they can share one packed pass.
+    pub fn same_tables(&self, a: usize, b: usize) -> bool {
+        match &self.longrope {
+            Some(l) => (a > l.original_max) == (b > l.original_max),
+            None => true,
+        }
+    }
+
     /// cos/sin tables for positions `0..seq_len`, one per distinct table (computed per
     /// pass, so a huge context length costs nothing).
     pub fn tables(&self, seq_len: usize, dtype: DType, dev: &Device) -> Result<Vec<RotaryTables>> {
@@ -267,6 +276,15 @@ pub struct RotaryTables {
 }
 
 impl RotaryTables {
+    /// The tables' rows at `positions` (u32), for prompts packed into one sequence.
+    pub fn at(&self, positions: &Tensor) -> Result<Self> {
+        Ok(Self {
+            dim: self.dim,
+            cos: self.cos.index_select(positions, 0)?,
+            sin: self.sin.index_select(positions, 0)?,
+        })
+    }
+
     fn new(
         dim: usize,
         inv_freq: &[f32],

@@ -1,0 +1,119 @@
+//! Prompts packed into one forward pass (issue 12) give each prompt the rows it gets alone:
+//! mixed lengths, with and without BOS, on every block type that changes what packing must
+//! respect (rotary and learned positions, sliding windows and soft-caps, LongRoPE's table
+//! switch, half weights read in place, GGUF).
+
+mod common;
+
+use common::*;
+use logitlens::lens::{lens_rows, lens_rows_batch, Row};
+use logitlens::{LensOptions, LoadOptions, RunOptions, Session};
+
+const PROMPTS: [&str; 5] = [
+    "The quick brown fox jumps over the lazy dog",
+    "a",
+    "Paris is the capital of France, and Berlin is the capital of",
+    "one two",
+    "The quick brown fox jumps over the lazy dog, again and again and again and again and again",
+];
+
+/// Every cell of `a` against `b`: argmax where clear, probability, entropy, KL and the
+/// next-token log-probability within 1e-4.
+fn assert_same(a: &[Row], b: &[Row], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: rows");
+    for (ra, rb) in a.iter().zip(b) {
+        assert_eq!((ra.layer, ra.site), (rb.layer, rb.site), "{what}");
+        assert_eq!(ra.cells.len(), rb.cells.len(), "{what}: positions");
+        for (p, (ca, cb)) in ra.cells.iter().zip(&rb.cells).enumerate() {
+            let (x, y) = (ca.stat, cb.stat);
+            let at = format!("{what}: layer {} position {p}", ra.layer);
+            for (u, v, name) in [
+                (x.prob, y.prob, "prob"),
+                (x.entropy, y.entropy, "entropy"),
+                (x.kl, y.kl, "kl"),
+                (
+                    x.next_logprob.unwrap_or(0.0),
+                    y.next_logprob.unwrap_or(0.0),
+                    "next_logprob",
+                ),
+            ] {
+                assert!((u - v).abs() <= 1e-4, "{at}: {name} {u} vs {v}");
+            }
+            if x.prob > 1.5 / 64.0 && x.id != y.id {
+                panic!("{at}: argmax {} vs {}", x.id, y.id);
+            }
+        }
+    }
+}
+
+fn check(model: &str) {
+    let session = Session::load(model, &LoadOptions::default()).unwrap();
+    for bos in [false, true] {
+        let opts = LensOptions {
+            top_k: 3,
+            ..LensOptions::default()
+        };
+        let ids: Vec<Vec<u32>> = match PROMPTS.iter().map(|p| session.encode(p, bos)).collect() {
+            Ok(ids) => ids,
+            Err(e) if bos => {
+                eprintln!("{model}: no BOS ({e}); checked without");
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let batch: Vec<(&[u32], &LensOptions)> =
+            ids.iter().map(|i| (i.as_slice(), &opts)).collect();
+        let packed = lens_rows_batch(session.model(), &batch).unwrap();
+        assert_eq!(packed.len(), ids.len());
+        for (i, (ids, (rows, _))) in ids.iter().zip(&packed).enumerate() {
+            let (alone, _) = lens_rows(session.model(), ids, &opts).unwrap();
+            assert_same(rows, &alone, &format!("{model} bos={bos} prompt {i}"));
+        }
+    }
+}
+
+#[test]
+fn packed_prompts_match_each_prompt_alone() {
+    for name in [
+        "phi-tiny",
+        "phi-tiny-f16",
+        "llama-tiny",
+        "gpt2-tiny",
+        "gemma2-tiny",
+        "phi3-longrope-tiny",
+        "qwen3-tiny",
+        "gpt-neox-tiny",
+    ] {
+        check(fixture(name).to_str().unwrap());
+    }
+    check(
+        fixture("gemma2-tiny")
+            .join("model-q8_0.gguf")
+            .to_str()
+            .unwrap(),
+    );
+}
+
+/// The session's batch runs a prompt that fails to encode apart and reports every other
+/// prompt as it reports it alone.
+#[test]
+fn a_failing_prompt_leaves_the_rest_of_the_batch_alone() {
+    let session = Session::load(
+        fixture("phi-tiny").to_str().unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let opts = RunOptions::default();
+    let batch = [
+        ("The quick brown fox", &opts),
+        ("", &opts),
+        ("one two", &opts),
+    ];
+    let got = session.run_batch_timed(&batch);
+    assert!(got[1].is_err());
+    for i in [0, 2] {
+        let (batched, _) = got[i].as_ref().unwrap();
+        let (alone, _) = session.run_timed(batch[i].0, &opts).unwrap();
+        assert_eq!(batched.tokens.len(), alone.tokens.len());
+    }
+}
