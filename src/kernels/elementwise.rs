@@ -3,7 +3,7 @@
 //!
 //! Each is written once as plain Rust over slices, in a form the compiler vectorises, and
 //! compiled three times: for AVX-512F, for AVX2+FMA, and for the target's baseline (SSE2 on
-//! x86-64, NEON on aarch64, scalar elsewhere). [`vectorised!`] picks the widest one the CPU
+//! x86-64, NEON on aarch64, scalar elsewhere). `vectorised!` picks the widest one the CPU
 //! has at run time, so every CPU gets a correct path and Zen 4 / Skylake-X the widest.
 //! All of them share [`exp_approx`], a polynomial `exp` within 2 ulp of `f32::exp`.
 

@@ -4,6 +4,22 @@
 //! re-reads twice the bytes and, for short prompts, costs more than the matmul itself. Here
 //! each thread converts a few rows of W at a time into a cache-sized f32 buffer and multiplies
 //! them at once, so the result is the same f32 product while W is only ever read as f16.
+//!
+//! # Which path each CPU takes
+//!
+//! | work | x86-64 with AVX-512F (+F16C) | x86-64 with AVX2+FMA only | aarch64, other x86-64 |
+//! |---|---|---|---|
+//! | `x·Wᵀ`, at most 24 rows of `x` | the `avx512` kernel: W widened in registers | blocked: W rows widened into a buffer, then `gemm` | blocked |
+//! | `x·Wᵀ`, more rows | blocked | blocked | blocked |
+//! | attention ([`attention`]) | `gemm` products, AVX-512 softmax | `gemm`, AVX2 softmax | `gemm`, baseline softmax |
+//! | softmax, bias + activation ([`elementwise`]) | AVX-512F build | AVX2+FMA build | the target's baseline (SSE2, NEON) |
+//!
+//! Widening goes through the `half` crate (F16C on x86-64 where present, NEON's fp16
+//! conversions on aarch64, scalar otherwise); `gemm` picks its own microkernel (AVX2+FMA
+//! on Zen 4 and on AVX2-only CPUs, NEON on aarch64, scalar elsewhere). Zen 4 runs 512-bit
+//! operations as two 256-bit halves, so AVX2 and AVX-512 peak alike there; the AVX-512
+//! kernels win by fewer instructions. `LOGITLENS_KERNELS=baseline` forces the last column
+//! for this crate's own kernels (tests/kernels.rs compares it with the widest path).
 
 pub mod attention;
 pub mod elementwise;
