@@ -107,7 +107,17 @@ fn main() -> Result<()> {
         head_dim: hd,
     };
     let t = Instant::now();
-    std::hint::black_box(attention::attention(&q, &k, &k, shape, &spans, 0.125, None));
+    std::hint::black_box(attention::attention(
+        &q,
+        &k,
+        &k,
+        shape,
+        &spans,
+        attention::Scores {
+            scale: 0.125,
+            cap: None,
+        },
+    ));
     let attn = t.elapsed().as_secs_f64() * layers as f64;
     let gf = |flops: f64, s: f64| flops / s / 1e9;
     println!("bench: {tokens} tokens x {batch}, {layers} layers, hidden {d}, intermediate {inter}, {heads} heads");

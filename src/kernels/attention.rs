@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::elementwise::softmax;
-use super::OutPtr;
+use super::{gemm_into, OutPtr};
 
 /// Queries per task: a block of scores is at most `QUERY_BLOCK × T` floats (512 KiB at
 /// 2048 tokens), which stays in L2.
@@ -40,20 +40,27 @@ pub struct Shape {
     pub head_dim: usize,
 }
 
+/// How scores are formed: `cap · tanh(scale · q·kᵀ / cap)`, or without the cap.
+#[derive(Debug, Clone, Copy)]
+pub struct Scores {
+    /// The factor on `q·kᵀ`.
+    pub scale: f32,
+    /// The soft-cap (Gemma 2), if any.
+    pub cap: Option<f32>,
+}
+
 /// `softmax(scale · q·kᵀ, capped, over each query's span) · v`.
 ///
 /// `q` is `(batch, heads, seq, head_dim)`, `k` and `v` are `(batch, kv_heads, seq,
 /// head_dim)`, all contiguous; `spans` has one entry per position (the same for every
 /// sequence and head). Returns `(batch, seq, heads·head_dim)`.
-#[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
     k: &[f32],
     v: &[f32],
     s: Shape,
     spans: &[Span],
-    scale: f32,
-    cap: Option<f32>,
+    sc: Scores,
 ) -> Vec<f32> {
     let (t, hd) = (s.seq, s.head_dim);
     assert_eq!(spans.len(), t, "one span per position");
@@ -87,51 +94,23 @@ pub fn attention(
             // Every task writes only rows q0..q0+m, columns h·hd..(h+1)·hd of sequence b of
             // `out`, which no other task touches.
             unsafe {
-                gemm::gemm(
-                    m,
-                    nk,
-                    hd,
-                    scores.as_mut_ptr(),
-                    1,
-                    nk as isize,
-                    false,
-                    qh.as_ptr(),
-                    1,
-                    hd as isize,
-                    k[kv..].as_ptr(),
-                    hd as isize,
-                    1,
-                    0.0,
-                    scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                gemm_into(
+                    (m, nk, hd),
+                    (scores.as_mut_ptr(), nk),
+                    (qh.as_ptr(), hd),
+                    (k[kv..].as_ptr(), hd as isize, 1),
+                    sc.scale,
                 );
                 for (row, &(lo, hi)) in scores.chunks_mut(nk).zip(rows) {
-                    softmax_span(row, lo as usize - klo, hi as usize - klo, cap);
+                    softmax_span(row, lo as usize - klo, hi as usize - klo, sc.cap);
                 }
                 let width = s.heads * hd;
-                gemm::gemm(
-                    m,
-                    hd,
-                    nk,
-                    dst.get().add((b * t + q0) * width + h * hd),
-                    1,
-                    width as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    nk as isize,
-                    v[kv..].as_ptr(),
-                    1,
-                    hd as isize,
-                    0.0,
+                gemm_into(
+                    (m, hd, nk),
+                    (dst.get().add((b * t + q0) * width + h * hd), width),
+                    (scores.as_ptr(), nk),
+                    (v[kv..].as_ptr(), 1, hd as isize),
                     1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
         });
@@ -154,15 +133,8 @@ mod tests {
     use super::*;
 
     /// Plain dense attention in f64 over an explicit mask, the reference.
-    fn reference(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        s: Shape,
-        spans: &[Span],
-        scale: f32,
-        cap: Option<f32>,
-    ) -> Vec<f32> {
+    fn reference([q, k, v]: [&[f32]; 3], s: Shape, spans: &[Span], sc: Scores) -> Vec<f32> {
+        let (scale, cap) = (sc.scale, sc.cap);
         let (t, hd) = (s.seq, s.head_dim);
         let mut out = vec![0f32; s.batch * t * s.heads * hd];
         for b in 0..s.batch {
@@ -229,8 +201,9 @@ mod tests {
         let v = values(2 * 2 * 150 * 8, 3);
         for spans in [&causal, &window, &packed] {
             for cap in [None, Some(3.0)] {
-                let got = attention(&q, &k, &v, s, spans, 0.35, cap);
-                let want = reference(&q, &k, &v, s, spans, 0.35, cap);
+                let sc = Scores { scale: 0.35, cap };
+                let got = attention(&q, &k, &v, s, spans, sc);
+                let want = reference([&q, &k, &v], s, spans, sc);
                 let worst = got
                     .iter()
                     .zip(&want)

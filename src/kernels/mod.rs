@@ -128,30 +128,52 @@ pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize) -> Vec<
             // every row, which no other task touches. lhs is m×k row-major; rhs(kk, j) =
             // buf[j·k + kk] is the transpose of the converted rows.
             unsafe {
-                gemm::gemm(
-                    m,
-                    len,
-                    k,
-                    dst.get().add(start),
-                    1,
-                    n as isize,
-                    false,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    buf.as_ptr(),
-                    k as isize,
-                    1,
-                    0.0,
+                gemm_into(
+                    (m, len, k),
+                    (dst.get().add(start), n),
+                    (x.as_ptr(), k),
+                    (buf.as_ptr(), k as isize, 1),
                     1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 )
             };
         });
     out
+}
+
+/// `dst ← beta · lhs · rhs`, single-threaded f32 `gemm` for `(m, n, k)`: `dst` and `lhs`
+/// row-major with the given row strides, `rhs(kk, j)` at `rhs + j·cs + kk·rs`.
+///
+/// # Safety
+/// Every element those strides reach must lie inside its allocation, and nothing else may
+/// write the `m×n` elements of `dst` meanwhile.
+pub(crate) unsafe fn gemm_into(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_rs): (*const f32, usize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, isize, isize),
+    beta: f32,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        lhs,
+        1,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs,
+        rhs_rs,
+        0.0,
+        beta,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
 }
 
 /// Short inputs (a few rows): each weight is converted in a register and used for every

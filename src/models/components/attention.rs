@@ -10,7 +10,7 @@ use super::mask::Mask;
 use super::norm::{Norm, NormSpec};
 use super::rotary::RotaryTables;
 use super::vars::Vars;
-use crate::kernels::attention::{attention, Shape};
+use crate::kernels::attention::{attention, Scores, Shape};
 
 /// Where q/k norms apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -213,16 +213,11 @@ pub fn attend_blocked(
         head_dim,
     };
     let flat = |x: &Tensor| -> Result<Vec<f32>> { Ok(x.contiguous()?.flatten_all()?.to_vec1()?) };
-    let (scale, cap) = (scale as f32, cap.map(|c| c as f32));
-    let out = attention(
-        &flat(q)?,
-        &flat(k)?,
-        &flat(v)?,
-        shape,
-        mask.spans(),
-        scale,
-        cap,
-    );
+    let sc = Scores {
+        scale: scale as f32,
+        cap: cap.map(|c| c as f32),
+    };
+    let out = attention(&flat(q)?, &flat(k)?, &flat(v)?, shape, mask.spans(), sc);
     Ok(Tensor::from_vec(out, (b, t, heads * head_dim), q.device())?)
 }
 
