@@ -1,0 +1,147 @@
+//! Colours: the value → colour scale with its ticks, viridis, and text that contrasts
+//! with a cell.
+
+use plotters::prelude::*;
+
+pub(super) const INK: RGBColor = RGBColor(34, 34, 34);
+pub(super) const MUTED: RGBColor = RGBColor(110, 110, 110);
+/// Cells the report lacks (ragged rows): drawn, but visibly empty.
+pub(super) const MISSING: RGBColor = RGBColor(224, 224, 224);
+
+/// Matplotlib's viridis at 0, 0.1, …, 1: perceptually uniform and readable
+/// in grey scale, so entropy differences look as large as they are.
+pub(super) const VIRIDIS: [(u8, u8, u8); 11] = [
+    (0x44, 0x01, 0x54),
+    (0x48, 0x24, 0x75),
+    (0x41, 0x44, 0x87),
+    (0x35, 0x5f, 0x8d),
+    (0x2a, 0x78, 0x8e),
+    (0x21, 0x91, 0x8c),
+    (0x22, 0xa8, 0x84),
+    (0x44, 0xbf, 0x70),
+    (0x7a, 0xd1, 0x51),
+    (0xbd, 0xdf, 0x26),
+    (0xfd, 0xe7, 0x25),
+];
+
+/// The statistic → colour scale and its ticks.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Scale {
+    pub(super) min: f64,
+    pub(super) max: f64,
+    pub(super) step: f64,
+}
+
+/// The "nice" step (1, 2, 2.5, 5 × 10ⁿ) that cuts `span` into at most 6.
+pub(super) fn nice_step(span: f64) -> f64 {
+    let magnitude = 10f64.powf((span / 5.0).log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|f| f * magnitude)
+        .find(|s| s * 6.0 >= span)
+        .unwrap_or(10.0 * magnitude)
+}
+
+impl Scale {
+    /// 0 to `observed` rounded up to at most 6 "nice" steps (1, 2, 2.5, 5 × 10ⁿ).
+    pub(super) fn new(observed: f64) -> Self {
+        if !(observed.is_finite() && observed > 0.0) {
+            return Self {
+                min: 0.0,
+                max: 1.0,
+                step: 0.2,
+            };
+        }
+        let step = nice_step(observed);
+        let max = (observed / step - 1e-9).ceil().max(1.0) * step;
+        Self {
+            min: 0.0,
+            max,
+            step,
+        }
+    }
+
+    /// Exactly `min` to `max` (checked by [`check_color_range`]).
+    pub(super) fn fixed(min: f32, max: f32) -> Self {
+        let (min, max) = (f64::from(min), f64::from(max));
+        Self {
+            min,
+            max,
+            step: nice_step(max - min),
+        }
+    }
+
+    /// Where `value` falls in 0..=1; non-finite values count as the maximum.
+    pub(super) fn fraction(&self, value: f64) -> f64 {
+        if value.is_finite() {
+            ((value - self.min) / (self.max - self.min)).clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// The tick values: both ends, and the multiples of the step between them
+    /// that are not crowding an end.
+    pub(super) fn ticks(&self) -> Vec<f64> {
+        let room = 0.5 * self.step;
+        let first = (self.min / self.step).ceil() as i64;
+        let last = (self.max / self.step).floor() as i64;
+        let inner = (first..=last)
+            .map(|i| i as f64 * self.step)
+            .filter(|&v| v - self.min > room && self.max - v > room);
+        std::iter::once(self.min)
+            .chain(inner)
+            .chain(std::iter::once(self.max))
+            .collect()
+    }
+
+    /// A tick's label with as few decimals as it needs, at most 3 (2.5 → "2.5", 2 → "2").
+    pub(super) fn label(&self, value: f64) -> String {
+        let decimals = (0..3)
+            .find(|&d| {
+                let k = value * 10f64.powi(d);
+                (k - k.round()).abs() < 1e-6
+            })
+            .unwrap_or(3) as usize;
+        format!("{value:.decimals$}")
+    }
+}
+
+/// Viridis at `t` in 0..=1, linearly interpolated between the anchors.
+pub(super) fn viridis(t: f64) -> RGBColor {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let x = t * (VIRIDIS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(VIRIDIS.len() - 2);
+    let f = x - i as f64;
+    let mix = |a: u8, b: u8| (f64::from(a) + (f64::from(b) - f64::from(a)) * f).round() as u8;
+    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// WCAG relative luminance of an sRGB colour.
+pub(super) fn luminance(c: RGBColor) -> f64 {
+    let lin = |v: u8| {
+        let v = f64::from(v) / 255.0;
+        if v <= 0.03928 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2)
+}
+
+/// White or black, whichever contrasts more with `background`.
+pub(super) fn text_color(background: RGBColor) -> RGBColor {
+    let l = luminance(background);
+    // Contrast ratios (L1 + 0.05) / (L2 + 0.05) against white and black.
+    if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 {
+        WHITE
+    } else {
+        BLACK
+    }
+}
