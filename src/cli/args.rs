@@ -11,7 +11,7 @@ use crate::atomic;
 use crate::lens::{LensOptions, LogitLens, Stat};
 use crate::loading::source;
 use crate::output::delimited::Delimited;
-use crate::output::heatmap::{HeatmapOptions, ImageFormat};
+use crate::output::heatmap::{HeatmapOptions, ImageFormat, Metric, Window};
 use crate::output::images::{self, Images, Target};
 use crate::output::json::Json;
 use crate::output::jsonl::Jsonl;
@@ -134,10 +134,21 @@ fn check_flags_apply(flags: &Flags) -> Result<()> {
             "--image-format applies to --out-dir; with --out the file's extension (.png or .svg) decides",
         ));
     }
-    if flags.color_range.is_some() && flags.out.is_none() && flags.out_dir.is_none() {
-        return Err(usage(
-            "--color-range applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR",
-        ));
+    let image_flags = [
+        ("--color-range", flags.color_range.is_some()),
+        ("--metric", flags.metric.is_some()),
+        ("--positions", flags.positions.is_some()),
+        ("--last", flags.last.is_some()),
+    ];
+    for (flag, given) in image_flags {
+        if given && flags.out.is_none() && flags.out_dir.is_none() {
+            return Err(usage(format!(
+                "{flag} applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR"
+            )));
+        }
+    }
+    if flags.last == Some(0) {
+        return Err(usage("--last must be at least 1"));
     }
     Ok(())
 }
@@ -179,12 +190,28 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         }
         (None, None) => return Ok(None),
     };
+    let metric = flags.metric.map_or(Metric::default(), Into::into);
+    let color_range = flags.color_range.map(|r| (r.0, r.1));
+    if let Some(range) = color_range {
+        metric
+            .check_range(range)
+            .map_err(|e| usage(format!("--color-range: {e}")))?;
+    }
+    let window = match (flags.positions, flags.last) {
+        (Some(window), _) => window,
+        (None, Some(n)) => Window::Last(n),
+        (None, None) => Window::All,
+    };
     let options = HeatmapOptions {
         layer_step: flags.layer_step,
-        color_range: flags.color_range.map(|r| (r.0, r.1)),
+        color_range,
+        metric,
+        window,
         ..HeatmapOptions::default()
     };
-    Ok(Some(Images::new(target, format, options)))
+    Ok(Some(
+        Images::new(target, format, options).warn(!flags.quiet),
+    ))
 }
 
 /// Checks that every prompt's image in an `--out-dir` gets a file name of its own.

@@ -70,11 +70,26 @@ pub struct Flags {
     #[arg(long, value_enum)]
     pub image_format: Option<ImageKind>,
 
-    /// Fix the heatmap's colour scale to MIN..MAX nats of entropy (e.g. 0..10), so that
-    /// figures can be compared. Default: one figure's own 0..max; the figures of one
-    /// --out-dir share 0..ln(vocabulary size), the largest entropy possible.
+    /// What colours the heatmap's cells (each is labelled with its argmax token): entropy
+    /// (nats), prob (the argmax's probability).
+    #[arg(long, value_enum, value_name = "METRIC")]
+    pub metric: Option<MetricArg>,
+
+    /// Fix the heatmap's colour scale to MIN..MAX in the --metric's units (e.g. 0..10 nats
+    /// of entropy), so that figures can be compared. Default: one figure's own 0..max (0..1
+    /// for probabilities); the figures of one --out-dir share the metric's whole range
+    /// (0..ln(vocabulary size) for entropy).
     #[arg(long, value_name = "MIN..MAX", value_parser = color_range)]
     pub color_range: Option<ColorRange>,
+
+    /// Draw only positions A to B-1 (0-based, as Python's [A:B]) in the heatmap; A.. runs to
+    /// the end, ..B from the start.
+    #[arg(long, value_name = "A..B", value_parser = positions, conflicts_with = "last")]
+    pub positions: Option<heatmap::Window>,
+
+    /// Draw only the last N positions in the heatmap.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
 
     /// Draw every N-th layer in the heatmap (the output layer is always drawn).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -112,6 +127,28 @@ fn color_range(text: &str) -> Result<ColorRange, String> {
     heatmap::parse_color_range(text)
         .map(|(min, max)| ColorRange(min, max))
         .map_err(|e| e.to_string())
+}
+
+fn positions(text: &str) -> Result<heatmap::Window, String> {
+    heatmap::parse_positions(text).map_err(|e| e.to_string())
+}
+
+/// What colours the heatmap ([`heatmap::Metric`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    /// Entropy of the next-token distribution (nats).
+    Entropy,
+    /// The argmax token's probability.
+    Prob,
+}
+
+impl From<MetricArg> for heatmap::Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::Entropy => heatmap::Metric::Entropy,
+            MetricArg::Prob => heatmap::Metric::Prob,
+        }
+    }
 }
 
 /// Prompt file formats.

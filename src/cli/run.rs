@@ -33,9 +33,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     let provenance = session.provenance(&args.run);
     let mut images = args.images.take();
     if let Some(images) = &mut images {
-        // The largest entropy possible: ln of the number of head rows.
-        let most = (session.model().info().vocab_size.max(2) as f32).ln();
-        images.share_range((0.0, most));
+        images.for_model(session.title(), session.model().info().vocab_size);
     }
     let printer = args.printer(io::BufWriter::new(io::stdout()), Some(&provenance));
     let mut stdout = Stdout {
@@ -49,14 +47,18 @@ pub fn run(mut args: Args) -> Result<i32> {
         let result = lens(&session, prompt, &args, timing);
         progress.inc(1);
         let result = match result {
-            Ok(report) => {
-                // A stdout failure ends the run; an image failure is this prompt's.
-                stdout.call(|p| p.report(&report))?;
-                match &mut images {
-                    Some(images) => images.report(&report),
-                    None => Ok(()),
+            Ok(report) => match images.as_ref().map(|i| i.check(&report)) {
+                // A prompt its image cannot show (--positions past its end) fails whole.
+                Some(Err(e)) => Err(e),
+                _ => {
+                    // A stdout failure ends the run; an image failure is this prompt's.
+                    stdout.call(|p| p.report(&report))?;
+                    match &mut images {
+                        Some(images) => images.report(&report),
+                        None => Ok(()),
+                    }
                 }
-            }
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = result {

@@ -7,6 +7,9 @@ pub(super) const INK: RGBColor = RGBColor(34, 34, 34);
 pub(super) const MUTED: RGBColor = RGBColor(110, 110, 110);
 /// Cells the report lacks (ragged rows): drawn, but visibly empty.
 pub(super) const MISSING: RGBColor = RGBColor(224, 224, 224);
+/// Cells whose metric has no value (ce or rank at the last position): hatched.
+pub(super) const NO_VALUE: RGBColor = RGBColor(236, 236, 236);
+pub(super) const HATCH: RGBColor = RGBColor(150, 150, 150);
 
 /// Matplotlib's viridis at 0, 0.1, …, 1: perceptually uniform and readable
 /// in grey scale, so entropy differences look as large as they are.
@@ -30,6 +33,8 @@ pub(super) struct Scale {
     pub(super) min: f64,
     pub(super) max: f64,
     pub(super) step: f64,
+    /// Logarithmic (ranks): `step` is then unused, and ticks fall on powers of 10.
+    pub(super) log: bool,
 }
 
 /// The "nice" step (1, 2, 2.5, 5 × 10ⁿ) that cuts `span` into at most 6.
@@ -50,6 +55,7 @@ impl Scale {
                 min: 0.0,
                 max: 1.0,
                 step: 0.2,
+                log: false,
             };
         }
         let step = nice_step(observed);
@@ -58,6 +64,7 @@ impl Scale {
             min: 0.0,
             max,
             step,
+            log: false,
         }
     }
 
@@ -68,11 +75,41 @@ impl Scale {
             min,
             max,
             step: nice_step(max - min),
+            log: false,
         }
+    }
+
+    /// A logarithmic scale from exactly `min` to `max` (both at least 1).
+    pub(super) fn log(min: f64, max: f64) -> Self {
+        let min = min.max(1.0);
+        Self {
+            min,
+            max: max.max(min * 10.0),
+            step: 1.0,
+            log: true,
+        }
+    }
+
+    /// A logarithmic scale from 1 to `observed` rounded up to a power of 10 (at least 10).
+    pub(super) fn log_observed(observed: f64) -> Self {
+        let top = match observed.is_finite() && observed > 1.0 {
+            true => 10f64.powf((observed.log10() - 1e-9).ceil()),
+            false => 10.0,
+        };
+        Self::log(1.0, top)
     }
 
     /// Where `value` falls in 0..=1; non-finite values count as the maximum.
     pub(super) fn fraction(&self, value: f64) -> f64 {
+        if self.log {
+            let value = if value.is_finite() {
+                value.max(self.min)
+            } else {
+                self.max
+            };
+            return ((value.ln() - self.min.ln()) / (self.max.ln() - self.min.ln()))
+                .clamp(0.0, 1.0);
+        }
         if value.is_finite() {
             ((value - self.min) / (self.max - self.min)).clamp(0.0, 1.0)
         } else {
@@ -83,6 +120,18 @@ impl Scale {
     /// The tick values: both ends, and the multiples of the step between them
     /// that are not crowding an end.
     pub(super) fn ticks(&self) -> Vec<f64> {
+        if self.log {
+            // Powers of 10 inside, none within a third of a decade of an end.
+            let (lo, hi) = (self.min.log10(), self.max.log10());
+            let inner = (lo.ceil() as i32..=hi.floor() as i32)
+                .map(f64::from)
+                .filter(|&e| e - lo > 0.33 && hi - e > 0.33)
+                .map(|e| 10f64.powf(e));
+            return std::iter::once(self.min)
+                .chain(inner)
+                .chain(std::iter::once(self.max))
+                .collect();
+        }
         let room = 0.5 * self.step;
         let first = (self.min / self.step).ceil() as i64;
         let last = (self.max / self.step).floor() as i64;
@@ -97,6 +146,9 @@ impl Scale {
 
     /// A tick's label with as few decimals as it needs, at most 3 (2.5 → "2.5", 2 → "2").
     pub(super) fn label(&self, value: f64) -> String {
+        if self.log {
+            return format!("{}", value.round());
+        }
         let decimals = (0..3)
             .find(|&d| {
                 let k = value * 10f64.powi(d);

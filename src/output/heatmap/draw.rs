@@ -1,6 +1,8 @@
 //! Drawing: the title, the annotated cells, the axes and the colour bar, on any plotters
 //! backend.
 
+use std::ops::Range;
+
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -8,11 +10,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontTransform;
 
 use super::bearing;
-use super::colour::{text_color, viridis, Scale, INK, MISSING, MUTED};
+use super::colour::{text_color, viridis, Scale, HATCH, INK, MISSING, MUTED, NO_VALUE};
 use super::layout::*;
+use super::metric::{Metric, ScaleKind};
 use super::text::{fit, label, text_width, truncate, visible, FONT};
-use super::{draw_error, HeatmapOptions, ImageFormat};
-use crate::lens::Stat;
+use super::{display_name, draw_error, HeatmapOptions, ImageFormat};
 use crate::output::{Prediction, Report};
 
 /// Everything needed to draw, computed once for both backends.
@@ -21,6 +23,8 @@ pub(super) struct Plot<'a> {
     pub(super) max_chars: usize,
     /// Shown layer indices, ascending (drawn bottom to top).
     pub(super) rows: Vec<usize>,
+    /// The positions shown, one column each.
+    pub(super) columns: Range<usize>,
     pub(super) size: (u32, u32),
     /// The x of every column edge, left to right (one more than columns).
     pub(super) col_edges: Vec<i32>,
@@ -30,19 +34,26 @@ pub(super) struct Plot<'a> {
     pub(super) grid_h: i32,
     pub(super) scale: Scale,
     pub(super) format: ImageFormat,
-    /// The statistic that colours the cells.
-    pub(super) color: Stat,
+    /// What colours the cells.
+    pub(super) metric: Metric,
+    /// The model as a person knows it.
+    pub(super) model: String,
 }
 
 impl<'a> Plot<'a> {
     pub(super) fn new(
         report: &'a Report,
         opts: &HeatmapOptions,
-        rows: Vec<usize>,
-        widths: Vec<u32>,
+        layout: Layout,
         format: ImageFormat,
     ) -> Self {
-        let size = (width_of(&widths), image_height(rows.len()));
+        let Layout {
+            rows,
+            columns,
+            widths,
+            size,
+            ..
+        } = layout;
         let grid_x = MARGIN_LEFT as i32;
         let col_edges: Vec<i32> = std::iter::once(grid_x)
             .chain(widths.iter().scan(grid_x, |x, &w| {
@@ -52,20 +63,30 @@ impl<'a> Plot<'a> {
             .collect();
         let grid_w = col_edges.last().copied().unwrap_or(grid_x) - grid_x;
         let grid_h = (size.1 - MARGIN_TOP - MARGIN_BOTTOM) as i32;
-        let scale = match opts.color_range {
-            Some((min, max)) => Scale::fixed(min, max),
-            None => Scale::new(
-                rows.iter()
-                    .flat_map(|&l| &report.layers[l].positions)
-                    .filter_map(|p| p.value(opts.color).number())
-                    .filter(|e| e.is_finite())
-                    .fold(0.0, f64::max),
-            ),
+        let metric = opts.metric;
+        let scale = match (opts.color_range, metric.scale_kind()) {
+            (Some((min, max)), ScaleKind::Log) => Scale::log(f64::from(min), f64::from(max)),
+            (Some((min, max)), _) => Scale::fixed(min, max),
+            (None, ScaleKind::Unit) => Scale::fixed(0.0, 1.0),
+            (None, kind) => {
+                let largest = rows
+                    .iter()
+                    .flat_map(|&l| report.layers[l].positions.get(columns.clone()))
+                    .flatten()
+                    .filter_map(|p| metric.value(report, p))
+                    .filter(|v| v.is_finite())
+                    .fold(0.0, f64::max);
+                match kind {
+                    ScaleKind::Log => Scale::log_observed(largest),
+                    _ => Scale::new(largest),
+                }
+            }
         };
         Self {
             report,
             max_chars: opts.max_label_chars.max(1),
             rows,
+            columns,
             size,
             col_edges,
             grid_x,
@@ -74,22 +95,32 @@ impl<'a> Plot<'a> {
             grid_h,
             scale,
             format,
-            color: opts.color,
+            metric,
+            model: opts
+                .model
+                .clone()
+                .unwrap_or_else(|| display_name(&report.model)),
         }
     }
 
-    /// A cell's colour statistic as a number (NaN for text, drawn at the top of the scale).
-    pub(super) fn number(&self, pred: &Prediction) -> f64 {
-        pred.value(self.color).number().unwrap_or(f64::NAN)
+    /// A cell's metric; `None` where it has none (drawn hatched). NaN is drawn at the top of
+    /// the scale.
+    pub(super) fn number(&self, pred: &Prediction) -> Option<f64> {
+        self.metric.value(self.report, pred)
     }
 
-    pub(super) fn columns(&self) -> usize {
-        self.report.tokens.len()
+    /// Whether the cell's argmax is the input token that follows its position: the lens
+    /// predicts the actual next token there (transformer-utils' "next token hit").
+    pub(super) fn hit(&self, position: usize, pred: &Prediction) -> bool {
+        self.report
+            .tokens
+            .get(position + 1)
+            .is_some_and(|next| next.id == pred.stat.id)
     }
 
-    /// Left and right x of column `c` (cells share edges).
-    pub(super) fn col_span(&self, c: usize) -> (i32, i32) {
-        (self.col_edges[c], self.col_edges[c + 1])
+    /// Left and right x of the `i`-th shown column (cells share edges).
+    pub(super) fn col_span(&self, i: usize) -> (i32, i32) {
+        (self.col_edges[i], self.col_edges[i + 1])
     }
 
     /// Top and bottom y of display row `r`, counted from the top.
@@ -99,6 +130,17 @@ impl<'a> Plot<'a> {
         (edge(r), edge(r + 1))
     }
 
+    /// Whether any shown cell has no value of the metric (the legend then explains the
+    /// hatching).
+    fn any_missing(&self) -> bool {
+        self.rows.iter().any(|&l| {
+            let positions = &self.report.layers[l].positions;
+            self.columns
+                .clone()
+                .any(|c| positions.get(c).is_some_and(|p| self.number(p).is_none()))
+        })
+    }
+
     /// Draws the whole figure.
     pub(super) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(draw_error)?;
@@ -106,7 +148,8 @@ impl<'a> Plot<'a> {
         self.draw_cells(root)?;
         self.draw_layer_axis(root)?;
         self.draw_token_axis(root)?;
-        self.draw_colorbar(root)
+        self.draw_colorbar(root)?;
+        self.draw_legend(root)
     }
 
     /// Draws `text` with its cap height centred on `cy`.
@@ -197,23 +240,39 @@ impl<'a> Plot<'a> {
         }
     }
 
-    /// Model on the first line, the prompt (quoted, ↵ for newlines) below.
+    /// The first title line: the model, the statistic shown and, when not every position
+    /// is shown, which ones ("SmolLM2-135M · entropy (nats) · positions 100–199 of 2048").
+    pub(super) fn title(&self) -> String {
+        let mut title = format!(
+            "{} · {}",
+            visible(&truncate(&self.model, 200)),
+            self.metric.title(self.report)
+        );
+        let total = self.report.tokens.len();
+        if self.columns.len() < total {
+            let (first, last) = (self.columns.start, self.columns.end.saturating_sub(1));
+            title.push_str(&format!(" · positions {first}–{last} of {total}"));
+        }
+        title
+    }
+
+    /// The title on the first line, the prompt (quoted, ↵ for newlines) below.
     pub(super) fn draw_title<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
     ) -> Result<()> {
         let width = f64::from(self.size.0) - 24.0;
         let cx = self.size.0 as i32 / 2;
-        let model = visible(&truncate(&self.report.model, 200));
-        let (model, size) = fit(&model, TITLE_FONT, 12.0, width);
-        self.text(root, &model, (cx, 22), size, &INK, HPos::Center)?;
+        let (title, size) = fit(&self.title(), TITLE_FONT, 12.0, width);
+        self.text(root, &title, (cx, 22), size, &INK, HPos::Center)?;
         // Cut long prompts by chars first, so fitting measures little text.
         let prompt = format!("“{}”", visible(&truncate(&self.report.prompt, 300)));
         let prompt = fit(&prompt, SUBTITLE_FONT, SUBTITLE_FONT, width).0;
         self.text(root, &prompt, (cx, 46), SUBTITLE_FONT, &MUTED, HPos::Center)
     }
 
-    /// One coloured, annotated cell per shown layer and position.
+    /// One coloured, annotated cell per shown layer and position: hatched where the metric
+    /// has no value, framed where the argmax is the next input token.
     pub(super) fn draw_cells<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
@@ -221,23 +280,34 @@ impl<'a> Plot<'a> {
         for (r, &layer) in self.rows.iter().rev().enumerate() {
             let (y0, y1) = self.row_span(r);
             let positions = &self.report.layers[layer].positions;
-            for c in 0..self.columns() {
-                let (x0, x1) = self.col_span(c);
+            for (i, c) in self.columns.clone().enumerate() {
+                let (x0, x1) = self.col_span(i);
                 // A 1 px white seam on the right and bottom separates cells.
-                let rect = [(x0, y0), (x1 - 1, y1 - 1)];
+                let cell = (x0, y0, x1 - 1, y1 - 1);
                 let Some(pred) = positions.get(c) else {
-                    root.draw(&Rectangle::new(rect, MISSING.filled()))
-                        .map_err(draw_error)?;
+                    fill(root, cell, MISSING)?;
                     continue;
                 };
-                let fill = viridis(self.scale.fraction(self.number(pred)));
-                root.draw(&Rectangle::new(rect, fill.filled()))
-                    .map_err(draw_error)?;
+                let background = match self.number(pred) {
+                    Some(value) => {
+                        let colour = viridis(self.scale.fraction(value));
+                        fill(root, cell, colour)?;
+                        colour
+                    }
+                    None => {
+                        hatch(root, cell)?;
+                        NO_VALUE
+                    }
+                };
+                if self.hit(c, pred) {
+                    hit_frame(root, cell)?;
+                }
                 let label = label(&pred.token, self.max_chars);
                 let room = f64::from(x1 - x0 - 8);
                 let (label, size) = fit(&label, CELL_FONT, CELL_FONT_MIN, room);
                 let centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2);
-                self.text(root, &label, centre, size, &text_color(fill), HPos::Center)?;
+                let ink = text_color(background);
+                self.text(root, &label, centre, size, &ink, HPos::Center)?;
             }
         }
         Ok(())
@@ -271,8 +341,9 @@ impl<'a> Plot<'a> {
         root: &DrawingArea<DB, Shift>,
     ) -> Result<()> {
         let y = self.grid_y + self.grid_h;
-        for (c, token) in self.report.tokens.iter().enumerate() {
-            let (x0, x1) = self.col_span(c);
+        for (i, c) in self.columns.clone().enumerate() {
+            let token = &self.report.tokens[c];
+            let (x0, x1) = self.col_span(i);
             let cx = (x0 + x1 - 1) / 2;
             let label = label(&token.display, self.max_chars);
             let (label, size) = fit(&label, TICK_FONT, CELL_FONT_MIN, f64::from(x1 - x0 - 4));
@@ -321,7 +392,7 @@ impl<'a> Plot<'a> {
         .map_err(draw_error)?;
         let mut widest = 0.0f64;
         for value in self.scale.ticks() {
-            let t = (value - self.scale.min) / (self.scale.max - self.scale.min);
+            let t = self.scale.fraction(value);
             let y = bottom - (t * span).round() as i32;
             root.draw(&PathElement::new(
                 [(x1, y), (x1 + 4, y)],
@@ -334,6 +405,84 @@ impl<'a> Plot<'a> {
         }
         let cx = x1 + 8 + widest.ceil() as i32 + 14;
         let centre = (cx, (top + bottom) / 2);
-        self.vertical_text(root, &self.color.title(), centre, AXIS_FONT, &MUTED)
+        let title = self.metric.title(self.report);
+        self.vertical_text(root, &title, centre, AXIS_FONT, &MUTED)
     }
+
+    /// Below the colour bar: the hit frame ("next token") and, when some cell has no value,
+    /// the hatching ("no next token").
+    pub(super) fn draw_legend<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<()> {
+        let x0 = self.grid_x + self.grid_w + COLORBAR_GAP;
+        let y = self.grid_y + self.grid_h;
+        let room = f64::from(self.size.0 as i32 - x0 - LEGEND_SWATCH_W - 10);
+        let mut entries = vec![(true, "next token")];
+        if self.any_missing() {
+            entries.push((false, self.metric.missing()));
+        }
+        for (k, (is_hit, text)) in entries.into_iter().enumerate() {
+            let cy = y + 14 + 17 * k as i32;
+            let swatch = (x0, cy - 6, x0 + LEGEND_SWATCH_W - 1, cy + 6);
+            match is_hit {
+                true => {
+                    fill(root, swatch, MISSING)?;
+                    hit_frame(root, swatch)?;
+                }
+                false => hatch(root, swatch)?,
+            }
+            let (text, size) = fit(text, LEGEND_FONT, CELL_FONT_MIN, room);
+            let at = (x0 + LEGEND_SWATCH_W + 5, cy);
+            self.text(root, &text, at, size, &INK, HPos::Left)?;
+        }
+        Ok(())
+    }
+}
+
+/// Fills the pixels `x0..=x1` × `y0..=y1`.
+fn fill<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (x0, y0, x1, y1): (i32, i32, i32, i32),
+    colour: RGBColor,
+) -> Result<()> {
+    root.draw(&Rectangle::new([(x0, y0), (x1, y1)], colour.filled()))
+        .map_err(draw_error)
+}
+
+/// The mark of a next-token hit, readable on any colour and in black and white: a 2 px black
+/// frame just inside the cell with a 2 px white frame inside that.
+pub(super) fn hit_frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (x0, y0, x1, y1): (i32, i32, i32, i32),
+) -> Result<()> {
+    for (inset, width, colour) in [(0, 2, BLACK), (2, 2, WHITE)] {
+        let (a0, b0, a1, b1) = (x0 + inset, y0 + inset, x1 - inset, y1 - inset);
+        let w = width - 1;
+        fill(root, (a0, b0, a1, b0 + w), colour)?;
+        fill(root, (a0, b1 - w, a1, b1), colour)?;
+        fill(root, (a0, b0, a0 + w, b1), colour)?;
+        fill(root, (a1 - w, b0, a1, b1), colour)?;
+    }
+    Ok(())
+}
+
+/// A cell with no value: light grey with grey diagonal lines every [`HATCH_GAP`] px.
+pub(super) fn hatch<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    (x0, y0, x1, y1): (i32, i32, i32, i32),
+) -> Result<()> {
+    fill(root, (x0, y0, x1, y1), NO_VALUE)?;
+    // Lines x + y = k, clipped to the cell.
+    for k in ((x0 + y0 + 2)..(x1 + y1)).step_by(HATCH_GAP) {
+        let (a, b) = ((k - y1).max(x0), (k - y0).min(x1));
+        if a < b {
+            root.draw(&PathElement::new(
+                [(a, k - a), (b, k - b)],
+                HATCH.stroke_width(1),
+            ))
+            .map_err(draw_error)?;
+        }
+    }
+    Ok(())
 }

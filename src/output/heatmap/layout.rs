@@ -1,7 +1,9 @@
 //! Where everything goes: the rows and columns shown, each column's width, the margins
 //! and the image size.
 
-use anyhow::{bail, Result};
+use std::ops::Range;
+
+use anyhow::{anyhow, bail, Result};
 
 use super::text::{label, text_width};
 use super::HeatmapOptions;
@@ -30,6 +32,11 @@ pub(super) const MAX_PIXELS: u64 = 120_000_000;
 
 pub(super) const COLORBAR_GAP: i32 = 20;
 pub(super) const COLORBAR_W: i32 = 16;
+/// The legend's swatches, below the colour bar, and its font.
+pub(super) const LEGEND_SWATCH_W: i32 = 22;
+pub(super) const LEGEND_FONT: f64 = 11.0;
+/// The distance between a hatched cell's lines.
+pub(super) const HATCH_GAP: usize = 6;
 
 pub(super) const CELL_FONT: f64 = 13.0;
 pub(super) const CELL_FONT_MIN: f64 = 9.0;
@@ -85,24 +92,21 @@ pub(super) fn width_of(widths: &[u32]) -> u32 {
         .saturating_add(MARGIN_RIGHT)
 }
 
-/// Each column's width: its widest label (the input token at the tick font,
-/// the shown cells at the cell font) plus padding, within
-/// [`MIN_CELL_W`]..=[`MAX_CELL_W`]; a narrow grid is widened evenly to its
-/// minimum.
-pub(super) fn column_widths(report: &Report, opts: &HeatmapOptions, rows: &[usize]) -> Vec<u32> {
-    let max_chars = opts.max_label_chars.max(1);
-    let mut widths: Vec<u32> = (0..report.tokens.len())
-        .map(|c| {
-            let axis = text_width(&label(&report.tokens[c].display, max_chars), TICK_FONT);
-            let cells = rows
-                .iter()
-                .filter_map(|&l| report.layers[l].positions.get(c))
-                .map(|p| text_width(&label(&p.token, max_chars), CELL_FONT))
-                .fold(0.0, f64::max);
-            let want = (axis.max(cells) + CELL_PAD).ceil();
-            (want as u32).clamp(MIN_CELL_W, MAX_CELL_W)
-        })
-        .collect();
+/// Column `c`'s width: its widest label (the input token at the tick font, the shown cells
+/// at the cell font) plus padding, within [`MIN_CELL_W`]..=[`MAX_CELL_W`].
+fn column_width(report: &Report, rows: &[usize], c: usize, max_chars: usize) -> u32 {
+    let axis = text_width(&label(&report.tokens[c].display, max_chars), TICK_FONT);
+    let cells = rows
+        .iter()
+        .filter_map(|&l| report.layers[l].positions.get(c))
+        .map(|p| text_width(&label(&p.token, max_chars), CELL_FONT))
+        .fold(0.0, f64::max);
+    let want = (axis.max(cells) + CELL_PAD).ceil();
+    (want as u32).clamp(MIN_CELL_W, MAX_CELL_W)
+}
+
+/// A narrow grid widened evenly to its minimum width.
+fn widen(mut widths: Vec<u32>) -> Vec<u32> {
     let total: u32 = widths.iter().sum();
     if total < MIN_GRID_W && !widths.is_empty() {
         let n = widths.len() as u32;
@@ -114,15 +118,147 @@ pub(super) fn column_widths(report: &Report, opts: &HeatmapOptions, rows: &[usiz
     widths
 }
 
-/// Refuses images too big to allocate or view.
-pub(super) fn check_size(w: u32, h: u32, report: &Report, rows: &[usize]) -> Result<()> {
-    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
-        bail!(
-            "the heatmap of {} tokens × {} layers would be {w}×{h} px, \
-             over the {MAX_SIDE} px limit: use a shorter prompt or a larger layer step",
-            report.tokens.len(),
-            rows.len()
-        );
+/// The widths of `columns` ([`column_width`]), a narrow grid widened evenly to its minimum.
+#[cfg(test)]
+pub(super) fn column_widths(
+    report: &Report,
+    opts: &HeatmapOptions,
+    rows: &[usize],
+    columns: Range<usize>,
+) -> Vec<u32> {
+    let max_chars = opts.max_label_chars.max(1);
+    widen(
+        columns
+            .map(|c| column_width(report, rows, c, max_chars))
+            .collect(),
+    )
+}
+
+/// Which input positions (columns) a heatmap shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Window {
+    /// Every position (the last ones that fit, for a prompt too long for one image).
+    #[default]
+    All,
+    /// Positions `start..end`, 0-based and half-open as Python's `[start:end]`; `end`
+    /// `None` runs to the last position.
+    Range { start: usize, end: Option<usize> },
+    /// The last N positions (all of a shorter prompt).
+    Last(usize),
+}
+
+impl Window {
+    /// The positions this window picks from a prompt of `len` tokens; an error naming the
+    /// prompt's length when a `--positions` range is not inside it.
+    pub fn resolve(self, len: usize) -> Result<Range<usize>> {
+        match self {
+            Window::All => Ok(0..len),
+            Window::Last(n) => Ok(len.saturating_sub(n)..len),
+            Window::Range { start, end } => {
+                let end_ok = end.is_none_or(|e| e <= len);
+                if start >= len || !end_ok {
+                    bail!(
+                        "--positions {} is outside the prompt's {len} tokens (positions 0..{len}); \
+                         give a range within them",
+                        self
+                    );
+                }
+                Ok(start..end.unwrap_or(len))
+            }
+        }
     }
-    Ok(())
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Window::All => f.write_str(".."),
+            Window::Range { start, end: None } => write!(f, "{start}.."),
+            Window::Range {
+                start,
+                end: Some(end),
+            } => write!(f, "{start}..{end}"),
+            Window::Last(n) => write!(f, "last {n}"),
+        }
+    }
+}
+
+/// Parses `--positions A..B` (positions A to B−1, 0-based), `A..` (A to the end) or `..B`
+/// (0 to B−1); an empty or reversed range is an error.
+pub fn parse_positions(text: &str) -> Result<Window> {
+    let how = "write A..B for positions A to B-1 (0-based), A.. or ..B, e.g. 0..10";
+    let Some((a, b)) = text.split_once("..") else {
+        bail!("{text:?} is not a range of positions; {how}");
+    };
+    let number = |s: &str| -> Result<Option<usize>> {
+        match s.trim() {
+            "" => Ok(None),
+            n => n
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| anyhow!("{n:?} in {text:?} is not a position; {how}")),
+        }
+    };
+    let (start, end) = (number(a)?.unwrap_or(0), number(b)?);
+    if end.is_some_and(|e| e <= start) {
+        bail!("--positions {text} is empty or reversed; {how}");
+    }
+    Ok(Window::Range { start, end })
+}
+
+/// Where everything goes: the rows and columns shown, their widths, the image size.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Layout {
+    /// Shown layer indices, ascending (drawn bottom to top).
+    pub(super) rows: Vec<usize>,
+    /// The positions shown, one column each.
+    pub(super) columns: Range<usize>,
+    /// The positions asked for; `columns` is their end when they do not fit.
+    pub(super) requested: Range<usize>,
+    /// Each shown column's width.
+    pub(super) widths: Vec<u32>,
+    /// The image's width and height.
+    pub(super) size: (u32, u32),
+}
+
+impl Layout {
+    /// The layout of `report` as `opts` asks. Columns are measured from the window's end
+    /// leftwards and stop where the image would pass [`MAX_SIDE`] or [`MAX_PIXELS`], so a
+    /// prompt too long for one image shows its last positions that fit. An error when the
+    /// rows alone are too tall, or the window is outside the prompt.
+    pub(super) fn new(report: &Report, opts: &HeatmapOptions) -> Result<Self> {
+        let rows = shown_layers(report.layers.len(), opts.layer_step);
+        let height = image_height(rows.len());
+        let max_w = MAX_SIDE.min(u32::try_from(MAX_PIXELS / u64::from(height)).unwrap_or(0));
+        let room = max_w.saturating_sub(MARGIN_LEFT + MARGIN_RIGHT);
+        if height > MAX_SIDE || room < MAX_CELL_W {
+            bail!(
+                "the heatmap of {} layers would be {height} px high, over the {MAX_SIDE} px \
+                 limit: use a larger layer step",
+                rows.len()
+            );
+        }
+        let requested = opts.window.resolve(report.tokens.len())?;
+        let max_chars = opts.max_label_chars.max(1);
+        let mut widths = Vec::new();
+        let mut total = 0u32;
+        for c in requested.clone().rev() {
+            let w = column_width(report, &rows, c, max_chars);
+            if total + w > room {
+                break;
+            }
+            total += w;
+            widths.push(w);
+        }
+        widths.reverse();
+        let widths = widen(widths);
+        let columns = requested.end - widths.len()..requested.end;
+        Ok(Self {
+            size: (width_of(&widths), height),
+            rows,
+            columns,
+            requested,
+            widths,
+        })
+    }
 }

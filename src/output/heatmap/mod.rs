@@ -21,20 +21,24 @@ mod bearing;
 mod colour;
 mod draw;
 mod layout;
+mod metric;
 #[cfg(test)]
 mod tests;
 mod text;
 
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::prelude::*;
 
 use super::Report;
-use crate::lens::Stat;
 use draw::Plot;
-use layout::{check_size, column_widths, width_of};
-pub use layout::{image_height, shown_layers, width_bounds, MAX_CELL_W, MIN_CELL_W};
+use layout::Layout;
+pub use layout::{
+    image_height, parse_positions, shown_layers, width_bounds, Window, MAX_CELL_W, MIN_CELL_W,
+};
+pub use metric::Metric;
 use text::register_font;
 
 /// Image encodings the heatmap can be written as.
@@ -81,11 +85,15 @@ pub struct HeatmapOptions {
     /// is also cut when it does not fit [`MAX_CELL_W`] at the smallest font.
     pub max_label_chars: usize,
     /// The statistic that colours the cells and titles the colour bar (with its unit).
-    pub color: Stat,
-    /// The values of the colour statistic at the two ends of the colour
-    /// scale; values outside take the end colours. `None`: 0 to the largest
-    /// value shown, rounded up to a tick.
+    pub metric: Metric,
+    /// The values of the metric at the two ends of the colour scale, in its units; values
+    /// outside take the end colours. `None`: 0 to the largest value shown, rounded up to a
+    /// tick (0 to 1 for probabilities, 1 to a power of 10 for ranks).
     pub color_range: Option<(f32, f32)>,
+    /// The positions shown; a prompt too long for one image shows the last that fit.
+    pub window: Window,
+    /// The model's name in the title; `None`: [`display_name`] of the report's `model`.
+    pub model: Option<String>,
 }
 
 impl Default for HeatmapOptions {
@@ -93,8 +101,10 @@ impl Default for HeatmapOptions {
         Self {
             layer_step: 1,
             max_label_chars: 24,
-            color: Stat::Entropy,
+            metric: Metric::Entropy,
             color_range: None,
+            window: Window::All,
+            model: None,
         }
     }
 }
@@ -126,12 +136,47 @@ pub fn check_color_range((min, max): (f32, f32)) -> Result<()> {
     Ok(())
 }
 
-/// Renders the report to bytes in the given format (pure: no file I/O).
-///
-/// The colour scale runs from 0 to the largest finite value of the colour
-/// statistic among the shown rows, rounded up to a tick (so the bar ends on a
-/// labelled value); NaN or infinite values are drawn at the top of the scale.
+/// A rendered heatmap: the image file's bytes, and which positions it shows.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+    /// The positions shown.
+    pub shown: Range<usize>,
+    /// The positions asked for (all, or the `--positions` / `--last` window); `shown` is
+    /// their end when they do not fit in one image.
+    pub requested: Range<usize>,
+}
+
+impl Rendered {
+    /// One line saying that the positions asked for did not fit and which are shown; `None`
+    /// when all are.
+    pub fn note(&self) -> Option<String> {
+        if self.shown == self.requested {
+            return None;
+        }
+        let (a, b) = (self.requested.start, self.requested.end.saturating_sub(1));
+        let (c, d) = (self.shown.start, self.shown.end.saturating_sub(1));
+        Some(format!(
+            "positions {a}–{b} do not fit in one image; the heatmap shows the last {} \
+             ({c}–{d}); use --positions A..B or --last N for another window",
+            self.shown.len()
+        ))
+    }
+}
+
+/// Renders the report to bytes in the given format (pure: no file I/O); see [`draw`].
 pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Result<Vec<u8>> {
+    draw(report, opts, format).map(|r| r.bytes)
+}
+
+/// Draws the report in the given format (pure: no file I/O).
+///
+/// The colour scale runs from 0 to the largest finite value of the metric among the shown
+/// cells, rounded up to a tick (so the bar ends on a labelled value); NaN or infinite values
+/// are drawn at the top of the scale. Positions that do not fit in one image are left out
+/// from the start: [`Rendered::note`] says so.
+pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Result<Rendered> {
     if report.tokens.is_empty() {
         bail!("cannot draw a heatmap of an empty prompt: there are no tokens");
     }
@@ -140,34 +185,41 @@ pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Re
     }
     if let Some(range) = opts.color_range {
         check_color_range(range)?;
+        opts.metric.check_range(range)?;
     }
-    let rows = shown_layers(report.layers.len(), opts.layer_step);
-    check_size(
-        width_bounds(report.tokens.len()).0,
-        image_height(rows.len()),
-        report,
-        &rows,
-    )?;
     register_font();
-    let widths = column_widths(report, opts, &rows);
-    let (w, h) = (width_of(&widths), image_height(rows.len()));
-    check_size(w, h, report, &rows)?;
-    let plot = Plot::new(report, opts, rows, widths, format);
-    match format {
-        ImageFormat::Png => render_png(&plot),
-        ImageFormat::Svg => render_svg(&plot),
-    }
+    let layout = Layout::new(report, opts)?;
+    let (shown, requested) = (layout.columns.clone(), layout.requested.clone());
+    let plot = Plot::new(report, opts, layout, format);
+    let bytes = match format {
+        ImageFormat::Png => render_png(&plot)?,
+        ImageFormat::Svg => render_svg(&plot)?,
+    };
+    Ok(Rendered {
+        bytes,
+        shown,
+        requested,
+    })
 }
 
-/// The image size in pixels of a report's heatmap (so tests can check a
-/// PNG's size): the height follows the shown rows, the width the labels.
+/// The image size in pixels of a report's heatmap (so tests can check a PNG's size): the
+/// height follows the shown rows, the width the labels; (0, 0) when it cannot be drawn.
 pub fn image_size(report: &Report, opts: &HeatmapOptions) -> (u32, u32) {
     register_font();
-    let rows = shown_layers(report.layers.len(), opts.layer_step);
-    (
-        width_of(&column_widths(report, opts, &rows)),
-        image_height(rows.len()),
-    )
+    Layout::new(report, opts).map_or((0, 0), |l| l.size)
+}
+
+/// The model as a person knows it, from a `--model` argument: a Hub id as it is, a local
+/// directory or file by its name (never its whole path).
+pub fn display_name(model: &str) -> String {
+    let path = Path::new(model);
+    if !path.exists() {
+        return model.to_string();
+    }
+    let named = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    named(path)
+        .or_else(|| path.canonicalize().ok().as_deref().and_then(named))
+        .unwrap_or_else(|| model.to_string())
 }
 
 /// Draws into an RGB buffer and encodes it as PNG.

@@ -76,9 +76,7 @@ fn png_has_the_promised_size_and_coloured_cells() {
     assert_eq!(info.height, image_height(5));
     assert_eq!(info.color_type, png::ColorType::Rgb);
 
-    let rows = shown_layers(5, 1);
-    let widths = column_widths(&r, &opts, &rows);
-    let plot = Plot::new(&r, &opts, rows, widths, ImageFormat::Png);
+    let plot = Plot::new(&r, &opts, Layout::new(&r, &opts).unwrap(), ImageFormat::Png);
     // Sample near the top-left corner of a cell, away from its label.
     let pixel = |c: usize, row: usize| {
         let (x0, _) = plot.col_span(c);
@@ -174,8 +172,28 @@ fn odd_inputs_do_not_panic() {
             render(&r, opts, format).unwrap();
         }
     }
+    // A prompt too long for one image shows its last positions that fit, and says so.
     let huge = report(2, &vec!["t"; 100_000]);
-    assert!(render(&huge, &opts, ImageFormat::Png).is_err());
+    let drawn = draw(&huge, &opts, ImageFormat::Png).unwrap();
+    assert_eq!(drawn.shown.end, 100_000);
+    assert!(
+        drawn.shown.len() > 100 && drawn.shown.len() < 1_000,
+        "{:?}",
+        drawn.shown
+    );
+    let (info, _) = decode(&drawn.bytes);
+    assert!(info.width <= MAX_SIDE, "{}", info.width);
+    let note = drawn.note().unwrap();
+    assert!(
+        note.contains("0–99999") && note.contains(&format!("{}–99999", drawn.shown.start)),
+        "{note}"
+    );
+    // Rows too many for one image are still refused, with the way out.
+    let tall = report(2_000, &["t"]);
+    let err = render(&tall, &opts, ImageFormat::Png)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("layer step"), "{err}");
 }
 
 #[test]
@@ -190,7 +208,8 @@ fn all_nan_entropies_use_a_unit_scale() {
         Scale {
             min: 0.0,
             max: 1.0,
-            step: 0.2
+            step: 0.2,
+            log: false
         }
     );
 }
@@ -249,14 +268,7 @@ fn color_range_parses_and_refuses_empty_ranges() {
 /// The colour of the cell at (column `c`, display row `row`) of a rendered PNG.
 fn cell_color(r: &Report, opts: &HeatmapOptions, c: usize, row: usize) -> [u8; 3] {
     let (info, rgb) = decode(&render(r, opts, ImageFormat::Png).unwrap());
-    let rows = shown_layers(r.layers.len(), opts.layer_step);
-    let plot = Plot::new(
-        r,
-        opts,
-        rows.clone(),
-        column_widths(r, opts, &rows),
-        ImageFormat::Png,
-    );
+    let plot = Plot::new(r, opts, Layout::new(r, opts).unwrap(), ImageFormat::Png);
     let (x0, _) = plot.col_span(c);
     let (y0, _) = plot.row_span(row);
     let i = ((y0 + 3) as usize * info.width as usize + (x0 + 3) as usize) * 3;
@@ -313,7 +325,7 @@ fn columns_follow_their_labels_within_limits() {
     register_font();
     let r = report(2, &["a", " international", "↵   ", &"w".repeat(60)]);
     let opts = HeatmapOptions::default();
-    let widths = column_widths(&r, &opts, &[0, 1]);
+    let widths = column_widths(&r, &opts, &[0, 1], 0..4);
     // The cells (" tok0_0"…) set the narrow columns; a long word widens its own.
     assert!(widths[1] > widths[0], "{widths:?}");
     let whole = text_width(&visible(" international"), TICK_FONT);
@@ -399,6 +411,10 @@ fn sample_png() {
             let l = layer.layer as f32;
             pred.token = words[(p * 7 + layer.layer / 3) % words.len()].to_string();
             pred.stat.entropy = (9.5 - l * 0.35 + (p as f32 * 1.7).sin() * 1.5).max(0.02);
+            // Next-token hits in the upper layers of every third position.
+            if p % 3 == 1 && layer.layer > 15 {
+                pred.stat.id = p as u32 + 1;
+            }
         }
     }
     r.model = "meta-llama/Llama-3.2-1B".to_string();
