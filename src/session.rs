@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
-use crate::lens::{logit_lens, logit_lens_timed, LensOptions, Timings, TokenStat};
+use crate::lens::{lens_rows, logit_lens, LensOptions, Timings, TokenStat};
 use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
 use crate::models::{self, LensModel, ModelFiles};
@@ -214,6 +214,18 @@ impl Session {
         Ok(ids)
     }
 
+    /// The id a `--target TEXT` tracks: the first token of `text` encoded on its own
+    /// (without special tokens), and how many tokens it encodes to.
+    pub fn target_id(&self, text: &str) -> Result<(u32, usize)> {
+        let ids = self.vocab.encode_plain(text)?;
+        match ids.first() {
+            Some(&id) => Ok((id, ids.len())),
+            None => bail!(
+                "--target {text:?} encodes to no tokens; give a text with at least one token, or --target-id N"
+            ),
+        }
+    }
+
     /// The lens's `[layer][position]` stats for given ids.
     pub fn lens_ids(&self, ids: &[u32], opts: LensOptions) -> Result<Vec<Vec<TokenStat>>> {
         logit_lens(self.model.as_ref(), ids, &opts)
@@ -227,16 +239,9 @@ impl Session {
     /// [`Session::run`], also reporting where the time went.
     pub fn run_timed(&self, prompt: &str, opts: &RunOptions) -> Result<(Report, Timings)> {
         let ids = self.encode(prompt, opts.bos)?;
-        let (rows, timings) = logit_lens_timed(self.model.as_ref(), &ids, &opts.lens)?;
-        let report = Report::new(
-            &self.name,
-            prompt,
-            opts.lens.lens.clone(),
-            &ids,
-            &rows,
-            &self.vocab,
-        )
-        .with_provenance(self.provenance(opts));
+        let (rows, timings) = lens_rows(self.model.as_ref(), &ids, &opts.lens)?;
+        let report = Report::new(&self.name, prompt, &opts.lens, &ids, &rows, &self.vocab)
+            .with_provenance(self.provenance(opts));
         Ok((report, timings))
     }
 }

@@ -92,10 +92,20 @@ impl Vocab {
 
     /// Encodes with the tokenizer's own rules (its post-processor decides about BOS).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_with(text, true, "the prompt")
+    }
+
+    /// `text`'s ids without the special tokens the tokenizer's post-processor adds (a BOS,
+    /// for instance): a word on its own, as a tracked target.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_with(text, false, "the target")
+    }
+
+    fn encode_with(&self, text: &str, special: bool, what: &str) -> Result<Vec<u32>> {
         let enc = self
             .tokenizer
-            .encode(text, true)
-            .map_err(|e| anyhow!("cannot tokenize the prompt: {}", one_line(&e.to_string())))?;
+            .encode(text, special)
+            .map_err(|e| anyhow!("cannot tokenize {what}: {}", one_line(&e.to_string())))?;
         Ok(enc.get_ids().to_vec())
     }
 

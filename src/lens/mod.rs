@@ -18,26 +18,30 @@ use crate::models::LensModel;
 pub mod project;
 pub mod stats;
 
-pub use project::{logit_lens, logit_lens_timed, LensOptions, Timings};
+pub use crate::models::Site;
+pub use project::{lens_rows, logit_lens, LensOptions, Row, Timings};
 pub use stats::{
-    first_appearance, row_stats, rows_stats, settling_layer, Stat, TokenStat, Value, STATS,
+    cell_stats, first_appearance, row_stats, rows_stats, settling_layer, Cell, Query, Ranked,
+    Reference, Stat, TargetStat, TokenStat, Value, STATS,
 };
-
-/// Where in a layer the lens reads the residual stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Site {
-    /// The block's output (for layer 0, the embeddings): what `forward_layers` visits.
-    BlockOutput,
-}
 
 /// A way to read next-token logits off an intermediate hidden state.
 pub trait Lens: Debug + Send + Sync {
     /// A short name for the lens, e.g. "logit lens".
     fn name(&self) -> &str;
 
+    /// What the JSON calls the lens: `"logit"` or `"tuned"`.
+    fn kind(&self) -> &'static str;
+
     /// Whether the hidden states of layers before the output go through the model's final
     /// norm (the output layer's always do). The JSON reports it as `"final_norm"`.
     fn final_norm(&self) -> bool;
+
+    /// Whether the lens can read `site`; an error saying why not otherwise.
+    fn check_site(&self, site: Site) -> Result<()> {
+        let _ = site;
+        Ok(())
+    }
 
     /// Maps the `(T, D)` hidden state at `layer` (0 = embeddings, `num_layers` = the
     /// output) and `site` to the `(T, D)` state the model's head reads.
@@ -84,6 +88,10 @@ impl Lens for LogitLens {
             true => "logit lens",
             false => "logit lens without final norm",
         }
+    }
+
+    fn kind(&self) -> &'static str {
+        "logit"
     }
 
     fn final_norm(&self) -> bool {

@@ -1,15 +1,18 @@
-//! The projection: run the model once, pass every layer's hidden state through a lens and
-//! reduce each logits row to its [`TokenStat`] as soon as it is computed.
+//! The projection: run the model once, pass every row's hidden state through a lens and
+//! reduce each logits row to its [`Cell`] as soon as it is computed.
 //!
-//! The head runs over all layers' rows in chunks, so memory stays at one chunk of logits
-//! however long the prompt and however many layers.
+//! The head runs over the rows in chunks of whole positions (every row at each position of
+//! the chunk), so that the output row each row is compared with (KL) is in the same chunk:
+//! the statistics come from the one pass of the logits through the head, and memory stays at
+//! one chunk of logits however long the prompt and however many rows.
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 
-use super::stats::{rows_stats, TokenStat};
+use super::stats::{cell_stats, Cell, Query, Reference, TokenStat};
 use super::{Lens, LogitLens, Site};
 use crate::models::LensModel;
 
@@ -21,6 +24,12 @@ pub struct LensOptions {
     /// Most bytes of f32 logits held at once; sets how many rows go through the head
     /// per matmul.
     pub logits_budget: usize,
+    /// How many of each cell's most likely tokens to list.
+    pub top_k: usize,
+    /// Token ids whose probability and rank every cell reports.
+    pub targets: Vec<u32>,
+    /// Also read each block's residual stream after attention ([`Site::ResidMid`]).
+    pub sublayers: bool,
 }
 
 impl Default for LensOptions {
@@ -30,11 +39,14 @@ impl Default for LensOptions {
 }
 
 impl LensOptions {
-    /// `lens` with the default logits budget (64 MiB).
+    /// `lens` with the default logits budget (64 MiB), no top-k, no targets, no sublayers.
     pub fn new(lens: impl Lens + 'static) -> Self {
         Self {
             lens: Arc::new(lens),
             logits_budget: 64 << 20,
+            top_k: 0,
+            targets: Vec::new(),
+            sublayers: false,
         }
     }
 }
@@ -48,60 +60,125 @@ pub struct Timings {
     pub lens: std::time::Duration,
 }
 
-/// Runs the model once on `ids` and returns `[layer][position]` stats for layers 0..=L.
+/// One row of the lens: a site of a layer, one [`Cell`] per position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The block number (0 for the embeddings; L for the model's output).
+    pub layer: usize,
+    /// Where in the layer the row reads the residual stream.
+    pub site: Site,
+    /// One cell per input position.
+    pub cells: Vec<Cell>,
+}
+
+/// Runs the model once on `ids` and returns the argmax stats `[layer][position]` of layers
+/// 0..=L (block outputs; `sublayers` rows are left out).
 pub fn logit_lens(
     model: &dyn LensModel,
     ids: &[u32],
     opts: &LensOptions,
 ) -> Result<Vec<Vec<TokenStat>>> {
-    Ok(logit_lens_timed(model, ids, opts)?.0)
+    let rows = lens_rows(model, ids, opts)?.0;
+    Ok(rows
+        .iter()
+        .filter(|r| r.site != Site::ResidMid)
+        .map(|r| r.cells.iter().map(|c| c.stat).collect())
+        .collect())
 }
 
-/// [`logit_lens`], also reporting where the time went.
+/// Runs the model once on `ids` and returns every row of the lens, in order (embeddings,
+/// then for each block its resid_mid when asked and its output), and where the time went.
 ///
-/// The forward pass keeps each layer's hidden state as the lens transforms it, `(L+1)×T×D`
-/// floats; the head then runs over all rows of all layers in chunks, so the head's weights
-/// are read once per chunk rather than once per layer, and only one chunk of logits exists
-/// at a time.
-pub fn logit_lens_timed(
+/// The forward pass keeps each row's hidden state as the lens transforms it, `rows×T×D`
+/// floats; the head then runs over the rows in chunks of whole positions, so the head's
+/// weights are read once per chunk rather than once per row, and only one chunk of logits
+/// exists at a time.
+pub fn lens_rows(
     model: &dyn LensModel,
     ids: &[u32],
     opts: &LensOptions,
-) -> Result<(Vec<Vec<TokenStat>>, Timings)> {
-    let start = std::time::Instant::now();
-    let mut inputs = Vec::with_capacity(model.info().num_layers + 1);
-    model.forward_layers(ids, &mut |layer, hidden| {
-        inputs.push(
-            opts.lens
-                .transform_hidden(model, layer, Site::BlockOutput, hidden)?,
+) -> Result<(Vec<Row>, Timings)> {
+    let info = model.info();
+    if opts.sublayers {
+        model.check_site(Site::ResidMid)?;
+        opts.lens.check_site(Site::ResidMid)?;
+    }
+    if let Some(&bad) = opts
+        .targets
+        .iter()
+        .find(|&&t| t as usize >= info.vocab_size)
+    {
+        bail!(
+            "target id {bad} is outside the model's vocabulary of {} tokens",
+            info.vocab_size
         );
+    }
+    let start = std::time::Instant::now();
+    let (mut places, mut inputs) = (Vec::new(), Vec::new());
+    model.forward_sites(ids, opts.sublayers, &mut |layer, site, hidden| {
+        places.push((layer, site));
+        inputs.push(opts.lens.transform_hidden(model, layer, site, hidden)?);
         Ok(())
     })?;
     let forward = start.elapsed();
-    let rows_per_chunk = (opts.logits_budget / (4 * model.info().vocab_size.max(1))).max(1);
-    let stats = project(model, &inputs, rows_per_chunk)?;
-    let rows = stats
-        .chunks(ids.len().max(1))
-        .map(<[TokenStat]>::to_vec)
+    let rows_per_chunk = (opts.logits_budget / (4 * info.vocab_size.max(1))).max(1);
+    let positions_per_chunk = (rows_per_chunk / inputs.len().max(1)).max(1);
+    let mut rows: Vec<Row> = places
+        .into_iter()
+        .map(|(layer, site)| Row {
+            layer,
+            site,
+            cells: Vec::with_capacity(ids.len()),
+        })
         .collect();
+    for first in (0..ids.len()).step_by(positions_per_chunk) {
+        let count = positions_per_chunk.min(ids.len() - first);
+        let cells = project(model, &inputs, ids, first, count, opts)?;
+        for (row, chunk) in rows.iter_mut().zip(cells.chunks(count)) {
+            row.cells.extend_from_slice(chunk);
+        }
+    }
     let lens = start.elapsed() - forward;
     Ok((rows, Timings { forward, lens }))
 }
 
-/// Stats of every row of every `(T, D)` input, `chunk` rows per head matmul.
-fn project(model: &dyn LensModel, inputs: &[Tensor], chunk: usize) -> Result<Vec<TokenStat>> {
-    let total: usize = inputs
+/// The cells of positions `first..first+count` of every row: the head over those rows of
+/// all inputs in one matmul, each row compared with the last input's (the output's) row at
+/// the same position. Returned row-major: `count` cells of input 0, then of input 1, ….
+fn project(
+    model: &dyn LensModel,
+    inputs: &[Tensor],
+    ids: &[u32],
+    first: usize,
+    count: usize,
+    opts: &LensOptions,
+) -> Result<Vec<Cell>> {
+    let parts = inputs
         .iter()
-        .map(|t| t.dim(0))
-        .sum::<candle_core::Result<usize>>()?;
-    let mut stats = Vec::with_capacity(total);
-    for start in (0..total).step_by(chunk) {
-        let rows = gather_rows(inputs, start, chunk.min(total - start))?;
-        let logits = model.lm_head(&rows)?.to_dtype(DType::F32)?.contiguous()?;
-        let vocab = logits.dim(1)?;
-        stats.extend(with_f32(&logits, |flat| rows_stats(flat, vocab))?);
-    }
-    Ok(stats)
+        .map(|t| t.narrow(0, first, count))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let logits = model
+        .lm_head(&Tensor::cat(&parts, 0)?)?
+        .to_dtype(DType::F32)?
+        .contiguous()?;
+    let vocab = logits.dim(1)?;
+    with_f32(&logits, |flat| {
+        let output = &flat[(inputs.len() - 1) * count * vocab..];
+        let references: Vec<Reference> = output.par_chunks(vocab).map(Reference::new).collect();
+        flat.par_chunks(vocab)
+            .enumerate()
+            .map(|(i, row)| {
+                let j = i % count;
+                let query = Query {
+                    next: ids.get(first + j + 1).copied(),
+                    targets: &opts.targets,
+                    top_k: opts.top_k,
+                };
+                let out = &output[j * vocab..(j + 1) * vocab];
+                cell_stats(row, out, &references[j], &query)
+            })
+            .collect()
+    })
 }
 
 /// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a 225×51200
@@ -116,23 +193,4 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
         }
     }
     Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
-}
-
-/// Rows `start..start+len` of the inputs stacked end to end, as one `(len, D)` tensor.
-fn gather_rows(inputs: &[Tensor], mut start: usize, mut len: usize) -> Result<Tensor> {
-    let mut parts = Vec::new();
-    for t in inputs {
-        let n = t.dim(0)?;
-        if start >= n {
-            start -= n;
-            continue;
-        }
-        let take = len.min(n - start);
-        parts.push(t.narrow(0, start, take)?);
-        (start, len) = (0, len - take);
-        if len == 0 {
-            break;
-        }
-    }
-    Ok(Tensor::cat(&parts, 0)?)
 }

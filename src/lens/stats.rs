@@ -11,8 +11,9 @@ use serde::{Serialize, Serializer};
 
 use crate::tokens::TokenText;
 
-/// What one logits row says about the next token.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// What one logits row says about the next token: its argmax, and how the row compares
+/// with the model's output and the actual next token.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct TokenStat {
     /// The argmax id (the first one on ties, as `torch.argmax`).
     pub id: u32,
@@ -20,6 +21,72 @@ pub struct TokenStat {
     pub prob: f32,
     /// Entropy of the softmax in nats, exact (no clamping).
     pub entropy: f32,
+    /// KL(p_out ‖ p_row) in nats, p_out being the output row's distribution at the same
+    /// position (tuned-lens's "forward KL"); exactly 0 on the output row.
+    pub kl: f32,
+    /// log p(x_{t+1}) of the actual next input token; `None` at the last position.
+    pub next_logprob: Option<f32>,
+    /// 1 + the number of tokens with a strictly greater logit than x_{t+1}; `None` at the
+    /// last position.
+    pub next_rank: Option<u32>,
+}
+
+/// One of a row's K most likely tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ranked {
+    pub id: u32,
+    pub prob: f32,
+}
+
+/// A tracked token's standing in one row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TargetStat {
+    pub prob: f32,
+    pub logprob: f32,
+    /// 1 + the number of tokens with a strictly greater logit.
+    pub rank: u32,
+}
+
+/// Everything the lens says about one cell (row, position).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cell {
+    /// The scalar statistics.
+    pub stat: TokenStat,
+    /// The K most likely tokens, most likely first, ties broken by lower id.
+    pub topk: Vec<Ranked>,
+    /// One entry per tracked token, in the order asked.
+    pub targets: Vec<TargetStat>,
+}
+
+/// What to compute for a cell beyond the argmax statistics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<'a> {
+    /// The actual next input token, if there is one.
+    pub next: Option<u32>,
+    /// Tracked token ids.
+    pub targets: &'a [u32],
+    /// How many of the most likely tokens to list.
+    pub top_k: usize,
+}
+
+/// The output row at one position, as every row at that position is compared with it.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// Its log-sum-exp.
+    lse: f64,
+    /// Its softmax, in f64.
+    p: Vec<f64>,
+}
+
+impl Reference {
+    /// The reference distribution of the output row `logits`.
+    pub fn new(logits: &[f32]) -> Self {
+        // The same log-sum-exp as the row's own (first_pass), so that the output row's
+        // KL terms cancel exactly.
+        let lse = first_pass(logits).1;
+        let p = logits.iter().map(|&z| (z as f64 - lse).exp()).collect();
+        Self { lse, p }
+    }
 }
 
 /// Argmax, probability and entropy of one logits row, in one pass after the max.
@@ -27,6 +94,11 @@ pub struct TokenStat {
 /// With `m = max z`, `s = Σ e^(z-m)` and `t = Σ e^(z-m)(z-m)`, the entropy is
 /// `ln s − t/s` and the argmax probability `1/s`. Sums run in f64.
 pub fn row_stats(logits: &[f32]) -> TokenStat {
+    first_pass(logits).0
+}
+
+/// [`row_stats`] and the row's log-sum-exp.
+fn first_pass(logits: &[f32]) -> (TokenStat, f64) {
     let (mut id, mut max) = (0usize, f32::NEG_INFINITY);
     for (i, &z) in logits.iter().enumerate() {
         if z > max {
@@ -40,10 +112,125 @@ pub fn row_stats(logits: &[f32]) -> TokenStat {
         s += e;
         t += e * d;
     }
-    TokenStat {
+    let stat = TokenStat {
         id: id as u32,
         prob: (1.0 / s) as f32,
         entropy: (s.ln() - t / s) as f32,
+        ..TokenStat::default()
+    };
+    (stat, max as f64 + s.ln())
+}
+
+/// Every statistic of one logits row `logits`, compared with the output row `output` at
+/// the same position (whose [`Reference`] is `reference`), in two passes: the first for
+/// the argmax, entropy and log-sum-exp, the second for KL, ranks and top-k together.
+///
+/// KL sums `p_out(v)·(log p_out(v) − log p_row(v))` term by term in f64, so a row equal to
+/// the output row has KL exactly 0.
+pub fn cell_stats(logits: &[f32], output: &[f32], reference: &Reference, query: &Query) -> Cell {
+    let (mut stat, lse) = first_pass(logits);
+    // The logits whose strict-excess counts give ranks: the next token's, then each target's.
+    let tracked: Vec<u32> = query.next.iter().chain(query.targets).copied().collect();
+    let levels: Vec<f32> = tracked
+        .iter()
+        .map(|&id| logits.get(id as usize).copied().unwrap_or(f32::INFINITY))
+        .collect();
+    let mut above = vec![0u32; levels.len()];
+    let mut top = TopK::new(query.top_k);
+    let mut kl = 0f64;
+    for (v, ((&z, &zo), &po)) in logits.iter().zip(output).zip(&reference.p).enumerate() {
+        kl += po * ((zo as f64 - reference.lse) - (z as f64 - lse));
+        for (count, &level) in above.iter_mut().zip(&levels) {
+            *count += u32::from(z > level);
+        }
+        top.offer(v as u32, z);
+    }
+    stat.kl = kl as f32;
+    let logprob = |i: usize| (levels[i] as f64 - lse) as f32;
+    let mut at = 0;
+    if query.next.is_some() {
+        stat.next_logprob = Some(logprob(0));
+        stat.next_rank = Some(above[0] + 1);
+        at = 1;
+    }
+    let targets = (at..levels.len())
+        .map(|i| {
+            let lp = logprob(i);
+            TargetStat {
+                prob: lp.exp(),
+                logprob: lp,
+                rank: above[i] + 1,
+            }
+        })
+        .collect();
+    let topk = top
+        .finish(logits)
+        .into_iter()
+        .map(|(id, z)| Ranked {
+            id,
+            prob: (z as f64 - lse).exp() as f32,
+        })
+        .collect();
+    Cell {
+        stat,
+        topk,
+        targets,
+    }
+}
+
+/// The K largest logits of a row seen in id order, largest first, ties to the lower id.
+struct TopK {
+    k: usize,
+    /// (logit, id), sorted; used while K is small.
+    best: Vec<(f32, u32)>,
+}
+
+/// Above this K a sort of the whole row is cheaper than insertion.
+const INSERTION_K: usize = 64;
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            best: Vec::with_capacity(k.min(INSERTION_K) + 1),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, id: u32, z: f32) {
+        if self.k == 0 || self.k > INSERTION_K {
+            return;
+        }
+        if self.best.len() == self.k {
+            // Strictly greater: an equal logit seen later has a higher id and loses.
+            if !(z > self.best[self.k - 1].0) {
+                return;
+            }
+            self.best.pop();
+        }
+        // After every entry at least as large, so earlier (lower) ids stay first.
+        let at = self.best.partition_point(|&(b, _)| b >= z);
+        self.best.insert(at, (z, id));
+    }
+
+    fn finish(self, logits: &[f32]) -> Vec<(u32, f32)> {
+        if self.k <= INSERTION_K {
+            return self.best.into_iter().map(|(z, id)| (id, z)).collect();
+        }
+        let order = |a: &u32, b: &u32| {
+            let (za, zb) = (logits[*a as usize], logits[*b as usize]);
+            zb.total_cmp(&za).then(a.cmp(b))
+        };
+        let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
+        let k = self.k.min(ids.len());
+        if k < ids.len() {
+            ids.select_nth_unstable_by(k, order);
+            ids.truncate(k);
+        }
+        ids.sort_unstable_by(order);
+        ids.into_iter()
+            .map(|id| (id, logits[id as usize]))
+            .collect()
     }
 }
 
@@ -67,16 +254,25 @@ pub enum Stat {
     Prob,
     /// The entropy of the next-token distribution.
     Entropy,
+    /// KL(p_out ‖ p_row), nats.
+    Kl,
+    /// log p of the actual next input token (null at the last position).
+    NextLogprob,
+    /// Rank of the actual next input token (null at the last position).
+    NextRank,
 }
 
 /// Every statistic, in output order (JSON keys, CSV columns).
-pub const STATS: [Stat; 6] = [
+pub const STATS: [Stat; 9] = [
     Stat::Id,
     Stat::Token,
     Stat::Text,
     Stat::Bytes,
     Stat::Prob,
     Stat::Entropy,
+    Stat::Kl,
+    Stat::NextLogprob,
+    Stat::NextRank,
 ];
 
 impl Stat {
@@ -89,6 +285,9 @@ impl Stat {
             Stat::Bytes => "bytes",
             Stat::Prob => "prob",
             Stat::Entropy => "entropy",
+            Stat::Kl => "kl",
+            Stat::NextLogprob => "next_logprob",
+            Stat::NextRank => "next_rank",
         }
     }
 
@@ -101,14 +300,17 @@ impl Stat {
             Stat::Bytes => "predicted_bytes",
             Stat::Prob => "prob",
             Stat::Entropy => "entropy",
+            Stat::Kl => "kl",
+            Stat::NextLogprob => "next_logprob",
+            Stat::NextRank => "next_rank",
         }
     }
 
     /// The unit, if the statistic has one.
     pub fn unit(self) -> Option<&'static str> {
         match self {
-            Stat::Entropy => Some("nats"),
-            Stat::Id | Stat::Token | Stat::Text | Stat::Bytes | Stat::Prob => None,
+            Stat::Entropy | Stat::Kl | Stat::NextLogprob => Some("nats"),
+            Stat::Id | Stat::Token | Stat::Text | Stat::Bytes | Stat::Prob | Stat::NextRank => None,
         }
     }
 
@@ -132,6 +334,9 @@ impl Stat {
             },
             Stat::Prob => Value::Real(stat.prob),
             Stat::Entropy => Value::Real(stat.entropy),
+            Stat::Kl => Value::Real(stat.kl),
+            Stat::NextLogprob => stat.next_logprob.map_or(Value::Null, Value::Real),
+            Stat::NextRank => stat.next_rank.map_or(Value::Null, Value::Int),
         }
     }
 
@@ -139,6 +344,7 @@ impl Stat {
     pub fn cell(self, value: Value<'_>) -> String {
         match value {
             Value::Real(x) => format!("{x:.2}"),
+            Value::Null => "-".to_string(),
             other => other.to_string(),
         }
     }
@@ -156,6 +362,9 @@ pub enum Value<'a> {
     /// Nothing to say (a token's `bytes` when its text is exact): left out of JSON, an
     /// empty CSV field.
     Absent,
+    /// No value here (the next token's statistics at the last position): JSON null, an
+    /// empty CSV field, `-` in the table.
+    Null,
 }
 
 impl Value<'_> {
@@ -163,7 +372,7 @@ impl Value<'_> {
     pub fn number(self) -> Option<f64> {
         match self {
             Value::Int(i) => Some(f64::from(i)),
-            Value::Text(_) | Value::Absent => None,
+            Value::Text(_) | Value::Absent | Value::Null => None,
             Value::Real(x) => Some(f64::from(x)),
         }
     }
@@ -175,7 +384,7 @@ impl std::fmt::Display for Value<'_> {
             Value::Int(i) => i.fmt(f),
             Value::Text(s) => f.write_str(s),
             Value::Real(x) => x.fmt(f),
-            Value::Absent => Ok(()),
+            Value::Absent | Value::Null => Ok(()),
         }
     }
 }
@@ -186,7 +395,7 @@ impl Serialize for Value<'_> {
             Value::Int(i) => s.serialize_u32(i),
             Value::Text(t) => s.serialize_str(t),
             Value::Real(x) => s.serialize_f32(x),
-            Value::Absent => s.serialize_none(),
+            Value::Absent | Value::Null => s.serialize_none(),
         }
     }
 }
@@ -231,6 +440,103 @@ mod tests {
         ((m - lse).exp(), h)
     }
 
+    fn logsoftmax(z: &[f32]) -> Vec<f64> {
+        let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = m + z.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln();
+        z.iter().map(|&x| x as f64 - lse).collect()
+    }
+
+    fn row(seed: usize, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104729) % 1009) as f32 - 500.0) / 97.0)
+            .collect()
+    }
+
+    /// KL, next-token and target log-probabilities and ranks, and top-k, against their
+    /// definitions computed naively in f64.
+    #[test]
+    fn cell_stats_match_their_definitions() {
+        let (z, out) = (row(1, 777), row(2, 777));
+        let (lp, lpo) = (logsoftmax(&z), logsoftmax(&out));
+        let kl: f64 = lpo.iter().zip(&lp).map(|(&o, &r)| o.exp() * (o - r)).sum();
+        let rank = |id: usize| 1 + z.iter().filter(|&&x| x > z[id]).count() as u32;
+        let mut order: Vec<usize> = (0..z.len()).collect();
+        order.sort_by(|&a, &b| z[b].total_cmp(&z[a]).then(a.cmp(&b)));
+        for k in [0, 1, 5, 64, 65, 300, 777] {
+            let query = Query {
+                next: Some(17),
+                targets: &[3, 500, 17],
+                top_k: k,
+            };
+            let c = cell_stats(&z, &out, &Reference::new(&out), &query);
+            assert!(
+                (c.stat.kl as f64 - kl).abs() < 1e-6,
+                "{} vs {kl}",
+                c.stat.kl
+            );
+            assert!((c.stat.next_logprob.unwrap() as f64 - lp[17]).abs() < 1e-6);
+            assert_eq!(c.stat.next_rank, Some(rank(17)));
+            let targets: Vec<(u32, f64)> = [3, 500, 17].iter().map(|&t| (rank(t), lp[t])).collect();
+            assert_eq!(c.targets.len(), 3);
+            for (got, (r, l)) in c.targets.iter().zip(&targets) {
+                assert_eq!(got.rank, *r);
+                assert!((got.logprob as f64 - l).abs() < 1e-6);
+                assert!((got.prob as f64 - l.exp()).abs() < 1e-7);
+            }
+            let ids: Vec<u32> = c.topk.iter().map(|r| r.id).collect();
+            let want: Vec<u32> = order[..k].iter().map(|&i| i as u32).collect();
+            assert_eq!(ids, want, "k = {k}");
+            for r in &c.topk {
+                assert!((r.prob as f64 - lp[r.id as usize].exp()).abs() < 1e-7);
+            }
+        }
+    }
+
+    #[test]
+    fn topk_breaks_ties_by_lower_id_and_ranks_count_strictly_greater() {
+        let z = [1.0f32, 3.0, 2.0, 3.0, 3.0, 0.0];
+        for k in [3, 4] {
+            let q = Query {
+                next: Some(4),
+                targets: &[2, 5],
+                top_k: k,
+            };
+            let c = cell_stats(&z, &z, &Reference::new(&z), &q);
+            let ids: Vec<u32> = c.topk.iter().map(|r| r.id).collect();
+            assert_eq!(ids, [1, 3, 4, 2][..k]);
+            // Three tokens tie at the top: each has rank 1.
+            assert_eq!(c.stat.next_rank, Some(1));
+            assert_eq!(c.targets.iter().map(|t| t.rank).collect::<Vec<_>>(), [4, 6]);
+            // The argmax is the first of the tied ids.
+            assert_eq!(c.stat.id, 1);
+        }
+        let wide = cell_stats(
+            &z,
+            &z,
+            &Reference::new(&z),
+            &Query {
+                top_k: 100,
+                ..Query::default()
+            },
+        );
+        assert_eq!(
+            wide.topk.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [1, 3, 4, 2, 0, 5]
+        );
+    }
+
+    /// The output row compared with itself has KL exactly 0, whatever the logits.
+    #[test]
+    fn kl_of_the_output_row_is_exactly_zero() {
+        for seed in 0..20 {
+            let z = row(seed, 513);
+            let c = cell_stats(&z, &z, &Reference::new(&z), &Query::default());
+            assert_eq!(c.stat.kl, 0.0);
+            assert!(c.stat.next_logprob.is_none() && c.stat.next_rank.is_none());
+            assert!(c.topk.is_empty() && c.targets.is_empty());
+        }
+    }
+
     #[test]
     fn uniform_row_has_log_v_entropy() {
         let s = row_stats(&[0.5; 1000]);
@@ -270,6 +576,7 @@ mod tests {
             id,
             prob: 0.5,
             entropy: 1.0,
+            ..TokenStat::default()
         };
         let rows = vec![
             vec![st(1)],
@@ -288,13 +595,30 @@ mod tests {
             id: 7,
             prob: 0.1,
             entropy: 1.5,
+            kl: 0.5,
+            next_logprob: None,
+            next_rank: Some(4),
         };
         let exact = crate::tokens::exact_text(b"x\xE2");
         let shown: Vec<String> = STATS
             .iter()
             .map(|st| st.value(&s, "x\\xE2", &exact).to_string())
             .collect();
-        assert_eq!(shown, ["7", "x\\xE2", "x\u{FFFD}", "78e2", "0.1", "1.5"]);
+        assert_eq!(
+            shown,
+            [
+                "7",
+                "x\\xE2",
+                "x\u{FFFD}",
+                "78e2",
+                "0.1",
+                "1.5",
+                "0.5",
+                "",
+                "4"
+            ]
+        );
+        assert_eq!(Stat::NextLogprob.cell(Value::Null), "-");
         let plain = crate::tokens::exact_text(b"x");
         assert_eq!(Stat::Bytes.value(&s, "x", &plain), Value::Absent);
         assert_eq!(Stat::Bytes.value(&s, "x", &plain).to_string(), "");

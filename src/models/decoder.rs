@@ -13,7 +13,7 @@ use super::components::{
     Attention, AttentionSpec, Block, Embedding, Layout, Linear, Mlp, MlpSpec, Norm, NormSpec,
     RotarySpec, Vars, WeightLayout,
 };
-use super::{LensModel, ModelInfo};
+use super::{LensModel, ModelInfo, Site};
 
 /// Where the head comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,10 +259,11 @@ impl LensModel for Decoder {
         &self.info
     }
 
-    fn forward_layers(
+    fn forward_sites(
         &self,
         ids: &[u32],
-        visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
+        sublayers: bool,
+        visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
     ) -> Result<()> {
         let (dtype, device) = (self.layers.dtype(), self.embed.device());
         let masks = layer_masks(&self.spec.windows, ids.len(), dtype, device)?;
@@ -271,11 +272,15 @@ impl LensModel for Decoder {
             None => None,
         };
         let mut xs = self.embed(ids)?;
-        visit(0, &xs.squeeze(0)?)?;
+        visit(0, Site::Embed, &xs.squeeze(0)?)?;
         for (i, mask) in masks.iter().enumerate() {
             let tables = rotary.as_ref().map(|(t, which)| &t[which[i]]);
-            xs = self.block(i)?.forward(&xs, tables, mask)?;
-            visit(i + 1, &xs.squeeze(0)?)?;
+            let (out, mid) = self.block(i)?.forward(&xs, tables, mask, sublayers)?;
+            if let Some(mid) = mid {
+                visit(i + 1, Site::ResidMid, &mid.squeeze(0)?)?;
+            }
+            xs = out;
+            visit(i + 1, Site::ResidPost, &xs.squeeze(0)?)?;
         }
         Ok(())
     }

@@ -51,19 +51,68 @@ pub struct ModelInfo {
     pub bos_token_id: Option<u32>,
 }
 
+/// Where in the network a hidden state is read: the rows of the lens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Site {
+    /// The embeddings (layer 0).
+    Embed,
+    /// Inside block l: the residual stream after the attention output is added, before
+    /// the MLP's is (TransformerLens's `resid_mid`).
+    ResidMid,
+    /// Block l's output (for the last block, the model's output row).
+    ResidPost,
+}
+
+impl Site {
+    /// The name the outputs use: "embed", "resid_mid", "resid_post".
+    pub fn name(self) -> &'static str {
+        match self {
+            Site::Embed => "embed",
+            Site::ResidMid => "resid_mid",
+            Site::ResidPost => "resid_post",
+        }
+    }
+}
+
+impl serde::Serialize for Site {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// A causal LM seen through the lens.
 pub trait LensModel {
     /// Shape and identity of the model.
     fn info(&self) -> &ModelInfo;
 
-    /// Runs one forward pass over `ids` and calls `visit(layer, hidden)` with the `(T, D)`
-    /// hidden state of each layer 0..=L in order: the embeddings, then each block's raw
-    /// output (before the final norm). Visiting rather than returning keeps memory flat.
+    /// Runs one forward pass over `ids` and calls `visit(layer, site, hidden)` with the
+    /// `(T, D)` hidden state of each row in order: the embeddings (layer 0, [`Site::Embed`]),
+    /// then for each block l = 1..=L its raw output ([`Site::ResidPost`], before the final
+    /// norm), preceded, with `sublayers`, by its [`Site::ResidMid`]. Visiting rather than
+    /// returning keeps memory flat.
+    fn forward_sites(
+        &self,
+        ids: &[u32],
+        sublayers: bool,
+        visit: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
+    ) -> Result<()>;
+
+    /// [`LensModel::forward_sites`] without sublayers: `visit(layer, hidden)` for layers
+    /// 0..=L.
     fn forward_layers(
         &self,
         ids: &[u32],
         visit: &mut dyn FnMut(usize, &Tensor) -> Result<()>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.forward_sites(ids, false, &mut |layer, _, hidden| visit(layer, hidden))
+    }
+
+    /// Whether [`LensModel::forward_sites`] can give `site`; an error saying why not
+    /// otherwise.
+    fn check_site(&self, site: Site) -> Result<()> {
+        let _ = site;
+        Ok(())
+    }
 
     /// The final norm applied before the head.
     fn final_norm(&self, hidden: &Tensor) -> Result<Tensor>;

@@ -15,7 +15,10 @@ use anyhow::Result;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::lens::{first_appearance, settling_layer, Lens, Stat, TokenStat, Value, STATS};
+use crate::lens::{
+    first_appearance, settling_layer, Cell, Lens, LensOptions, Row, Site, Stat, TargetStat,
+    TokenStat, Value, STATS,
+};
 use crate::provenance::Provenance;
 use crate::tokens::{TokenText, Vocab};
 
@@ -34,15 +37,23 @@ pub struct Report {
     /// the final norm, as `"final_norm"`.
     #[serde(rename = "final_norm", serialize_with = "through_final_norm")]
     pub lens: Arc<dyn Lens>,
+    /// Which lens: "logit" or "tuned".
+    #[serde(rename = "lens")]
+    pub lens_kind: &'static str,
     /// The first layer whose argmax at the last position is the output's argmax there
     /// (it may still change afterwards); null without layers.
     pub first_layer: Option<usize>,
     /// The first layer from which the output's argmax at the last position stays the
     /// argmax through the output; null without layers.
     pub settled_layer: Option<usize>,
+    /// How many of each cell's most likely tokens `topk` lists (0: no `topk`).
+    pub top_k: usize,
     /// The input tokens.
     pub tokens: Vec<InputToken>,
-    /// Layer 0 (embeddings) to layer L (the model's output).
+    /// The tracked tokens; each cell's `targets` follows this order.
+    pub targets: Vec<Token>,
+    /// The rows: layer 0 (embeddings) to layer L (the model's output), with each block's
+    /// resid_mid before its output under `--sublayers`.
     pub layers: Vec<Layer>,
     /// Where the result came from (set by [`crate::Session`]; left out when unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,16 +86,58 @@ impl InputToken {
     }
 }
 
+/// A token named by id and readable text: a tracked token, or one of a cell's top-k.
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    pub id: u32,
+    /// The readable text ([`crate::tokens::printable`]).
+    pub token: String,
+}
+
+impl Token {
+    /// Token `id` of `vocab`.
+    pub fn new(id: u32, vocab: &Vocab) -> Self {
+        Self {
+            id,
+            token: vocab.display(id),
+        }
+    }
+}
+
+/// One of a cell's most likely tokens.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopToken {
+    pub id: u32,
+    pub token: String,
+    pub prob: f32,
+}
+
 /// One lens row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Layer {
+    /// The block number (0: embeddings).
     pub layer: usize,
+    /// Where in the block the row reads the residual stream.
+    pub site: Site,
     pub positions: Vec<Prediction>,
+}
+
+impl Layer {
+    /// How the table and the plots label the row: "0 emb", "3 attn", "3", "L out".
+    pub fn label(&self, last: usize) -> String {
+        match (self.site, self.layer) {
+            (Site::Embed, l) => format!("{l} emb"),
+            (Site::ResidMid, l) => format!("{l} attn"),
+            (Site::ResidPost, l) if l == last => format!("{l} out"),
+            (Site::ResidPost, l) => l.to_string(),
+        }
+    }
 }
 
 /// The lens's prediction at one position of one layer: its statistics and the argmax
 /// token's texts. It serializes as one object holding every statistic of [`STATS`], in
-/// order, leaving out absent ones (`bytes` of a token whose text is exact).
+/// order, leaving out absent ones (`bytes` of a token whose text is exact), then `topk`
+/// (when asked for) and `targets`.
 #[derive(Debug, Clone)]
 pub struct Prediction {
     /// The argmax token's readable text.
@@ -93,15 +146,38 @@ pub struct Prediction {
     pub exact: TokenText,
     /// The row's statistics.
     pub stat: TokenStat,
+    /// The most likely tokens, most likely first.
+    pub topk: Vec<TopToken>,
+    /// The tracked tokens' standing, in the report's `targets` order.
+    pub targets: Vec<TargetStat>,
 }
 
 impl Prediction {
-    /// The argmax of `stat`, with its texts from `vocab`.
+    /// The argmax of `stat`, with its texts from `vocab`, and nothing else.
     pub fn new(stat: TokenStat, vocab: &Vocab) -> Self {
         Self {
             token: vocab.display(stat.id),
             exact: vocab.exact(stat.id),
             stat,
+            topk: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// Everything in `cell`, with token texts from `vocab`.
+    pub fn of_cell(cell: &Cell, vocab: &Vocab) -> Self {
+        Self {
+            topk: cell
+                .topk
+                .iter()
+                .map(|r| TopToken {
+                    id: r.id,
+                    token: vocab.display(r.id),
+                    prob: r.prob,
+                })
+                .collect(),
+            targets: cell.targets.clone(),
+            ..Self::new(cell.stat, vocab)
         }
     }
 
@@ -120,6 +196,10 @@ impl Serialize for Prediction {
                 map.serialize_entry(stat.name(), &value)?;
             }
         }
+        if !self.topk.is_empty() {
+            map.serialize_entry("topk", &self.topk)?;
+        }
+        map.serialize_entry("targets", &self.targets)?;
         map.end()
     }
 }
@@ -130,42 +210,53 @@ fn through_final_norm<S: Serializer>(lens: &Arc<dyn Lens>, s: S) -> Result<S::Ok
 }
 
 impl Report {
-    /// Attaches token text to the lens's `[layer][position]` stats.
+    /// Attaches token text to the rows the lens of `opts` read off `ids`.
     pub fn new(
         model: &str,
         prompt: &str,
-        lens: Arc<dyn Lens>,
+        opts: &LensOptions,
         ids: &[u32],
-        rows: &[Vec<TokenStat>],
+        rows: &[Row],
         vocab: &Vocab,
     ) -> Self {
+        let lens = opts.lens.clone();
         let tokens = ids.iter().map(|&id| InputToken::new(id, vocab)).collect();
         let layers = rows
             .iter()
-            .enumerate()
-            .map(|(layer, row)| Layer {
-                layer,
+            .map(|row| Layer {
+                layer: row.layer,
+                site: row.site,
                 positions: row
+                    .cells
                     .iter()
-                    .map(|&stat| Prediction::new(stat, vocab))
+                    .map(|c| Prediction::of_cell(c, vocab))
                     .collect(),
             })
             .collect();
+        // Settling is judged on block outputs only, so the numbers keep their meaning
+        // under --sublayers.
+        let outputs: Vec<Vec<TokenStat>> = rows
+            .iter()
+            .filter(|r| r.site != Site::ResidMid)
+            .map(|r| r.cells.iter().map(|c| c.stat).collect())
+            .collect();
+        let last = ids.len().checked_sub(1);
         Self {
             model: model.to_string(),
             prompt: prompt.to_string(),
             prompt_index: 0,
             prompt_id: None,
+            lens_kind: lens.kind(),
             lens,
-            first_layer: ids
-                .len()
-                .checked_sub(1)
-                .and_then(|last| first_appearance(rows, last)),
-            settled_layer: ids
-                .len()
-                .checked_sub(1)
-                .and_then(|last| settling_layer(rows, last)),
+            first_layer: last.and_then(|last| first_appearance(&outputs, last)),
+            settled_layer: last.and_then(|last| settling_layer(&outputs, last)),
+            top_k: opts.top_k,
             tokens,
+            targets: opts
+                .targets
+                .iter()
+                .map(|&id| Token::new(id, vocab))
+                .collect(),
             layers,
             provenance: None,
         }
@@ -241,17 +332,32 @@ mod tests {
 
     /// The JSON shape: issue 14's keys in their order, then issue 15's additions
     /// (`first_layer`, `settled_layer`, each token's exact `text`, `bytes` only when not
-    /// UTF-8, `display`, and `provenance` when known).
+    /// UTF-8, `display`, and `provenance` when known), then issue 8's (`lens`, `top_k`,
+    /// `targets`, each row's `site`, each cell's `kl`, `next_logprob`, `next_rank` —
+    /// null at the last position —, `topk` when asked for and `targets`).
     #[test]
     fn json_shape() {
-        let cell = |id, text: &[u8], display: &str| Prediction {
+        let cell = |id, text: &[u8], display: &str, next: Option<(f32, u32)>| Prediction {
             token: display.into(),
             exact: crate::tokens::exact_text(text),
             stat: TokenStat {
                 id,
                 prob: 0.1,
                 entropy: 2.5,
+                kl: 0.25,
+                next_logprob: next.map(|n| n.0),
+                next_rank: next.map(|n| n.1),
             },
+            topk: vec![TopToken {
+                id,
+                token: display.into(),
+                prob: 0.1,
+            }],
+            targets: vec![TargetStat {
+                prob: 0.5,
+                logprob: -0.6931472,
+                rank: 2,
+            }],
         };
         let report = Report {
             model: "m".into(),
@@ -259,23 +365,33 @@ mod tests {
             prompt_index: 1,
             prompt_id: None,
             lens: Arc::new(LogitLens { final_norm: false }),
+            lens_kind: "logit",
             first_layer: Some(0),
             settled_layer: Some(0),
+            top_k: 1,
             tokens: vec![InputToken {
                 id: 5,
                 text: "p".into(),
                 bytes: None,
                 display: "p".into(),
             }],
+            targets: vec![Token {
+                id: 9,
+                token: " q".into(),
+            }],
             layers: vec![Layer {
                 layer: 0,
-                positions: vec![cell(9, b" q", " q"), cell(7, b"\xE2", "\\xE2")],
+                site: Site::Embed,
+                positions: vec![
+                    cell(9, b" q", " q", Some((-1.5, 3))),
+                    cell(7, b"\xE2", "\\xE2", None),
+                ],
             }],
             provenance: None,
         };
         assert_eq!(
             serde_json::to_string(&report).unwrap(),
-            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"first_layer":0,"settled_layer":0,"tokens":[{"id":5,"text":"p","display":"p"}],"layers":[{"layer":0,"positions":[{"id":9,"token":" q","text":" q","prob":0.1,"entropy":2.5},{"id":7,"token":"\\xE2","text":"�","bytes":"e2","prob":0.1,"entropy":2.5}]}]}"#
+            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"lens":"logit","first_layer":0,"settled_layer":0,"top_k":1,"tokens":[{"id":5,"text":"p","display":"p"}],"targets":[{"id":9,"token":" q"}],"layers":[{"layer":0,"site":"embed","positions":[{"id":9,"token":" q","text":" q","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":-1.5,"next_rank":3,"topk":[{"id":9,"token":" q","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.6931472,"rank":2}]},{"id":7,"token":"\\xE2","text":"�","bytes":"e2","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":null,"next_rank":null,"topk":[{"id":7,"token":"\\xE2","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.6931472,"rank":2}]}]}]}"#
         );
     }
 }

@@ -51,25 +51,37 @@ impl Layout {
     }
 
     /// Joins `attn` and `mlp` to `x`; `norm(site, t)` is the norm at `site` (the identity
-    /// where the layout has none).
+    /// where the layout has none). With `want_mid`, also returns the residual stream after
+    /// the attention branch is added and before the MLP's is (TransformerLens's
+    /// `resid_mid`): for the parallel layouts `x + attn(…)`, computed apart so that the
+    /// block's output is the same sum, bit for bit, as without it.
     pub fn join(
         self,
         x: &Tensor,
         norm: impl Fn(Site, &Tensor) -> Result<Tensor>,
         attn: impl Fn(&Tensor) -> Result<Tensor>,
         mlp: impl Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Tensor> {
+        want_mid: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let parallel = |a: Tensor, m: Tensor| -> Result<(Tensor, Option<Tensor>)> {
+            let mid = match want_mid {
+                true => Some((&a + x)?),
+                false => None,
+            };
+            Ok((((a + m)? + x)?, mid))
+        };
         if self == Self::Parallel {
             let h = norm(Site::AttnIn, x)?;
-            return Ok(((attn(&h)? + mlp(&h)?)? + x)?);
+            return parallel(attn(&h)?, mlp(&h)?);
         }
         if self == Self::ParallelTwoNorms {
             let (a, m) = (norm(Site::AttnIn, x)?, norm(Site::MlpIn, x)?);
-            return Ok(((attn(&a)? + mlp(&m)?)? + x)?);
+            return parallel(attn(&a)?, mlp(&m)?);
         }
         let h = (x + norm(Site::AttnOut, &attn(&norm(Site::AttnIn, x)?)?)?)?;
         let ff = norm(Site::MlpOut, &mlp(&norm(Site::MlpIn, &h)?)?)?;
-        Ok((h + ff)?)
+        let mid = want_mid.then(|| h.clone());
+        Ok(((h + ff)?, mid))
     }
 }
 
@@ -137,13 +149,15 @@ impl Block {
         })
     }
 
-    /// `(B, T, D)` → `(B, T, D)`.
+    /// `(B, T, D)` → `(B, T, D)`, and with `want_mid` the residual after attention
+    /// ([`Layout::join`]).
     pub fn forward(
         &self,
         xs: &Tensor,
         rotary: Option<&RotaryTables>,
         mask: &Tensor,
-    ) -> Result<Tensor> {
+        want_mid: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let norm = |site: Site, t: &Tensor| match self.norms.iter().find(|(s, _)| *s == site) {
             Some((_, n)) => n.forward(t),
             None => Ok(t.clone()),
@@ -153,6 +167,7 @@ impl Block {
             norm,
             |h| self.attn.forward(h, rotary, mask),
             |h| self.mlp.forward(h),
+            want_mid,
         )
     }
 }
@@ -165,7 +180,7 @@ mod tests {
     /// attn(t) = 2t, mlp(t) = t + 1, and the norm at each site multiplies by its own factor
     /// (AttnIn 3, AttnOut 5, MlpIn 7, MlpOut 11), so each layout's formula is visible in
     /// the result for x = 1.
-    fn run(layout: Layout) -> f32 {
+    fn run(layout: Layout) -> (f32, f32) {
         let x = Tensor::new(&[1f32], &Device::Cpu).unwrap();
         let factor = |s: Site| match s {
             Site::AttnIn => 3.0,
@@ -177,23 +192,30 @@ mod tests {
             true => Ok((t * factor(s))?),
             false => Ok(t.clone()),
         };
-        let out = layout
-            .join(&x, norm, |t| Ok((t * 2.0)?), |t| Ok((t + 1.0)?))
+        let (out, mid) = layout
+            .join(&x, norm, |t| Ok((t * 2.0)?), |t| Ok((t + 1.0)?), true)
             .unwrap();
-        out.to_vec1::<f32>().unwrap()[0]
+        let (plain, none) = layout
+            .join(&x, norm, |t| Ok((t * 2.0)?), |t| Ok((t + 1.0)?), false)
+            .unwrap();
+        assert!(none.is_none());
+        let value = |t: &Tensor| t.to_vec1::<f32>().unwrap()[0];
+        assert_eq!(value(&out), value(&plain));
+        (value(&out), value(&mid.unwrap()))
     }
 
     #[test]
     fn each_layout_joins_its_branches_as_documented() {
+        // The second value is resid_mid: the stream after attention, before the MLP.
         // h = 1 + 2·3 = 7; 7 + (7·7 + 1) = 57.
-        assert_eq!(run(Layout::Sequential), 57.0);
-        // n = 3; 2·3 + (3 + 1) + 1 = 11.
-        assert_eq!(run(Layout::Parallel), 11.0);
-        // 2·3 + (7 + 1) + 1 = 15.
-        assert_eq!(run(Layout::ParallelTwoNorms), 15.0);
+        assert_eq!(run(Layout::Sequential), (57.0, 7.0));
+        // n = 3; 2·3 + (3 + 1) + 1 = 11; mid 1 + 2·3 = 7.
+        assert_eq!(run(Layout::Parallel), (11.0, 7.0));
+        // 2·3 + (7 + 1) + 1 = 15; mid 1 + 2·3 = 7.
+        assert_eq!(run(Layout::ParallelTwoNorms), (15.0, 7.0));
         // h = 1 + 5·(2·3) = 31; 31 + 11·(7·31 + 1) = 31 + 2398 = 2429.
-        assert_eq!(run(Layout::Sandwich), 2429.0);
+        assert_eq!(run(Layout::Sandwich), (2429.0, 31.0));
         // h = 1 + 5·2 = 11; 11 + 11·(11 + 1) = 143.
-        assert_eq!(run(Layout::PostNorm), 143.0);
+        assert_eq!(run(Layout::PostNorm), (143.0, 11.0));
     }
 }

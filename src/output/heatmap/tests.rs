@@ -28,6 +28,7 @@ fn report(layers: usize, tokens: &[&str]) -> Report {
     let layers = (0..layers)
         .map(|l| Layer {
             layer: l,
+            site: crate::lens::Site::ResidPost,
             positions: (0..tokens.len())
                 .map(|p| Prediction {
                     token: format!(" tok{l}_{p}"),
@@ -36,7 +37,10 @@ fn report(layers: usize, tokens: &[&str]) -> Report {
                         id: p as u32,
                         prob: 0.5,
                         entropy: if p == 0 { 0.05 } else { 1.0 + p as f32 * 2.0 },
+                        ..TokenStat::default()
                     },
+                    topk: Vec::new(),
+                    targets: Vec::new(),
                 })
                 .collect(),
         })
@@ -47,9 +51,12 @@ fn report(layers: usize, tokens: &[&str]) -> Report {
         prompt_index: 0,
         prompt_id: None,
         lens: std::sync::Arc::new(LogitLens::default()),
+        lens_kind: "logit",
         first_layer: None,
         settled_layer: None,
+        top_k: 0,
         tokens,
+        targets: Vec::new(),
         layers,
         provenance: None,
     }
