@@ -70,8 +70,8 @@ pub struct Flags {
     #[arg(long, value_enum)]
     pub image_format: Option<ImageKind>,
 
-    /// What colours the heatmap's cells (each is labelled with its argmax token): entropy
-    /// (nats), prob (the argmax's probability).
+    /// What colours the heatmap's cells (each is labelled with its argmax token) [default:
+    /// entropy].
     #[arg(long, value_enum, value_name = "METRIC")]
     pub metric: Option<MetricArg>,
 
@@ -140,6 +140,14 @@ pub enum MetricArg {
     Entropy,
     /// The argmax token's probability.
     Prob,
+    /// KL from the model's output to the row (nats).
+    Kl,
+    /// Next-token cross-entropy, -log p(next input token) (nats); none at the last position.
+    Ce,
+    /// Rank of the next input token (1 = argmax), log colour scale; none at the last position.
+    Rank,
+    /// Probability of the first --target.
+    Target,
 }
 
 impl From<MetricArg> for heatmap::Metric {
@@ -147,6 +155,10 @@ impl From<MetricArg> for heatmap::Metric {
         match m {
             MetricArg::Entropy => heatmap::Metric::Entropy,
             MetricArg::Prob => heatmap::Metric::Prob,
+            MetricArg::Kl => heatmap::Metric::Kl,
+            MetricArg::Ce => heatmap::Metric::Ce,
+            MetricArg::Rank => heatmap::Metric::Rank,
+            MetricArg::Target => heatmap::Metric::Target,
         }
     }
 }

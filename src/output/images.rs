@@ -61,8 +61,10 @@ impl Images {
     }
 
     /// Checks, before anything of `report` is printed, that its image can be drawn as asked:
-    /// a `--positions` window must lie inside the prompt.
+    /// a `--positions` window must lie inside the prompt, and `--metric target` needs a
+    /// target.
     pub fn check(&self, report: &Report) -> Result<()> {
+        self.options.metric.check(report)?;
         self.options.window.resolve(report.tokens.len()).map(drop)
     }
 

@@ -197,3 +197,40 @@ pub(super) fn text_color(background: RGBColor) -> RGBColor {
         BLACK
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_scale_spaces_decades_evenly() {
+        let s = Scale::log_observed(420.0);
+        assert_eq!((s.min, s.max), (1.0, 1000.0));
+        assert_eq!(s.fraction(1.0), 0.0);
+        assert!((s.fraction(10.0) - 1.0 / 3.0).abs() < 1e-12);
+        assert!((s.fraction(100.0) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.fraction(1000.0), 1.0);
+        assert_eq!(s.fraction(5000.0), 1.0);
+        assert_eq!(s.fraction(f64::NAN), 1.0);
+        assert_eq!(s.ticks(), [1.0, 10.0, 100.0, 1000.0]);
+        assert_eq!(s.label(1000.0), "1000");
+        // A whole vocabulary: its end is labelled exactly; 10⁴ is far enough from it.
+        let v = Scale::log(1.0, 49152.0);
+        assert_eq!(v.ticks(), [1.0, 10.0, 100.0, 1000.0, 10000.0, 49152.0]);
+        let near = Scale::log(1.0, 12000.0);
+        assert_eq!(near.ticks(), [1.0, 10.0, 100.0, 1000.0, 12000.0]);
+        // Ranks of 1 only still get a decade.
+        assert_eq!(Scale::log_observed(1.0).max, 10.0);
+        assert_eq!(Scale::log_observed(10.0).max, 10.0);
+        assert_eq!(Scale::log_observed(11.0).max, 100.0);
+    }
+
+    #[test]
+    fn linear_scales_are_unchanged_by_the_log_option() {
+        let s = Scale::fixed(0.0, 1.0);
+        assert!(!s.log);
+        assert_eq!(s.fraction(0.25), 0.25);
+        let labels: Vec<String> = s.ticks().iter().map(|&t| s.label(t)).collect();
+        assert_eq!(labels, ["0", "0.2", "0.4", "0.6", "0.8", "1"]);
+    }
+}

@@ -73,7 +73,7 @@ impl<'a> Plot<'a> {
                     .iter()
                     .flat_map(|&l| report.layers[l].positions.get(columns.clone()))
                     .flatten()
-                    .filter_map(|p| metric.value(report, p))
+                    .filter_map(|p| metric.value(p))
                     .filter(|v| v.is_finite())
                     .fold(0.0, f64::max);
                 match kind {
@@ -106,7 +106,7 @@ impl<'a> Plot<'a> {
     /// A cell's metric; `None` where it has none (drawn hatched). NaN is drawn at the top of
     /// the scale.
     pub(super) fn number(&self, pred: &Prediction) -> Option<f64> {
-        self.metric.value(self.report, pred)
+        self.metric.value(pred)
     }
 
     /// Whether the cell's argmax is the input token that follows its position: the lens
@@ -313,21 +313,16 @@ impl<'a> Plot<'a> {
         Ok(())
     }
 
-    /// Layer numbers left of the rows ("emb 0" at the bottom, "out L" on top)
-    /// and the axis title.
+    /// Row labels left of the rows, as the table has them ("0 emb" at the bottom, "3 attn"
+    /// for a `--sublayers` row, "L out" on top), and the axis title.
     pub(super) fn draw_layer_axis<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
     ) -> Result<()> {
-        let last = self.report.layers.len() - 1;
+        let last = self.report.layers.last().map_or(0, |l| l.layer);
         for (r, &layer) in self.rows.iter().rev().enumerate() {
             let (y0, y1) = self.row_span(r);
-            let number = self.report.layers[layer].layer;
-            let label = match layer {
-                0 => format!("emb {number}"),
-                l if l == last => format!("out {number}"),
-                _ => number.to_string(),
-            };
+            let label = self.report.layers[layer].label(last);
             let at = (self.grid_x - 8, (y0 + y1 - 1) / 2);
             self.text(root, &label, at, TICK_FONT, &INK, HPos::Right)?;
         }
@@ -440,7 +435,7 @@ impl<'a> Plot<'a> {
     }
 }
 
-/// Fills the pixels `x0..=x1` × `y0..=y1`.
+/// Fills the pixels `x0..x1` × `y0..y1` (plotters leaves a filled rectangle's far edges out).
 fn fill<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     (x0, y0, x1, y1): (i32, i32, i32, i32),
@@ -456,9 +451,8 @@ pub(super) fn hit_frame<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     (x0, y0, x1, y1): (i32, i32, i32, i32),
 ) -> Result<()> {
-    for (inset, width, colour) in [(0, 2, BLACK), (2, 2, WHITE)] {
+    for (inset, w, colour) in [(0, 2, BLACK), (2, 2, WHITE)] {
         let (a0, b0, a1, b1) = (x0 + inset, y0 + inset, x1 - inset, y1 - inset);
-        let w = width - 1;
         fill(root, (a0, b0, a1, b0 + w), colour)?;
         fill(root, (a0, b1 - w, a1, b1), colour)?;
         fill(root, (a0, b0, a0 + w, b1), colour)?;
@@ -474,6 +468,7 @@ pub(super) fn hatch<DB: DrawingBackend>(
 ) -> Result<()> {
     fill(root, (x0, y0, x1, y1), NO_VALUE)?;
     // Lines x + y = k, clipped to the cell.
+    let (x1, y1) = (x1 - 1, y1 - 1);
     for k in ((x0 + y0 + 2)..(x1 + y1)).step_by(HATCH_GAP) {
         let (a, b) = ((k - y1).max(x0), (k - y0).min(x1));
         if a < b {

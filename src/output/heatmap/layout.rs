@@ -262,3 +262,49 @@ impl Layout {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_parse_as_half_open_ranges() {
+        let range = |start, end| Window::Range { start, end };
+        assert_eq!(parse_positions("2..5").unwrap(), range(2, Some(5)));
+        assert_eq!(parse_positions(" 2 .. 5 ").unwrap(), range(2, Some(5)));
+        assert_eq!(parse_positions("7..").unwrap(), range(7, None));
+        assert_eq!(parse_positions("..3").unwrap(), range(0, Some(3)));
+        for bad in ["5..2", "3..3", "a..4", "-1..4", "4", "1...4", ""] {
+            assert!(parse_positions(bad).is_err(), "{bad}");
+        }
+        let err = parse_positions("5..2").unwrap_err().to_string();
+        assert!(err.contains("reversed") && err.contains("A..B"), "{err}");
+    }
+
+    #[test]
+    fn windows_pick_positions_inside_the_prompt() {
+        assert_eq!(Window::All.resolve(9).unwrap(), 0..9);
+        assert_eq!(Window::Last(3).resolve(9).unwrap(), 6..9);
+        assert_eq!(Window::Last(30).resolve(9).unwrap(), 0..9);
+        let range = |start, end| Window::Range { start, end };
+        assert_eq!(range(2, Some(5)).resolve(9).unwrap(), 2..5);
+        assert_eq!(range(2, None).resolve(9).unwrap(), 2..9);
+        assert_eq!(range(0, Some(9)).resolve(9).unwrap(), 0..9);
+        for outside in [range(9, None), range(2, Some(10)), range(20, Some(30))] {
+            let err = outside.resolve(9).unwrap_err().to_string();
+            assert!(
+                err.contains("9 tokens") && err.contains("--positions"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn widen_spreads_the_missing_width() {
+        assert_eq!(widen(vec![50, 50]), vec![84, 84]);
+        assert_eq!(widen(vec![50, 50, 50]), vec![56, 56, 56]);
+        assert_eq!(widen(vec![100, 100]), vec![100, 100]);
+        assert_eq!(widen(vec![]), Vec::<u32>::new());
+        assert_eq!(width_of(&[]), MARGIN_LEFT + MIN_GRID_W + MARGIN_RIGHT);
+    }
+}

@@ -187,6 +187,7 @@ pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Resu
         check_color_range(range)?;
         opts.metric.check_range(range)?;
     }
+    opts.metric.check(report)?;
     register_font();
     let layout = Layout::new(report, opts)?;
     let (shown, requested) = (layout.columns.clone(), layout.requested.clone());

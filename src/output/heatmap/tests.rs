@@ -439,3 +439,186 @@ fn sample_png() {
     .unwrap();
     std::fs::write(std::env::temp_dir().join("heatmap_test.svg"), svg).unwrap();
 }
+
+/// The pixel at (`dx`, `dy`) from the top-left corner of the cell at (shown column `i`,
+/// display row `row`) of `r` drawn as a PNG.
+fn pixel_in_cell(
+    r: &Report,
+    opts: &HeatmapOptions,
+    (i, row): (usize, usize),
+    (dx, dy): (i32, i32),
+) -> [u8; 3] {
+    let (info, rgb) = decode(&render(r, opts, ImageFormat::Png).unwrap());
+    let plot = Plot::new(r, opts, Layout::new(r, opts).unwrap(), ImageFormat::Png);
+    let (x0, _) = plot.col_span(i);
+    let (y0, _) = plot.row_span(row);
+    let i = ((y0 + dy) as usize * info.width as usize + (x0 + dx) as usize) * 3;
+    [rgb[i], rgb[i + 1], rgb[i + 2]]
+}
+
+fn rgb(c: RGBColor) -> [u8; 3] {
+    [c.0, c.1, c.2]
+}
+
+fn svg(r: &Report, opts: &HeatmapOptions) -> String {
+    String::from_utf8(render(r, opts, ImageFormat::Svg).unwrap()).unwrap()
+}
+
+#[test]
+fn a_next_token_hit_is_framed_in_black_and_white() {
+    // Layer 1 predicts the next input token at position 0 (token 1 has id 1).
+    let mut r = report(3, &["a", "b", "c"]);
+    r.layers[1].positions[0].stat.id = 1;
+    let opts = HeatmapOptions::default();
+    // Display row 1 is layer 1 (rows are drawn top down from the output).
+    let fill = pixel_in_cell(&r, &opts, (0, 1), (10, 12));
+    assert_eq!(pixel_in_cell(&r, &opts, (0, 1), (0, 12)), rgb(BLACK));
+    assert_eq!(pixel_in_cell(&r, &opts, (0, 1), (1, 12)), rgb(BLACK));
+    assert_eq!(pixel_in_cell(&r, &opts, (0, 1), (2, 12)), rgb(WHITE));
+    assert_eq!(pixel_in_cell(&r, &opts, (0, 1), (3, 12)), rgb(WHITE));
+    assert_ne!(fill, rgb(BLACK));
+    // The same position one layer up is no hit: its edge has the cell's own colour.
+    let above = pixel_in_cell(&r, &opts, (0, 0), (0, 12));
+    assert_eq!(above, pixel_in_cell(&r, &opts, (0, 0), (10, 12)));
+    // The legend explains the frame.
+    assert!(svg(&r, &opts).contains("next token"));
+}
+
+#[test]
+fn the_metric_chooses_the_colours() {
+    let mut r = report(2, &["a", "b", "c"]);
+    for layer in &mut r.layers {
+        for (p, cell) in layer.positions.iter_mut().enumerate() {
+            cell.stat.prob = 0.2 + 0.3 * p as f32;
+            cell.stat.kl = 4.0 - p as f32;
+            cell.stat.next_logprob = Some(-0.5 * (p + 1) as f32);
+            cell.stat.next_rank = Some([1, 10, 100][p]);
+        }
+        // The last position has no next token.
+        layer.positions[2].stat.next_logprob = None;
+        layer.positions[2].stat.next_rank = None;
+    }
+    let with = |metric| HeatmapOptions {
+        metric,
+        ..HeatmapOptions::default()
+    };
+    let colour = |metric, i| pixel_in_cell(&r, &with(metric), (i, 0), (6, 6));
+    let entropy = colour(Metric::Entropy, 1);
+    assert_ne!(entropy, colour(Metric::Prob, 1));
+    assert_ne!(entropy, colour(Metric::Kl, 1));
+    // prob is on 0..1: 0.5 is the middle of viridis.
+    assert_eq!(colour(Metric::Prob, 1), rgb(viridis(0.5)));
+    // kl 4, 3, 2 on its own 0..4 scale: the top colour, then 3/4.
+    assert_eq!(colour(Metric::Kl, 0), rgb(viridis(1.0)));
+    assert_eq!(colour(Metric::Kl, 1), rgb(viridis(0.75)));
+    // ce = −next_logprob: 0.5 and 1.0 on a 0..1 scale.
+    assert_eq!(colour(Metric::Ce, 0), rgb(viridis(0.5)));
+    // rank on a log scale 1..10 (the largest rank shown, 10, rounded up to a power of 10).
+    assert_eq!(colour(Metric::Rank, 0), rgb(viridis(0.0)));
+    assert_eq!(colour(Metric::Rank, 1), rgb(viridis(1.0)));
+    // A fixed range is in the metric's units: ranks 1..1000 put 10 at a third.
+    let fixed = HeatmapOptions {
+        color_range: Some((1.0, 1000.0)),
+        ..with(Metric::Rank)
+    };
+    assert_eq!(
+        pixel_in_cell(&r, &fixed, (1, 0), (6, 6)),
+        rgb(viridis(1.0 / 3.0))
+    );
+    // No next token at the last position: hatched grey, not a colour of the scale, and
+    // the legend says why.
+    for metric in [Metric::Ce, Metric::Rank] {
+        let corner = colour(metric, 2);
+        assert!(
+            corner == rgb(NO_VALUE) || corner == rgb(HATCH),
+            "{metric:?}: {corner:?}"
+        );
+        let text = svg(&r, &with(metric));
+        assert!(text.contains("no next token"), "{metric:?}");
+        assert!(text.contains(&metric.title(&r)), "{metric:?}");
+    }
+    assert!(!svg(&r, &with(Metric::Kl)).contains("no next token"));
+}
+
+#[test]
+fn target_colours_by_the_first_targets_probability() {
+    let mut r = report(2, &["a", "b"]);
+    let opts = HeatmapOptions {
+        metric: Metric::Target,
+        ..HeatmapOptions::default()
+    };
+    let err = render(&r, &opts, ImageFormat::Png).unwrap_err().to_string();
+    assert!(err.contains("--target"), "{err}");
+    r.targets = vec![crate::output::Token {
+        id: 7,
+        token: " Paris".into(),
+    }];
+    for layer in &mut r.layers {
+        for cell in &mut layer.positions {
+            cell.targets = vec![crate::lens::TargetStat {
+                prob: 0.25,
+                logprob: 0.25f32.ln(),
+                rank: 3,
+            }];
+        }
+    }
+    assert_eq!(pixel_in_cell(&r, &opts, (0, 0), (6, 6)), rgb(viridis(0.25)));
+    let text = svg(&r, &opts);
+    assert!(text.contains("probability of “·Paris”"), "{text}");
+}
+
+#[test]
+fn the_title_names_the_model_the_metric_and_the_window() {
+    let r = report(2, &["a", "b", "c", "d"]);
+    let opts = HeatmapOptions::default();
+    assert!(svg(&r, &opts).contains("test/model-1b · entropy (nats)"));
+    let windowed = HeatmapOptions {
+        window: Window::Last(2),
+        model: Some("SmolLM2 135M Instruct".into()),
+        metric: Metric::Kl,
+        ..HeatmapOptions::default()
+    };
+    let text = svg(&r, &windowed);
+    assert!(
+        text.contains("SmolLM2 135M Instruct · KL to the output (nats) · positions 2–3 of 4"),
+        "{text}"
+    );
+    // Only the window's columns are drawn, labelled with their own positions.
+    let drawn = draw(&r, &windowed, ImageFormat::Png).unwrap();
+    assert_eq!((drawn.shown.clone(), drawn.note()), (2..4, None));
+    assert!(!text.contains(">tok0_0<") && !text.contains("·tok0_0"));
+    assert!(text.contains("·tok0_3"));
+    let outside = HeatmapOptions {
+        window: Window::Range {
+            start: 3,
+            end: Some(9),
+        },
+        ..HeatmapOptions::default()
+    };
+    let err = render(&r, &outside, ImageFormat::Png)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("4 tokens"), "{err}");
+}
+
+#[test]
+fn display_names_are_never_paths() {
+    assert_eq!(display_name("microsoft/phi-1_5"), "microsoft/phi-1_5");
+    let dir = std::env::temp_dir().join("logitlens-display-name-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("SmolLM2.Q4_1.gguf");
+    std::fs::write(&file, b"").unwrap();
+    assert_eq!(
+        display_name(&file.display().to_string()),
+        "SmolLM2.Q4_1.gguf"
+    );
+    assert_eq!(
+        display_name(&format!("{}/", dir.display())),
+        "logitlens-display-name-test"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        display_name("."),
+        display_name(&std::env::current_dir().unwrap().display().to_string())
+    );
+}
