@@ -23,6 +23,9 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
+/// A prompt as a file gives it: its id, its text and the texts of its tracked targets.
+pub type Parsed = (Option<String>, String, Vec<String>);
+
 /// One prompt of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
@@ -32,6 +35,9 @@ pub struct Prompt {
     pub id: Option<String>,
     /// The text.
     pub text: String,
+    /// Texts of tokens to track in this prompt (a JSONL/JSON `"target"`), besides the
+    /// run's `--target`s.
+    pub targets: Vec<String>,
 }
 
 impl Prompt {
@@ -90,15 +96,33 @@ struct Item {
     prompt: String,
     #[serde(default)]
     id: Option<serde_json::Value>,
+    /// A string or a list of strings.
+    #[serde(default)]
+    target: Option<serde_json::Value>,
 }
 
 impl Item {
-    fn into_pair(self) -> (Option<String>, String) {
+    fn into_parsed(self) -> Result<Parsed> {
         let id = self.id.map(|v| match v {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         });
-        (id, self.prompt)
+        let bad = |v: &serde_json::Value| {
+            anyhow!("\"target\" must be a string or a list of strings, not {v}")
+        };
+        let targets = match self.target {
+            None => Vec::new(),
+            Some(serde_json::Value::String(s)) => vec![s],
+            Some(serde_json::Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => Ok(s),
+                    other => Err(bad(&other)),
+                })
+                .collect::<Result<_>>()?,
+            Some(other) => return Err(bad(&other)),
+        };
+        Ok((id, self.prompt, targets))
     }
 }
 
@@ -115,8 +139,10 @@ pub fn collect_as(
     file: Option<&Path>,
     format: Option<PromptsFormat>,
 ) -> Result<Vec<Prompt>> {
-    let mut texts: Vec<(Option<String>, String)> =
-        inline.iter().map(|p| (None, p.clone())).collect();
+    let mut texts: Vec<Parsed> = inline
+        .iter()
+        .map(|p| (None, p.clone(), Vec::new()))
+        .collect();
     if let Some(path) = file {
         let bytes = read_source(path)?;
         let name = match path == Path::new("-") {
@@ -131,7 +157,12 @@ pub fn collect_as(
     Ok(texts
         .into_iter()
         .enumerate()
-        .map(|(index, (id, text))| Prompt { index, id, text })
+        .map(|(index, (id, text, targets))| Prompt {
+            index,
+            id,
+            text,
+            targets,
+        })
         .collect())
 }
 
@@ -141,7 +172,7 @@ pub fn parse(
     name: &str,
     path: &Path,
     format: Option<PromptsFormat>,
-) -> Result<Vec<(Option<String>, String)>> {
+) -> Result<Vec<Parsed>> {
     let bytes = strip_bom(bytes);
     let chosen = format.unwrap_or_else(|| infer(path, bytes));
     let prompts = match chosen {
@@ -247,20 +278,20 @@ fn lines<'a>(bytes: &'a [u8], name: &'a str) -> impl Iterator<Item = Result<(usi
 }
 
 /// One prompt per line; empty and whitespace-only lines are skipped.
-pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
+pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let mut out = Vec::new();
     for line in lines(bytes, name) {
         let (_, line) = line?;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if !line.trim().is_empty() {
-            out.push((None, line.to_string()));
+            out.push((None, line.to_string(), Vec::new()));
         }
     }
     Ok(out)
 }
 
 /// One JSON object per line; blank lines are skipped.
-pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
+pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let mut out = Vec::new();
     for line in lines(bytes, name) {
         let (n, line) = line?;
@@ -274,13 +305,16 @@ pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, Stri
                 without_position(&e)
             )
         })?;
-        out.push(item.into_pair());
+        out.push(
+            item.into_parsed()
+                .map_err(|e| anyhow!("{name} line {n}: {e}"))?,
+        );
     }
     Ok(out)
 }
 
 /// One JSON array of `{"prompt": ..., "id": ...}` objects.
-pub fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, String)>> {
+pub fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let text = std::str::from_utf8(strip_bom(bytes))
         .map_err(|_| anyhow!("{name}: not valid UTF-8; save the file as UTF-8"))?;
     let items: Vec<Item> = serde_json::from_str(text).map_err(|e| {
@@ -291,7 +325,14 @@ pub fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<(Option<String>, Strin
             without_position(&e)
         )
     })?;
-    Ok(items.into_iter().map(Item::into_pair).collect())
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.into_parsed()
+                .map_err(|e| anyhow!("{name} item {}: {e}", i + 1))
+        })
+        .collect()
 }
 
 /// serde_json's message without its own " at line L column C", which counts lines of the
@@ -306,17 +347,17 @@ fn without_position(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
-    fn pairs(items: &[(Option<&str>, &str)]) -> Vec<(Option<String>, String)> {
+    fn pairs(items: &[(Option<&str>, &str)]) -> Vec<Parsed> {
         items
             .iter()
-            .map(|(id, p)| (id.map(String::from), p.to_string()))
+            .map(|(id, p)| (id.map(String::from), p.to_string(), Vec::new()))
             .collect()
     }
 
     #[test]
     fn lines_skip_blanks_and_name_bad_utf8() {
         let got = parse_lines(b"one\n\n  \r\ntwo\r\n", "p.txt").unwrap();
-        assert_eq!(got, vec![(None, "one".into()), (None, "two".into())]);
+        assert_eq!(got, pairs(&[(None, "one"), (None, "two")]));
         let err = parse_lines(b"ok\nbad \xff\n", "p.txt")
             .unwrap_err()
             .to_string();
@@ -327,13 +368,42 @@ mod tests {
     fn jsonl_keeps_newlines_and_ids() {
         let text = b"{\"prompt\": \"a\\nb\", \"id\": \"x1\"}\n\n{\"prompt\": \"c\", \"id\": 7}\n{\"prompt\": \"d\"}\n";
         let got = parse_jsonl(text, "p.jsonl").unwrap();
-        assert_eq!(got[0], (Some("x1".into()), "a\nb".into()));
-        assert_eq!(got[1], (Some("7".into()), "c".into()));
-        assert_eq!(got[2], (None, "d".into()));
+        assert_eq!(
+            got,
+            pairs(&[(Some("x1"), "a\nb"), (Some("7"), "c"), (None, "d")])
+        );
         let err = parse_jsonl(b"{\"prompt\": \"a\"}\n{oops}\n", "p.jsonl")
             .unwrap_err()
             .to_string();
         assert!(err.contains("p.jsonl line 2"), "{err}");
+    }
+
+    #[test]
+    fn targets_are_a_string_or_a_list_of_strings() {
+        let text = b"{\"prompt\": \"a\", \"target\": \" Paris\"}\n{\"prompt\": \"b\", \"target\": [\"x\", \"y\"]}\n{\"prompt\": \"c\"}\n";
+        let got = parse_jsonl(text, "p.jsonl").unwrap();
+        let targets: Vec<&[String]> = got.iter().map(|p| p.2.as_slice()).collect();
+        assert_eq!(
+            targets,
+            [&[" Paris".to_string()][..], &["x".into(), "y".into()], &[]]
+        );
+        for bad in ["5", "[\"x\", 2]", "{\"a\": 1}", "true"] {
+            let line = format!("{{\"prompt\": \"a\"}}\n{{\"prompt\": \"b\", \"target\": {bad}}}\n");
+            let err = parse_jsonl(line.as_bytes(), "p.jsonl")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("p.jsonl line 2: \"target\" must be a string or a list of strings"),
+                "{err}"
+            );
+        }
+        let err = parse_json(b"[{\"prompt\": \"a\", \"target\": 1}]", "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.json item 1: \"target\" must be"),
+            "{err}"
+        );
     }
 
     #[test]

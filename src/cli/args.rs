@@ -10,11 +10,12 @@ use super::usage;
 use crate::atomic;
 use crate::lens::{LensOptions, LogitLens, Stat};
 use crate::loading::source;
-use crate::output::delimited::Delimited;
+use crate::output::delimited::{Columns, Delimited};
 use crate::output::heatmap::{HeatmapOptions, ImageFormat, Metric, Window};
 use crate::output::images::{self, Images, Target};
 use crate::output::json::Json;
 use crate::output::jsonl::Jsonl;
+use crate::output::summary::SummaryFile;
 use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
@@ -40,6 +41,12 @@ pub struct Args {
     pub single_json: bool,
     /// Where heatmaps go, if anywhere.
     pub images: Option<Images>,
+    /// Where the batch summary goes, if anywhere.
+    pub summary: Option<SummaryFile>,
+    /// `--target` texts, resolved against the tokenizer once the model is loaded.
+    pub target_texts: Vec<String>,
+    /// `--target-id` ids, checked against the vocabulary once the model is loaded.
+    pub target_ids: Vec<u32>,
     /// Stop at the first prompt that fails.
     pub fail_fast: bool,
     /// Show progress on stderr (a terminal, and not --quiet).
@@ -81,11 +88,18 @@ impl Args {
             ..LoadOptions::default()
         };
         load.hub.progress = progress;
+        let mut lens = LensOptions::new(LogitLens {
+            final_norm: !flags.no_final_norm,
+        });
+        lens.top_k = top_k(flags.top_k, flags.format)?;
+        lens.sublayers = flags.sublayers;
         let run = RunOptions {
             bos: flags.bos,
-            lens: LensOptions::new(LogitLens {
-                final_norm: !flags.no_final_norm,
-            }),
+            lens,
+        };
+        let summary = match &flags.summary {
+            Some(path) => Some(SummaryFile::new(path, None).map_err(|e| usage(e.to_string()))?),
+            None => None,
         };
         let table_stats = match flags.entropy {
             true => vec![Stat::Entropy],
@@ -100,14 +114,27 @@ impl Args {
             format: flags.format,
             table_stats,
             images,
+            summary,
+            target_texts: flags.target,
+            target_ids: flags.target_id,
             fail_fast: flags.fail_fast,
             progress,
             quiet: flags.quiet,
         })
     }
 
-    /// The stdout printer, writing to `out`.
-    pub fn printer<W: Write>(&self, out: W, provenance: Option<&Provenance>) -> Printer<W> {
+    /// The stdout printer, writing to `out`; `targets` is the most targets any prompt
+    /// tracks (CSV/TSV columns).
+    pub fn printer<W: Write>(
+        &self,
+        out: W,
+        provenance: Option<&Provenance>,
+        targets: usize,
+    ) -> Printer<W> {
+        let columns = Columns {
+            top_k: self.run.lens.top_k,
+            targets,
+        };
         match self.format {
             Format::Table => Printer::Table(Table::new(
                 out,
@@ -116,9 +143,43 @@ impl Args {
             )),
             Format::Json => Printer::Json(Json::new(out, self.single_json)),
             Format::Jsonl => Printer::Jsonl(Jsonl::new(out)),
-            Format::Csv => Printer::Delimited(Box::new(Delimited::new(out, b',', provenance))),
-            Format::Tsv => Printer::Delimited(Box::new(Delimited::new(out, b'\t', provenance))),
+            Format::Csv => {
+                Printer::Delimited(Box::new(Delimited::new(out, b',', provenance, columns)))
+            }
+            Format::Tsv => {
+                Printer::Delimited(Box::new(Delimited::new(out, b'\t', provenance, columns)))
+            }
         }
+    }
+}
+
+/// The top-k K: as given, else 5 for JSON/JSONL and none for the others. `--top-k 0`
+/// turns JSON's default off; for the others it asks for what is already the default, which
+/// is refused rather than silently accepted. K above the vocabulary is checked once the
+/// model is loaded.
+fn top_k(given: Option<usize>, format: Format) -> Result<usize> {
+    let json = matches!(format, Format::Json | Format::Jsonl);
+    match given {
+        Some(0) if !json => Err(usage(format!(
+            "--top-k 0 lists no tokens, which --format {} already does by default; leave --top-k out, or give K of 1 or more",
+            format_name(format)
+        ))),
+        Some(k) => Ok(k),
+        None if json => Ok(DEFAULT_TOP_K),
+        None => Ok(0),
+    }
+}
+
+/// The K of JSON and JSONL without `--top-k`.
+pub const DEFAULT_TOP_K: usize = 5;
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Table => "table",
+        Format::Json => "json",
+        Format::Jsonl => "jsonl",
+        Format::Tsv => "tsv",
+        Format::Csv => "csv",
     }
 }
 

@@ -58,6 +58,33 @@ pub struct Flags {
     #[arg(long)]
     pub entropy: bool,
 
+    /// List each cell's K most likely tokens with their probabilities (ties: lower id
+    /// first). Default: 5 in json/jsonl (0 turns it off), none in table/csv/tsv; the
+    /// table shows them for the last position.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+
+    /// Track this token's probability and rank in every cell; repeatable. TEXT is encoded
+    /// on its own, without special tokens; when it makes several tokens the first is
+    /// tracked (a note on stderr says so). A JSONL prompt may add its own "target".
+    #[arg(long, value_name = "TEXT")]
+    pub target: Vec<String>,
+
+    /// Track the token with this id; repeatable.
+    #[arg(long, value_name = "N")]
+    pub target_id: Vec<u32>,
+
+    /// Add a row per block for the residual stream after attention, before the MLP
+    /// ("resid_mid"; the table labels it "3 attn").
+    #[arg(long)]
+    pub sublayers: bool,
+
+    /// Write per-layer aggregates over all prompts and positions (mean entropy, KL,
+    /// next-token cross-entropy, top-1 accuracy, agreement with the output, target
+    /// probability and rank) to this .json or .csv file.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+
     /// Write the heatmap of a single prompt to this file (.png or .svg).
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,

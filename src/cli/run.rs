@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use anyhow::{anyhow, Result};
 
 use super::args::Args;
-use super::{is_broken_pipe, report_error};
+use super::{is_broken_pipe, report_error, usage};
 use crate::output::{Printer, Report, Sink};
 use crate::prompts::Prompt;
 use crate::session::Session;
@@ -28,23 +28,42 @@ pub fn run(mut args: Args) -> Result<i32> {
     if !args.quiet {
         warn_about_vocabulary(&session, &args);
     }
+    let vocab = session.model().info().vocab_size;
+    if args.run.lens.top_k > vocab {
+        return Err(usage(format!(
+            "--top-k {} is more than the model's {vocab} tokens; give K of at most {vocab}",
+            args.run.lens.top_k
+        )));
+    }
+    let targets = Targets::resolve(&session, &args)?;
     let total = args.prompts.len();
     let progress = progress_bar(total, args.progress);
     let provenance = session.provenance(&args.run);
+    let mut summary = args.summary.take();
+    if let Some(summary) = &mut summary {
+        summary.set_provenance(provenance.clone());
+    }
     let mut images = args.images.take();
     if let Some(images) = &mut images {
         images.for_model(session.title(), session.model().info().vocab_size);
     }
-    let printer = args.printer(io::BufWriter::new(io::stdout()), Some(&provenance));
+    let printer = args.printer(
+        io::BufWriter::new(io::stdout()),
+        Some(&provenance),
+        targets.most(),
+    );
     let mut stdout = Stdout {
         printer: Some(printer),
         images: images.is_some(),
     };
     stdout.call(|p| p.begin())?;
     let (mut failures, mut ran) = (0, 0);
-    for prompt in &args.prompts {
+    for (prompt, ids) in args.prompts.iter().zip(&targets.per_prompt) {
         ran += 1;
-        let result = lens(&session, prompt, &args, timing);
+        let result = match ids {
+            Ok(ids) => lens(&session, prompt, &args, ids, timing),
+            Err(e) => Err(anyhow!("{e}")),
+        };
         progress.inc(1);
         let result = match result {
             Ok(report) => match images.as_ref().map(|i| i.check(&report)) {
@@ -53,6 +72,9 @@ pub fn run(mut args: Args) -> Result<i32> {
                 _ => {
                     // A stdout failure ends the run; an image failure is this prompt's.
                     stdout.call(|p| p.report(&report))?;
+                    if let Some(summary) = &mut summary {
+                        summary.report(&report)?;
+                    }
                     match &mut images {
                         Some(images) => images.report(&report),
                         None => Ok(()),
@@ -71,6 +93,9 @@ pub fn run(mut args: Args) -> Result<i32> {
     }
     progress.finish_and_clear();
     stdout.call(|p| p.finish())?;
+    if let Some(summary) = &mut summary {
+        summary.finish()?;
+    }
     if failures > 0 && total > 1 {
         let not_run = match total - ran {
             0 => String::new(),
@@ -131,9 +156,79 @@ fn warn_about_vocabulary(session: &Session, args: &Args) {
     }
 }
 
-/// One prompt's report, with its place in the run.
-fn lens(session: &Session, prompt: &Prompt, args: &Args, timing: bool) -> Result<Report> {
-    let (mut report, t) = session.run_timed(&prompt.text, &args.run)?;
+/// The tracked token ids of the run and of each prompt.
+struct Targets {
+    /// Per prompt: the run's targets, then the prompt's own, each id once; or why the
+    /// prompt's own could not be resolved.
+    per_prompt: Vec<Result<Vec<u32>>>,
+}
+
+impl Targets {
+    /// Resolves `--target`, `--target-id` (usage errors when they name no token of the
+    /// model) and each prompt's own targets (errors of that prompt).
+    fn resolve(session: &Session, args: &Args) -> Result<Self> {
+        let vocab = session.model().info().vocab_size;
+        let mut run = Vec::new();
+        for text in &args.target_texts {
+            run.push(target_id(session, text, args.quiet).map_err(|e| usage(e.to_string()))?);
+        }
+        for &id in &args.target_ids {
+            if id as usize >= vocab {
+                return Err(usage(format!(
+                    "--target-id {id} is outside the model's vocabulary of {vocab} tokens; give an id below {vocab}"
+                )));
+            }
+            run.push(id);
+        }
+        let per_prompt = args
+            .prompts
+            .iter()
+            .map(|p| {
+                let mut ids = run.clone();
+                for text in &p.targets {
+                    ids.push(target_id(session, text, args.quiet)?);
+                }
+                let mut seen = std::collections::HashSet::new();
+                ids.retain(|id| seen.insert(*id));
+                Ok(ids)
+            })
+            .collect();
+        Ok(Self { per_prompt })
+    }
+
+    /// The most targets any prompt tracks.
+    fn most(&self) -> usize {
+        self.per_prompt
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(Vec::len))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The id a target text tracks, with a note on stderr when the text is several tokens.
+fn target_id(session: &Session, text: &str, quiet: bool) -> Result<u32> {
+    let (id, count) = session.target_id(text)?;
+    if count > 1 && !quiet {
+        eprintln!(
+            "logitlens: note: target {text:?} is {count} tokens; tracking the first, {:?} (id {id})",
+            session.vocab().display(id)
+        );
+    }
+    Ok(id)
+}
+
+/// One prompt's report, with its place in the run; `targets` are the ids it tracks.
+fn lens(
+    session: &Session,
+    prompt: &Prompt,
+    args: &Args,
+    targets: &[u32],
+    timing: bool,
+) -> Result<Report> {
+    let mut opts = args.run.clone();
+    opts.lens.targets = targets.to_vec();
+    let (mut report, t) = session.run_timed(&prompt.text, &opts)?;
     if timing {
         eprintln!(
             "timing: tokens {} forward {:.3}s lens {:.3}s",

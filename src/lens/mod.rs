@@ -17,6 +17,7 @@ use crate::models::LensModel;
 
 pub mod project;
 pub mod stats;
+pub mod summary;
 
 pub use crate::models::Site;
 pub use project::{lens_rows, logit_lens, LensOptions, Row, Timings};

@@ -7,6 +7,12 @@
 //!
 //! Token columns come in threes: `*_token` is the readable text, `*_text` the exact text and
 //! `*_bytes` the exact bytes in hex when they are not valid UTF-8 (else empty).
+//!
+//! After the statistics come `site`, then, with `--top-k K`, `top1_id`, `top1_token`,
+//! `top1_prob` … `topK_prob`, then, with targets, `target1_id`, `target1_token`,
+//! `target1_prob`, `target1_logprob`, `target1_rank` … for the most targets any prompt
+//! tracks (empty where a prompt tracks fewer). `next_logprob` and `next_rank` are empty at
+//! the last position.
 
 use std::io::Write;
 
@@ -28,12 +34,29 @@ const PLACE: [&str; 8] = [
     "input_bytes",
 ];
 
-/// Column names, in order: where the cell is, then every statistic's column.
-pub fn columns() -> Vec<&'static str> {
-    PLACE
+/// How many top-k and target column groups a table has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Columns {
+    pub top_k: usize,
+    pub targets: usize,
+}
+
+/// Column names, in order: where the cell is, every statistic's column, the site, then
+/// the top-k and target groups.
+pub fn columns(groups: Columns) -> Vec<String> {
+    let mut names: Vec<String> = PLACE
         .into_iter()
         .chain(STATS.iter().map(|s| s.column()))
-        .collect()
+        .chain(["site"])
+        .map(String::from)
+        .collect();
+    for k in 1..=groups.top_k {
+        names.extend(["id", "token", "prob"].map(|f| format!("top{k}_{f}")));
+    }
+    for t in 1..=groups.targets {
+        names.extend(["id", "token", "prob", "logprob", "rank"].map(|f| format!("target{t}_{f}")));
+    }
+    names
 }
 
 /// A CSV or TSV printer: the provenance comment and the header first, then each report's
@@ -43,17 +66,19 @@ pub struct Delimited<W: Write> {
     out: Option<W>,
     delimiter: u8,
     comment: Option<String>,
+    groups: Columns,
     inner: Option<csv::Writer<W>>,
 }
 
 impl<W: Write> Delimited<W> {
     /// `delimiter` is `b','` for CSV and `b'\t'` for TSV; `provenance`, when known, is the
     /// first line.
-    pub fn new(out: W, delimiter: u8, provenance: Option<&Provenance>) -> Self {
+    pub fn new(out: W, delimiter: u8, provenance: Option<&Provenance>, groups: Columns) -> Self {
         Self {
             out: Some(out),
             delimiter,
             comment: provenance.map(Provenance::comment_line),
+            groups,
             inner: None,
         }
     }
@@ -78,7 +103,7 @@ impl<W: Write> Sink for Delimited<W> {
         let mut inner = csv::WriterBuilder::new()
             .delimiter(self.delimiter)
             .from_writer(out);
-        inner.write_record(columns())?;
+        inner.write_record(columns(self.groups))?;
         self.inner = Some(inner);
         Ok(())
     }
@@ -88,9 +113,11 @@ impl<W: Write> Sink for Delimited<W> {
     fn report(&mut self, report: &Report) -> Result<()> {
         let id = report.prompt_id.as_deref().unwrap_or_default();
         let index = report.prompt_index.to_string();
+        let groups = self.groups;
         let inner = self.writer()?;
         for layer in &report.layers {
             let number = layer.layer.to_string();
+            let site = layer.site.name().to_string();
             for (pos, (p, input)) in layer.positions.iter().zip(&report.tokens).enumerate() {
                 let place = [
                     index.clone(),
@@ -103,7 +130,29 @@ impl<W: Write> Sink for Delimited<W> {
                     input.bytes.clone().unwrap_or_default(),
                 ];
                 let stats = STATS.iter().map(|&s| p.value(s).to_string());
-                inner.write_record(place.into_iter().chain(stats))?;
+                let mut record: Vec<String> = place.into_iter().chain(stats).collect();
+                record.push(site.clone());
+                for k in 0..groups.top_k {
+                    match p.topk.get(k) {
+                        Some(t) => {
+                            record.extend([t.id.to_string(), t.token.clone(), t.prob.to_string()])
+                        }
+                        None => record.extend(std::iter::repeat_n(String::new(), 3)),
+                    }
+                }
+                for t in 0..groups.targets {
+                    match (report.targets.get(t), p.targets.get(t)) {
+                        (Some(token), Some(s)) => record.extend([
+                            token.id.to_string(),
+                            token.token.clone(),
+                            s.prob.to_string(),
+                            s.logprob.to_string(),
+                            s.rank.to_string(),
+                        ]),
+                        _ => record.extend(std::iter::repeat_n(String::new(), 5)),
+                    }
+                }
+                inner.write_record(record)?;
             }
         }
         Ok(inner.flush()?)

@@ -6,6 +6,7 @@ pub mod heatmap;
 pub mod images;
 pub mod json;
 pub mod jsonl;
+pub mod summary;
 pub mod table;
 
 use std::io::Write;

@@ -58,15 +58,12 @@ impl<W: Write> Sink for Table<W> {
     }
 }
 
-/// Writes the header (input tokens) and one line per layer, layer 0 first.
-/// Each cell shows the argmax token, then each of `stats` as [`Stat::cell`] shows it.
+/// Writes the header (input tokens) and one line per row, layer 0 first, then the footer
+/// and, when the report has top-k lists or targets, what each row says at the last
+/// position. Each cell shows the argmax token, then each of `stats` as [`Stat::cell`]
+/// shows it.
 pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result<()> {
-    let last = report.layers.len().saturating_sub(1);
-    let label = |l: usize| match l {
-        0 => "0 emb".to_string(),
-        l if l == last => format!("{l} out"),
-        l => l.to_string(),
-    };
+    let last = report.layers.last().map_or(0, |l| l.layer);
     let cell = |p: &super::Prediction| {
         let mut cell = cut(&p.token, MAX_WIDTH);
         for &stat in stats {
@@ -83,7 +80,7 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
     let rows: Vec<(String, Vec<String>)> = report
         .layers
         .iter()
-        .map(|l| (label(l.layer), l.positions.iter().map(cell).collect()))
+        .map(|l| (l.label(last), l.positions.iter().map(cell).collect()))
         .collect();
     let widths = column_widths(&header, rows.iter().map(|(_, cells)| cells));
     let first = rows
@@ -99,7 +96,67 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
     if let Some(line) = footer(report) {
         writeln!(out, "{line}")?;
     }
+    write_last_position(out, report, first)
+}
+
+/// With top-k or targets: one line per row for the last position, the top-k tokens with
+/// their probabilities, then each target's probability and rank.
+fn write_last_position(out: &mut dyn Write, report: &Report, first: usize) -> io::Result<()> {
+    if report.top_k == 0 && report.targets.is_empty() {
+        return Ok(());
+    }
+    let Some(input) = report.tokens.last() else {
+        return Ok(());
+    };
+    let last = report.layers.last().map_or(0, |l| l.layer);
+    writeln!(out, "at the last position ({:?}):", input.display)?;
+    let mut header = Vec::new();
+    if report.top_k > 0 {
+        header.push(format!("top-{}", report.top_k));
+    }
+    header.extend(
+        report
+            .targets
+            .iter()
+            .map(|t| format!("{:?} p, rank", t.token)),
+    );
+    let rows: Vec<(String, Vec<String>)> = report
+        .layers
+        .iter()
+        .filter_map(|l| Some((l.label(last), l.positions.last()?)))
+        .map(|(label, p)| {
+            let mut cells = Vec::new();
+            if report.top_k > 0 {
+                let top: Vec<String> = p
+                    .topk
+                    .iter()
+                    .map(|t| format!("{} {:.2}", cut(&t.token, MAX_WIDTH), t.prob))
+                    .collect();
+                cells.push(top.join(", "));
+            }
+            cells.extend(
+                p.targets
+                    .iter()
+                    .map(|t| format!("{:>8} {:>6}", probability(t.prob), t.rank)),
+            );
+            (label, cells)
+        })
+        .collect();
+    let widths = column_widths(&header, rows.iter().map(|(_, cells)| cells));
+    write_line(out, "layer", first, &header, &widths)?;
+    for (label, cells) in &rows {
+        write_line(out, label, first, cells, &widths)?;
+    }
     Ok(())
+}
+
+/// A probability in a few characters: three decimals, or two significant digits in
+/// scientific notation below 0.01.
+fn probability(p: f32) -> String {
+    match p >= 0.01 || p == 0.0 {
+        true => format!("{p:.3}"),
+        false => format!("{p:.1e}"),
+    }
 }
 
 /// The line under the table: the output's argmax at the last position, the first layer

@@ -1,0 +1,172 @@
+//! `--summary FILE`: the per-row aggregates of a batch ([`crate::lens::summary`]) written
+//! once, after the last prompt, as JSON or CSV (by the file's extension), through a
+//! temporary file and a rename.
+//!
+//! JSON: `{"prompts", "model", "lens", "final_norm", "provenance", "rows": [...]}`.
+//! CSV: the `# logitlens provenance: {...}` line, a header, one line per row.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::{Report, Sink};
+use crate::atomic;
+use crate::lens::summary::{Record, RowView, Summary};
+use crate::lens::TokenStat;
+use crate::provenance::Provenance;
+
+/// The summary's file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryFormat {
+    Json,
+    Csv,
+}
+
+impl SummaryFormat {
+    /// From the path's extension, or a one-line error naming the choices.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+        match ext.as_deref() {
+            Some("json") => Ok(Self::Json),
+            Some("csv") => Ok(Self::Csv),
+            _ => bail!(
+                "--summary {}: the summary is written as .json or .csv; name the file so",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// The summary sink: adds each report, writes the file at the end.
+#[derive(Debug)]
+pub struct SummaryFile {
+    path: PathBuf,
+    format: SummaryFormat,
+    summary: Summary,
+    /// The first report's identity, for the file's header.
+    head: Option<Head>,
+    provenance: Option<Provenance>,
+}
+
+/// What the summary says about the run besides its rows.
+#[derive(Debug, Clone, Serialize)]
+struct Head {
+    model: String,
+    lens: &'static str,
+    final_norm: bool,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    prompts: usize,
+    #[serde(flatten)]
+    head: Option<&'a Head>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a Provenance>,
+    rows: Vec<Record>,
+}
+
+impl SummaryFile {
+    /// A summary to be written to `path` (checked: extension and a writable directory).
+    pub fn new(path: &Path, provenance: Option<Provenance>) -> Result<Self> {
+        let format = SummaryFormat::from_path(path)?;
+        atomic::check_can_create(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            format,
+            summary: Summary::new(),
+            head: None,
+            provenance,
+        })
+    }
+
+    /// Where it goes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets the provenance written with it.
+    pub fn set_provenance(&mut self, provenance: Provenance) {
+        self.provenance = Some(provenance);
+    }
+
+    /// The aggregates so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The file's bytes.
+    pub fn render(&self) -> Result<Vec<u8>> {
+        let rows = self.summary.records();
+        match self.format {
+            SummaryFormat::Json => {
+                let doc = Document {
+                    prompts: self.summary.prompts(),
+                    head: self.head.as_ref(),
+                    provenance: self.provenance.as_ref(),
+                    rows,
+                };
+                let mut out = serde_json::to_vec_pretty(&doc)?;
+                out.push(b'\n');
+                Ok(out)
+            }
+            SummaryFormat::Csv => {
+                let mut out = Vec::new();
+                if let Some(p) = &self.provenance {
+                    out.extend_from_slice(p.comment_line().as_bytes());
+                    out.push(b'\n');
+                }
+                let mut w = csv::Writer::from_writer(out);
+                for row in rows {
+                    w.serialize(row)?;
+                }
+                Ok(w.into_inner().map_err(|e| e.into_error())?)
+            }
+        }
+    }
+}
+
+/// Adds `report` to `summary`.
+pub fn add_report(summary: &mut Summary, report: &Report) {
+    let ids: Vec<u32> = report.tokens.iter().map(|t| t.id).collect();
+    let stats: Vec<Vec<TokenStat>> = report
+        .layers
+        .iter()
+        .map(|l| l.positions.iter().map(|p| p.stat).collect())
+        .collect();
+    let views: Vec<RowView> = report
+        .layers
+        .iter()
+        .zip(&stats)
+        .map(|(l, stats)| RowView {
+            site: l.site,
+            layer: l.layer,
+            stats,
+            last_targets: l.positions.last().map_or(&[], |p| p.targets.as_slice()),
+        })
+        .collect();
+    summary.add(&ids, &views);
+}
+
+impl Sink for SummaryFile {
+    fn report(&mut self, report: &Report) -> Result<()> {
+        if self.head.is_none() {
+            self.head = Some(Head {
+                model: report.model.clone(),
+                lens: report.lens_kind,
+                final_norm: report.lens.final_norm(),
+            });
+        }
+        add_report(&mut self.summary, report);
+        Ok(())
+    }
+
+    /// Writes the file (nothing when no prompt succeeded).
+    fn finish(&mut self) -> Result<()> {
+        if self.summary.prompts() == 0 {
+            return Ok(());
+        }
+        atomic::write(&self.path, &self.render()?)
+    }
+}
