@@ -16,6 +16,7 @@ use crate::output::images::{self, Images, Target};
 use crate::output::json::Json;
 use crate::output::jsonl::Jsonl;
 use crate::output::summary::SummaryFile;
+use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
@@ -43,6 +44,8 @@ pub struct Args {
     pub images: Option<Images>,
     /// Where the batch summary goes, if anywhere.
     pub summary: Option<SummaryFile>,
+    /// Where the batch summary's curves are drawn, if anywhere.
+    pub summary_plot: Option<SummaryPlot>,
     /// `--target` texts, resolved against the tokenizer once the model is loaded.
     pub target_texts: Vec<String>,
     /// `--target-id` ids, checked against the vocabulary once the model is loaded.
@@ -80,6 +83,7 @@ impl Args {
                 }
             })?;
         let images = images(&flags, &prompts)?;
+        let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
         let mut load = LoadOptions {
             revision: flags.revision.unwrap_or_else(|| "main".to_string()),
@@ -115,6 +119,7 @@ impl Args {
             table_stats,
             images,
             summary,
+            summary_plot,
             target_texts: flags.target,
             target_ids: flags.target_id,
             fail_fast: flags.fail_fast,
@@ -252,6 +257,14 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         (None, None) => return Ok(None),
     };
     let metric = flags.metric.map_or(Metric::default(), Into::into);
+    let no_target = flags.target.is_empty()
+        && flags.target_id.is_empty()
+        && prompts.iter().all(|p| p.targets.is_empty());
+    if metric == Metric::Target && no_target {
+        return Err(usage(
+            "--metric target colours cells by the first target's probability, and no target was given; add --target TEXT or --target-id N",
+        ));
+    }
     let color_range = flags.color_range.map(|r| (r.0, r.1));
     if let Some(range) = color_range {
         metric
@@ -273,6 +286,23 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
     Ok(Some(
         Images::new(target, format, options).warn(!flags.quiet),
     ))
+}
+
+/// The `--summary-plot` file, checked: several prompts, a .png or .svg file that can be
+/// created.
+fn summary_plot(flags: &Flags, prompts: usize) -> Result<Option<SummaryPlot>> {
+    let Some(path) = &flags.summary_plot else {
+        return Ok(None);
+    };
+    if prompts < 2 {
+        return Err(usage(format!(
+            "--summary-plot draws per-layer curves over a batch, and {prompts} prompt was given; \
+             give several (--prompts FILE, or --prompt more than once), or use --out for one prompt's heatmap"
+        )));
+    }
+    SummaryPlot::new(path)
+        .map(Some)
+        .map_err(|e| usage(format!("--summary-plot: {e}")))
 }
 
 /// Checks that every prompt's image in an `--out-dir` gets a file name of its own.

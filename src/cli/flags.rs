@@ -85,6 +85,12 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
 
+    /// Draw the per-layer summary curves over all prompts (mean entropy, KL, next-token
+    /// cross-entropy, top-1 accuracy, agreement with the output; target probability when
+    /// targets are tracked) to this .png or .svg file. Needs several prompts.
+    #[arg(long, value_name = "FILE")]
+    pub summary_plot: Option<PathBuf>,
+
     /// Write the heatmap of a single prompt to this file (.png or .svg).
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,

@@ -43,6 +43,10 @@ pub fn run(mut args: Args) -> Result<i32> {
     if let Some(summary) = &mut summary {
         summary.set_provenance(provenance.clone());
     }
+    let mut summary_plot = args.summary_plot.take();
+    if let Some(plot) = &mut summary_plot {
+        plot.set_model(session.title());
+    }
     let mut images = args.images.take();
     if let Some(images) = &mut images {
         images.for_model(session.title(), session.model().info().vocab_size);
@@ -75,6 +79,9 @@ pub fn run(mut args: Args) -> Result<i32> {
                     if let Some(summary) = &mut summary {
                         summary.report(&report)?;
                     }
+                    if let Some(plot) = &mut summary_plot {
+                        plot.report(&report)?;
+                    }
                     match &mut images {
                         Some(images) => images.report(&report),
                         None => Ok(()),
@@ -95,6 +102,9 @@ pub fn run(mut args: Args) -> Result<i32> {
     stdout.call(|p| p.finish())?;
     if let Some(summary) = &mut summary {
         summary.finish()?;
+    }
+    if let Some(plot) = &mut summary_plot {
+        plot.finish()?;
     }
     if failures > 0 && total > 1 {
         let not_run = match total - ran {

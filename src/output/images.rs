@@ -67,11 +67,6 @@ impl Images {
         self.options.metric.check(report)?;
         self.options.window.resolve(report.tokens.len()).map(drop)
     }
-
-    /// The drawing options.
-    pub fn options(&self) -> &HeatmapOptions {
-        &self.options
-    }
 }
 
 impl Sink for Images {

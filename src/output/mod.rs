@@ -7,6 +7,7 @@ pub mod images;
 pub mod json;
 pub mod jsonl;
 pub mod summary;
+pub mod summary_plot;
 pub mod table;
 
 use std::io::Write;

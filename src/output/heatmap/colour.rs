@@ -3,8 +3,8 @@
 
 use plotters::prelude::*;
 
-pub(super) const INK: RGBColor = RGBColor(34, 34, 34);
-pub(super) const MUTED: RGBColor = RGBColor(110, 110, 110);
+pub(crate) const INK: RGBColor = RGBColor(34, 34, 34);
+pub(crate) const MUTED: RGBColor = RGBColor(110, 110, 110);
 /// Cells the report lacks (ragged rows): drawn, but visibly empty.
 pub(super) const MISSING: RGBColor = RGBColor(224, 224, 224);
 /// Cells whose metric has no value (ce or rank at the last position): hatched.
@@ -29,9 +29,9 @@ pub(super) const VIRIDIS: [(u8, u8, u8); 11] = [
 
 /// The statistic → colour scale and its ticks.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Scale {
-    pub(super) min: f64,
-    pub(super) max: f64,
+pub(crate) struct Scale {
+    pub(crate) min: f64,
+    pub(crate) max: f64,
     pub(super) step: f64,
     /// Logarithmic (ranks): `step` is then unused, and ticks fall on powers of 10.
     pub(super) log: bool,
@@ -49,7 +49,7 @@ pub(super) fn nice_step(span: f64) -> f64 {
 
 impl Scale {
     /// 0 to `observed` rounded up to at most 6 "nice" steps (1, 2, 2.5, 5 × 10ⁿ).
-    pub(super) fn new(observed: f64) -> Self {
+    pub(crate) fn new(observed: f64) -> Self {
         if !(observed.is_finite() && observed > 0.0) {
             return Self {
                 min: 0.0,
@@ -69,7 +69,7 @@ impl Scale {
     }
 
     /// Exactly `min` to `max` (checked by [`check_color_range`]).
-    pub(super) fn fixed(min: f32, max: f32) -> Self {
+    pub(crate) fn fixed(min: f32, max: f32) -> Self {
         let (min, max) = (f64::from(min), f64::from(max));
         Self {
             min,
@@ -100,7 +100,7 @@ impl Scale {
     }
 
     /// Where `value` falls in 0..=1; non-finite values count as the maximum.
-    pub(super) fn fraction(&self, value: f64) -> f64 {
+    pub(crate) fn fraction(&self, value: f64) -> f64 {
         if self.log {
             let value = if value.is_finite() {
                 value.max(self.min)
@@ -119,7 +119,7 @@ impl Scale {
 
     /// The tick values: both ends, and the multiples of the step between them
     /// that are not crowding an end.
-    pub(super) fn ticks(&self) -> Vec<f64> {
+    pub(crate) fn ticks(&self) -> Vec<f64> {
         if self.log {
             // Powers of 10 inside, none within a third of a decade of an end.
             let (lo, hi) = (self.min.log10(), self.max.log10());
@@ -145,7 +145,7 @@ impl Scale {
     }
 
     /// A tick's label with as few decimals as it needs, at most 3 (2.5 → "2.5", 2 → "2").
-    pub(super) fn label(&self, value: f64) -> String {
+    pub(crate) fn label(&self, value: f64) -> String {
         if self.log {
             return format!("{}", value.round());
         }

@@ -6,15 +6,13 @@ use std::ops::Range;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::FontTransform;
+use plotters::style::text_anchor::HPos;
 
-use super::bearing;
 use super::colour::{text_color, viridis, Scale, HATCH, INK, MISSING, MUTED, NO_VALUE};
 use super::layout::*;
 use super::metric::{Metric, ScaleKind};
-use super::text::{fit, label, text_width, truncate, visible, FONT};
-use super::{display_name, draw_error, HeatmapOptions, ImageFormat};
+use super::text::{fit, label, text_width, truncate, visible, Pen};
+use super::{display_name, draw_error, Figure, HeatmapOptions, ImageFormat};
 use crate::output::{Prediction, Report};
 
 /// Everything needed to draw, computed once for both backends.
@@ -33,7 +31,8 @@ pub(super) struct Plot<'a> {
     pub(super) grid_w: i32,
     pub(super) grid_h: i32,
     pub(super) scale: Scale,
-    pub(super) format: ImageFormat,
+    /// Draws text as the format needs.
+    pub(super) pen: Pen,
     /// What colours the cells.
     pub(super) metric: Metric,
     /// The model as a person knows it.
@@ -94,7 +93,7 @@ impl<'a> Plot<'a> {
             grid_w,
             grid_h,
             scale,
-            format,
+            pen: Pen { format },
             metric,
             model: opts
                 .model
@@ -140,9 +139,15 @@ impl<'a> Plot<'a> {
                 .any(|c| positions.get(c).is_some_and(|p| self.number(p).is_none()))
         })
     }
+}
+
+impl Figure for Plot<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
 
     /// Draws the whole figure.
-    pub(super) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(draw_error)?;
         self.draw_title(root)?;
         self.draw_cells(root)?;
@@ -151,95 +156,9 @@ impl<'a> Plot<'a> {
         self.draw_colorbar(root)?;
         self.draw_legend(root)
     }
+}
 
-    /// Draws `text` with its cap height centred on `cy`.
-    pub(super) fn text<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        text: &str,
-        at: (i32, i32),
-        size: f64,
-        color: &RGBColor,
-        h: HPos,
-    ) -> Result<()> {
-        self.run(root, text, at, size, color, h, false)
-    }
-
-    /// Draws `text` reading bottom to top, centred on `(cx, cy)`.
-    pub(super) fn vertical_text<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        text: &str,
-        centre: (i32, i32),
-        size: f64,
-        color: &RGBColor,
-    ) -> Result<()> {
-        self.run(root, text, centre, size, color, HPos::Center, true)
-    }
-
-    /// Draws a line of text, anchored at `h` along it and centred across it.
-    ///
-    /// SVG text is left to the viewer's layout. Bitmap text goes one char at
-    /// a time, each shifted by its left side bearing, because plotters'
-    /// ab_glyph renderer drops bearings and spaces glyphs unevenly ("th e").
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn run<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        text: &str,
-        (x, y): (i32, i32),
-        size: f64,
-        color: &RGBColor,
-        h: HPos,
-        vertical: bool,
-    ) -> Result<()> {
-        let rise = (self.rise() * size).round() as i32;
-        let style = TextStyle::from((FONT, size).into_font())
-            .color(color)
-            .transform(if vertical {
-                FontTransform::Rotate270
-            } else {
-                FontTransform::None
-            });
-        // Rotate270 maps the text's x to screen -y.
-        let place = |along: i32| {
-            if vertical {
-                (x - rise, y - along)
-            } else {
-                (x + along, y - rise)
-            }
-        };
-        if self.format == ImageFormat::Svg {
-            let style = style.pos(Pos::new(h, VPos::Top));
-            return root.draw_text(text, &style, place(0)).map_err(draw_error);
-        }
-        let style = style.pos(Pos::new(HPos::Left, VPos::Top));
-        let width = text_width(text, size) as i32;
-        let start = match h {
-            HPos::Left => 0,
-            HPos::Center => -width / 2,
-            HPos::Right => -width,
-        };
-        for (i, c) in text.char_indices().filter(|(_, c)| !c.is_whitespace()) {
-            let pen = start + text_width(&text[..i], size) as i32;
-            let glyph = &text[i..i + c.len_utf8()];
-            root.draw_text(glyph, &style, place(pen + bearing::left(c, size)))
-                .map_err(draw_error)?;
-        }
-        Ok(())
-    }
-
-    /// How far above the wanted cap-height centre a top-anchored text's
-    /// origin sits, per font pixel: the backends place baselines differently.
-    pub(super) fn rise(&self) -> f64 {
-        match self.format {
-            // ab_glyph puts the baseline half a font size below the origin.
-            ImageFormat::Png => 0.19,
-            // SVG uses dy="0.76em" with font-size = size / 1.24.
-            ImageFormat::Svg => 0.32,
-        }
-    }
-
+impl Plot<'_> {
     /// The first title line: the model, the statistic shown and, when not every position
     /// is shown, which ones ("SmolLM2-135M · entropy (nats) · positions 100–199 of 2048").
     pub(super) fn title(&self) -> String {
@@ -264,11 +183,13 @@ impl<'a> Plot<'a> {
         let width = f64::from(self.size.0) - 24.0;
         let cx = self.size.0 as i32 / 2;
         let (title, size) = fit(&self.title(), TITLE_FONT, 12.0, width);
-        self.text(root, &title, (cx, 22), size, &INK, HPos::Center)?;
+        self.pen
+            .text(root, &title, (cx, 22), size, &INK, HPos::Center)?;
         // Cut long prompts by chars first, so fitting measures little text.
         let prompt = format!("“{}”", visible(&truncate(&self.report.prompt, 300)));
         let prompt = fit(&prompt, SUBTITLE_FONT, SUBTITLE_FONT, width).0;
-        self.text(root, &prompt, (cx, 46), SUBTITLE_FONT, &MUTED, HPos::Center)
+        self.pen
+            .text(root, &prompt, (cx, 46), SUBTITLE_FONT, &MUTED, HPos::Center)
     }
 
     /// One coloured, annotated cell per shown layer and position: hatched where the metric
@@ -307,7 +228,8 @@ impl<'a> Plot<'a> {
                 let (label, size) = fit(&label, CELL_FONT, CELL_FONT_MIN, room);
                 let centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2);
                 let ink = text_color(background);
-                self.text(root, &label, centre, size, &ink, HPos::Center)?;
+                self.pen
+                    .text(root, &label, centre, size, &ink, HPos::Center)?;
             }
         }
         Ok(())
@@ -324,10 +246,12 @@ impl<'a> Plot<'a> {
             let (y0, y1) = self.row_span(r);
             let label = self.report.layers[layer].label(last);
             let at = (self.grid_x - 8, (y0 + y1 - 1) / 2);
-            self.text(root, &label, at, TICK_FONT, &INK, HPos::Right)?;
+            self.pen
+                .text(root, &label, at, TICK_FONT, &INK, HPos::Right)?;
         }
         let centre = (16, self.grid_y + self.grid_h / 2);
-        self.vertical_text(root, "layer", centre, AXIS_FONT, &MUTED)
+        self.pen
+            .vertical_text(root, "layer", centre, AXIS_FONT, &MUTED)
     }
 
     /// Input tokens under the columns, their positions below, then the axis title.
@@ -342,8 +266,9 @@ impl<'a> Plot<'a> {
             let cx = (x0 + x1 - 1) / 2;
             let label = label(&token.display, self.max_chars);
             let (label, size) = fit(&label, TICK_FONT, CELL_FONT_MIN, f64::from(x1 - x0 - 4));
-            self.text(root, &label, (cx, y + 14), size, &INK, HPos::Center)?;
-            self.text(
+            self.pen
+                .text(root, &label, (cx, y + 14), size, &INK, HPos::Center)?;
+            self.pen.text(
                 root,
                 &c.to_string(),
                 (cx, y + 31),
@@ -353,7 +278,7 @@ impl<'a> Plot<'a> {
             )?;
         }
         let centre = (self.grid_x + self.grid_w / 2, y + 52);
-        self.text(
+        self.pen.text(
             root,
             "input token (position)",
             centre,
@@ -396,12 +321,14 @@ impl<'a> Plot<'a> {
             .map_err(draw_error)?;
             let label = self.scale.label(value);
             widest = widest.max(text_width(&label, TICK_FONT));
-            self.text(root, &label, (x1 + 8, y), TICK_FONT, &INK, HPos::Left)?;
+            self.pen
+                .text(root, &label, (x1 + 8, y), TICK_FONT, &INK, HPos::Left)?;
         }
         let cx = x1 + 8 + widest.ceil() as i32 + 14;
         let centre = (cx, (top + bottom) / 2);
         let title = self.metric.title(self.report);
-        self.vertical_text(root, &title, centre, AXIS_FONT, &MUTED)
+        self.pen
+            .vertical_text(root, &title, centre, AXIS_FONT, &MUTED)
     }
 
     /// Below the colour bar: the hit frame ("next token") and, when some cell has no value,
@@ -429,7 +356,7 @@ impl<'a> Plot<'a> {
             }
             let (text, size) = fit(text, LEGEND_FONT, CELL_FONT_MIN, room);
             let at = (x0 + LEGEND_SWATCH_W + 5, cy);
-            self.text(root, &text, at, size, &INK, HPos::Left)?;
+            self.pen.text(root, &text, at, size, &INK, HPos::Left)?;
         }
         Ok(())
     }

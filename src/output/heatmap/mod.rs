@@ -30,16 +30,18 @@ use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::Report;
+pub(crate) use colour::{Scale, INK, MUTED};
 use draw::Plot;
 use layout::Layout;
 pub use layout::{
     image_height, parse_positions, shown_layers, width_bounds, Window, MAX_CELL_W, MIN_CELL_W,
 };
 pub use metric::Metric;
-use text::register_font;
+pub(crate) use text::{fit, register_font, text_width, visible, Pen};
 
 /// Image encodings the heatmap can be written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,10 +194,7 @@ pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Resu
     let layout = Layout::new(report, opts)?;
     let (shown, requested) = (layout.columns.clone(), layout.requested.clone());
     let plot = Plot::new(report, opts, layout, format);
-    let bytes = match format {
-        ImageFormat::Png => render_png(&plot)?,
-        ImageFormat::Svg => render_svg(&plot)?,
-    };
+    let bytes = encode(&plot, format)?;
     Ok(Rendered {
         bytes,
         shown,
@@ -223,28 +222,39 @@ pub fn display_name(model: &str) -> String {
         .unwrap_or_else(|| model.to_string())
 }
 
-/// Draws into an RGB buffer and encodes it as PNG.
-fn render_png(plot: &Plot) -> Result<Vec<u8>> {
-    let (w, h) = plot.size;
-    let len = usize::try_from(u64::from(w) * u64::from(h) * 3).context("heatmap too large")?;
-    let mut rgb = vec![255u8; len];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-        plot.draw(&root)?;
-        root.present().map_err(draw_error)?;
-    }
-    encode_png(&rgb, w, h)
+/// A drawing of a known size, for either backend.
+pub(crate) trait Figure {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws everything onto `root`, which is white.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
 }
 
-/// Draws into an SVG document of the same size as the PNG.
-fn render_svg(plot: &Plot) -> Result<Vec<u8>> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, plot.size).into_drawing_area();
-        plot.draw(&root)?;
-        root.present().map_err(draw_error)?;
+/// Draws `figure` and encodes it in `format`.
+pub(crate) fn encode<F: Figure>(figure: &F, format: ImageFormat) -> Result<Vec<u8>> {
+    let (w, h) = figure.size();
+    match format {
+        ImageFormat::Png => {
+            let len =
+                usize::try_from(u64::from(w) * u64::from(h) * 3).context("image too large")?;
+            let mut rgb = vec![255u8; len];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+                figure.draw(&root)?;
+                root.present().map_err(draw_error)?;
+            }
+            encode_png(&rgb, w, h)
+        }
+        ImageFormat::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                figure.draw(&root)?;
+                root.present().map_err(draw_error)?;
+            }
+            Ok(svg.into_bytes())
+        }
     }
-    Ok(svg.into_bytes())
 }
 
 /// Encodes 8-bit RGB pixels as a PNG file's bytes.
@@ -262,6 +272,6 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
 }
 
 /// Plotters' errors borrow the backend's type; flatten them for anyhow.
-pub(super) fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing the heatmap: {e}")
 }
