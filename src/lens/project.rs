@@ -194,3 +194,98 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     }
     Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelInfo;
+
+    /// A lens with no translator for resid_mid (as a tuned lens has none).
+    #[derive(Debug)]
+    struct BlockOutputsOnly;
+
+    impl Lens for BlockOutputsOnly {
+        fn name(&self) -> &str {
+            "block outputs only"
+        }
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn final_norm(&self) -> bool {
+            true
+        }
+        fn check_site(&self, site: Site) -> Result<()> {
+            match site {
+                Site::ResidMid => bail!("this lens cannot read {}", site.name()),
+                _ => Ok(()),
+            }
+        }
+        fn transform_hidden(
+            &self,
+            _: &dyn LensModel,
+            _: usize,
+            _: Site,
+            h: &Tensor,
+        ) -> Result<Tensor> {
+            Ok(h.clone())
+        }
+    }
+
+    /// A model that is never run: the site checks come first.
+    struct Unrunnable(ModelInfo);
+
+    impl LensModel for Unrunnable {
+        fn info(&self) -> &ModelInfo {
+            &self.0
+        }
+        fn forward_sites(
+            &self,
+            _: &[u32],
+            _: bool,
+            _: &mut dyn FnMut(usize, Site, &Tensor) -> Result<()>,
+        ) -> Result<()> {
+            unreachable!("the checks refuse before the forward pass")
+        }
+        fn check_site(&self, site: Site) -> Result<()> {
+            match self.0.model_type.as_str() {
+                "no-mid" => bail!("{} blocks have no {} site", self.0.model_type, site.name()),
+                _ => Ok(()),
+            }
+        }
+        fn final_norm(&self, h: &Tensor) -> Result<Tensor> {
+            Ok(h.clone())
+        }
+        fn lm_head(&self, h: &Tensor) -> Result<Tensor> {
+            Ok(h.clone())
+        }
+    }
+
+    fn model(model_type: &str) -> Unrunnable {
+        Unrunnable(ModelInfo {
+            model_type: model_type.into(),
+            num_layers: 1,
+            max_positions: 8,
+            vocab_size: 4,
+            bos_token_id: None,
+        })
+    }
+
+    #[test]
+    fn sublayers_are_refused_where_the_model_or_the_lens_has_no_site() {
+        let mut opts = LensOptions::new(LogitLens::default());
+        opts.sublayers = true;
+        let err = lens_rows(&model("no-mid"), &[1], &opts).unwrap_err();
+        assert_eq!(err.to_string(), "no-mid blocks have no resid_mid site");
+        let mut opts = LensOptions::new(BlockOutputsOnly);
+        opts.sublayers = true;
+        let err = lens_rows(&model("llama"), &[1], &opts).unwrap_err();
+        assert_eq!(err.to_string(), "this lens cannot read resid_mid");
+        opts.sublayers = false;
+        opts.targets = vec![4];
+        let err = lens_rows(&model("llama"), &[1], &opts).unwrap_err();
+        assert!(
+            err.to_string().starts_with("target id 4 is outside"),
+            "{err}"
+        );
+    }
+}

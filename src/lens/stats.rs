@@ -203,7 +203,7 @@ impl TopK {
         }
         if self.best.len() == self.k {
             // Strictly greater: an equal logit seen later has a higher id and loses.
-            if !(z > self.best[self.k - 1].0) {
+            if z.partial_cmp(&self.best[self.k - 1].0) != Some(std::cmp::Ordering::Greater) {
                 return;
             }
             self.best.pop();

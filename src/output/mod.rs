@@ -357,7 +357,7 @@ mod tests {
             }],
             targets: vec![TargetStat {
                 prob: 0.5,
-                logprob: -0.6931472,
+                logprob: -0.75,
                 rank: 2,
             }],
         };
@@ -393,7 +393,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&report).unwrap(),
-            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"lens":"logit","first_layer":0,"settled_layer":0,"top_k":1,"tokens":[{"id":5,"text":"p","display":"p"}],"targets":[{"id":9,"token":" q"}],"layers":[{"layer":0,"site":"embed","positions":[{"id":9,"token":" q","text":" q","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":-1.5,"next_rank":3,"topk":[{"id":9,"token":" q","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.6931472,"rank":2}]},{"id":7,"token":"\\xE2","text":"�","bytes":"e2","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":null,"next_rank":null,"topk":[{"id":7,"token":"\\xE2","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.6931472,"rank":2}]}]}]}"#
+            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"lens":"logit","first_layer":0,"settled_layer":0,"top_k":1,"tokens":[{"id":5,"text":"p","display":"p"}],"targets":[{"id":9,"token":" q"}],"layers":[{"layer":0,"site":"embed","positions":[{"id":9,"token":" q","text":" q","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":-1.5,"next_rank":3,"topk":[{"id":9,"token":" q","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.75,"rank":2}]},{"id":7,"token":"\\xE2","text":"�","bytes":"e2","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":null,"next_rank":null,"topk":[{"id":7,"token":"\\xE2","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.75,"rank":2}]}]}]}"#
         );
     }
 }

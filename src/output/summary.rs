@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use super::{Report, Sink};
@@ -71,7 +71,7 @@ impl SummaryFile {
     /// A summary to be written to `path` (checked: extension and a writable directory).
     pub fn new(path: &Path, provenance: Option<Provenance>) -> Result<Self> {
         let format = SummaryFormat::from_path(path)?;
-        atomic::check_can_create(path)?;
+        atomic::check_can_create(path).map_err(|e| anyhow!("--summary: {e}"))?;
         Ok(Self {
             path: path.to_path_buf(),
             format,
