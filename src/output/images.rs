@@ -81,7 +81,7 @@ impl Sink for Images {
         let image = heatmap::draw(report, &self.options, self.format)?;
         if let (true, Some(note)) = (self.warn, image.note()) {
             eprintln!(
-                "logitlens: {}: {note}",
+                "logitlens: warning: {}: {note}",
                 prompts::label(report.prompt_index, report.prompt_id.as_deref())
             );
         }

@@ -129,6 +129,19 @@ impl<'a> Plot<'a> {
         (edge(r), edge(r + 1))
     }
 
+    /// The pixels the cell of `layer` (an index into the report's rows) at `position` covers:
+    /// left, top, right and bottom, the last two exclusive; `None` when it is not shown.
+    pub(super) fn cell_box(&self, layer: usize, position: usize) -> Option<(i32, i32, i32, i32)> {
+        let shown = self.rows.iter().position(|&l| l == layer)?;
+        let i = position.checked_sub(self.columns.start)?;
+        if i >= self.columns.len() {
+            return None;
+        }
+        let (x0, x1) = self.col_span(i);
+        let (y0, y1) = self.row_span(self.rows.len() - 1 - shown);
+        Some((x0, y0, x1 - 1, y1 - 1))
+    }
+
     /// Whether any shown cell has no value of the metric (the legend then explains the
     /// hatching).
     fn any_missing(&self) -> bool {
@@ -203,7 +216,7 @@ impl Plot<'_> {
             let positions = &self.report.layers[layer].positions;
             for (i, c) in self.columns.clone().enumerate() {
                 let (x0, x1) = self.col_span(i);
-                // A 1 px white seam on the right and bottom separates cells.
+                // A white seam on the right and bottom separates cells.
                 let cell = (x0, y0, x1 - 1, y1 - 1);
                 let Some(pred) = positions.get(c) else {
                     fill(root, cell, MISSING)?;

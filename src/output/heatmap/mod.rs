@@ -209,6 +209,20 @@ pub fn image_size(report: &Report, opts: &HeatmapOptions) -> (u32, u32) {
     Layout::new(report, opts).map_or((0, 0), |l| l.size)
 }
 
+/// The pixels the cell of row `layer` (an index into `report.layers`) at `position` covers
+/// in the image [`draw`] makes with `opts`: left, top, right and bottom, the last two
+/// exclusive; `None` when the row or position is not shown. For tests and overlays.
+pub fn cell_box(
+    report: &Report,
+    opts: &HeatmapOptions,
+    layer: usize,
+    position: usize,
+) -> Result<Option<(i32, i32, i32, i32)>> {
+    register_font();
+    let plot = Plot::new(report, opts, Layout::new(report, opts)?, ImageFormat::Png);
+    Ok(plot.cell_box(layer, position))
+}
+
 /// The model as a person knows it, from a `--model` argument: a Hub id as it is, a local
 /// directory or file by its name (never its whole path).
 pub fn display_name(model: &str) -> String {
