@@ -172,23 +172,32 @@ impl Figure for Plot<'_> {
 }
 
 impl Plot<'_> {
-    /// The first title line: the model, the statistic shown and, when not every position
-    /// is shown, which ones ("SmolLM2-135M · entropy (nats) · positions 100–199 of 2048").
+    /// The first title line: the model and the statistic shown ("SmolLM2-135M · entropy
+    /// (nats)").
     pub(super) fn title(&self) -> String {
-        let mut title = format!(
+        format!(
             "{} · {}",
             visible(&truncate(&self.model, 200)),
             self.metric.title(self.report)
-        );
-        let total = self.report.tokens.len();
-        if self.columns.len() < total {
-            let (first, last) = (self.columns.start, self.columns.end.saturating_sub(1));
-            title.push_str(&format!(" · positions {first}–{last} of {total}"));
-        }
-        title
+        )
     }
 
-    /// The title on the first line, the prompt (quoted, ↵ for newlines) below.
+    /// The second title line: which positions are shown when not all are ("positions
+    /// 100–199 of 2048 · "), then the prompt, quoted, ↵ for newlines.
+    pub(super) fn subtitle(&self) -> String {
+        let total = self.report.tokens.len();
+        let window = match self.columns.len() < total {
+            true => {
+                let (first, last) = (self.columns.start, self.columns.end.saturating_sub(1));
+                format!("positions {first}–{last} of {total} · ")
+            }
+            false => String::new(),
+        };
+        // Cut long prompts by chars first, so fitting measures little text.
+        format!("{window}“{}”", visible(&truncate(&self.report.prompt, 300)))
+    }
+
+    /// The title on the first line, the window and the prompt below.
     pub(super) fn draw_title<DB: DrawingBackend>(
         &self,
         root: &DrawingArea<DB, Shift>,
@@ -198,11 +207,9 @@ impl Plot<'_> {
         let (title, size) = fit(&self.title(), TITLE_FONT, 12.0, width);
         self.pen
             .text(root, &title, (cx, 22), size, &INK, HPos::Center)?;
-        // Cut long prompts by chars first, so fitting measures little text.
-        let prompt = format!("“{}”", visible(&truncate(&self.report.prompt, 300)));
-        let prompt = fit(&prompt, SUBTITLE_FONT, SUBTITLE_FONT, width).0;
+        let (subtitle, size) = fit(&self.subtitle(), SUBTITLE_FONT, 11.0, width);
         self.pen
-            .text(root, &prompt, (cx, 46), SUBTITLE_FONT, &MUTED, HPos::Center)
+            .text(root, &subtitle, (cx, 46), size, &MUTED, HPos::Center)
     }
 
     /// One coloured, annotated cell per shown layer and position: hatched where the metric
@@ -353,7 +360,7 @@ impl Plot<'_> {
         let x0 = self.grid_x + self.grid_w + COLORBAR_GAP;
         let y = self.grid_y + self.grid_h;
         let room = f64::from(self.size.0 as i32 - x0 - LEGEND_SWATCH_W - 10);
-        let mut entries = vec![(true, "next token")];
+        let mut entries = vec![(true, "next-token hit")];
         if self.any_missing() {
             entries.push((false, self.metric.missing()));
         }

@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::text::{label, text_width};
 use super::HeatmapOptions;
+use crate::lens::Site;
 use crate::output::Report;
 
 /// The narrowest and widest a column gets; between them it follows its labels.
@@ -55,6 +56,20 @@ pub fn shown_layers(num_rows: usize, step: usize) -> Vec<usize> {
         }
     }
     rows
+}
+
+/// The rows of `report` shown with `--layer-step step`: as [`shown_layers`] when every row is
+/// a block output, else every row of every `step`-th block (both sites of a `--sublayers`
+/// block) and the output row.
+pub fn shown_rows(report: &Report, step: usize) -> Vec<usize> {
+    let layers = &report.layers;
+    if layers.iter().all(|l| l.site != Site::ResidMid) {
+        return shown_layers(layers.len(), step);
+    }
+    let last = layers.len().saturating_sub(1);
+    (0..layers.len())
+        .filter(|&i| i == last || layers[i].layer.is_multiple_of(step.max(1)))
+        .collect()
 }
 
 /// The image height for `rows` shown rows. Saturates instead of overflowing.
@@ -227,7 +242,7 @@ impl Layout {
     /// prompt too long for one image shows its last positions that fit. An error when the
     /// rows alone are too tall, or the window is outside the prompt.
     pub(super) fn new(report: &Report, opts: &HeatmapOptions) -> Result<Self> {
-        let rows = shown_layers(report.layers.len(), opts.layer_step);
+        let rows = shown_rows(report, opts.layer_step);
         let height = image_height(rows.len());
         let max_w = MAX_SIDE.min(u32::try_from(MAX_PIXELS / u64::from(height)).unwrap_or(0));
         let room = max_w.saturating_sub(MARGIN_LEFT + MARGIN_RIGHT);

@@ -38,7 +38,8 @@ pub(crate) use colour::{Scale, INK, MUTED};
 use draw::Plot;
 use layout::Layout;
 pub use layout::{
-    image_height, parse_positions, shown_layers, width_bounds, Window, MAX_CELL_W, MIN_CELL_W,
+    image_height, parse_positions, shown_layers, shown_rows, width_bounds, Window, MAX_CELL_W,
+    MIN_CELL_W,
 };
 pub use metric::Metric;
 pub(crate) use text::{fit, register_font, text_width, visible, Pen};

@@ -481,7 +481,7 @@ fn a_next_token_hit_is_framed_in_black_and_white() {
     let above = pixel_in_cell(&r, &opts, (0, 0), (0, 12));
     assert_eq!(above, pixel_in_cell(&r, &opts, (0, 0), (10, 12)));
     // The legend explains the frame.
-    assert!(svg(&r, &opts).contains("next token"));
+    assert!(svg(&r, &opts).contains("next-token hit"));
 }
 
 #[test]
@@ -580,7 +580,8 @@ fn the_title_names_the_model_the_metric_and_the_window() {
     };
     let text = svg(&r, &windowed);
     assert!(
-        text.contains("SmolLM2 135M Instruct · KL to the output (nats) · positions 2–3 of 4"),
+        text.contains("SmolLM2 135M Instruct · KL to the output (nats)")
+            && text.contains("positions 2–3 of 4 · “The quick↵brown fox”"),
         "{text}"
     );
     // Only the window's columns are drawn, labelled with their own positions.
@@ -621,4 +622,44 @@ fn display_names_are_never_paths() {
         display_name("."),
         display_name(&std::env::current_dir().unwrap().display().to_string())
     );
+}
+
+/// A report with `--sublayers` rows: embed 0, then "l attn" and l for each block.
+fn sublayer_report(blocks: usize) -> Report {
+    use crate::lens::Site;
+    let mut r = report(2 * blocks + 1, &["a", "b"]);
+    for (i, layer) in r.layers.iter_mut().enumerate() {
+        layer.layer = i.div_ceil(2);
+        layer.site = match i {
+            0 => Site::Embed,
+            i if i % 2 == 1 => Site::ResidMid,
+            _ => Site::ResidPost,
+        };
+    }
+    r
+}
+
+#[test]
+fn sublayer_rows_are_labelled_and_stepped_by_block() {
+    let r = sublayer_report(3);
+    assert_eq!(shown_rows(&r, 1), (0..7).collect::<Vec<_>>());
+    // Every 2nd block with both its rows, and the output.
+    assert_eq!(shown_rows(&r, 2), vec![0, 3, 4, 6]);
+    let plain = report(7, &["a"]);
+    assert_eq!(shown_rows(&plain, 2), shown_layers(7, 2));
+    let text = svg(
+        &r,
+        &HeatmapOptions {
+            layer_step: 2,
+            ..HeatmapOptions::default()
+        },
+    );
+    for label in [">0 emb<", ">2 attn<", ">2<", ">3 out<"] {
+        let bare = &label[1..label.len() - 1];
+        assert!(
+            text.contains(label) || text.contains(&format!(">\n{bare}\n<")),
+            "{label}"
+        );
+    }
+    assert!(!text.contains("1 attn") && !text.contains("3 attn"));
 }
