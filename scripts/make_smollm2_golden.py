@@ -90,10 +90,15 @@ def main(argv):
         top = torch.topk(logits[-1], TOPK)
         expect_id = tok(expect, add_special_tokens=False)["input_ids"]
         first = next((l for l in range(L + 1) if lens_norm[l][-1]["id"] in expect_id[:1]), None)
-        expect_prob = []
+        expect_prob, expect_rank = [], []
         for l in range(L + 1):
-            lp = torch.log_softmax(head(hs[l] if l == L else norm(hs[l]))[-1].double(), -1)
+            row = head(hs[l] if l == L else norm(hs[l]))[-1].double()
+            lp = torch.log_softmax(row, -1)
             expect_prob.append(float(lp[expect_id[0]].exp()))
+            # The target's rank (1 + #logits strictly above it) as bounds: logits within
+            # 1e-3 of it may fall either way in f32.
+            z = float(row[expect_id[0]])
+            expect_rank.append([1 + int((row > z + 1e-3).sum()), int((row > z - 1e-3).sum())])
         case = {
             "name": cname,
             "prompt": prompt,
@@ -110,6 +115,7 @@ def main(argv):
             "expected_next_ids": expect_id,
             "first_layer_expected_is_argmax_final_norm": first,
             "expected_next_prob_final_norm": expect_prob,
+            "expected_next_rank_final_norm": expect_rank,
             "lens": {"final_norm": lens_norm, "raw": lens_raw},
         }
         golden["cases"].append(case)
@@ -118,6 +124,7 @@ def main(argv):
         print(f"  next {tok.decode([final[-1]['id']])!r} p={p_out:.4f}; {expect!r} ids {expect_id} "
               f"first argmax at layer {first} (final_norm lens)")
         print(f"  p({expect!r}) per layer (final_norm): {[round(v, 4) for v in expect_prob]}")
+        print(f"  rank of {expect!r} per layer (final_norm): {expect_rank}")
         print(f"  final_norm last-position argmax per layer: {case['last_argmax_tokens']['final_norm']}")
         print(f"  raw        last-position argmax per layer: {case['last_argmax_tokens']['raw']}")
     dump_json(golden, out)

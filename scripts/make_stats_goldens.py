@@ -90,7 +90,7 @@ def r(x):
 
 
 def rank_bounds(row, z):
-    return [1 + int((row > z + TOL).sum()), 1 + int((row > z - TOL).sum())]
+    return [1 + int((row > z + TOL).sum()), int((row > z - TOL).sum())]
 
 
 def cell(logits, out_logp, t, ids):

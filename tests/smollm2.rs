@@ -48,6 +48,9 @@ struct GoldenCase {
     ids: Vec<u32>,
     expected_next: String,
     first_layer_expected_is_argmax_final_norm: Option<usize>,
+    /// Per layer, the expected token's rank at the last position as bounds [lo, hi]
+    /// (logits within 1e-3 of it may fall either way).
+    expected_next_rank_final_norm: Vec<(u32, u32)>,
     lens: common::GoldenLens,
 }
 
@@ -124,6 +127,51 @@ fn predicts_dog_and_paris_and_reports_where_they_appear() {
             case.name
         );
     }
+}
+
+/// Issue 8's target tracking on real weights: " Paris" after "The capital of France is"
+/// (tracked with --target, through the same path as the command line) is the argmax only
+/// at the output row, and its rank matches transformers' on the dequantized weights at
+/// every row, the last four included.
+#[test]
+fn paris_reaches_rank_one_only_at_the_output() {
+    let Some(path) = require_model() else { return };
+    let session = load(&path);
+    let case = golden()
+        .cases
+        .into_iter()
+        .find(|c| c.name == "france")
+        .unwrap();
+    let (id, count) = session.target_id(" Paris").unwrap();
+    assert_eq!(count, 1);
+    let mut opts = RunOptions::default();
+    opts.lens.targets = vec![id];
+    let report = session.run(&case.prompt, &opts).unwrap();
+    assert_eq!(report.targets[0].token, " Paris");
+    let ranks: Vec<u32> = report
+        .layers
+        .iter()
+        .map(|l| l.positions.last().unwrap().targets[0].rank)
+        .collect();
+    say(format!("france: rank of \" Paris\" per layer: {ranks:?}"));
+    let (output, earlier) = ranks.split_last().unwrap();
+    assert_eq!(*output, 1);
+    assert!(earlier.iter().all(|&r| r > 1), "{ranks:?}");
+    let bounds = &case.expected_next_rank_final_norm;
+    assert_eq!(bounds.len(), ranks.len());
+    for (layer, (&rank, &(lo, hi))) in ranks.iter().zip(bounds).enumerate() {
+        assert!(
+            (lo..=hi).contains(&rank),
+            "layer {layer}: rank {rank}, transformers {lo}..={hi}"
+        );
+    }
+    // The last four rows are unambiguous in transformers (no logit within 1e-3 of
+    // " Paris"'s), so the ranks must be equal: 34, 7, 3, 1.
+    for layer in ranks.len() - 4..ranks.len() {
+        let (lo, hi) = bounds[layer];
+        assert_eq!((lo, ranks[layer]), (hi, lo), "layer {layer}");
+    }
+    assert_eq!(&ranks[ranks.len() - 4..], [34, 7, 3, 1]);
 }
 
 #[test]
@@ -312,7 +360,9 @@ fn bad_gguf_paths_fail_with_one_clear_line() {
     let err = one_line_error(&o);
     assert!(
         err.contains("architecture \"qwen2moe\"")
-            && err.contains("supported GGUF architectures: llama, qwen2, qwen3"),
+            && err.contains(
+                "supported GGUF architectures: llama, qwen2, qwen3, gemma, gemma2, gemma3, gptneox, phi3"
+            ),
         "{err}"
     );
 }

@@ -21,7 +21,7 @@ use crate::prompts::PromptsFormat;
 )]
 pub struct Flags {
     /// Hugging Face Hub repo id (e.g. microsoft/phi-1_5), a local model directory, or a
-    /// .gguf file (llama, qwen2 or qwen3 architecture).
+    /// .gguf file (llama, qwen2, qwen3, gemma, gemma2, gemma3, gptneox or phi3 architecture).
     #[arg(long, short = 'm', value_name = "ID|DIR|GGUF")]
     pub model: String,
 

@@ -232,3 +232,47 @@ fn as_u64(v: &Value) -> Option<u64> {
         _ => None,
     }
 }
+
+/// GGUF files for unit tests: a header with metadata and no tensors.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A metadata value.
+    #[derive(Clone, Copy)]
+    pub enum Meta<'a> {
+        U32(u32),
+        F32(f32),
+        Str(&'a str),
+    }
+
+    /// A GGUF v3 file holding `metadata` and no tensors.
+    pub fn header(metadata: &[(&str, Meta)]) -> tempfile::NamedTempFile {
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.extend((s.len() as u64).to_le_bytes());
+            out.extend(s.as_bytes());
+        };
+        let mut b = b"GGUF".to_vec();
+        b.extend(3u32.to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        b.extend((metadata.len() as u64).to_le_bytes());
+        for (key, value) in metadata {
+            string(&mut b, key);
+            match value {
+                Meta::U32(v) => {
+                    b.extend(4u32.to_le_bytes());
+                    b.extend(v.to_le_bytes());
+                }
+                Meta::F32(v) => {
+                    b.extend(6u32.to_le_bytes());
+                    b.extend(v.to_le_bytes());
+                }
+                Meta::Str(s) => {
+                    b.extend(8u32.to_le_bytes());
+                    string(&mut b, s);
+                }
+            }
+        }
+        let file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
+        std::fs::write(file.path(), b).unwrap();
+        file
+    }
+}

@@ -189,7 +189,7 @@ impl WeightSource for GgufWeights {
     /// Dequantizes every tensor of the block at `prefix` (e.g. `model.layers.3`) in
     /// parallel; [`WeightSource::load`] then hands them out.
     fn prepare(&self, prefix: &str, dtype: DType, device: &Device) -> Result<()> {
-        let block: Vec<String> = self
+        let mut block: Vec<String> = self
             .names
             .iter()
             .filter_map(|n| {
@@ -200,6 +200,9 @@ impl WeightSource for GgufWeights {
             .flat_map(|base| ["weight", "bias"].map(|s| format!("{base}.{s}")))
             .filter(|hf| self.stored(hf).is_ok())
             .collect();
+        // A map may list a name twice, the first entry winning (Gemma 2's norms).
+        block.sort();
+        block.dedup();
         let done: Vec<(String, Tensor)> = block
             .into_par_iter()
             .map(|hf| Ok((hf.clone(), self.dequantize(&hf, dtype, device)?)))

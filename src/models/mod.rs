@@ -223,6 +223,17 @@ pub fn load_gguf(file: &mut GgufFile, dtype: DType, device: &Device) -> Result<B
     let config = (gguf.config)(file)?;
     check_sizes(&config.json).map_err(|e| anyhow!("{}: {e}", file.path().display()))?;
     let mut spec = (arch.spec)(config.json)?;
+    (gguf.stored)(&mut spec);
+    let rotary_key = format!("{}.rope.dimension_count", file.architecture()?);
+    if let (Some(want), Some(rotary)) = (file.opt_usize(&rotary_key)?, &spec.rotary) {
+        if rotary.dim != want {
+            bail!(
+                "{}: {rotary_key} is {want}, but the metadata gives {} rotating channels per head",
+                file.path().display(),
+                rotary.dim
+            );
+        }
+    }
     if let (Some(divisors), Some(rotary)) = (&config.rope_divisors, &mut spec.rotary) {
         for table in &mut rotary.tables {
             *table = divide(table, divisors)?;

@@ -38,6 +38,7 @@ pub const ARCHITECTURES: &[Architecture] = &[
             architecture: "llama",
             names: gguf::LLAMA_NAMES,
             config: gguf::llama_config,
+            stored: gguf::as_checkpoint,
         }),
     },
     Architecture {
@@ -48,6 +49,7 @@ pub const ARCHITECTURES: &[Architecture] = &[
             architecture: "qwen2",
             names: gguf::QWEN_NAMES,
             config: gguf::qwen_config,
+            stored: gguf::as_checkpoint,
         }),
     },
     Architecture {
@@ -64,6 +66,7 @@ pub const ARCHITECTURES: &[Architecture] = &[
             architecture: "qwen3",
             names: gguf::QWEN_NAMES,
             config: gguf::qwen_config,
+            stored: gguf::as_checkpoint,
         }),
     },
     Architecture {
@@ -76,31 +79,56 @@ pub const ARCHITECTURES: &[Architecture] = &[
         model_types: &["gemma"],
         spec: gemma::spec,
         names: gemma::names_v1,
-        gguf: None,
+        gguf: Some(GgufSupport {
+            architecture: "gemma",
+            names: gguf::QWEN_NAMES,
+            config: gguf::gemma_config,
+            stored: gguf::gemma_norms_hold_the_one,
+        }),
     },
     Architecture {
         model_types: &["gemma2"],
         spec: gemma::spec,
         names: gemma::names,
-        gguf: None,
+        gguf: Some(GgufSupport {
+            architecture: "gemma2",
+            names: gguf::GEMMA2_NAMES,
+            config: gguf::gemma_config,
+            stored: gguf::gemma_norms_hold_the_one,
+        }),
     },
     Architecture {
         model_types: &["gemma3_text", "gemma3"],
         spec: gemma::spec,
         names: gemma::names,
-        gguf: None,
+        gguf: Some(GgufSupport {
+            architecture: "gemma3",
+            names: gguf::GEMMA2_NAMES,
+            config: gguf::gemma_config,
+            stored: gguf::gemma_norms_hold_the_one,
+        }),
     },
     Architecture {
         model_types: &["gpt_neox"],
         spec: gpt_neox::spec,
         names: gpt_neox::names,
-        gguf: None,
+        gguf: Some(GgufSupport {
+            architecture: "gptneox",
+            names: gguf::GPTNEOX_NAMES,
+            config: gguf::gptneox_config,
+            stored: gguf::gptneox_qkv_in_blocks,
+        }),
     },
     Architecture {
         model_types: &["phi3"],
         spec: phi3::spec,
         names: llama::names,
-        gguf: None,
+        gguf: Some(GgufSupport {
+            architecture: "phi3",
+            names: gguf::PHI3_NAMES,
+            config: gguf::phi3_config,
+            stored: gguf::as_checkpoint,
+        }),
     },
 ];
 
@@ -228,7 +256,10 @@ mod tests {
                 "phi3"
             ]
         );
-        assert_eq!(gguf_architectures(), ["llama", "qwen2", "qwen3"]);
+        assert_eq!(
+            gguf_architectures(),
+            ["llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gptneox", "phi3"]
+        );
         assert!(for_model_type("mistral").is_some_and(|a| a.model_types[0] == "llama"));
         assert!(for_model_type("bert").is_none());
     }
@@ -252,23 +283,12 @@ mod tests {
 
     /// A GGUF header with `general.architecture` and `{arch}.expert_count`, no tensors.
     fn gguf_header(arch: &str, experts: u32) -> tempfile::NamedTempFile {
-        let string = |out: &mut Vec<u8>, s: &str| {
-            out.extend((s.len() as u64).to_le_bytes());
-            out.extend(s.as_bytes());
-        };
-        let mut b = b"GGUF".to_vec();
-        b.extend(3u32.to_le_bytes());
-        b.extend(0u64.to_le_bytes());
-        b.extend(2u64.to_le_bytes());
-        string(&mut b, "general.architecture");
-        b.extend(8u32.to_le_bytes());
-        string(&mut b, arch);
-        string(&mut b, &format!("{arch}.expert_count"));
-        b.extend(4u32.to_le_bytes());
-        b.extend(experts.to_le_bytes());
-        let file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
-        std::fs::write(file.path(), b).unwrap();
-        file
+        use crate::loading::gguf::testing::{header, Meta};
+        let key = format!("{arch}.expert_count");
+        header(&[
+            ("general.architecture", Meta::Str(arch)),
+            (&key, Meta::U32(experts)),
+        ])
     }
 
     /// Mixtral in GGUF is "llama" with experts: refused as a mixture of experts, in one line,

@@ -15,6 +15,10 @@ pub enum NormKind {
     Rms,
     /// `x / sqrt(mean(x²) + eps) · (1 + w)` (Gemma stores the weight offset by one).
     RmsPlusOne,
+    /// Gemma's norm as llama.cpp's GGUF files store it: the one is already added to the
+    /// weight, so it is `x / sqrt(mean(x²) + eps) · w`, computed in float32 as
+    /// [`NormKind::RmsPlusOne`] is.
+    RmsPlusOneAdded,
 }
 
 /// A normalisation and its epsilon.
@@ -50,6 +54,9 @@ impl Norm {
             NormKind::RmsPlusOne => {
                 let weight = (weight.to_dtype(DType::F32)? + 1.0)?;
                 Self::RmsPlusOne(RmsNorm::new(weight, spec.eps))
+            }
+            NormKind::RmsPlusOneAdded => {
+                Self::RmsPlusOne(RmsNorm::new(weight.to_dtype(DType::F32)?, spec.eps))
             }
         })
     }
