@@ -227,12 +227,27 @@ impl<'a> Chart<'a> {
             .iter()
             .filter(|c| records.iter().any(|r| (c.value)(r).is_some()))
             .collect();
-        let largest = curves
-            .iter()
-            .filter(|c| c.axis == Axis::Nats)
-            .flat_map(|c| records.iter().filter_map(c.value))
-            .filter(|v| v.is_finite())
-            .fold(0.0, f64::max);
+        // The embeddings' KL and cross-entropy can be tens of times the other rows'
+        // (SmolLM2: 104 nats against 22): the axis then ends at the others' largest, and
+        // the embeddings' points sit on its top edge, labelled with their values.
+        let largest = |embed: bool| {
+            curves
+                .iter()
+                .filter(|c| c.axis == Axis::Nats)
+                .flat_map(|c| {
+                    records
+                        .iter()
+                        .filter(move |r| (r.site == Site::Embed) == embed)
+                        .filter_map(c.value)
+                })
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max)
+        };
+        let (rest, embed) = (largest(false), largest(true));
+        let largest = match embed > 2.0 * rest && rest > 0.0 {
+            true => rest,
+            false => rest.max(embed),
+        };
         Self {
             records,
             prompts,
@@ -339,6 +354,7 @@ impl<'a> Chart<'a> {
 
     /// Every curve: its line through the rows that have a value, and a marker at each.
     fn draw_curves<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let mut clipped = 0;
         for curve in &self.curves {
             let points: Vec<Option<(i32, i32)>> = self
                 .records
@@ -355,6 +371,20 @@ impl<'a> Chart<'a> {
             }
             for &p in points.iter().flatten() {
                 mark(root, p, curve.mark, curve.colour)?;
+            }
+            // Values past the top of the nats axis sit on it; their values stack beside.
+            for r in self.records {
+                let Some(v) = (curve.value)(r).filter(|_| curve.axis == Axis::Nats) else {
+                    continue;
+                };
+                if v > self.nats.max {
+                    let (x, y) = self.at(x_of(r), 1.0);
+                    let at = (x + 9, y + 8 + 14 * clipped);
+                    let label = format!("{v:.0} ↑");
+                    self.pen
+                        .text(root, &label, at, TICK_FONT, &curve.colour, HPos::Left)?;
+                    clipped += 1;
+                }
             }
         }
         Ok(())
@@ -566,6 +596,20 @@ mod tests {
         // The KL marker at block 4's attention (resid_mid, x = 3.5, 2.25 nats).
         let c = CURVES[1].colour;
         assert_eq!(pixel(chart.at(3.5, 0.225)), [c.0, c.1, c.2]);
+    }
+
+    #[test]
+    fn an_outlying_embedding_row_does_not_squash_the_axis() {
+        let mut rows = records(false);
+        rows[0].mean_kl = 104.0;
+        let chart = Chart::new(&rows, 4, "m", ImageFormat::Svg);
+        // The other rows reach 9 nats (next-token CE at layer 1): the axis ends at 10.
+        assert_eq!(chart.nats.max, 10.0);
+        let svg = String::from_utf8(render(&rows, 4, "m", ImageFormat::Svg).unwrap()).unwrap();
+        assert!(svg.contains("104 ↑"));
+        // Not an outlier: the axis covers it.
+        rows[0].mean_kl = 15.0;
+        assert_eq!(Chart::new(&rows, 4, "m", ImageFormat::Svg).nats.max, 15.0);
     }
 
     #[test]
