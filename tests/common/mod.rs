@@ -156,3 +156,44 @@ pub fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
     }
     snapshot
 }
+
+/// `session`'s hidden states on every golden case against transformers': rows 0..L-1 raw,
+/// row L after the final norm, as HF returns them; each within [`HIDDEN_TOL`]. Checks the
+/// token ids too. Returns the largest |Δ|.
+pub fn check_hidden_states_of(session: &logitlens::Session, name: &str, golden: &Golden) -> f32 {
+    let rows = |t: &candle_core::Tensor| -> Vec<Vec<f32>> {
+        t.to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    };
+    let model = session.model();
+    let mut worst = 0f32;
+    for case in &golden.cases {
+        let ids = session.encode(&case.prompt, case.bos).unwrap();
+        assert_eq!(
+            ids, case.ids,
+            "{name}/{}: token ids differ from the HF tokenizer",
+            case.name
+        );
+        let hs = model.hidden_states(&ids).unwrap();
+        assert_eq!(hs.len(), golden.num_layers + 1);
+        assert_eq!(case.hidden_states.len(), golden.num_layers + 1);
+        for (layer, (ours, theirs)) in hs.iter().zip(&case.hidden_states).enumerate() {
+            let ours = match layer == golden.num_layers {
+                true => model.final_norm(ours).unwrap(),
+                false => ours.clone(),
+            };
+            for (pos, (a, b)) in rows(&ours).iter().zip(theirs).enumerate() {
+                let d = max_abs_diff(a, b);
+                assert!(
+                    d <= HIDDEN_TOL,
+                    "{name}/{} layer {layer} pos {pos}: |Δ| = {d}",
+                    case.name
+                );
+                worst = worst.max(d);
+            }
+        }
+    }
+    worst
+}
