@@ -7,11 +7,26 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{fixture, phi, run, stderr};
+use common::{fixture, phi, require_model, run, stderr, svg_texts};
 use logitlens::output::heatmap::{self, HeatmapOptions, ImageFormat, Metric};
 use logitlens::{LoadOptions, RunOptions, Session};
 
 const FOX: &str = "The quick brown fox jumps over the lazy";
+
+/// Draws phi-tiny's heatmap of [`FOX`] to `out` with `extra` flags; the run must succeed.
+fn fox_image(out: &Path, extra: &[&str]) {
+    let m = phi();
+    let base = [
+        "--model",
+        m.as_str(),
+        "--prompt",
+        FOX,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = run(&[&base[..], extra].concat());
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+}
 
 /// A PNG's width, height and RGB pixels.
 fn decode(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
@@ -104,19 +119,7 @@ fn bad_heatmap_inputs_fail_with_one_line_and_clobber_nothing() {
 fn metric_target_runs_with_a_target() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("t.svg");
-    let o = run(&[
-        "--model",
-        &phi(),
-        "--prompt",
-        FOX,
-        "--out",
-        out.to_str().unwrap(),
-        "--metric",
-        "target",
-        "--target",
-        " dog",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    fox_image(&out, &["--metric", "target", "--target", " dog"]);
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.contains("phi-tiny · probability of “·"), "title");
 }
@@ -126,18 +129,7 @@ fn switching_the_metric_changes_the_cell_colours() {
     let tmp = tempfile::tempdir().unwrap();
     let draw = |metric: &str| {
         let out = tmp.path().join(format!("{metric}.png"));
-        let o = run(&[
-            "--model",
-            &phi(),
-            "--prompt",
-            FOX,
-            "--out",
-            out.to_str().unwrap(),
-            "--metric",
-            metric,
-            "-q",
-        ]);
-        assert!(o.status.success(), "{metric}: {}", stderr(&o));
+        fox_image(&out, &["--metric", metric, "-q"]);
         decode(&std::fs::read(&out).unwrap())
     };
     let entropy = draw("entropy");
@@ -210,16 +202,19 @@ fn a_prompt_too_long_for_one_image_draws_its_last_window_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("long.png");
     let prompt = "the cat sat on the mat. ".repeat(150);
-    let o = run(&[
-        "--model",
-        model.path().to_str().unwrap(),
-        "--prompt",
-        &prompt,
-        "--out",
-        out.to_str().unwrap(),
-        "-f",
-        "jsonl",
-    ]);
+    let long = |out: &Path, extra: &[&str]| {
+        let m = model.path().to_str().unwrap();
+        let base = [
+            "--model",
+            m,
+            "--prompt",
+            &prompt,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        run(&[&base[..], extra].concat())
+    };
+    let o = long(&out, &["-f", "jsonl"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let n = doc["tokens"].as_array().unwrap().len();
@@ -236,29 +231,10 @@ fn a_prompt_too_long_for_one_image_draws_its_last_window_and_says_so() {
     assert!((20_000..=32_000).contains(&w), "{w}");
 
     // -q keeps the warning off stderr; --last picks a window that fits, with no warning.
-    let quiet = run(&[
-        "--model",
-        model.path().to_str().unwrap(),
-        "--prompt",
-        &prompt,
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let quiet = long(&out, &["-q"]);
     assert!(quiet.status.success() && quiet.stderr.is_empty());
     let svg = tmp.path().join("last.svg");
-    let last = run(&[
-        "--model",
-        model.path().to_str().unwrap(),
-        "--prompt",
-        &prompt,
-        "--out",
-        svg.to_str().unwrap(),
-        "--last",
-        "20",
-        "-f",
-        "jsonl",
-    ]);
+    let last = long(&svg, &["--last", "20"]);
     assert!(
         last.status.success() && last.stderr.is_empty(),
         "{}",
@@ -297,32 +273,11 @@ fn titles_name_the_model_not_its_path() {
     assert!(!text.contains(gguf.to_str().unwrap()));
 }
 
-/// The text of every `<text>` element of an SVG, trimmed.
-fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn positions_window_the_columns() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("w.svg");
-    let o = run(&[
-        "--model",
-        &phi(),
-        "--prompt",
-        FOX,
-        "--out",
-        out.to_str().unwrap(),
-        "--positions",
-        "2..5",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    fox_image(&out, &["--positions", "2..5"]);
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.contains("positions 2–4 of 16"));
     // The position numbers under the columns are the prompt's own: 2, 3, 4.
@@ -379,36 +334,9 @@ fn summary_plot_draws_the_batch_curves() {
     }
 }
 
-/// Where scripts/fetch_smollm2.sh puts the real model.
-fn smollm2() -> Option<PathBuf> {
-    let cache = std::env::var_os("LOGITLENS_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/logitlens")
-        });
-    let path = cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    let required = std::env::var("LOGITLENS_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "LOGITLENS_REQUIRE_REAL_MODEL=1: {} missing",
-        path.display()
-    );
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!!!!! SKIPPED: SmolLM2 GGUF not found at {}; run scripts/fetch_smollm2.sh !!!!!!!!\n",
-        path.display()
-    );
-    None
-}
-
 #[test]
 fn next_token_hits_are_framed_on_a_real_model() {
-    let Some(path) = smollm2() else {
+    let Some(path) = require_model() else {
         return;
     };
     let session = Session::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();

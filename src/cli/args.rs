@@ -256,7 +256,7 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         }
         (None, None) => return Ok(None),
     };
-    let metric = flags.metric.map_or(Metric::default(), Into::into);
+    let metric = flags.metric.unwrap_or_default();
     let no_target = flags.target.is_empty()
         && flags.target_id.is_empty()
         && prompts.iter().all(|p| p.targets.is_empty());

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use candle_core::DType;
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use crate::output::heatmap;
@@ -106,7 +107,7 @@ pub struct Flags {
     /// What colours the heatmap's cells (each is labelled with its argmax token) [default:
     /// entropy].
     #[arg(long, value_enum, value_name = "METRIC")]
-    pub metric: Option<MetricArg>,
+    pub metric: Option<heatmap::Metric>,
 
     /// Fix the heatmap's colour scale to MIN..MAX in the --metric's units (e.g. 0..10 nats
     /// of entropy), so that figures can be compared. Default: one figure's own 0..max (0..1
@@ -166,33 +167,14 @@ fn positions(text: &str) -> Result<heatmap::Window, String> {
     heatmap::parse_positions(text).map_err(|e| e.to_string())
 }
 
-/// What colours the heatmap ([`heatmap::Metric`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MetricArg {
-    /// Entropy of the next-token distribution (nats).
-    Entropy,
-    /// The argmax token's probability.
-    Prob,
-    /// KL from the model's output to the row (nats).
-    Kl,
-    /// Next-token cross-entropy, -log p(next input token) (nats); none at the last position.
-    Ce,
-    /// Rank of the next input token (1 = argmax), log colour scale; none at the last position.
-    Rank,
-    /// Probability of the first --target.
-    Target,
-}
+/// `--metric`'s values: [`heatmap::Metric`]'s names, each with its help.
+impl ValueEnum for heatmap::Metric {
+    fn value_variants<'a>() -> &'a [Self] {
+        &heatmap::Metric::ALL
+    }
 
-impl From<MetricArg> for heatmap::Metric {
-    fn from(m: MetricArg) -> Self {
-        match m {
-            MetricArg::Entropy => heatmap::Metric::Entropy,
-            MetricArg::Prob => heatmap::Metric::Prob,
-            MetricArg::Kl => heatmap::Metric::Kl,
-            MetricArg::Ce => heatmap::Metric::Ce,
-            MetricArg::Rank => heatmap::Metric::Rank,
-            MetricArg::Target => heatmap::Metric::Target,
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.help()))
     }
 }
 

@@ -20,7 +20,7 @@ use super::heatmap::{
     self, draw_error, encode, fit, register_font, text_width, visible, Figure, ImageFormat, Pen,
     Scale, INK, MUTED,
 };
-use super::summary::add_report;
+use super::summary::{add_report, write_if_any};
 use super::{Report, Sink};
 use crate::atomic;
 use crate::lens::summary::{Record, Summary};
@@ -179,10 +179,7 @@ impl Sink for SummaryPlot {
 
     /// Writes the file (nothing when no prompt succeeded).
     fn finish(&mut self) -> Result<()> {
-        if self.summary.prompts() == 0 {
-            return Ok(());
-        }
-        atomic::write(&self.path, &self.render()?)
+        write_if_any(&self.summary, &self.path, || self.render())
     }
 }
 

@@ -197,3 +197,47 @@ pub fn check_hidden_states_of(session: &logitlens::Session, name: &str, golden: 
     }
     worst
 }
+
+/// The text of every `<text>` element of an SVG, trimmed.
+pub fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
+}
+
+/// Where scripts/fetch_smollm2.sh puts the real model, SmolLM2-135M-Instruct (Q4_1 GGUF).
+pub fn smollm2_path() -> PathBuf {
+    let cache = std::env::var_os("LOGITLENS_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/logitlens")
+        });
+    cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// The real model's path, or `None` (after a loud warning) when it is absent and not required.
+pub fn require_model() -> Option<PathBuf> {
+    let path = smollm2_path();
+    if path.is_file() {
+        return Some(path);
+    }
+    let required = std::env::var("LOGITLENS_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1");
+    let msg = format!(
+        "SmolLM2 GGUF not found at {}; run scripts/fetch_smollm2.sh",
+        path.display()
+    );
+    assert!(!required, "LOGITLENS_REQUIRE_REAL_MODEL=1: {msg}");
+    say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
+    None
+}
+
+/// Writes a line straight to the stderr handle, which libtest does not capture (it only
+/// captures `eprintln!`), so the warning and the figures show in a plain `cargo test`.
+pub fn say(line: String) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

@@ -59,6 +59,22 @@ impl Metric {
         }
     }
 
+    /// One line on what the metric shows, for `--help`.
+    pub fn help(self) -> &'static str {
+        match self {
+            Metric::Entropy => "Entropy of the next-token distribution (nats)",
+            Metric::Prob => "The argmax token's probability",
+            Metric::Kl => "KL from the model's output to the row (nats)",
+            Metric::Ce => {
+                "Next-token cross-entropy, -log p(next input token) (nats); none at the last position"
+            }
+            Metric::Rank => {
+                "Rank of the next input token (1 = argmax), log colour scale; none at the last position"
+            }
+            Metric::Target => "Probability of the first target (--target, --target-id, JSONL \"target\")",
+        }
+    }
+
     /// The unit of the metric's values, as `--color-range` takes them.
     pub fn unit(self) -> &'static str {
         match self {
