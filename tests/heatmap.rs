@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{fixture, phi, require_model, run, stderr, svg_texts};
+use common::{assert_fails, fixture, phi, require_smollm2, run, stderr, svg_texts};
 use logitlens::output::heatmap::{self, HeatmapOptions, ImageFormat, Metric};
 use logitlens::{LoadOptions, RunOptions, Session};
 
@@ -43,14 +43,9 @@ fn pixel((w, _, rgb): &(u32, u32, Vec<u8>), (x, y): (i32, i32)) -> [u8; 3] {
     [rgb[i], rgb[i + 1], rgb[i + 2]]
 }
 
-/// A failure with exit code `code`, exactly one stderr line containing `needle`, no panic
-/// and nothing on stdout.
+/// [`assert_fails`] with nothing on stdout.
 fn assert_bad(o: &Output, code: i32, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "{err}");
-    assert_eq!(err.lines().count(), 1, "want one stderr line, got:\n{err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    assert!(!err.contains("panicked"), "{err}");
+    assert_fails(o, code, &[needle]);
     assert!(o.stdout.is_empty(), "stdout should be empty on failure");
 }
 
@@ -92,6 +87,13 @@ fn bad_heatmap_inputs_fail_with_one_line_and_clobber_nothing() {
     assert_bad(&no_image, 2, "--metric applies to heatmaps");
     let no_image = run(&["--model", &m, "--prompt", FOX, "--last", "3"]);
     assert_bad(&no_image, 2, "--last applies to heatmaps");
+    // The HTML report has its own metric selector and shows every position.
+    let html = tmp.path().join("r.html");
+    let html = ["--model", &m, "--prompt", FOX, "--out", html.to_str().unwrap()];
+    for flag in [&["--metric", "kl"][..], &["--positions", "0..2"], &["--last", "2"]] {
+        let o = run(&[&html[..], flag].concat());
+        assert_bad(&o, 2, "applies to PNG/SVG heatmaps");
+    }
     let one = run(&["--model", &m, "--prompt", FOX, "--summary-plot", plot_s]);
     assert_bad(&one, 2, "several");
     let jpg = tmp.path().join("summary.jpg");
@@ -336,7 +338,7 @@ fn summary_plot_draws_the_batch_curves() {
 
 #[test]
 fn next_token_hits_are_framed_on_a_real_model() {
-    let Some(path) = require_model() else {
+    let Some(path) = require_smollm2() else {
         return;
     };
     let session = Session::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();

@@ -92,11 +92,13 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub summary_plot: Option<PathBuf>,
 
-    /// Write the heatmap of a single prompt to this file (.png or .svg).
+    /// Write the heatmap of a single prompt to this file (.png or .svg), or the interactive
+    /// report of every prompt (.html).
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
 
-    /// Write one heatmap per prompt into this directory, named by prompt id or index.
+    /// Write one heatmap (or HTML report) per prompt into this directory, named by prompt id
+    /// or index.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
@@ -219,6 +221,8 @@ pub enum Format {
 pub enum ImageKind {
     Png,
     Svg,
+    /// The interactive HTML report.
+    Html,
 }
 
 /// Compute dtypes.

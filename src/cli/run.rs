@@ -48,6 +48,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         plot.set_model(session.title());
     }
     let mut images = args.images.take();
+    let mut html = args.report.take();
     if let Some(images) = &mut images {
         images.for_model(session.title(), session.model().info().vocab_size);
     }
@@ -58,7 +59,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     );
     let mut stdout = Stdout {
         printer: Some(printer),
-        images: images.is_some(),
+        images: images.is_some() || html.is_some(),
     };
     stdout.call(|p| p.begin())?;
     let (mut failures, mut ran) = (0, 0);
@@ -82,9 +83,10 @@ pub fn run(mut args: Args) -> Result<i32> {
                     if let Some(plot) = &mut summary_plot {
                         plot.report(&report)?;
                     }
-                    match &mut images {
-                        Some(images) => images.report(&report),
-                        None => Ok(()),
+                    match (&mut images, &mut html) {
+                        (Some(images), _) => images.report(&report),
+                        (None, Some(html)) => html.report(&report),
+                        (None, None) => Ok(()),
                     }
                 }
             },
@@ -106,6 +108,12 @@ pub fn run(mut args: Args) -> Result<i32> {
     if let Some(plot) = &mut summary_plot {
         plot.finish()?;
     }
+    // The one --out report holds every prompt, so it is written last.
+    let mut unwritten = false;
+    if let Some(Err(e)) = html.as_mut().map(|h| h.finish()) {
+        report_error(&e);
+        unwritten = true;
+    }
     if failures > 0 && total > 1 {
         let not_run = match total - ran {
             0 => String::new(),
@@ -113,7 +121,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         eprintln!("logitlens: {failures} of {total} prompts failed{not_run}");
     }
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok(if failures > 0 || unwritten { 1 } else { 0 })
 }
 
 /// The stdout printer under the closed-stdout policy of [`run`].

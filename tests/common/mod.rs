@@ -198,18 +198,19 @@ pub fn check_hidden_states_of(session: &logitlens::Session, name: &str, golden: 
     worst
 }
 
-/// The text of every `<text>` element of an SVG, trimmed.
-pub fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
-        })
-        .collect()
+/// A failure with exit code `code` and exactly one stderr line that names every needle,
+/// without a panic.
+pub fn assert_fails(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "want one stderr line, got:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
 }
 
-/// Where scripts/fetch_smollm2.sh puts the real model, SmolLM2-135M-Instruct (Q4_1 GGUF).
+/// Where scripts/fetch_smollm2.sh puts the real model (SmolLM2-135M-Instruct, Q4_1 GGUF).
 pub fn smollm2_path() -> PathBuf {
     let cache = std::env::var_os("LOGITLENS_CACHE")
         .filter(|v| !v.is_empty())
@@ -220,8 +221,9 @@ pub fn smollm2_path() -> PathBuf {
     cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
-/// The real model's path, or `None` (after a loud warning) when it is absent and not required.
-pub fn require_model() -> Option<PathBuf> {
+/// The real model's path, or `None` (after a loud warning) when it is absent and not
+/// required; `LOGITLENS_REQUIRE_REAL_MODEL=1` (CI) makes its absence a failure.
+pub fn require_smollm2() -> Option<PathBuf> {
     let path = smollm2_path();
     if path.is_file() {
         return Some(path);
@@ -237,7 +239,28 @@ pub fn require_model() -> Option<PathBuf> {
 }
 
 /// Writes a line straight to the stderr handle, which libtest does not capture (it only
-/// captures `eprintln!`), so the warning and the figures show in a plain `cargo test`.
+/// captures `eprintln!`), so warnings and figures show in a plain `cargo test`.
 pub fn say(line: String) {
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The names of the entries of `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).unwrap();
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The text of every `<text>` element of an SVG, trimmed.
+pub fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
 }

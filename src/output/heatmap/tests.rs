@@ -549,9 +549,11 @@ fn target_colours_by_the_first_targets_probability() {
     };
     let err = render(&r, &opts, ImageFormat::Png).unwrap_err().to_string();
     assert!(err.contains("--target"), "{err}");
-    r.targets = vec![crate::output::Token {
+    r.targets = vec![crate::output::Target {
         id: 7,
         token: " Paris".into(),
+        first_layer: None,
+        settled_layer: None,
     }];
     for layer in &mut r.layers {
         for cell in &mut layer.positions {
