@@ -506,17 +506,6 @@ fn first_and_settled_layers_per_prompt_and_in_the_table_footer() {
     );
 }
 
-/// The text of every `<text>` element of an SVG.
-fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn color_range_flag_and_shared_out_dir_scale() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,12 +11,13 @@ use crate::atomic;
 use crate::lens::{LensOptions, LogitLens, Stat};
 use crate::loading::source;
 use crate::output::delimited::{Columns, Delimited};
-use crate::output::heatmap::{HeatmapOptions, ImageFormat};
+use crate::output::heatmap::{HeatmapOptions, ImageFormat, Metric, Window};
 use crate::output::images::{self, Images, Target};
 use crate::output::json::Json;
 use crate::output::jsonl::Jsonl;
 use crate::output::report::{self, Html};
 use crate::output::summary::SummaryFile;
+use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
@@ -46,6 +47,8 @@ pub struct Args {
     pub report: Option<Html>,
     /// Where the batch summary goes, if anywhere.
     pub summary: Option<SummaryFile>,
+    /// Where the batch summary's curves are drawn, if anywhere.
+    pub summary_plot: Option<SummaryPlot>,
     /// `--target` texts, resolved against the tokenizer once the model is loaded.
     pub target_texts: Vec<String>,
     /// `--target-id` ids, checked against the vocabulary once the model is loaded.
@@ -87,6 +90,7 @@ impl Args {
             true => (None, html_report(&flags, &prompts, single_json)?),
             false => (images(&flags, &prompts)?, None),
         };
+        let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
         let mut load = LoadOptions {
             revision: flags.revision.unwrap_or_else(|| "main".to_string()),
@@ -126,6 +130,7 @@ impl Args {
             images,
             report,
             summary,
+            summary_plot,
             target_texts: flags.target,
             target_ids: flags.target_id,
             fail_fast: flags.fail_fast,
@@ -219,10 +224,21 @@ fn check_flags_apply(flags: &Flags) -> Result<()> {
             "--image-format applies to --out-dir; with --out the file's extension (.png, .svg or .html) decides",
         ));
     }
-    if flags.color_range.is_some() && flags.out.is_none() && flags.out_dir.is_none() {
-        return Err(usage(
-            "--color-range applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR",
-        ));
+    let image_flags = [
+        ("--color-range", flags.color_range.is_some()),
+        ("--metric", flags.metric.is_some()),
+        ("--positions", flags.positions.is_some()),
+        ("--last", flags.last.is_some()),
+    ];
+    for (flag, given) in image_flags {
+        if given && flags.out.is_none() && flags.out_dir.is_none() {
+            return Err(usage(format!(
+                "{flag} applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR"
+            )));
+        }
+    }
+    if flags.last == Some(0) {
+        return Err(usage("--last must be at least 1"));
     }
     Ok(())
 }
@@ -259,12 +275,53 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         }
         (None, None) => return Ok(None),
     };
+    let metric = flags.metric.unwrap_or_default();
+    let no_target = flags.target.is_empty()
+        && flags.target_id.is_empty()
+        && prompts.iter().all(|p| p.targets.is_empty());
+    if metric == Metric::Target && no_target {
+        return Err(usage(
+            "--metric target colours cells by the first target's probability, and no target was given; add --target TEXT or --target-id N",
+        ));
+    }
+    let color_range = flags.color_range.map(|r| (r.0, r.1));
+    if let Some(range) = color_range {
+        metric
+            .check_range(range)
+            .map_err(|e| usage(format!("--color-range: {e}")))?;
+    }
+    let window = match (flags.positions, flags.last) {
+        (Some(window), _) => window,
+        (None, Some(n)) => Window::Last(n),
+        (None, None) => Window::All,
+    };
     let options = HeatmapOptions {
         layer_step: flags.layer_step,
-        color_range: flags.color_range.map(|r| (r.0, r.1)),
+        color_range,
+        metric,
+        window,
         ..HeatmapOptions::default()
     };
-    Ok(Some(Images::new(target, format, options)))
+    Ok(Some(
+        Images::new(target, format, options).warn(!flags.quiet),
+    ))
+}
+
+/// The `--summary-plot` file, checked: several prompts, a .png or .svg file that can be
+/// created.
+fn summary_plot(flags: &Flags, prompts: usize) -> Result<Option<SummaryPlot>> {
+    let Some(path) = &flags.summary_plot else {
+        return Ok(None);
+    };
+    if prompts < 2 {
+        return Err(usage(format!(
+            "--summary-plot draws per-layer curves over a batch, and {prompts} prompt was given; \
+             give several (--prompts FILE, or --prompt more than once), or use --out for one prompt's heatmap"
+        )));
+    }
+    SummaryPlot::new(path)
+        .map(Some)
+        .map_err(|e| usage(format!("--summary-plot: {e}")))
 }
 
 /// Whether the output asked for is the HTML report: `--out` a `.html` file, or `--out-dir`
@@ -290,6 +347,20 @@ fn html_report(flags: &Flags, prompts: &[Prompt], single: bool) -> Result<Option
         return Err(usage(
             "--layer-step applies to PNG/SVG heatmaps; the HTML report shows every row",
         ));
+    }
+    let drawing = [
+        ("--metric", flags.metric.is_some(), "has a metric selector"),
+        (
+            "--positions",
+            flags.positions.is_some(),
+            "shows every position",
+        ),
+        ("--last", flags.last.is_some(), "shows every position"),
+    ];
+    if let Some((flag, _, why)) = drawing.into_iter().find(|d| d.1) {
+        return Err(usage(format!(
+            "{flag} applies to PNG/SVG heatmaps; the HTML report {why}"
+        )));
     }
     let target = match (&flags.out, &flags.out_dir) {
         (Some(path), _) => {

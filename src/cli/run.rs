@@ -43,12 +43,14 @@ pub fn run(mut args: Args) -> Result<i32> {
     if let Some(summary) = &mut summary {
         summary.set_provenance(provenance.clone());
     }
+    let mut summary_plot = args.summary_plot.take();
+    if let Some(plot) = &mut summary_plot {
+        plot.set_model(session.title());
+    }
     let mut images = args.images.take();
     let mut html = args.report.take();
     if let Some(images) = &mut images {
-        // The largest entropy possible: ln of the number of head rows.
-        let most = (session.model().info().vocab_size.max(2) as f32).ln();
-        images.share_range((0.0, most));
+        images.for_model(session.title(), session.model().info().vocab_size);
     }
     let printer = args.printer(
         io::BufWriter::new(io::stdout()),
@@ -69,18 +71,25 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         progress.inc(1);
         let result = match result {
-            Ok(report) => {
-                // A stdout failure ends the run; an image failure is this prompt's.
-                stdout.call(|p| p.report(&report))?;
-                if let Some(summary) = &mut summary {
-                    summary.report(&report)?;
+            Ok(report) => match images.as_ref().map(|i| i.check(&report)) {
+                // A prompt its image cannot show (--positions past its end) fails whole.
+                Some(Err(e)) => Err(e),
+                _ => {
+                    // A stdout failure ends the run; an image failure is this prompt's.
+                    stdout.call(|p| p.report(&report))?;
+                    if let Some(summary) = &mut summary {
+                        summary.report(&report)?;
+                    }
+                    if let Some(plot) = &mut summary_plot {
+                        plot.report(&report)?;
+                    }
+                    match (&mut images, &mut html) {
+                        (Some(images), _) => images.report(&report),
+                        (None, Some(html)) => html.report(&report),
+                        (None, None) => Ok(()),
+                    }
                 }
-                match (&mut images, &mut html) {
-                    (Some(images), _) => images.report(&report),
-                    (None, Some(html)) => html.report(&report),
-                    (None, None) => Ok(()),
-                }
-            }
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -95,6 +104,9 @@ pub fn run(mut args: Args) -> Result<i32> {
     stdout.call(|p| p.finish())?;
     if let Some(summary) = &mut summary {
         summary.finish()?;
+    }
+    if let Some(plot) = &mut summary_plot {
+        plot.finish()?;
     }
     // The one --out report holds every prompt, so it is written last.
     let mut unwritten = false;
