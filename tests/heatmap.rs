@@ -89,8 +89,19 @@ fn bad_heatmap_inputs_fail_with_one_line_and_clobber_nothing() {
     assert_bad(&no_image, 2, "--last applies to heatmaps");
     // The HTML report has its own metric selector and shows every position.
     let html = tmp.path().join("r.html");
-    let html = ["--model", &m, "--prompt", FOX, "--out", html.to_str().unwrap()];
-    for flag in [&["--metric", "kl"][..], &["--positions", "0..2"], &["--last", "2"]] {
+    let html = [
+        "--model",
+        &m,
+        "--prompt",
+        FOX,
+        "--out",
+        html.to_str().unwrap(),
+    ];
+    for flag in [
+        &["--metric", "kl"][..],
+        &["--positions", "0..2"],
+        &["--last", "2"],
+    ] {
         let o = run(&[&html[..], flag].concat());
         assert_bad(&o, 2, "applies to PNG/SVG heatmaps");
     }
