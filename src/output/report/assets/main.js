@@ -227,5 +227,11 @@
   requestAnimationFrame(() => requestAnimationFrame(() => {
     window.logitlensPaintedAt = performance.now();
     document.documentElement.dataset.painted = "true";
+    // Firefox's dump(), which prints on its stdout only when the browser.dom.window.dump
+    // pref is on (tests/firefox.rs turns it on; nobody else sees it). Chromium has none.
+    if (typeof window.dump === "function") {
+      const cells = document.querySelectorAll(".cell").length;
+      window.dump(`logitlens: painted ${cells} cells\n`);
+    }
   }));
 })();
