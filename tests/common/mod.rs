@@ -238,6 +238,15 @@ pub fn require_smollm2() -> Option<PathBuf> {
     None
 }
 
+/// A browser the tests need is missing: a failure under CI (`CI` set) or with
+/// `LOGITLENS_REQUIRE_BROWSER=1`, else a loud SKIPPED line.
+pub fn browser_missing(msg: &str) {
+    let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+        || std::env::var("LOGITLENS_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    assert!(!required, "CI or LOGITLENS_REQUIRE_BROWSER=1: {msg}");
+    say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
+}
+
 /// Writes a line straight to the stderr handle, which libtest does not capture (it only
 /// captures `eprintln!`), so warnings and figures show in a plain `cargo test`.
 pub fn say(line: String) {
