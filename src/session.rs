@@ -11,7 +11,7 @@ use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
 use crate::loading::tuned_lens::{self, LensFiles};
 use crate::models::{self, LensModel, ModelFiles};
-use crate::output::Report;
+use crate::output::{heatmap, Report};
 use crate::provenance::{Provenance, Source, TokenizerSource};
 use crate::tokens::{self, Vocab};
 
@@ -69,6 +69,8 @@ pub enum TunedLensSource {
 /// A loaded model and its tokenizer.
 pub struct Session {
     name: String,
+    /// The model as a person knows it ([`Session::title`]).
+    title: String,
     model: Box<dyn LensModel>,
     vocab: Vocab,
     /// What was loaded, for each report's provenance (`bos` and `lens` are set per run).
@@ -133,6 +135,10 @@ impl Session {
             None => Vocab::new(crate::loading::gguf_tokenizer::from_gguf(&file)?),
         };
         let model = models::load_gguf(&mut file, dtype, device)?;
+        let title = match file.opt_string("general.name") {
+            Ok(Some(general)) if !general.trim().is_empty() => general.trim().to_string(),
+            _ => heatmap::display_name(&path.display().to_string()),
+        };
         let provenance = Provenance::new(
             name,
             Source::of_gguf(path),
@@ -144,6 +150,7 @@ impl Session {
         );
         Ok(Self {
             name: name.to_string(),
+            title,
             model,
             vocab,
             provenance,
@@ -165,10 +172,17 @@ impl Session {
         );
         Ok(Self {
             name: name.to_string(),
+            title: heatmap::display_name(name),
             model,
             vocab,
             provenance,
         })
+    }
+
+    /// The model as a person knows it, for titles: the Hub id, the GGUF `general.name`
+    /// (else the file's name), or the directory's name; never a whole path.
+    pub fn title(&self) -> &str {
+        &self.title
     }
 
     /// The model.

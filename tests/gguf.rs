@@ -58,26 +58,12 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 fn check_golden(name: &str) {
     let s = gguf_session(name, "f32");
     let golden = golden(name);
-    let (mut worst_hidden, mut worst_h, mut clear) = (0f32, 0f64, 0usize);
+    let worst_hidden = check_hidden_states_of(&s, name, &golden);
+    let (mut worst_h, mut clear) = (0f64, 0usize);
     for case in &golden.cases {
-        let ids = s.encode(&case.prompt, case.bos).unwrap();
-        assert_eq!(ids, case.ids, "{name} {}: token ids", case.name);
-        let hs = s.model().hidden_states(&ids).unwrap();
-        assert_eq!(hs.len(), golden.num_layers + 1);
-        for (layer, (ours, theirs)) in hs.iter().zip(&case.hidden_states).enumerate() {
-            let ours = match layer == golden.num_layers {
-                true => s.model().final_norm(ours).unwrap(),
-                false => ours.clone(),
-            };
-            for (pos, (a, b)) in rows(&ours).iter().zip(theirs).enumerate() {
-                let d = max_abs_diff(a, b);
-                let at = format!("{name} {} layer {layer} pos {pos}", case.name);
-                assert!(d <= HIDDEN_TOL, "{at}: |Δ| = {d}");
-                worst_hidden = worst_hidden.max(d);
-            }
-        }
+        let ids = &case.ids;
         for (final_norm, reference) in [(true, &case.lens.final_norm), (false, &case.lens.raw)] {
-            let ours = lens(&s, &ids, final_norm);
+            let ours = lens(&s, ids, final_norm);
             assert_eq!(ours.len(), reference.len());
             for (layer, (row, want)) in ours.iter().zip(reference).enumerate() {
                 for (pos, (o, w)) in row.iter().zip(want).enumerate() {

@@ -19,35 +19,7 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 
 /// Hidden states: rows 0..L-1 raw, row L after the final norm, as HF returns them.
 fn check_hidden_states(name: &str) -> f32 {
-    let s = session(name);
-    let golden = golden(name);
-    let mut worst = 0f32;
-    for case in &golden.cases {
-        let ids = s.encode(&case.prompt, case.bos).unwrap();
-        assert_eq!(
-            ids, case.ids,
-            "{name}/{}: token ids differ from the HF tokenizer",
-            case.name
-        );
-        let hs = s.model().hidden_states(&ids).unwrap();
-        assert_eq!(hs.len(), golden.num_layers + 1);
-        assert_eq!(case.hidden_states.len(), golden.num_layers + 1);
-        for (layer, (ours, theirs)) in hs.iter().zip(&case.hidden_states).enumerate() {
-            let ours = match layer == golden.num_layers {
-                true => s.model().final_norm(ours).unwrap(),
-                false => ours.clone(),
-            };
-            for (pos, (a, b)) in rows(&ours).iter().zip(theirs).enumerate() {
-                let d = max_abs_diff(a, b);
-                assert!(
-                    d <= HIDDEN_TOL,
-                    "{name}/{} layer {layer} pos {pos}: |Δ| = {d}",
-                    case.name
-                );
-                worst = worst.max(d);
-            }
-        }
-    }
+    let worst = check_hidden_states_of(&session(name), name, &golden(name));
     eprintln!("{name}: hidden states max |Δ| = {worst:.3e}");
     worst
 }

@@ -124,16 +124,7 @@ fn temp_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, Path
     (dir, path)
 }
 
-/// A failure: the exit code, exactly one stderr line containing every needle, no panic.
-fn assert_bad(o: &std::process::Output, code: i32, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "want one stderr line, got:\n{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for needle in needles {
-        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    }
-}
+use common::assert_fails as assert_bad;
 
 /// Runs with `-f jsonl` added, checks success and parses the lines.
 fn jsonl_of(args: &[&str]) -> Vec<serde_json::Value> {
@@ -513,17 +504,6 @@ fn first_and_settled_layers_per_prompt_and_in_the_table_footer() {
         )),
         "{footer}"
     );
-}
-
-/// The text of every `<text>` element of an SVG.
-fn svg_texts(svg: &str) -> Vec<String> {
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_string())
-        })
-        .collect()
 }
 
 #[test]

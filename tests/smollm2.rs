@@ -9,11 +9,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::process::Command;
 
 use candle_core::quantized::gguf_file::{self, Value};
+use common::{require_smollm2 as require_model, say};
 use logitlens::lens::{first_appearance, LensOptions, LogitLens, TokenStat};
 use logitlens::{LoadOptions, RunOptions, Session};
 use serde::Deserialize;
@@ -58,39 +57,6 @@ fn golden() -> Golden {
     let path = common::fixture("smollm2-golden.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
-}
-
-/// Where scripts/fetch_smollm2.sh puts the model.
-fn model_path() -> PathBuf {
-    let cache = std::env::var_os("LOGITLENS_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/logitlens")
-        });
-    cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
-/// The model's path, or `None` (after a loud warning) when it is absent and not required.
-fn require_model() -> Option<PathBuf> {
-    let path = model_path();
-    if path.is_file() {
-        return Some(path);
-    }
-    let required = std::env::var("LOGITLENS_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1");
-    let msg = format!(
-        "SmolLM2 GGUF not found at {}; run scripts/fetch_smollm2.sh",
-        path.display()
-    );
-    assert!(!required, "LOGITLENS_REQUIRE_REAL_MODEL=1: {msg}");
-    say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
-    None
-}
-
-/// Writes a line straight to the stderr handle, which libtest does not capture (it only
-/// captures `eprintln!`), so the warning and the figures show in a plain `cargo test`.
-fn say(line: String) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn load(path: &std::path::Path) -> Session {
@@ -144,10 +110,17 @@ fn paris_reaches_rank_one_only_at_the_output() {
         .unwrap();
     let (id, count) = session.target_id(" Paris").unwrap();
     assert_eq!(count, 1);
+    let (the, _) = session.target_id(" the").unwrap();
     let mut opts = RunOptions::default();
-    opts.lens.targets = vec![id];
+    opts.lens.targets = vec![id, the];
     let report = session.run(&case.prompt, &opts).unwrap();
     assert_eq!(report.targets[0].token, " Paris");
+    // Per-target settling: " Paris" is first the argmax at the output, where it stays;
+    // " the" is the argmax at layers 25, 27 and 28 (transformers' golden argmaxes agree)
+    // but not at the output, so it never settles.
+    let settle = |t: &logitlens::output::Target| (t.first_layer, t.settled_layer);
+    assert_eq!(settle(&report.targets[0]), (Some(30), Some(30)));
+    assert_eq!(settle(&report.targets[1]), (Some(25), None));
     let ranks: Vec<u32> = report
         .layers
         .iter()

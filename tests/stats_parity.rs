@@ -55,25 +55,36 @@ struct Golden {
     next_rank: Option<(u32, u32)>,
 }
 
-fn close(what: &str, ours: f64, theirs: f64, tol: f64) {
+/// The largest deviations seen: entropy, KL, next-token log-prob, target log-prob.
+#[derive(Default)]
+struct Worst([f64; 4]);
+
+fn close(what: &str, ours: f64, theirs: f64, tol: f64) -> f64 {
     assert!(
         (ours - theirs).abs() <= tol,
         "{what}: {ours} vs transformers {theirs} (|Δ| {:.3e} > {tol})",
         (ours - theirs).abs()
     );
+    (ours - theirs).abs()
 }
 
-fn check_cell(at: &str, c: &Cell, g: &Golden, tol: f64) {
+fn check_cell(at: &str, c: &Cell, g: &Golden, tol: f64, worst: &mut Worst) {
     let s = &c.stat;
-    close(&format!("{at} entropy"), s.entropy.into(), g.entropy, NATS);
-    close(&format!("{at} kl"), s.kl.into(), g.kl, NATS);
+    let w = &mut worst.0;
+    w[0] = w[0].max(close(
+        &format!("{at} entropy"),
+        s.entropy.into(),
+        g.entropy,
+        NATS,
+    ));
+    w[1] = w[1].max(close(&format!("{at} kl"), s.kl.into(), g.kl, NATS));
     close(&format!("{at} prob"), s.prob.into(), g.prob, PROB);
     if g.margin > tol {
         assert_eq!(s.id, g.id, "{at}: argmax");
     }
     match (s.next_logprob, s.next_rank, g.next_logprob, g.next_rank) {
         (Some(lp), Some(rank), Some(glp), Some((lo, hi))) => {
-            close(&format!("{at} next_logprob"), lp.into(), glp, NATS);
+            w[2] = w[2].max(close(&format!("{at} next_logprob"), lp.into(), glp, NATS));
             assert!(
                 (lo..=hi).contains(&rank),
                 "{at}: next_rank {rank} not in {lo}..={hi}"
@@ -84,12 +95,12 @@ fn check_cell(at: &str, c: &Cell, g: &Golden, tol: f64) {
     }
     assert_eq!(c.targets.len(), g.targets.len(), "{at}: targets");
     for (i, (t, &(p, lp, lo, hi))) in c.targets.iter().zip(&g.targets).enumerate() {
-        close(
+        w[3] = w[3].max(close(
             &format!("{at} target {i} logprob"),
             t.logprob.into(),
             lp,
             NATS,
-        );
+        ));
         close(&format!("{at} target {i} prob"), t.prob.into(), p, PROB);
         assert!(
             (lo..=hi).contains(&t.rank),
@@ -116,7 +127,7 @@ fn check(name: &str) {
     opts.top_k = golden.top_k;
     opts.targets = golden.targets.clone();
     opts.sublayers = true;
-    let mut cells = 0;
+    let (mut cells, mut worst) = (0, Worst::default());
     for case in &golden.cases {
         let (rows, _) = lens_rows(session.model(), &case.ids, &opts).unwrap();
         assert_eq!(rows.len(), case.rows.len(), "{name}/{}: rows", case.name);
@@ -129,7 +140,7 @@ fn check(name: &str) {
             );
             for (t, (c, gc)) in row.cells.iter().zip(&g.cells).enumerate() {
                 let at = format!("{name}/{} {} {} pos {t}", case.name, g.site, g.layer);
-                check_cell(&at, c, gc, golden.tolerance);
+                check_cell(&at, c, gc, golden.tolerance, &mut worst);
                 cells += 1;
             }
         }
@@ -137,7 +148,10 @@ fn check(name: &str) {
         assert!(rows.last().unwrap().cells.iter().all(|c| c.stat.kl == 0.0));
         assert_eq!(rows.last().unwrap().site, Site::ResidPost);
     }
-    eprintln!("{name}: {cells} cells match transformers");
+    let [h, kl, next, target] = worst.0;
+    eprintln!(
+        "{name}: {cells} cells match transformers; max |Δ| entropy {h:.1e}, kl {kl:.1e}, next_logprob {next:.1e}, target logprob {target:.1e}"
+    );
 }
 
 #[test]

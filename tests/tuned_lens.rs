@@ -702,10 +702,25 @@ fn flags_that_do_not_fit_a_tuned_lens_are_usage_errors() {
         2,
         &["--no-final-norm applies to the logit lens"],
     );
+    for out in ["x.png", "x.html"] {
+        fails(
+            &with(&["--tuned-lens", &lens, "--compare-lenses", "-o", out]),
+            2,
+            &["--compare-lenses draws no heatmaps or HTML reports yet"],
+        );
+    }
     fails(
-        &with(&["--tuned-lens", &lens, "--compare-lenses", "-o", "x.png"]),
+        &with(&[
+            "--tuned-lens",
+            &lens,
+            "--compare-lenses",
+            "-p",
+            "two",
+            "--summary-plot",
+            "c.png",
+        ]),
         2,
-        &["--compare-lenses draws no heatmaps yet"],
+        &["--compare-lenses does not draw --summary-plot yet"],
     );
     // With the logit lens alongside, --no-final-norm applies to it.
     let both = jsonl_out(&with(&[

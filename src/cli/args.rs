@@ -11,11 +11,13 @@ use crate::atomic;
 use crate::lens::{LensOptions, LogitLens, Stat};
 use crate::loading::source;
 use crate::output::delimited::{Columns, Delimited};
-use crate::output::heatmap::{HeatmapOptions, ImageFormat};
+use crate::output::heatmap::{HeatmapOptions, ImageFormat, Metric, Window};
 use crate::output::images::{self, Images, Target};
 use crate::output::json::Json;
 use crate::output::jsonl::Jsonl;
+use crate::output::report::{self, Html};
 use crate::output::summary::SummaryFile;
+use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
@@ -41,8 +43,12 @@ pub struct Args {
     pub single_json: bool,
     /// Where heatmaps go, if anywhere.
     pub images: Option<Images>,
+    /// Where the HTML report goes, if anywhere.
+    pub report: Option<Html>,
     /// Where the batch summary goes, if anywhere.
     pub summary: Option<SummaryFile>,
+    /// Where the batch summary's curves are drawn, if anywhere.
+    pub summary_plot: Option<SummaryPlot>,
     /// The tuned lens to load once the model is loaded (its shapes are checked then).
     pub tuned_lens: Option<TunedLensSource>,
     /// Run the logit lens and the tuned lens over the same forward pass.
@@ -84,7 +90,12 @@ impl Args {
                 }
             })?;
         let tuned_lens = tuned_lens(&flags)?;
-        let images = images(&flags, &prompts)?;
+        let single_json = flags.prompts.is_none() && flags.prompt.len() == 1;
+        let (images, report) = match wants_report(&flags) {
+            true => (None, html_report(&flags, &prompts, single_json)?),
+            false => (images(&flags, &prompts)?, None),
+        };
+        let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
         let mut load = LoadOptions {
             revision: flags.revision.unwrap_or_else(|| "main".to_string()),
@@ -96,7 +107,10 @@ impl Args {
         let mut lens = LensOptions::new(LogitLens {
             final_norm: !flags.no_final_norm,
         });
-        lens.top_k = top_k(flags.top_k, flags.format)?;
+        lens.top_k = match report.is_some() {
+            true => report_top_k(flags.top_k)?,
+            false => top_k(flags.top_k, flags.format)?,
+        };
         lens.sublayers = flags.sublayers;
         let run = RunOptions {
             bos: flags.bos,
@@ -115,12 +129,14 @@ impl Args {
             model: flags.model,
             load,
             run,
-            single_json: flags.prompts.is_none() && flags.prompt.len() == 1,
+            single_json,
             prompts,
             format: flags.format,
             table_stats,
             images,
+            report,
             summary,
+            summary_plot,
             tuned_lens,
             compare_lenses: flags.compare_lenses,
             target_texts: flags.target,
@@ -181,6 +197,19 @@ fn top_k(given: Option<usize>, format: Format) -> Result<usize> {
     }
 }
 
+/// The top-k K of a run with an HTML report: as given, else [`report::DEFAULT_TOP_K`] for
+/// the whole run (stdout included, so that the page holds exactly what `--format json`
+/// prints). The report's tooltips list the top-k, so `--top-k 0` is refused.
+fn report_top_k(given: Option<usize>) -> Result<usize> {
+    match given {
+        Some(0) => Err(usage(
+            "--top-k 0 leaves the HTML report's tooltips without their top-k tokens; leave --top-k out (the report lists 10) or give K of 1 or more",
+        )),
+        Some(k) => Ok(k),
+        None => Ok(report::DEFAULT_TOP_K.max(DEFAULT_TOP_K)),
+    }
+}
+
 /// The K of JSON and JSONL without `--top-k`.
 pub const DEFAULT_TOP_K: usize = 5;
 
@@ -220,7 +249,12 @@ fn tuned_lens(flags: &Flags) -> Result<Option<TunedLensSource>> {
     }
     if flags.compare_lenses && (flags.out.is_some() || flags.out_dir.is_some()) {
         return Err(usage(
-            "--compare-lenses draws no heatmaps yet; drop --out/--out-dir, or run each lens on its own",
+            "--compare-lenses draws no heatmaps or HTML reports yet; drop --out/--out-dir, or run each lens on its own",
+        ));
+    }
+    if flags.compare_lenses && flags.summary_plot.is_some() {
+        return Err(usage(
+            "--compare-lenses does not draw --summary-plot yet (--summary holds both lenses' rows); drop --summary-plot, or run each lens on its own",
         ));
     }
     if given != "hub" {
@@ -252,13 +286,24 @@ fn check_flags_apply(flags: &Flags) -> Result<()> {
     }
     if flags.image_format.is_some() && flags.out_dir.is_none() {
         return Err(usage(
-            "--image-format applies to --out-dir; with --out the file's extension (.png or .svg) decides",
+            "--image-format applies to --out-dir; with --out the file's extension (.png, .svg or .html) decides",
         ));
     }
-    if flags.color_range.is_some() && flags.out.is_none() && flags.out_dir.is_none() {
-        return Err(usage(
-            "--color-range applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR",
-        ));
+    let image_flags = [
+        ("--color-range", flags.color_range.is_some()),
+        ("--metric", flags.metric.is_some()),
+        ("--positions", flags.positions.is_some()),
+        ("--last", flags.last.is_some()),
+    ];
+    for (flag, given) in image_flags {
+        if given && flags.out.is_none() && flags.out_dir.is_none() {
+            return Err(usage(format!(
+                "{flag} applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR"
+            )));
+        }
+    }
+    if flags.last == Some(0) {
+        return Err(usage("--last must be at least 1"));
     }
     Ok(())
 }
@@ -269,29 +314,24 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
     let (target, format) = match (&flags.out, &flags.out_dir) {
         (Some(_), _) if prompts.len() > 1 => {
             return Err(usage(format!(
-            "--out takes one prompt but {} were given; use --out-dir DIR for one image per prompt",
+            "--out takes one prompt but {} were given; use --out-dir DIR for one image per prompt, or --out FILE.html for one report of them all",
             prompts.len()
         )))
         }
         (Some(path), _) => {
             atomic::check_can_create(path).map_err(|e| usage(e.to_string()))?;
-            let format = ImageFormat::from_path(path).map_err(|e| usage(e.to_string()))?;
+            let format = ImageFormat::from_path(path)
+                .map_err(|e| usage(format!("{e}, or a .html report")))?;
             (Target::File(path.clone()), format)
         }
         (None, Some(dir)) => {
-            if !dir.is_dir() {
-                return Err(usage(format!(
-                    "--out-dir {} is not a directory; create it first (mkdir -p {})",
-                    dir.display(),
-                    dir.display()
-                )));
-            }
-            atomic::probe_dir(dir).map_err(|e| usage(format!("--out-dir: {e}")))?;
+            check_out_dir(dir)?;
             let format = match flags.image_format.unwrap_or(ImageKind::Png) {
-                ImageKind::Png => ImageFormat::Png,
                 ImageKind::Svg => ImageFormat::Svg,
+                // Html goes to html_report (wants_report), never here.
+                ImageKind::Png | ImageKind::Html => ImageFormat::Png,
             };
-            check_unique_names(prompts, format)?;
+            check_unique_names(prompts, format.extension())?;
             let target = Target::Dir {
                 dir: dir.clone(),
                 total: prompts.len(),
@@ -300,16 +340,132 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         }
         (None, None) => return Ok(None),
     };
+    let metric = flags.metric.unwrap_or_default();
+    let no_target = flags.target.is_empty()
+        && flags.target_id.is_empty()
+        && prompts.iter().all(|p| p.targets.is_empty());
+    if metric == Metric::Target && no_target {
+        return Err(usage(
+            "--metric target colours cells by the first target's probability, and no target was given; add --target TEXT or --target-id N",
+        ));
+    }
+    let color_range = flags.color_range.map(|r| (r.0, r.1));
+    if let Some(range) = color_range {
+        metric
+            .check_range(range)
+            .map_err(|e| usage(format!("--color-range: {e}")))?;
+    }
+    let window = match (flags.positions, flags.last) {
+        (Some(window), _) => window,
+        (None, Some(n)) => Window::Last(n),
+        (None, None) => Window::All,
+    };
     let options = HeatmapOptions {
         layer_step: flags.layer_step,
-        color_range: flags.color_range.map(|r| (r.0, r.1)),
+        color_range,
+        metric,
+        window,
         ..HeatmapOptions::default()
     };
-    Ok(Some(Images::new(target, format, options)))
+    Ok(Some(
+        Images::new(target, format, options).warn(!flags.quiet),
+    ))
 }
 
-/// Checks that every prompt's image in an `--out-dir` gets a file name of its own.
-fn check_unique_names(prompts: &[Prompt], format: ImageFormat) -> Result<()> {
+/// The `--summary-plot` file, checked: several prompts, a .png or .svg file that can be
+/// created.
+fn summary_plot(flags: &Flags, prompts: usize) -> Result<Option<SummaryPlot>> {
+    let Some(path) = &flags.summary_plot else {
+        return Ok(None);
+    };
+    if prompts < 2 {
+        return Err(usage(format!(
+            "--summary-plot draws per-layer curves over a batch, and {prompts} prompt was given; \
+             give several (--prompts FILE, or --prompt more than once), or use --out for one prompt's heatmap"
+        )));
+    }
+    SummaryPlot::new(path)
+        .map(Some)
+        .map_err(|e| usage(format!("--summary-plot: {e}")))
+}
+
+/// Whether the output asked for is the HTML report: `--out` a `.html` file, or `--out-dir`
+/// with `--image-format html`.
+fn wants_report(flags: &Flags) -> bool {
+    match (&flags.out, &flags.out_dir) {
+        (Some(path), _) => report::is_html(path),
+        (None, Some(_)) => flags.image_format == Some(ImageKind::Html),
+        (None, None) => false,
+    }
+}
+
+/// Where the HTML report goes, checked: one file holding every prompt for `--out`, or one
+/// file per prompt with distinct names in an existing `--out-dir`. The heatmap's drawing
+/// options do not apply to it.
+fn html_report(flags: &Flags, prompts: &[Prompt], single: bool) -> Result<Option<Html>> {
+    if flags.color_range.is_some() {
+        return Err(usage(
+            "--color-range applies to PNG/SVG heatmaps; the HTML report scales each metric to its data, with a colour bar",
+        ));
+    }
+    if flags.layer_step != 1 {
+        return Err(usage(
+            "--layer-step applies to PNG/SVG heatmaps; the HTML report shows every row",
+        ));
+    }
+    let drawing = [
+        ("--metric", flags.metric.is_some(), "has a metric selector"),
+        (
+            "--positions",
+            flags.positions.is_some(),
+            "shows every position",
+        ),
+        ("--last", flags.last.is_some(), "shows every position"),
+    ];
+    if let Some((flag, _, why)) = drawing.into_iter().find(|d| d.1) {
+        return Err(usage(format!(
+            "{flag} applies to PNG/SVG heatmaps; the HTML report {why}"
+        )));
+    }
+    let target = match (&flags.out, &flags.out_dir) {
+        (Some(path), _) => {
+            atomic::check_can_create(path).map_err(|e| usage(e.to_string()))?;
+            Target::File(path.clone())
+        }
+        (None, Some(dir)) => {
+            check_out_dir(dir)?;
+            check_unique_names(prompts, report::EXTENSION)?;
+            Target::Dir {
+                dir: dir.clone(),
+                total: prompts.len(),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Html::new(target, single)))
+}
+
+/// Checks that `--out-dir` is a directory where files can be created.
+fn check_out_dir(dir: &std::path::Path) -> Result<()> {
+    if !dir.is_dir() {
+        let hint = match report::is_html(dir) {
+            true => format!(
+                "; for one report holding every prompt, use --out {}",
+                dir.display()
+            ),
+            false => String::new(),
+        };
+        return Err(usage(format!(
+            "--out-dir {} is not a directory; create it first (mkdir -p {}){hint}",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    atomic::probe_dir(dir).map_err(|e| usage(format!("--out-dir: {e}")))
+}
+
+/// Checks that every prompt's file in an `--out-dir` gets a name of its own.
+fn check_unique_names(prompts: &[Prompt], extension: &str) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     for p in prompts {
         let stem = images::stem(p.id.as_deref(), p.index, prompts.len());
@@ -321,9 +477,8 @@ fn check_unique_names(prompts: &[Prompt], format: ImageFormat) -> Result<()> {
         }
         if let Some(other) = seen.insert(stem.clone(), p.label()) {
             return Err(usage(format!(
-                "{other} and {} would both be written to {stem}.{}; give them distinct ids",
-                p.label(),
-                format.extension()
+                "{other} and {} would both be written to {stem}.{extension}; give them distinct ids",
+                p.label()
             )));
         }
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use candle_core::DType;
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use crate::output::heatmap;
@@ -104,11 +105,19 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
 
-    /// Write the heatmap of a single prompt to this file (.png or .svg).
+    /// Draw the per-layer summary curves over all prompts (mean entropy, KL, next-token
+    /// cross-entropy, top-1 accuracy, agreement with the output; target probability when
+    /// targets are tracked) to this .png or .svg file. Needs several prompts.
+    #[arg(long, value_name = "FILE")]
+    pub summary_plot: Option<PathBuf>,
+
+    /// Write the heatmap of a single prompt to this file (.png or .svg), or the interactive
+    /// report of every prompt (.html).
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
 
-    /// Write one heatmap per prompt into this directory, named by prompt id or index.
+    /// Write one heatmap (or HTML report) per prompt into this directory, named by prompt id
+    /// or index.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
@@ -116,11 +125,26 @@ pub struct Flags {
     #[arg(long, value_enum)]
     pub image_format: Option<ImageKind>,
 
-    /// Fix the heatmap's colour scale to MIN..MAX nats of entropy (e.g. 0..10), so that
-    /// figures can be compared. Default: one figure's own 0..max; the figures of one
-    /// --out-dir share 0..ln(vocabulary size), the largest entropy possible.
+    /// What colours the heatmap's cells (each is labelled with its argmax token) [default:
+    /// entropy].
+    #[arg(long, value_enum, value_name = "METRIC")]
+    pub metric: Option<heatmap::Metric>,
+
+    /// Fix the heatmap's colour scale to MIN..MAX in the --metric's units (e.g. 0..10 nats
+    /// of entropy), so that figures can be compared. Default: one figure's own 0..max (0..1
+    /// for probabilities); the figures of one --out-dir share the metric's whole range
+    /// (0..ln(vocabulary size) for entropy).
     #[arg(long, value_name = "MIN..MAX", value_parser = color_range)]
     pub color_range: Option<ColorRange>,
+
+    /// Draw only positions A to B-1 (0-based, as Python's [A:B]) in the heatmap; A.. runs to
+    /// the end, ..B from the start.
+    #[arg(long, value_name = "A..B", value_parser = positions, conflicts_with = "last")]
+    pub positions: Option<heatmap::Window>,
+
+    /// Draw only the last N positions in the heatmap.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
 
     /// Draw every N-th layer in the heatmap (the output layer is always drawn).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -158,6 +182,21 @@ fn color_range(text: &str) -> Result<ColorRange, String> {
     heatmap::parse_color_range(text)
         .map(|(min, max)| ColorRange(min, max))
         .map_err(|e| e.to_string())
+}
+
+fn positions(text: &str) -> Result<heatmap::Window, String> {
+    heatmap::parse_positions(text).map_err(|e| e.to_string())
+}
+
+/// `--metric`'s values: [`heatmap::Metric`]'s names, each with its help.
+impl ValueEnum for heatmap::Metric {
+    fn value_variants<'a>() -> &'a [Self] {
+        &heatmap::Metric::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.help()))
+    }
 }
 
 /// Prompt file formats.
@@ -201,6 +240,8 @@ pub enum Format {
 pub enum ImageKind {
     Png,
     Svg,
+    /// The interactive HTML report.
+    Html,
 }
 
 /// Compute dtypes.

@@ -58,11 +58,14 @@ pub fn run(mut args: Args) -> Result<i32> {
     if let Some(summary) = &mut summary {
         summary.set_provenance(provenance.clone());
     }
+    let mut summary_plot = args.summary_plot.take();
+    if let Some(plot) = &mut summary_plot {
+        plot.set_model(session.title());
+    }
     let mut images = args.images.take();
+    let mut html = args.report.take();
     if let Some(images) = &mut images {
-        // The largest entropy possible: ln of the number of head rows.
-        let most = (session.model().info().vocab_size.max(2) as f32).ln();
-        images.share_range((0.0, most));
+        images.for_model(session.title(), session.model().info().vocab_size);
     }
     let printer = args.printer(
         io::BufWriter::new(io::stdout()),
@@ -71,7 +74,7 @@ pub fn run(mut args: Args) -> Result<i32> {
     );
     let mut stdout = Stdout {
         printer: Some(printer),
-        images: images.is_some(),
+        images: images.is_some() || html.is_some(),
     };
     stdout.call(|p| p.begin())?;
     let (mut failures, mut ran) = (0, 0);
@@ -83,20 +86,33 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         progress.inc(1);
         let result = match result {
-            Ok(reports) => {
-                let mut drawn = Ok(());
-                for report in &reports {
-                    // A stdout failure ends the run; an image failure is this prompt's.
-                    stdout.call(|p| p.report(report))?;
-                    if let Some(summary) = &mut summary {
-                        summary.report(report)?;
+            Ok(reports) => match reports
+                .iter()
+                .find_map(|r| images.as_ref().and_then(|i| i.check(r).err()))
+            {
+                // A prompt its image cannot show (--positions past its end) fails whole.
+                Some(e) => Err(e),
+                None => {
+                    let mut drawn = Ok(());
+                    for report in &reports {
+                        // A stdout failure ends the run; an image failure is this prompt's.
+                        stdout.call(|p| p.report(report))?;
+                        if let Some(summary) = &mut summary {
+                            summary.report(report)?;
+                        }
+                        if let Some(plot) = &mut summary_plot {
+                            plot.report(report)?;
+                        }
+                        let shown = match (&mut images, &mut html) {
+                            (Some(images), _) => images.report(report),
+                            (None, Some(html)) => html.report(report),
+                            (None, None) => Ok(()),
+                        };
+                        drawn = drawn.and(shown);
                     }
-                    if let Some(images) = &mut images {
-                        drawn = drawn.and(images.report(report));
-                    }
+                    drawn
                 }
-                drawn
-            }
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -112,6 +128,15 @@ pub fn run(mut args: Args) -> Result<i32> {
     if let Some(summary) = &mut summary {
         summary.finish()?;
     }
+    if let Some(plot) = &mut summary_plot {
+        plot.finish()?;
+    }
+    // The one --out report holds every prompt, so it is written last.
+    let mut unwritten = false;
+    if let Some(Err(e)) = html.as_mut().map(|h| h.finish()) {
+        report_error(&e);
+        unwritten = true;
+    }
     if failures > 0 && total > 1 {
         let not_run = match total - ran {
             0 => String::new(),
@@ -119,7 +144,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         eprintln!("logitlens: {failures} of {total} prompts failed{not_run}");
     }
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok(if failures > 0 || unwritten { 1 } else { 0 })
 }
 
 /// The stdout printer under the closed-stdout policy of [`run`].

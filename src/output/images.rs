@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::heatmap::{self, HeatmapOptions, ImageFormat};
 use super::{Report, Sink};
-use crate::atomic;
+use crate::{atomic, prompts};
 
 /// Where the images go.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct Images {
     target: Target,
     format: ImageFormat,
     options: HeatmapOptions,
+    /// Say on stderr when a prompt's positions do not fit in one image.
+    warn: bool,
 }
 
 impl Images {
@@ -37,17 +39,33 @@ impl Images {
             target,
             format,
             options,
+            warn: true,
         }
     }
-}
 
-impl Images {
-    /// Gives the figures of an `--out-dir` the colour range `range` unless one was set:
-    /// one scale for the whole batch, so that its figures compare.
-    pub fn share_range(&mut self, range: (f32, f32)) {
+    /// Whether to say on stderr when a prompt's positions do not fit in one image (one line
+    /// per such prompt; on by default).
+    pub fn warn(mut self, warn: bool) -> Self {
+        self.warn = warn;
+        self
+    }
+
+    /// Fits the images to the loaded model: titles name it as `title` says, and the figures
+    /// of an `--out-dir` share the metric's whole range for a vocabulary of `vocab_size`
+    /// ([`heatmap::Metric::batch_range`]) unless a range was set, so that they compare.
+    pub fn for_model(&mut self, title: &str, vocab_size: usize) {
+        self.options.model = Some(title.to_string());
         if matches!(self.target, Target::Dir { .. }) && self.options.color_range.is_none() {
-            self.options.color_range = Some(range);
+            self.options.color_range = self.options.metric.batch_range(vocab_size);
         }
+    }
+
+    /// Checks, before anything of `report` is printed, that its image can be drawn as asked:
+    /// a `--positions` window must lie inside the prompt, and `--metric target` needs a
+    /// target.
+    pub fn check(&self, report: &Report) -> Result<()> {
+        self.options.metric.check(report)?;
+        self.options.window.resolve(report.tokens.len()).map(drop)
     }
 }
 
@@ -60,7 +78,14 @@ impl Sink for Images {
                 dir.join(format!("{stem}.{}", self.format.extension()))
             }
         };
-        atomic::write(&path, &heatmap::render(report, &self.options, self.format)?)
+        let image = heatmap::draw(report, &self.options, self.format)?;
+        if let (true, Some(note)) = (self.warn, image.note()) {
+            eprintln!(
+                "logitlens: warning: {}: {note}",
+                prompts::label(report.prompt_index, report.prompt_id.as_deref())
+            );
+        }
+        atomic::write(&path, &image.bytes)
     }
 }
 

@@ -32,19 +32,40 @@ impl<W: Write> Sink for Json<W> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        match (self.single, self.reports.as_slice()) {
-            (true, [one]) => write_pretty(&mut self.out, one)?,
-            (true, []) => {}
-            (_, all) => write_pretty(&mut self.out, all)?,
-        }
+        write_document(&mut self.out, self.single, &self.reports, true)?;
         Ok(self.out.flush()?)
     }
 }
 
-/// Writes a report or a list of reports as pretty JSON and a newline.
-fn write_pretty<T: serde::Serialize + ?Sized>(out: &mut impl Write, value: &T) -> Result<()> {
+/// Writes the `--format json` document of `reports`: the one report's object with
+/// `single` (nothing when it failed), else an array, and a final newline; pretty with
+/// `pretty`, else compact (the HTML report embeds this document compact: the same value in
+/// less than half the bytes).
+pub fn write_document(
+    out: &mut impl Write,
+    single: bool,
+    reports: &[Report],
+    pretty: bool,
+) -> Result<()> {
+    match (single, reports) {
+        (true, [one]) => write_value(out, one, pretty),
+        (true, []) => Ok(()),
+        (_, all) => write_value(out, all, pretty),
+    }
+}
+
+/// Writes a report or a list of reports as JSON and a newline.
+fn write_value<T: serde::Serialize + ?Sized>(
+    out: &mut impl Write,
+    value: &T,
+    pretty: bool,
+) -> Result<()> {
     // As an io::Error, so a closed stdout reads as a broken pipe.
-    serde_json::to_writer_pretty(&mut *out, value).map_err(io::Error::from)?;
+    match pretty {
+        true => serde_json::to_writer_pretty(&mut *out, value),
+        false => serde_json::to_writer(&mut *out, value),
+    }
+    .map_err(io::Error::from)?;
     writeln!(out)?;
     Ok(())
 }

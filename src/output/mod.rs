@@ -6,7 +6,9 @@ pub mod heatmap;
 pub mod images;
 pub mod json;
 pub mod jsonl;
+pub mod report;
 pub mod summary;
+pub mod summary_plot;
 pub mod table;
 
 use std::io::Write;
@@ -52,7 +54,7 @@ pub struct Report {
     /// The input tokens.
     pub tokens: Vec<InputToken>,
     /// The tracked tokens; each cell's `targets` follows this order.
-    pub targets: Vec<Token>,
+    pub targets: Vec<Target>,
     /// The rows: layer 0 (embeddings) to layer L (the model's output), with each block's
     /// resid_mid before its output under `--sublayers`.
     pub layers: Vec<Layer>,
@@ -93,6 +95,20 @@ pub struct Token {
     pub id: u32,
     /// The readable text ([`crate::tokens::printable`]).
     pub token: String,
+}
+
+/// A tracked token, and where it settles at the last position.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub id: u32,
+    /// The readable text ([`crate::tokens::printable`]).
+    pub token: String,
+    /// The first layer at which it is the argmax (rank 1) at the last position; null if
+    /// never (block outputs only, as the report's own `first_layer`).
+    pub first_layer: Option<usize>,
+    /// The first layer from which it stays rank 1 through the output; null unless the
+    /// output ranks it first.
+    pub settled_layer: Option<usize>,
 }
 
 impl Token {
@@ -242,6 +258,34 @@ impl Report {
             .map(|r| r.cells.iter().map(|c| c.stat).collect())
             .collect();
         let last = ids.len().checked_sub(1);
+        // Each target's rank at the last position, per block output.
+        let target_ranks = |j: usize| -> Vec<u32> {
+            rows.iter()
+                .filter(|r| r.site != Site::ResidMid)
+                .filter_map(|r| Some(r.cells.last()?.targets.get(j)?.rank))
+                .collect()
+        };
+        let targets = opts
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(j, &id)| {
+                let ranks = target_ranks(j);
+                let first_layer = ranks.iter().position(|&r| r == 1);
+                let settled_layer = match ranks.last() {
+                    Some(1) => {
+                        Some(ranks.len() - ranks.iter().rev().take_while(|&&r| r == 1).count())
+                    }
+                    _ => None,
+                };
+                Target {
+                    id,
+                    token: vocab.display(id),
+                    first_layer,
+                    settled_layer,
+                }
+            })
+            .collect();
         Self {
             model: model.to_string(),
             prompt: prompt.to_string(),
@@ -253,11 +297,7 @@ impl Report {
             settled_layer: last.and_then(|last| settling_layer(&outputs, last)),
             top_k: opts.top_k,
             tokens,
-            targets: opts
-                .targets
-                .iter()
-                .map(|&id| Token::new(id, vocab))
-                .collect(),
+            targets,
             layers,
             provenance: None,
         }
@@ -376,9 +416,11 @@ mod tests {
                 bytes: None,
                 display: "p".into(),
             }],
-            targets: vec![Token {
+            targets: vec![Target {
                 id: 9,
                 token: " q".into(),
+                first_layer: None,
+                settled_layer: None,
             }],
             layers: vec![Layer {
                 layer: 0,
@@ -392,7 +434,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&report).unwrap(),
-            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"lens":"logit","first_layer":0,"settled_layer":0,"top_k":1,"tokens":[{"id":5,"text":"p","display":"p"}],"targets":[{"id":9,"token":" q"}],"layers":[{"layer":0,"site":"embed","positions":[{"id":9,"token":" q","text":" q","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":-1.5,"next_rank":3,"topk":[{"id":9,"token":" q","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.75,"rank":2}]},{"id":7,"token":"\\xE2","text":"�","bytes":"e2","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":null,"next_rank":null,"topk":[{"id":7,"token":"\\xE2","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.75,"rank":2}]}]}]}"#
+            r#"{"model":"m","prompt":"p","prompt_index":1,"prompt_id":null,"final_norm":false,"lens":"logit","first_layer":0,"settled_layer":0,"top_k":1,"tokens":[{"id":5,"text":"p","display":"p"}],"targets":[{"id":9,"token":" q","first_layer":null,"settled_layer":null}],"layers":[{"layer":0,"site":"embed","positions":[{"id":9,"token":" q","text":" q","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":-1.5,"next_rank":3,"topk":[{"id":9,"token":" q","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.75,"rank":2}]},{"id":7,"token":"\\xE2","text":"�","bytes":"e2","prob":0.1,"entropy":2.5,"kl":0.25,"next_logprob":null,"next_rank":null,"topk":[{"id":7,"token":"\\xE2","prob":0.1}],"targets":[{"prob":0.5,"logprob":-0.75,"rank":2}]}]}]}"#
         );
     }
 }

@@ -130,6 +130,19 @@ impl SummaryFile {
     }
 }
 
+/// Writes `bytes()` to `path` atomically once `summary` holds a prompt; nothing when no
+/// prompt succeeded.
+pub fn write_if_any(
+    summary: &Summary,
+    path: &Path,
+    bytes: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<()> {
+    match summary.prompts() {
+        0 => Ok(()),
+        _ => atomic::write(path, &bytes()?),
+    }
+}
+
 /// Adds `report` to `summary`.
 pub fn add_report(summary: &mut Summary, report: &Report) {
     let ids: Vec<u32> = report.tokens.iter().map(|t| t.id).collect();
@@ -174,9 +187,6 @@ impl Sink for SummaryFile {
 
     /// Writes the file (nothing when no prompt succeeded).
     fn finish(&mut self) -> Result<()> {
-        if self.summary.prompts() == 0 {
-            return Ok(());
-        }
-        atomic::write(&self.path, &self.render()?)
+        write_if_any(&self.summary, &self.path, || self.render())
     }
 }

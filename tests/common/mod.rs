@@ -174,3 +174,111 @@ pub fn hub_cache_files(
     }
     snapshot
 }
+
+/// `session`'s hidden states on every golden case against transformers': rows 0..L-1 raw,
+/// row L after the final norm, as HF returns them; each within [`HIDDEN_TOL`]. Checks the
+/// token ids too. Returns the largest |Δ|.
+pub fn check_hidden_states_of(session: &logitlens::Session, name: &str, golden: &Golden) -> f32 {
+    let rows = |t: &candle_core::Tensor| -> Vec<Vec<f32>> {
+        t.to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    };
+    let model = session.model();
+    let mut worst = 0f32;
+    for case in &golden.cases {
+        let ids = session.encode(&case.prompt, case.bos).unwrap();
+        assert_eq!(
+            ids, case.ids,
+            "{name}/{}: token ids differ from the HF tokenizer",
+            case.name
+        );
+        let hs = model.hidden_states(&ids).unwrap();
+        assert_eq!(hs.len(), golden.num_layers + 1);
+        assert_eq!(case.hidden_states.len(), golden.num_layers + 1);
+        for (layer, (ours, theirs)) in hs.iter().zip(&case.hidden_states).enumerate() {
+            let ours = match layer == golden.num_layers {
+                true => model.final_norm(ours).unwrap(),
+                false => ours.clone(),
+            };
+            for (pos, (a, b)) in rows(&ours).iter().zip(theirs).enumerate() {
+                let d = max_abs_diff(a, b);
+                assert!(
+                    d <= HIDDEN_TOL,
+                    "{name}/{} layer {layer} pos {pos}: |Δ| = {d}",
+                    case.name
+                );
+                worst = worst.max(d);
+            }
+        }
+    }
+    worst
+}
+
+/// A failure with exit code `code` and exactly one stderr line that names every needle,
+/// without a panic.
+pub fn assert_fails(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "want one stderr line, got:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+}
+
+/// Where scripts/fetch_smollm2.sh puts the real model (SmolLM2-135M-Instruct, Q4_1 GGUF).
+pub fn smollm2_path() -> PathBuf {
+    let cache = std::env::var_os("LOGITLENS_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/logitlens")
+        });
+    cache.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// The real model's path, or `None` (after a loud warning) when it is absent and not
+/// required; `LOGITLENS_REQUIRE_REAL_MODEL=1` (CI) makes its absence a failure.
+pub fn require_smollm2() -> Option<PathBuf> {
+    let path = smollm2_path();
+    if path.is_file() {
+        return Some(path);
+    }
+    let required = std::env::var("LOGITLENS_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1");
+    let msg = format!(
+        "SmolLM2 GGUF not found at {}; run scripts/fetch_smollm2.sh",
+        path.display()
+    );
+    assert!(!required, "LOGITLENS_REQUIRE_REAL_MODEL=1: {msg}");
+    say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
+    None
+}
+
+/// Writes a line straight to the stderr handle, which libtest does not capture (it only
+/// captures `eprintln!`), so warnings and figures show in a plain `cargo test`.
+pub fn say(line: String) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The names of the entries of `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).unwrap();
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The text of every `<text>` element of an SVG, trimmed.
+pub fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
+}

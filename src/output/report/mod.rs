@@ -1,0 +1,101 @@
+//! The interactive HTML report (`--out report.html`, `--out-dir DIR --image-format html`):
+//! one self-contained page per file, holding the run's `--format json` document and the
+//! code that draws it.
+//!
+//! This module is the [`Sink`]: it decides which reports go into which file and writes
+//! each file atomically. [`page`] assembles one page from the static assets under
+//! `assets/` (the HTML template, the CSS, and the scripts: `data.js` derives metrics,
+//! scales and summaries from the JSON document, `grid.js` draws, `main.js` wires the
+//! controls), which are compiled in with `include_str!`.
+
+mod page;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+pub use page::page;
+
+use super::images::{stem, Target};
+use super::{json, Report, Sink};
+use crate::atomic;
+
+/// The file extension of a report.
+pub const EXTENSION: &str = "html";
+
+/// The top-k K of a run with a report and no `--top-k`: what each tooltip lists.
+pub const DEFAULT_TOP_K: usize = 10;
+
+/// Whether `path` names an HTML report (`.html` or `.htm`, any case).
+pub fn is_html(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .is_some_and(|e| e == "html" || e == "htm")
+}
+
+/// Writes HTML reports: with a [`Target::File`], one page holding every report of the run
+/// (written at the end, when all are known); with a [`Target::Dir`], one page per report
+/// as soon as it is ready.
+#[derive(Debug)]
+pub struct Html {
+    target: Target,
+    /// Whether the run's JSON document is one object rather than an array (one `--prompt`).
+    single: bool,
+    /// The reports of a [`Target::File`] page, until the end.
+    held: Vec<Report>,
+}
+
+impl Html {
+    /// Reports to `target`; `single` as for the JSON printer, so that the page embeds
+    /// exactly the document `--format json` prints for the same run.
+    pub fn new(target: Target, single: bool) -> Self {
+        Self {
+            target,
+            single,
+            held: Vec::new(),
+        }
+    }
+}
+
+impl Sink for Html {
+    fn report(&mut self, report: &Report) -> Result<()> {
+        match &self.target {
+            Target::File(_) => self.held.push(report.clone()),
+            Target::Dir { dir, total } => {
+                let stem = stem(report.prompt_id.as_deref(), report.prompt_index, *total);
+                let path = dir.join(format!("{stem}.{EXTENSION}"));
+                write(&path, true, std::slice::from_ref(report))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the one page of a [`Target::File`]; nothing when every prompt failed.
+    fn finish(&mut self) -> Result<()> {
+        match &self.target {
+            Target::File(path) if !self.held.is_empty() => write(path, self.single, &self.held),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes the page of `reports` to `path` atomically.
+fn write(path: &Path, single: bool, reports: &[Report]) -> Result<()> {
+    let mut document = Vec::new();
+    json::write_document(&mut document, single, reports, false)?;
+    let document = String::from_utf8(document)?;
+    atomic::write(path, page(&document, &title(reports)).as_bytes())
+}
+
+/// The page title: the model's name and the prompt, or the number of prompts.
+fn title(reports: &[Report]) -> String {
+    let Some(first) = reports.first() else {
+        return "logitlens".to_string();
+    };
+    let model = first.model.trim_end_matches('/');
+    let model = model.rsplit('/').next().unwrap_or(model);
+    match reports {
+        [one] => format!("logitlens: {model}: {}", one.prompt),
+        all => format!("logitlens: {model}: {} prompts", all.len()),
+    }
+}
