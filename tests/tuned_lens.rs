@@ -257,30 +257,27 @@ fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// The fixture model `name` and its lens, as arguments.
+fn model_and_lens(name: &str) -> (String, String) {
+    (path_str(&fixture(name)), path_str(&lens_dir(name)))
+}
+
 #[test]
 fn issue_8_statistics_work_on_tuned_rows() {
-    let model = path_str(&fixture("llama-tiny"));
-    let lens = path_str(&lens_dir("llama-tiny"));
+    let (model, lens) = model_and_lens("llama-tiny");
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("s.json");
-    let args = [
-        "-m",
-        &model,
-        "--tuned-lens",
-        &lens,
+    let tuned = ["-m", &model, "--tuned-lens", &lens];
+    let prompts = [
         "-p",
         "The quick brown fox",
         "-p",
         "jumps over",
         "-f",
         "jsonl",
-        "--top-k",
-        "3",
-        "--target-id",
-        "11",
-        "--summary",
-        summary.to_str().unwrap(),
     ];
+    let stats = ["--top-k", "3", "--target-id", "11", "--summary"];
+    let args = [&tuned[..], &prompts, &stats, &[summary.to_str().unwrap()]].concat();
     let reports = jsonl_out(&args);
     assert_eq!(reports.len(), 2);
     for r in &reports {
@@ -316,66 +313,36 @@ fn issue_8_statistics_work_on_tuned_rows() {
         .iter()
         .all(|r| r["lens"] == "tuned" && r["mean_target_prob"].is_number()));
     // Table and CSV too.
-    let o = run(&[
-        "-m",
-        &model,
-        "--tuned-lens",
-        &lens,
-        "-p",
-        "The quick",
-        "-f",
-        "csv",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&["-m", &model, "--tuned-lens", &lens, "-p", "The quick"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    for format in ["csv", "table"] {
+        let o = run(&[&tuned[..], &["-p", "The quick", "-f", format]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
 }
 
 #[test]
 fn compare_lenses_reports_both_and_summarises_both() {
-    let model = path_str(&fixture("gpt-neox-tiny"));
-    let lens = path_str(&lens_dir("gpt-neox-tiny"));
+    let (model, lens) = model_and_lens("gpt-neox-tiny");
     let dir = tempfile::tempdir().unwrap();
     let summary = dir.path().join("s.json");
-    let both = jsonl_out(&[
-        "-m",
-        &model,
-        "--tuned-lens",
-        &lens,
-        "--compare-lenses",
+    let logit = ["-m", model.as_str()];
+    let tuned = [&logit[..], &["--tuned-lens", &lens]].concat();
+    let compare = [&tuned[..], &["--compare-lenses"]].concat();
+    let prompts = [
         "-p",
         "The quick brown fox",
         "-p",
         "over the lazy",
         "-f",
         "jsonl",
-        "--summary",
-        summary.to_str().unwrap(),
-    ]);
+    ];
+    let summary_args = ["--summary", summary.to_str().unwrap()];
+    let both = jsonl_out(&[&compare[..], &prompts, &summary_args].concat());
     let kinds: Vec<&str> = both.iter().map(|r| r["lens"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["logit", "tuned", "logit", "tuned"]);
-    let logit = jsonl_out(&[
-        "-m",
-        &model,
-        "-p",
-        "The quick brown fox",
-        "-p",
-        "over the lazy",
-        "-f",
-        "jsonl",
-    ]);
-    let tuned = jsonl_out(&[
-        "-m",
-        &model,
-        "--tuned-lens",
-        &lens,
-        "-p",
-        "The quick brown fox",
-        "-p",
-        "over the lazy",
-        "-f",
-        "jsonl",
-    ]);
+    let (logit, tuned) = (
+        jsonl_out(&[&logit[..], &prompts].concat()),
+        jsonl_out(&[&tuned[..], &prompts].concat()),
+    );
     for (i, r) in both.iter().enumerate() {
         let alone = match i % 2 {
             0 => &logit[i / 2],
@@ -412,35 +379,13 @@ fn compare_lenses_reports_both_and_summarises_both() {
     assert_eq!(rows[3]["mean_entropy"], rows[7]["mean_entropy"]);
     assert_ne!(rows[1]["mean_entropy"], rows[5]["mean_entropy"]);
     // The table names each lens; CSV gets a lens column.
-    let o = run(&[
-        "-m",
-        &model,
-        "--tuned-lens",
-        &lens,
-        "--compare-lenses",
-        "-p",
-        "The quick",
-    ]);
+    let o = run(&[&compare[..], &["-p", "The quick"]].concat());
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(
-        text.contains("# prompt 0 (logit lens): The quick"),
-        "{text}"
-    );
-    assert!(
-        text.contains("# prompt 0 (tuned lens): The quick"),
-        "{text}"
-    );
-    let o = run(&[
-        "-m",
-        &model,
-        "--tuned-lens",
-        &lens,
-        "--compare-lenses",
-        "-p",
-        "The quick",
-        "-f",
-        "csv",
-    ]);
+    for kind in ["logit", "tuned"] {
+        let head = format!("# prompt 0 ({kind} lens): The quick");
+        assert!(text.contains(&head), "{text}");
+    }
+    let o = run(&[&compare[..], &["-p", "The quick", "-f", "csv"]].concat());
     let text = String::from_utf8(o.stdout).unwrap();
     let mut lines = text.lines().skip_while(|l| l.starts_with('#'));
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -671,8 +616,7 @@ fn hub_without_a_lens_offline_is_one_line() {
 
 #[test]
 fn flags_that_do_not_fit_a_tuned_lens_are_usage_errors() {
-    let model = path_str(&fixture("llama-tiny"));
-    let lens = path_str(&lens_dir("llama-tiny"));
+    let (model, lens) = model_and_lens("llama-tiny");
     let m = ["-m", model.as_str(), "-p", "The quick"];
     let with =
         |more: &[&str]| -> Vec<String> { m.iter().chain(more).map(|s| s.to_string()).collect() };
