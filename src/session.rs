@@ -1,13 +1,15 @@
 //! The library's front door: load a model once, then run the lens on any number of prompts.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
-use crate::lens::{lens_rows, logit_lens, LensOptions, Timings, TokenStat};
+use crate::lens::{lens_rows_multi, logit_lens, Lens, LensOptions, Timings, TokenStat, TunedLens};
 use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
+use crate::loading::tuned_lens::{self, LensFiles};
 use crate::models::{self, LensModel, ModelFiles};
 use crate::output::{heatmap, Report};
 use crate::provenance::{Provenance, Source, TokenizerSource};
@@ -50,6 +52,18 @@ pub struct RunOptions {
     pub bos: bool,
     /// The lens and the projection's settings.
     pub lens: LensOptions,
+    /// More lenses read off the same forward pass, each making a report of its own after
+    /// `lens.lens`'s (`--compare-lenses`).
+    pub also: Vec<Arc<dyn Lens>>,
+}
+
+/// Where a tuned lens comes from.
+#[derive(Debug, Clone)]
+pub enum TunedLensSource {
+    /// A directory's config.json and params.pt.
+    Files(LensFiles),
+    /// The model's lens published in this Hugging Face Space (`lens/<model id>/`).
+    Hub { repo: String },
 }
 
 /// A loaded model and its tokenizer.
@@ -183,11 +197,30 @@ impl Session {
 
     /// Where a report of this session with `opts` comes from.
     pub fn provenance(&self, opts: &RunOptions) -> Provenance {
+        self.provenance_of(opts, opts.lens.lens.as_ref())
+    }
+
+    fn provenance_of(&self, opts: &RunOptions, lens: &dyn Lens) -> Provenance {
         Provenance {
             bos: opts.bos,
-            lens: opts.lens.lens.name().to_string(),
+            lens: lens.name().to_string(),
             ..self.provenance.clone()
         }
+    }
+
+    /// Loads the tuned lens of `source` for this model (`hub` settles where a published
+    /// lens is fetched from), checking its d_model and layers against the model's.
+    pub fn tuned_lens(&self, source: &TunedLensSource, hub: &HubSettings) -> Result<TunedLens> {
+        let (files, origin) = match source {
+            TunedLensSource::Files(files) => (files.clone(), parent(&files.config)),
+            TunedLensSource::Hub { repo } => (
+                tuned_lens::hub(&self.name, repo, hub)?,
+                format!("{repo}/{}", tuned_lens::hub_folder(&self.name)),
+            ),
+        };
+        let info = self.model.info();
+        let lens = tuned_lens::load(&files, info.hidden_size, info.num_layers)?;
+        Ok(lens.with_name(format!("tuned lens {origin}")))
     }
 
     /// Token ids for `prompt`, checked against the model's context length.
@@ -238,12 +271,39 @@ impl Session {
 
     /// [`Session::run`], also reporting where the time went.
     pub fn run_timed(&self, prompt: &str, opts: &RunOptions) -> Result<(Report, Timings)> {
-        let ids = self.encode(prompt, opts.bos)?;
-        let (rows, timings) = lens_rows(self.model.as_ref(), &ids, &opts.lens)?;
-        let report = Report::new(&self.name, prompt, &opts.lens, &ids, &rows, &self.vocab)
-            .with_provenance(self.provenance(opts));
-        Ok((report, timings))
+        let (mut reports, timings) = self.run_all(prompt, opts)?;
+        Ok((reports.swap_remove(0), timings))
     }
+
+    /// One report per lens (`opts.lens.lens`, then each of `opts.also`), all read off one
+    /// forward pass, and where the time went.
+    pub fn run_all(&self, prompt: &str, opts: &RunOptions) -> Result<(Vec<Report>, Timings)> {
+        let ids = self.encode(prompt, opts.bos)?;
+        let lenses: Vec<Arc<dyn Lens>> = std::iter::once(opts.lens.lens.clone())
+            .chain(opts.also.iter().cloned())
+            .collect();
+        let (rows, timings) = lens_rows_multi(self.model.as_ref(), &ids, &lenses, &opts.lens)?;
+        let reports = lenses
+            .into_iter()
+            .zip(&rows)
+            .map(|(lens, rows)| {
+                let provenance = self.provenance_of(opts, lens.as_ref());
+                let lens_opts = LensOptions {
+                    lens,
+                    ..opts.lens.clone()
+                };
+                Report::new(&self.name, prompt, &lens_opts, &ids, rows, &self.vocab)
+                    .with_provenance(provenance)
+            })
+            .collect();
+        Ok((reports, timings))
+    }
+}
+
+/// The directory a lens file sits in, for the lens's name.
+fn parent(file: &Path) -> String {
+    file.parent()
+        .map_or_else(String::new, |d| d.display().to_string())
 }
 
 /// Refuses devices this build cannot compute on, in one line.

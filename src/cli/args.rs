@@ -22,7 +22,7 @@ use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
 use crate::provenance::Provenance;
-use crate::session::{LoadOptions, RunOptions};
+use crate::session::{LoadOptions, RunOptions, TunedLensSource};
 
 /// Everything a run needs, owned and checked.
 #[derive(Debug)]
@@ -49,6 +49,10 @@ pub struct Args {
     pub summary: Option<SummaryFile>,
     /// Where the batch summary's curves are drawn, if anywhere.
     pub summary_plot: Option<SummaryPlot>,
+    /// The tuned lens to load once the model is loaded (its shapes are checked then).
+    pub tuned_lens: Option<TunedLensSource>,
+    /// Run the logit lens and the tuned lens over the same forward pass.
+    pub compare_lenses: bool,
     /// `--target` texts, resolved against the tokenizer once the model is loaded.
     pub target_texts: Vec<String>,
     /// `--target-id` ids, checked against the vocabulary once the model is loaded.
@@ -85,6 +89,7 @@ impl Args {
                     false => e,
                 }
             })?;
+        let tuned_lens = tuned_lens(&flags)?;
         let single_json = flags.prompts.is_none() && flags.prompt.len() == 1;
         let (images, report) = match wants_report(&flags) {
             true => (None, html_report(&flags, &prompts, single_json)?),
@@ -110,6 +115,7 @@ impl Args {
         let run = RunOptions {
             bos: flags.bos,
             lens,
+            also: Vec::new(),
         };
         let summary = match &flags.summary {
             Some(path) => Some(SummaryFile::new(path, None).map_err(|e| usage(e.to_string()))?),
@@ -131,6 +137,8 @@ impl Args {
             report,
             summary,
             summary_plot,
+            tuned_lens,
+            compare_lenses: flags.compare_lenses,
             target_texts: flags.target,
             target_ids: flags.target_id,
             fail_fast: flags.fail_fast,
@@ -150,13 +158,16 @@ impl Args {
         let columns = Columns {
             top_k: self.run.lens.top_k,
             targets,
+            lens: self.compare_lenses,
         };
         match self.format {
-            Format::Table => Printer::Table(Table::new(
-                out,
-                self.table_stats.clone(),
-                self.prompts.len() > 1,
-            )),
+            Format::Table => {
+                let table = Table::new(out, self.table_stats.clone(), self.prompts.len() > 1);
+                Printer::Table(match self.compare_lenses {
+                    true => table.with_lens_labels(),
+                    false => table,
+                })
+            }
             Format::Json => Printer::Json(Json::new(out, self.single_json)),
             Format::Jsonl => Printer::Jsonl(Jsonl::new(out)),
             Format::Csv => {
@@ -210,6 +221,60 @@ fn format_name(format: Format) -> &'static str {
         Format::Tsv => "tsv",
         Format::Csv => "csv",
     }
+}
+
+/// `--tuned-lens`, checked against the flags it cannot go with; a directory's files are
+/// looked for now, before the model loads (a missing one is an error, exit code 1).
+fn tuned_lens(flags: &Flags) -> Result<Option<TunedLensSource>> {
+    let Some(given) = &flags.tuned_lens else {
+        if flags.compare_lenses {
+            return Err(usage(
+                "--compare-lenses compares the logit lens with a tuned lens; add --tuned-lens DIR|hub",
+            ));
+        }
+        if flags.tuned_lens_repo.is_some() {
+            return Err(usage("--tuned-lens-repo names where --tuned-lens hub looks, and --tuned-lens was not given; add --tuned-lens hub"));
+        }
+        return Ok(None);
+    };
+    if flags.sublayers {
+        return Err(usage(
+            "--sublayers needs a translator for resid_mid, and a tuned lens has none; drop --sublayers, or --tuned-lens",
+        ));
+    }
+    if flags.no_final_norm && !flags.compare_lenses {
+        return Err(usage(
+            "--no-final-norm applies to the logit lens, and a tuned lens always ends in the final norm; drop it, or add --compare-lenses",
+        ));
+    }
+    if flags.compare_lenses && (flags.out.is_some() || flags.out_dir.is_some()) {
+        return Err(usage(
+            "--compare-lenses draws no heatmaps or HTML reports yet; drop --out/--out-dir, or run each lens on its own",
+        ));
+    }
+    if flags.compare_lenses && flags.summary_plot.is_some() {
+        return Err(usage(
+            "--compare-lenses does not draw --summary-plot yet (--summary holds both lenses' rows); drop --summary-plot, or run each lens on its own",
+        ));
+    }
+    if given != "hub" {
+        if flags.tuned_lens_repo.is_some() {
+            return Err(usage(format!("--tuned-lens-repo names where --tuned-lens hub looks, but --tuned-lens is the directory {given}; drop --tuned-lens-repo")));
+        }
+        let files = crate::loading::tuned_lens::local(std::path::Path::new(given))?;
+        return Ok(Some(TunedLensSource::Files(files)));
+    }
+    if source::is_local(&flags.model) {
+        return Err(usage(format!(
+            "--tuned-lens hub finds the lens by the model's Hub id, but {} is a local path; pass --tuned-lens DIR",
+            flags.model
+        )));
+    }
+    let repo = flags
+        .tuned_lens_repo
+        .clone()
+        .unwrap_or_else(|| crate::loading::tuned_lens::DEFAULT_REPO.to_string());
+    Ok(Some(TunedLensSource::Hub { repo }))
 }
 
 /// Refuses flags that would be accepted and ignored.

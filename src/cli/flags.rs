@@ -80,6 +80,25 @@ pub struct Flags {
     #[arg(long)]
     pub sublayers: bool,
 
+    /// Apply a tuned lens (Belrose et al., 2023) instead of the logit lens: DIR holds
+    /// config.json and params.pt as the tuned-lens package saves them; `hub` fetches the
+    /// model's published lens, lens/<model id>/ in the Space --tuned-lens-repo (Hub model
+    /// ids only; same cache, token and HF_HUB_OFFLINE rules as models). A directory named
+    /// hub is ./hub.
+    #[arg(long, value_name = "DIR|hub")]
+    pub tuned_lens: Option<String>,
+
+    /// The Hugging Face Space `--tuned-lens hub` reads, as the package's TUNED_LENS_REPO_ID
+    /// [default: AlignmentResearch/tuned-lens].
+    #[arg(long, value_name = "REPO")]
+    pub tuned_lens_repo: Option<String>,
+
+    /// Run the logit lens and the --tuned-lens over the same forward pass: one report per
+    /// prompt and lens ("lens": "logit", then "tuned"), and both sets of per-layer rows in
+    /// the --summary.
+    #[arg(long)]
+    pub compare_lenses: bool,
+
     /// Write per-layer aggregates over all prompts and positions (mean entropy, KL,
     /// next-token cross-entropy, top-1 accuracy, agreement with the output, target
     /// probability and rank) to this .json or .csv file.

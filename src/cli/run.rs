@@ -2,11 +2,13 @@
 //! the stdout printer and the images as soon as it is ready.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
 use super::args::Args;
 use super::{is_broken_pipe, report_error, usage};
+use crate::lens::Lens;
 use crate::output::{Printer, Report, Sink};
 use crate::prompts::Prompt;
 use crate::session::Session;
@@ -27,6 +29,19 @@ pub fn run(mut args: Args) -> Result<i32> {
     }
     if !args.quiet {
         warn_about_vocabulary(&session, &args);
+    }
+    if let Some(source) = &args.tuned_lens {
+        let tuned: Arc<dyn Lens> = Arc::new(session.tuned_lens(source, &args.load.hub)?);
+        match args.compare_lenses {
+            true => args.run.also = vec![tuned],
+            false => args.run.lens.lens = tuned,
+        }
+        if timing {
+            eprintln!(
+                "timing: load with tuned lens {:.3}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     let vocab = session.model().info().vocab_size;
     if args.run.lens.top_k > vocab {
@@ -71,23 +86,31 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         progress.inc(1);
         let result = match result {
-            Ok(report) => match images.as_ref().map(|i| i.check(&report)) {
+            Ok(reports) => match reports
+                .iter()
+                .find_map(|r| images.as_ref().and_then(|i| i.check(r).err()))
+            {
                 // A prompt its image cannot show (--positions past its end) fails whole.
-                Some(Err(e)) => Err(e),
-                _ => {
-                    // A stdout failure ends the run; an image failure is this prompt's.
-                    stdout.call(|p| p.report(&report))?;
-                    if let Some(summary) = &mut summary {
-                        summary.report(&report)?;
+                Some(e) => Err(e),
+                None => {
+                    let mut drawn = Ok(());
+                    for report in &reports {
+                        // A stdout failure ends the run; an image failure is this prompt's.
+                        stdout.call(|p| p.report(report))?;
+                        if let Some(summary) = &mut summary {
+                            summary.report(report)?;
+                        }
+                        if let Some(plot) = &mut summary_plot {
+                            plot.report(report)?;
+                        }
+                        let shown = match (&mut images, &mut html) {
+                            (Some(images), _) => images.report(report),
+                            (None, Some(html)) => html.report(report),
+                            (None, None) => Ok(()),
+                        };
+                        drawn = drawn.and(shown);
                     }
-                    if let Some(plot) = &mut summary_plot {
-                        plot.report(&report)?;
-                    }
-                    match (&mut images, &mut html) {
-                        (Some(images), _) => images.report(&report),
-                        (None, Some(html)) => html.report(&report),
-                        (None, None) => Ok(()),
-                    }
+                    drawn
                 }
             },
             Err(e) => Err(e),
@@ -236,28 +259,31 @@ fn target_id(session: &Session, text: &str, quiet: bool) -> Result<u32> {
     Ok(id)
 }
 
-/// One prompt's report, with its place in the run; `targets` are the ids it tracks.
+/// One prompt's reports (one per lens), with its place in the run; `targets` are the ids
+/// it tracks.
 fn lens(
     session: &Session,
     prompt: &Prompt,
     args: &Args,
     targets: &[u32],
     timing: bool,
-) -> Result<Report> {
+) -> Result<Vec<Report>> {
     let mut opts = args.run.clone();
     opts.lens.targets = targets.to_vec();
-    let (mut report, t) = session.run_timed(&prompt.text, &opts)?;
+    let (mut reports, t) = session.run_all(&prompt.text, &opts)?;
     if timing {
         eprintln!(
             "timing: tokens {} forward {:.3}s lens {:.3}s",
-            report.tokens.len(),
+            reports[0].tokens.len(),
             t.forward.as_secs_f64(),
             t.lens.as_secs_f64()
         );
     }
-    report.prompt_index = prompt.index;
-    report.prompt_id = prompt.id.clone();
-    Ok(report)
+    for report in &mut reports {
+        report.prompt_index = prompt.index;
+        report.prompt_id = prompt.id.clone();
+    }
+    Ok(reports)
 }
 
 fn progress_bar(total: usize, tty: bool) -> indicatif::ProgressBar {

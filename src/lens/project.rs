@@ -88,20 +88,34 @@ pub fn logit_lens(
 
 /// Runs the model once on `ids` and returns every row of the lens, in order (embeddings,
 /// then for each block its resid_mid when asked and its output), and where the time went.
-///
-/// The forward pass keeps each row's hidden state as the lens transforms it, `rows×T×D`
-/// floats; the head then runs over the rows in chunks of whole positions, so the head's
-/// weights are read once per chunk rather than once per row, and only one chunk of logits
-/// exists at a time.
 pub fn lens_rows(
     model: &dyn LensModel,
     ids: &[u32],
     opts: &LensOptions,
 ) -> Result<(Vec<Row>, Timings)> {
+    let (mut rows, timings) = lens_rows_multi(model, ids, std::slice::from_ref(&opts.lens), opts)?;
+    Ok((rows.pop().unwrap_or_default(), timings))
+}
+
+/// [`lens_rows`] for several lenses over one forward pass: the rows of each lens of
+/// `lenses`, in that order (`opts.lens` is not used; every other option applies to all).
+///
+/// The forward pass keeps each row's hidden state as each lens transforms it, as the pass
+/// visits the row: `lenses×rows×T×D` floats; the head then runs over one lens's rows at a
+/// time in chunks of whole positions, so the head's weights are read once per chunk rather
+/// than once per row, and only one chunk of logits exists at a time.
+pub fn lens_rows_multi(
+    model: &dyn LensModel,
+    ids: &[u32],
+    lenses: &[Arc<dyn Lens>],
+    opts: &LensOptions,
+) -> Result<(Vec<Vec<Row>>, Timings)> {
     let info = model.info();
     if opts.sublayers {
         model.check_site(Site::ResidMid)?;
-        opts.lens.check_site(Site::ResidMid)?;
+        for lens in lenses {
+            lens.check_site(Site::ResidMid)?;
+        }
     }
     if let Some(&bad) = opts
         .targets
@@ -114,32 +128,39 @@ pub fn lens_rows(
         );
     }
     let start = std::time::Instant::now();
-    let (mut places, mut inputs) = (Vec::new(), Vec::new());
+    let mut places = Vec::new();
+    let mut inputs: Vec<Vec<Tensor>> = vec![Vec::new(); lenses.len()];
     model.forward_sites(ids, opts.sublayers, &mut |layer, site, hidden| {
         places.push((layer, site));
-        inputs.push(opts.lens.transform_hidden(model, layer, site, hidden)?);
+        for (lens, inputs) in lenses.iter().zip(&mut inputs) {
+            inputs.push(lens.transform_hidden(model, layer, site, hidden)?);
+        }
         Ok(())
     })?;
     let forward = start.elapsed();
     let rows_per_chunk = (opts.logits_budget / (4 * info.vocab_size.max(1))).max(1);
-    let positions_per_chunk = (rows_per_chunk / inputs.len().max(1)).max(1);
-    let mut rows: Vec<Row> = places
-        .into_iter()
-        .map(|(layer, site)| Row {
-            layer,
-            site,
-            cells: Vec::with_capacity(ids.len()),
-        })
-        .collect();
-    for first in (0..ids.len()).step_by(positions_per_chunk) {
-        let count = positions_per_chunk.min(ids.len() - first);
-        let cells = project(model, &inputs, ids, first, count, opts)?;
-        for (row, chunk) in rows.iter_mut().zip(cells.chunks(count)) {
-            row.cells.extend_from_slice(chunk);
+    let positions_per_chunk = (rows_per_chunk / places.len().max(1)).max(1);
+    let mut all = Vec::with_capacity(lenses.len());
+    for inputs in &inputs {
+        let mut rows: Vec<Row> = places
+            .iter()
+            .map(|&(layer, site)| Row {
+                layer,
+                site,
+                cells: Vec::with_capacity(ids.len()),
+            })
+            .collect();
+        for first in (0..ids.len()).step_by(positions_per_chunk) {
+            let count = positions_per_chunk.min(ids.len() - first);
+            let cells = project(model, inputs, ids, first, count, opts)?;
+            for (row, chunk) in rows.iter_mut().zip(cells.chunks(count)) {
+                row.cells.extend_from_slice(chunk);
+            }
         }
+        all.push(rows);
     }
     let lens = start.elapsed() - forward;
-    Ok((rows, Timings { forward, lens }))
+    Ok((all, Timings { forward, lens }))
 }
 
 /// The cells of positions `first..first+count` of every row: the head over those rows of
@@ -264,6 +285,7 @@ mod tests {
         Unrunnable(ModelInfo {
             model_type: model_type.into(),
             num_layers: 1,
+            hidden_size: 4,
             max_positions: 8,
             vocab_size: 4,
             bos_token_id: None,

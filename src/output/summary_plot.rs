@@ -529,6 +529,7 @@ mod tests {
             target_cells: 0,
             mean_target_prob: None,
             mean_target_rank: None,
+            lens: "logit",
         }
     }
 

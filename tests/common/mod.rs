@@ -138,21 +138,39 @@ pub fn phi() -> String {
 /// Lays out a Hugging Face cache the way huggingface_hub does: blobs named by hash,
 /// snapshot entries as symlinks to them, and refs/main holding the commit.
 pub fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
-    let repo_dir = root
-        .join("hub")
-        .join(format!("models--{}", repo.replace('/', "--")));
+    let files: Vec<(PathBuf, &str)> = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|&name| (fixture("phi-tiny").join(name), name))
+        .collect();
+    hub_cache_files(
+        root,
+        &format!("models--{}", repo.replace('/', "--")),
+        commit,
+        &files,
+    )
+}
+
+/// [`hub_cache`] for any repo folder (`models--org--name`, `spaces--org--name`) and files:
+/// each `(source, path in the repo)`, the path possibly in subfolders.
+pub fn hub_cache_files(
+    root: &Path,
+    folder: &str,
+    commit: &str,
+    files: &[(PathBuf, &str)],
+) -> PathBuf {
+    let repo_dir = root.join("hub").join(folder);
     let snapshot = repo_dir.join("snapshots").join(commit);
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
     std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
     std::fs::write(repo_dir.join("refs/main"), commit).unwrap();
-    for (i, name) in ["config.json", "tokenizer.json", "model.safetensors"]
-        .iter()
-        .enumerate()
-    {
+    for (i, (source, name)) in files.iter().enumerate() {
         let blob = repo_dir.join("blobs").join(format!("{i:064x}"));
-        std::fs::copy(fixture("phi-tiny").join(name), &blob).unwrap();
-        std::os::unix::fs::symlink(format!("../../blobs/{i:064x}"), snapshot.join(name)).unwrap();
+        std::fs::copy(source, &blob).unwrap();
+        let link = snapshot.join(name);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        let up = "../".repeat(name.matches('/').count() + 2);
+        std::os::unix::fs::symlink(format!("{up}blobs/{i:064x}"), link).unwrap();
     }
     snapshot
 }
