@@ -95,6 +95,10 @@ impl Args {
             true => (None, html_report(&flags, &prompts, single_json)?),
             false => (images(&flags, &prompts)?, None),
         };
+        // Under --compare-lenses each prompt's two reports share one image or page.
+        let lenses = if flags.compare_lenses { 2 } else { 1 };
+        let images = images.map(|i| i.lenses(lenses));
+        let report = report.map(|r| r.lenses(lenses));
         let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
         let mut load = LoadOptions {
@@ -245,16 +249,6 @@ fn tuned_lens(flags: &Flags) -> Result<Option<TunedLensSource>> {
     if flags.no_final_norm && !flags.compare_lenses {
         return Err(usage(
             "--no-final-norm applies to the logit lens, and a tuned lens always ends in the final norm; drop it, or add --compare-lenses",
-        ));
-    }
-    if flags.compare_lenses && (flags.out.is_some() || flags.out_dir.is_some()) {
-        return Err(usage(
-            "--compare-lenses draws no heatmaps or HTML reports yet; drop --out/--out-dir, or run each lens on its own",
-        ));
-    }
-    if flags.compare_lenses && flags.summary_plot.is_some() {
-        return Err(usage(
-            "--compare-lenses does not draw --summary-plot yet (--summary holds both lenses' rows); drop --summary-plot, or run each lens on its own",
         ));
     }
     if given != "hub" {

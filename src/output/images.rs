@@ -30,6 +30,11 @@ pub struct Images {
     options: HeatmapOptions,
     /// Say on stderr when a prompt's positions do not fit in one image.
     warn: bool,
+    /// How many reports each prompt has, one per lens (2 under `--compare-lenses`); they
+    /// are drawn side by side in one image.
+    lenses: usize,
+    /// The reports of the prompt being drawn, until all its lenses have come.
+    held: Vec<Report>,
 }
 
 impl Images {
@@ -40,7 +45,16 @@ impl Images {
             format,
             options,
             warn: true,
+            lenses: 1,
+            held: Vec::new(),
         }
+    }
+
+    /// Each prompt comes as `lenses` reports in a row, one per lens (`--compare-lenses`:
+    /// the logit lens's, then the tuned lens's), drawn side by side in one image.
+    pub fn lenses(mut self, lenses: usize) -> Self {
+        self.lenses = lenses.max(1);
+        self
     }
 
     /// Whether to say on stderr when a prompt's positions do not fit in one image (one line
@@ -71,6 +85,29 @@ impl Images {
 
 impl Sink for Images {
     fn report(&mut self, report: &Report) -> Result<()> {
+        if self.lenses == 1 {
+            return self.write(&[report]);
+        }
+        if self
+            .held
+            .first()
+            .is_some_and(|h| h.prompt_index != report.prompt_index)
+        {
+            self.held.clear();
+        }
+        self.held.push(report.clone());
+        if self.held.len() < self.lenses {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.write(&held.iter().collect::<Vec<_>>())
+    }
+}
+
+impl Images {
+    /// Writes the image of one prompt's `reports` (one per lens, side by side).
+    fn write(&self, reports: &[&Report]) -> Result<()> {
+        let report = reports[0];
         let path = match &self.target {
             Target::File(path) => path.clone(),
             Target::Dir { dir, total } => {
@@ -78,7 +115,7 @@ impl Sink for Images {
                 dir.join(format!("{stem}.{}", self.format.extension()))
             }
         };
-        let image = heatmap::draw(report, &self.options, self.format)?;
+        let image = heatmap::draw_side_by_side(reports, &self.options, self.format)?;
         if let (true, Some(note)) = (self.warn, image.note()) {
             eprintln!(
                 "logitlens: warning: {}: {note}",

@@ -37,6 +37,9 @@ pub(super) struct Plot<'a> {
     pub(super) metric: Metric,
     /// The model as a person knows it.
     pub(super) model: String,
+    /// The lens, named in the title when the figure is one panel of several
+    /// (`--compare-lenses`).
+    pub(super) lens: Option<&'static str>,
 }
 
 impl<'a> Plot<'a> {
@@ -63,24 +66,7 @@ impl<'a> Plot<'a> {
         let grid_w = col_edges.last().copied().unwrap_or(grid_x) - grid_x;
         let grid_h = (size.1 - MARGIN_TOP - MARGIN_BOTTOM) as i32;
         let metric = opts.metric;
-        let scale = match (opts.color_range, metric.scale_kind()) {
-            (Some((min, max)), ScaleKind::Log) => Scale::log(f64::from(min), f64::from(max)),
-            (Some((min, max)), _) => Scale::fixed(min, max),
-            (None, ScaleKind::Unit) => Scale::fixed(0.0, 1.0),
-            (None, kind) => {
-                let largest = rows
-                    .iter()
-                    .flat_map(|&l| report.layers[l].positions.get(columns.clone()))
-                    .flatten()
-                    .filter_map(|p| metric.value(p))
-                    .filter(|v| v.is_finite())
-                    .fold(0.0, f64::max);
-                match kind {
-                    ScaleKind::Log => Scale::log_observed(largest),
-                    _ => Scale::new(largest),
-                }
-            }
-        };
+        let scale = scale(opts, largest(report, metric, &rows, &columns));
         Self {
             report,
             max_chars: opts.max_label_chars.max(1),
@@ -99,6 +85,7 @@ impl<'a> Plot<'a> {
                 .model
                 .clone()
                 .unwrap_or_else(|| display_name(&report.model)),
+            lens: None,
         }
     }
 
@@ -154,6 +141,33 @@ impl<'a> Plot<'a> {
     }
 }
 
+/// The largest finite value of `metric` among the cells of `rows` at `columns` (0 when none).
+pub(super) fn largest(
+    report: &Report,
+    metric: Metric,
+    rows: &[usize],
+    columns: &Range<usize>,
+) -> f64 {
+    rows.iter()
+        .flat_map(|&l| report.layers[l].positions.get(columns.clone()))
+        .flatten()
+        .filter_map(|p| metric.value(p))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max)
+}
+
+/// The colour scale of `opts`' metric: `--color-range` when given, else 0..1 for
+/// probabilities, else up to `largest` (the largest value shown).
+pub(super) fn scale(opts: &HeatmapOptions, largest: f64) -> Scale {
+    match (opts.color_range, opts.metric.scale_kind()) {
+        (Some((min, max)), ScaleKind::Log) => Scale::log(f64::from(min), f64::from(max)),
+        (Some((min, max)), _) => Scale::fixed(min, max),
+        (None, ScaleKind::Unit) => Scale::fixed(0.0, 1.0),
+        (None, ScaleKind::Log) => Scale::log_observed(largest),
+        (None, _) => Scale::new(largest),
+    }
+}
+
 impl Figure for Plot<'_> {
     fn size(&self) -> (u32, u32) {
         self.size
@@ -175,8 +189,12 @@ impl Plot<'_> {
     /// The first title line: the model and the statistic shown ("SmolLM2-135M · entropy
     /// (nats)").
     pub(super) fn title(&self) -> String {
+        let lens = self
+            .lens
+            .map(|l| format!("{l} lens · "))
+            .unwrap_or_default();
         format!(
-            "{} · {}",
+            "{lens}{} · {}",
             visible(&truncate(&self.model, 200)),
             self.metric.title(self.report)
         )

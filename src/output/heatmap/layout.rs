@@ -242,9 +242,17 @@ impl Layout {
     /// prompt too long for one image shows its last positions that fit. An error when the
     /// rows alone are too tall, or the window is outside the prompt.
     pub(super) fn new(report: &Report, opts: &HeatmapOptions) -> Result<Self> {
+        Self::panel(report, opts, 1)
+    }
+
+    /// The layout of one of `panels` figures drawn side by side in one image: each gets
+    /// `1/panels` of the limits on width and pixels.
+    pub(super) fn panel(report: &Report, opts: &HeatmapOptions, panels: u32) -> Result<Self> {
         let rows = shown_rows(report, opts.layer_step);
         let height = image_height(rows.len());
-        let max_w = MAX_SIDE.min(u32::try_from(MAX_PIXELS / u64::from(height)).unwrap_or(0));
+        let panels = panels.max(1);
+        let max_w = (MAX_SIDE / panels)
+            .min(u32::try_from(MAX_PIXELS / u64::from(panels) / u64::from(height)).unwrap_or(0));
         let room = max_w.saturating_sub(MARGIN_LEFT + MARGIN_RIGHT);
         if height > MAX_SIDE || room < MAX_CELL_W {
             bail!(
@@ -275,6 +283,21 @@ impl Layout {
             requested,
             widths,
         })
+    }
+}
+
+impl Layout {
+    /// Leaves out the shown columns before `start` (none when the layout starts there or
+    /// later).
+    pub(super) fn trim_to(&mut self, start: usize) {
+        let drop = start
+            .saturating_sub(self.columns.start)
+            .min(self.widths.len());
+        if drop > 0 {
+            self.widths.drain(..drop);
+            self.columns.start += drop;
+            self.size.0 = width_of(&self.widths);
+        }
     }
 }
 

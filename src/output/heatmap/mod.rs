@@ -203,6 +203,99 @@ pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Resu
     })
 }
 
+/// Draws the reports of one prompt under several lenses (`--compare-lenses`: the logit
+/// lens, then the tuned lens) side by side in one image, left to right, each panel titled
+/// with its lens. The panels share one colour scale (the largest value shown in any of
+/// them, unless `opts` fixes a range), so that equal colours mean equal values, and show
+/// the same positions.
+pub fn draw_side_by_side(
+    reports: &[&Report],
+    opts: &HeatmapOptions,
+    format: ImageFormat,
+) -> Result<Rendered> {
+    let [first, ..] = reports else {
+        bail!("cannot draw a heatmap of no reports");
+    };
+    if reports.len() == 1 {
+        return draw(first, opts, format);
+    }
+    if let Some(range) = opts.color_range {
+        check_color_range(range)?;
+        opts.metric.check_range(range)?;
+    }
+    for report in reports {
+        if report.tokens.is_empty() {
+            bail!("cannot draw a heatmap of an empty prompt: there are no tokens");
+        }
+        if report.layers.is_empty() {
+            bail!("cannot draw a heatmap without layers");
+        }
+        opts.metric.check(report)?;
+    }
+    register_font();
+    let panels = u32::try_from(reports.len()).unwrap_or(u32::MAX);
+    let mut layouts = reports
+        .iter()
+        .map(|r| Layout::panel(r, opts, panels))
+        .collect::<Result<Vec<_>>>()?;
+    // Every panel shows the positions the narrowest window of them shows.
+    let start = layouts.iter().map(|l| l.columns.start).max().unwrap_or(0);
+    layouts.iter_mut().for_each(|l| l.trim_to(start));
+    let (shown, requested) = (layouts[0].columns.clone(), layouts[0].requested.clone());
+    let largest = reports
+        .iter()
+        .zip(&layouts)
+        .map(|(r, l)| draw::largest(r, opts.metric, &l.rows, &l.columns))
+        .fold(0.0, f64::max);
+    let scale = draw::scale(opts, largest);
+    let plots = reports
+        .iter()
+        .zip(layouts)
+        .map(|(r, layout)| {
+            let mut plot = Plot::new(r, opts, layout, format);
+            plot.scale = scale.clone();
+            plot.lens = Some(r.lens_kind);
+            plot
+        })
+        .collect();
+    let bytes = encode(&SideBySide { plots }, format)?;
+    Ok(Rendered {
+        bytes,
+        shown,
+        requested,
+    })
+}
+
+/// Heatmap panels drawn left to right in one image.
+struct SideBySide<'a> {
+    plots: Vec<Plot<'a>>,
+}
+
+impl Figure for SideBySide<'_> {
+    fn size(&self) -> (u32, u32) {
+        let w = self.plots.iter().map(|p| p.size.0).sum();
+        let h = self.plots.iter().map(|p| p.size.1).max().unwrap_or(0);
+        (w, h)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(draw_error)?;
+        let breaks: Vec<i32> = self
+            .plots
+            .iter()
+            .scan(0, |x, p| {
+                *x += p.size.0 as i32;
+                Some(*x)
+            })
+            .collect();
+        let areas = root.split_by_breakpoints(&breaks[..breaks.len() - 1], &[] as &[i32]);
+        for (plot, area) in self.plots.iter().zip(&areas) {
+            plot.draw(area)?;
+        }
+        Ok(())
+    }
+}
+
 /// The image size in pixels of a report's heatmap (so tests can check a PNG's size): the
 /// height follows the shown rows, the width the labels; (0, 0) when it cannot be drawn.
 pub fn image_size(report: &Report, opts: &HeatmapOptions) -> (u32, u32) {

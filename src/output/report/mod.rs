@@ -41,8 +41,11 @@ pub struct Html {
     target: Target,
     /// Whether the run's JSON document is one object rather than an array (one `--prompt`).
     single: bool,
-    /// The reports of a [`Target::File`] page, until the end.
+    /// The reports of a [`Target::File`] page, until the end; of a [`Target::Dir`] page,
+    /// until all the prompt's lenses have come.
     held: Vec<Report>,
+    /// How many reports each prompt has, one per lens (2 under `--compare-lenses`).
+    lenses: usize,
 }
 
 impl Html {
@@ -53,7 +56,15 @@ impl Html {
             target,
             single,
             held: Vec::new(),
+            lenses: 1,
         }
+    }
+
+    /// Each prompt comes as `lenses` reports in a row, one per lens (`--compare-lenses`),
+    /// which an `--out-dir` page holds together (the page shows their grids side by side).
+    pub fn lenses(mut self, lenses: usize) -> Self {
+        self.lenses = lenses.max(1);
+        self
     }
 }
 
@@ -62,9 +73,20 @@ impl Sink for Html {
         match &self.target {
             Target::File(_) => self.held.push(report.clone()),
             Target::Dir { dir, total } => {
-                let stem = stem(report.prompt_id.as_deref(), report.prompt_index, *total);
-                let path = dir.join(format!("{stem}.{EXTENSION}"));
-                write(&path, true, std::slice::from_ref(report))?;
+                if self
+                    .held
+                    .first()
+                    .is_some_and(|h| h.prompt_index != report.prompt_index)
+                {
+                    self.held.clear();
+                }
+                self.held.push(report.clone());
+                if self.held.len() == self.lenses {
+                    let stem = stem(report.prompt_id.as_deref(), report.prompt_index, *total);
+                    let path = dir.join(format!("{stem}.{EXTENSION}"));
+                    let held = std::mem::take(&mut self.held);
+                    write(&path, true, &held)?;
+                }
             }
         }
         Ok(())
@@ -94,8 +116,14 @@ fn title(reports: &[Report]) -> String {
     };
     let model = first.model.trim_end_matches('/');
     let model = model.rsplit('/').next().unwrap_or(model);
-    match reports {
-        [one] => format!("logitlens: {model}: {}", one.prompt),
-        all => format!("logitlens: {model}: {} prompts", all.len()),
+    let mut prompts: Vec<usize> = reports.iter().map(|r| r.prompt_index).collect();
+    prompts.dedup();
+    let lenses = match reports.iter().any(|r| r.lens_kind != first.lens_kind) {
+        true => " (logit and tuned lens)",
+        false => "",
+    };
+    match prompts.len() {
+        1 => format!("logitlens: {model}: {}{lenses}", first.prompt),
+        n => format!("logitlens: {model}: {n} prompts{lenses}"),
     }
 }
