@@ -211,6 +211,10 @@ struct Chart<'a> {
     layers: Scale,
     /// The curves that have a value somewhere.
     curves: Vec<&'static Curve>,
+    /// The lenses whose rows `records` holds, in order (two under `--compare-lenses`:
+    /// then each statistic has one line per lens, solid for the first, dashed for the
+    /// second, instead of solid for nats and dashed for fractions).
+    lenses: Vec<&'static str>,
 }
 
 impl<'a> Chart<'a> {
@@ -240,6 +244,12 @@ impl<'a> Chart<'a> {
                 .filter(|v| v.is_finite())
                 .fold(0.0, f64::max)
         };
+        let mut lenses: Vec<&'static str> = Vec::new();
+        for r in records {
+            if !lenses.contains(&r.lens) {
+                lenses.push(r.lens);
+            }
+        }
         let (rest, embed) = (largest(false), largest(true));
         let largest = match embed > 2.0 * rest && rest > 0.0 {
             true => rest,
@@ -254,6 +264,21 @@ impl<'a> Chart<'a> {
             nats: Scale::new(largest),
             layers: Scale::new(x.1.max(1.0)),
             curves,
+            lenses,
+        }
+    }
+
+    /// Whether the plot compares lenses (line styles then tell the lenses apart).
+    fn compares(&self) -> bool {
+        self.lenses.len() > 1
+    }
+
+    /// Whether `curve`'s line for `lens` is dashed: the second lens's when the plot
+    /// compares lenses, else the fractions'.
+    fn dashed(&self, curve: &Curve, lens: &str) -> bool {
+        match self.compares() {
+            true => self.lenses.iter().position(|&l| l == lens).unwrap_or(0) > 0,
+            false => curve.axis == Axis::Fraction,
         }
     }
 
@@ -285,9 +310,13 @@ impl<'a> Chart<'a> {
         let (title, size) = fit(&title, TITLE_FONT, 12.0, room);
         self.pen
             .text(root, &title, (cx, 22), size, &INK, HPos::Center)?;
-        let subtitle =
-            "means over every position; next-token statistics over positions with a next token";
-        let (subtitle, size) = fit(subtitle, SUBTITLE_FONT, 9.0, room);
+        let mut subtitle =
+            "means over every position; next-token statistics over positions with a next token"
+                .to_string();
+        if let [first, second, ..] = self.lenses[..] {
+            subtitle = format!("solid: {first} lens, dashed: {second} lens · {subtitle}");
+        }
+        let (subtitle, size) = fit(&subtitle, SUBTITLE_FONT, 9.0, room);
         self.pen
             .text(root, &subtitle, (cx, 45), size, &MUTED, HPos::Center)
     }
@@ -330,16 +359,15 @@ impl<'a> Chart<'a> {
         root.draw(&Rectangle::new([(x0, y0), (x1, y1)], MUTED.stroke_width(1)))
             .map_err(draw_error)?;
         let mid = (y0 + y1) / 2;
+        let (nats, fraction) = match self.compares() {
+            true => ("nats (left axis)", "fraction (right axis)"),
+            false => ("nats (solid lines)", "fraction (dashed lines)"),
+        };
         self.pen
-            .vertical_text(root, "nats (solid lines)", (18, mid), AXIS_FONT, &MUTED)?;
+            .vertical_text(root, nats, (18, mid), AXIS_FONT, &MUTED)?;
         let right = x1 + 8 + text_width("0.0", TICK_FONT).ceil() as i32 + 16;
-        self.pen.vertical_text(
-            root,
-            "fraction (dashed lines)",
-            (right, mid),
-            AXIS_FONT,
-            &MUTED,
-        )?;
+        self.pen
+            .vertical_text(root, fraction, (right, mid), AXIS_FONT, &MUTED)?;
         let bottom = (LEFT + PLOT_W / 2, y1 + 38);
         let title = match self.records.iter().any(|r| r.site == Site::ResidMid) {
             true => "layer (l − ½: after block l's attention)",
@@ -353,34 +381,38 @@ impl<'a> Chart<'a> {
     fn draw_curves<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let mut clipped = 0;
         for curve in &self.curves {
-            let points: Vec<Option<(i32, i32)>> = self
-                .records
-                .iter()
-                .map(|r| {
-                    let v = (curve.value)(r).filter(|v| v.is_finite())?;
-                    Some(self.at(x_of(r), self.height(curve.axis, v)))
-                })
-                .collect();
-            // A missing value breaks the line.
-            for run in points.split(Option::is_none) {
-                let run: Vec<(i32, i32)> = run.iter().flatten().copied().collect();
-                line(root, &run, curve.colour, curve.axis == Axis::Fraction)?;
-            }
-            for &p in points.iter().flatten() {
-                mark(root, p, curve.mark, curve.colour)?;
-            }
-            // Values past the top of the nats axis sit on it; their values stack beside.
-            for r in self.records {
-                let Some(v) = (curve.value)(r).filter(|_| curve.axis == Axis::Nats) else {
-                    continue;
-                };
-                if v > self.nats.max {
-                    let (x, y) = self.at(x_of(r), 1.0);
-                    let at = (x + 9, y + 8 + 14 * clipped);
-                    let label = format!("{v:.0} ↑");
-                    self.pen
-                        .text(root, &label, at, TICK_FONT, &curve.colour, HPos::Left)?;
-                    clipped += 1;
+            for &lens in &self.lenses {
+                let records: Vec<&Record> =
+                    self.records.iter().filter(|r| r.lens == lens).collect();
+                let points: Vec<Option<(i32, i32)>> = records
+                    .iter()
+                    .map(|r| {
+                        let v = (curve.value)(r).filter(|v| v.is_finite())?;
+                        Some(self.at(x_of(r), self.height(curve.axis, v)))
+                    })
+                    .collect();
+                // A missing value breaks the line.
+                let dashed = self.dashed(curve, lens);
+                for run in points.split(Option::is_none) {
+                    let run: Vec<(i32, i32)> = run.iter().flatten().copied().collect();
+                    line(root, &run, curve.colour, dashed)?;
+                }
+                for &p in points.iter().flatten() {
+                    mark(root, p, curve.mark, curve.colour)?;
+                }
+                // Values past the top of the nats axis sit on it; their values stack beside.
+                for r in records {
+                    let Some(v) = (curve.value)(r).filter(|_| curve.axis == Axis::Nats) else {
+                        continue;
+                    };
+                    if v > self.nats.max {
+                        let (x, y) = self.at(x_of(r), 1.0);
+                        let at = (x + 9, y + 8 + 14 * clipped);
+                        let label = format!("{v:.0} ↑");
+                        self.pen
+                            .text(root, &label, at, TICK_FONT, &curve.colour, HPos::Left)?;
+                        clipped += 1;
+                    }
                 }
             }
         }
@@ -393,12 +425,24 @@ impl<'a> Chart<'a> {
         let room = f64::from(LEGEND_W - 48);
         for (k, curve) in self.curves.iter().enumerate() {
             let y = TOP + 10 + 22 * k as i32;
-            let dashed = curve.axis == Axis::Fraction;
+            let dashed = self.dashed(curve, self.lenses[0]);
             line(root, &[(x, y), (x + 30, y)], curve.colour, dashed)?;
             mark(root, (x + 15, y), curve.mark, curve.colour)?;
             let (label, size) = fit(curve.label, LEGEND_FONT, 9.0, room);
             self.pen
                 .text(root, &label, (x + 38, y), size, &INK, HPos::Left)?;
+        }
+        if !self.compares() {
+            return Ok(());
+        }
+        // Under the statistics, which line style is which lens.
+        let below = TOP + 10 + 22 * self.curves.len() as i32 + 12;
+        for (k, lens) in self.lenses.iter().enumerate() {
+            let y = below + 22 * k as i32;
+            line(root, &[(x, y), (x + 30, y)], INK, k > 0)?;
+            let label = format!("{lens} lens");
+            self.pen
+                .text(root, &label, (x + 38, y), LEGEND_FONT, &INK, HPos::Left)?;
         }
         Ok(())
     }
