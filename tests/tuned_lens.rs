@@ -646,26 +646,6 @@ fn flags_that_do_not_fit_a_tuned_lens_are_usage_errors() {
         2,
         &["--no-final-norm applies to the logit lens"],
     );
-    for out in ["x.png", "x.html"] {
-        fails(
-            &with(&["--tuned-lens", &lens, "--compare-lenses", "-o", out]),
-            2,
-            &["--compare-lenses draws no heatmaps or HTML reports yet"],
-        );
-    }
-    fails(
-        &with(&[
-            "--tuned-lens",
-            &lens,
-            "--compare-lenses",
-            "-p",
-            "two",
-            "--summary-plot",
-            "c.png",
-        ]),
-        2,
-        &["--compare-lenses does not draw --summary-plot yet"],
-    );
     // With the logit lens alongside, --no-final-norm applies to it.
     let both = jsonl_out(&with(&[
         "--tuned-lens",
@@ -755,4 +735,192 @@ fn smollm2_tuned_lens_matches_the_package() {
         "tuned lens on SmolLM2: max |ΔH| {:.2e}, max |ΔKL| {:.2e}, {} argmaxes equal",
         dev.entropy, dev.kl, dev.argmaxes
     ));
+}
+
+// ---- --compare-lenses: images ----
+
+/// One prompt's logit and tuned reports on llama-tiny, from one forward pass.
+fn compared_reports(prompt: &str) -> Vec<logitlens::output::Report> {
+    let (model, lens) = model_and_lens("llama-tiny");
+    let session = session(Path::new(&model));
+    let tuned = load_lens(&session, Path::new(&lens)).unwrap();
+    let opts = logitlens::RunOptions {
+        also: vec![Arc::new(tuned)],
+        ..Default::default()
+    };
+    session.run_all(prompt, &opts).unwrap().0
+}
+
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut reader = png::Decoder::new(bytes).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+/// The colour of the pixel just inside a cell's top-left corner (clear of its label).
+fn cell_colour(
+    image: &(u32, u32, Vec<u8>),
+    (x0, y0, _, _): (i32, i32, i32, i32),
+    dx: i32,
+) -> [u8; 3] {
+    let (w, _, rgb) = image;
+    let at = ((y0 + 3) as usize * *w as usize + (x0 + dx + 3) as usize) * 3;
+    [rgb[at], rgb[at + 1], rgb[at + 2]]
+}
+
+#[test]
+fn compare_lenses_draws_both_heatmaps_side_by_side_on_one_colour_scale() {
+    use logitlens::output::heatmap::{self, HeatmapOptions, ImageFormat};
+    let reports = compared_reports("The quick brown fox");
+    let (logit, tuned) = (&reports[0], &reports[1]);
+    assert_eq!((logit.lens_kind, tuned.lens_kind), ("logit", "tuned"));
+    let opts = HeatmapOptions::default();
+    let both = heatmap::draw_side_by_side(&[logit, tuned], &opts, ImageFormat::Png).unwrap();
+    let image = decode_png(&both.bytes);
+    let (left, right) = (
+        heatmap::image_size(logit, &opts),
+        heatmap::image_size(tuned, &opts),
+    );
+    assert_eq!((image.0, image.1), (left.0 + right.0, left.1.max(right.1)));
+    // The tuned panel's cells sit where its own heatmap has them, shifted right by the
+    // logit panel; the output row is the same under both lenses, so with one colour scale
+    // it is drawn in the same colours on both sides.
+    let out = logit.layers.len() - 1;
+    let shift = left.0 as i32;
+    for (p, _) in logit.tokens.iter().enumerate() {
+        let l = heatmap::cell_box(logit, &opts, out, p).unwrap().unwrap();
+        let t = heatmap::cell_box(tuned, &opts, out, p).unwrap().unwrap();
+        assert_eq!(
+            cell_colour(&image, l, 0),
+            cell_colour(&image, t, shift),
+            "position {p}"
+        );
+    }
+    // Some tuned row below the output differs from the logit lens's.
+    let differs = (0..out).any(|l| {
+        (0..logit.tokens.len()).any(|p| {
+            let a = heatmap::cell_box(logit, &opts, l, p).unwrap().unwrap();
+            cell_colour(&image, a, 0) != cell_colour(&image, a, shift)
+        })
+    });
+    assert!(differs, "the tuned panel repeats the logit panel");
+
+    // The SVG titles each panel with its lens.
+    let svg = heatmap::draw_side_by_side(&[logit, tuned], &opts, ImageFormat::Svg).unwrap();
+    let texts = common::svg_texts(&String::from_utf8(svg.bytes).unwrap());
+    for lens in ["logit lens · ", "tuned lens · "] {
+        assert_eq!(
+            texts.iter().filter(|t| t.starts_with(lens)).count(),
+            1,
+            "{lens:?} in {texts:?}"
+        );
+    }
+}
+
+#[test]
+fn compare_lenses_writes_one_side_by_side_image_per_prompt() {
+    let (model, lens) = model_and_lens("llama-tiny");
+    let dir = tempfile::tempdir().unwrap();
+    let compare = [
+        "-m",
+        &model,
+        "--tuned-lens",
+        &lens,
+        "--compare-lenses",
+        "-q",
+    ];
+    let logit_alone = dir.path().join("logit.png");
+    let one = dir.path().join("one.png");
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    ok(&[
+        &compare[..],
+        &["-p", "The quick brown fox", "-o", one.to_str().unwrap()],
+    ]
+    .concat());
+    ok(&[
+        "-m",
+        &model,
+        "-q",
+        "-p",
+        "The quick brown fox",
+        "-o",
+        logit_alone.to_str().unwrap(),
+    ]);
+    let (w1, h1, _) = decode_png(&std::fs::read(&logit_alone).unwrap());
+    let (w2, h2, _) = decode_png(&std::fs::read(&one).unwrap());
+    assert_eq!(h2, h1);
+    assert!(
+        w2 >= 2 * w1 - 2 * 180,
+        "{w2} is not two panels of about {w1}"
+    );
+    // --out-dir: one file per prompt (not one per lens), SVG titles name both lenses.
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let args = [
+        &compare[..],
+        &["-p", "The quick", "-p", "over the lazy dog"],
+        &["--out-dir", out.to_str().unwrap(), "--image-format", "svg"],
+    ]
+    .concat();
+    ok(&args);
+    assert_eq!(common::file_names(&out), ["000.svg", "001.svg"]);
+    let svg = std::fs::read_to_string(out.join("001.svg")).unwrap();
+    let texts = common::svg_texts(&svg);
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("logit lens · llama-tiny")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("tuned lens · llama-tiny")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("over the lazy dog")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn compare_lenses_summary_plot_has_both_lenses_curves() {
+    let (model, lens) = model_and_lens("llama-tiny");
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("curves.svg");
+    let o = run(&[
+        "-m",
+        &model,
+        "--tuned-lens",
+        &lens,
+        "--compare-lenses",
+        "-q",
+        "-p",
+        "The quick brown fox",
+        "-p",
+        "over the lazy dog",
+        "--summary-plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let texts = common::svg_texts(&text);
+    for needle in ["logit lens", "tuned lens", "mean entropy (nats)"] {
+        assert!(
+            texts.iter().any(|t| t == needle),
+            "{needle:?} not in {texts:?}"
+        );
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("solid: logit lens, dashed: tuned lens")),
+        "{texts:?}"
+    );
 }

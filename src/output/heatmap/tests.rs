@@ -309,6 +309,48 @@ fn a_fixed_color_range_makes_figures_comparable() {
 }
 
 #[test]
+fn side_by_side_panels_share_one_colour_scale_and_name_their_lens() {
+    // The same report under two lenses whose largest entropies differ: drawn alone each
+    // has its own scale; side by side the same value has the same colour in both panels.
+    let logit = report(3, &["a", "b"]);
+    let mut tuned = report(3, &["a", "b"]);
+    tuned.lens_kind = "tuned";
+    tuned.layers[0].positions[1].stat.entropy = 11.0;
+    let opts = HeatmapOptions::default();
+    assert_ne!(cell_color(&logit, &opts, 0, 0), cell_color(&tuned, &opts, 0, 0));
+    let both = draw_side_by_side(&[&logit, &tuned], &opts, ImageFormat::Png).unwrap();
+    let (info, rgb) = decode(&both.bytes);
+    let (left, right) = (image_size(&logit, &opts), image_size(&tuned, &opts));
+    assert_eq!((info.width, info.height), (left.0 + right.0, left.1));
+    let at = |x: i32, y: i32| {
+        let i = (y as usize * info.width as usize + x as usize) * 3;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+    // Top row (the output row), position 0: entropy 0.05 in both.
+    for layer in 0..3 {
+        let (x0, y0, _, _) = cell_box(&logit, &opts, layer, 0).unwrap().unwrap();
+        let (l, t) = (at(x0 + 3, y0 + 3), at(x0 + 3 + left.0 as i32, y0 + 3));
+        assert_eq!(l, t, "layer {layer}");
+    }
+    let (x0, y0, _, _) = cell_box(&logit, &opts, 2, 0).unwrap().unwrap();
+    assert_eq!(at(x0 + 3, y0 + 3), cell_color(&tuned, &opts, 0, 0));
+    // The scale is the tuned panel's (0..12), not the logit panel's own (0..5).
+    let want = viridis(Scale::new(11.0).fraction(0.05));
+    assert_eq!(at(x0 + 3, y0 + 3), [want.0, want.1, want.2]);
+    let svg = String::from_utf8(
+        draw_side_by_side(&[&logit, &tuned], &opts, ImageFormat::Svg)
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    assert!(svg.contains("logit lens · test/model-1b · entropy"), "{svg}");
+    assert!(svg.contains("tuned lens · test/model-1b · entropy"), "{svg}");
+    // One report draws as it always has.
+    let one = draw_side_by_side(&[&logit], &opts, ImageFormat::Png).unwrap();
+    assert_eq!(one.bytes, render(&logit, &opts, ImageFormat::Png).unwrap());
+}
+
+#[test]
 fn spaces_and_invisible_characters_are_marked() {
     assert_eq!(visible(" the"), "·the");
     assert_eq!(visible("the"), "the");
