@@ -317,7 +317,10 @@ fn side_by_side_panels_share_one_colour_scale_and_name_their_lens() {
     tuned.lens_kind = "tuned";
     tuned.layers[0].positions[1].stat.entropy = 11.0;
     let opts = HeatmapOptions::default();
-    assert_ne!(cell_color(&logit, &opts, 0, 0), cell_color(&tuned, &opts, 0, 0));
+    assert_ne!(
+        cell_color(&logit, &opts, 0, 0),
+        cell_color(&tuned, &opts, 0, 0)
+    );
     let both = draw_side_by_side(&[&logit, &tuned], &opts, ImageFormat::Png).unwrap();
     let (info, rgb) = decode(&both.bytes);
     let (left, right) = (image_size(&logit, &opts), image_size(&tuned, &opts));
@@ -343,8 +346,14 @@ fn side_by_side_panels_share_one_colour_scale_and_name_their_lens() {
             .bytes,
     )
     .unwrap();
-    assert!(svg.contains("logit lens · test/model-1b · entropy"), "{svg}");
-    assert!(svg.contains("tuned lens · test/model-1b · entropy"), "{svg}");
+    assert!(
+        svg.contains("logit lens · test/model-1b · entropy"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("tuned lens · test/model-1b · entropy"),
+        "{svg}"
+    );
     // One report draws as it always has.
     let one = draw_side_by_side(&[&logit], &opts, ImageFormat::Png).unwrap();
     assert_eq!(one.bytes, render(&logit, &opts, ImageFormat::Png).unwrap());
