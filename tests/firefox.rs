@@ -38,11 +38,8 @@ fn firefox() -> Option<PathBuf> {
 
 #[test]
 fn the_report_opens_from_disk_in_firefox_without_errors() {
-    let Some(exe) = firefox() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let html = dir.path().join("report.html");
     let model = phi();
-    let o = run(&[
+    let args = [
         "-m",
         &model,
         "-p",
@@ -52,18 +49,44 @@ fn the_report_opens_from_disk_in_firefox_without_errors() {
         "--sublayers",
         "--target",
         " the",
-        "--out",
-        html.to_str().unwrap(),
-        "-f",
-        "json",
-    ]);
+    ];
+    // The first prompt is shown first: its rows × positions cells.
+    opens_in_firefox(&args, |docs| cells(&docs[0]));
+}
+
+#[test]
+fn compared_lenses_open_side_by_side_in_firefox_without_errors() {
+    let model = common::fixture("llama-tiny");
+    let lens = common::fixture("tuned-lens").join("llama-tiny");
+    let args = [
+        "-m",
+        model.to_str().unwrap(),
+        "--tuned-lens",
+        lens.to_str().unwrap(),
+        "--compare-lenses",
+        "-p",
+        "The quick brown fox",
+    ];
+    // Both grids of the prompt: the logit lens's and the tuned lens's cells.
+    opens_in_firefox(&args, |docs| cells(&docs[0]) + cells(&docs[1]));
+}
+
+/// A report's rows × positions.
+fn cells(report: &serde_json::Value) -> usize {
+    report["layers"].as_array().unwrap().len() * report["tokens"].as_array().unwrap().len()
+}
+
+/// Writes the report of `args`, opens it in headless Firefox, and checks that it paints
+/// the number of cells `expected` counts in the `--format json` document, without a page
+/// error.
+fn opens_in_firefox(args: &[&str], expected: impl Fn(&serde_json::Value) -> usize) {
+    let Some(exe) = firefox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let o = run(&[args, &["--out", html.to_str().unwrap(), "-f", "json"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let docs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    // The first prompt is shown first: its rows × positions cells.
-    let first = &docs[0];
-    let cells =
-        first["layers"].as_array().unwrap().len() * first["tokens"].as_array().unwrap().len();
-
+    let cells = expected(&docs);
     let profile = dir.path().join("profile");
     std::fs::create_dir(&profile).unwrap();
     std::fs::write(
