@@ -819,11 +819,10 @@ fn compare_lenses_draws_both_heatmaps_side_by_side_on_one_colour_scale() {
     }
 }
 
-#[test]
-fn compare_lenses_writes_one_side_by_side_image_per_prompt() {
+/// `-m` llama-tiny with its lens under `--compare-lenses`, quiet; and the model's path.
+fn llama_compare() -> (Vec<String>, String) {
     let (model, lens) = model_and_lens("llama-tiny");
-    let dir = tempfile::tempdir().unwrap();
-    let compare = [
+    let args = [
         "-m",
         &model,
         "--tuned-lens",
@@ -831,6 +830,14 @@ fn compare_lenses_writes_one_side_by_side_image_per_prompt() {
         "--compare-lenses",
         "-q",
     ];
+    (args.map(String::from).to_vec(), model)
+}
+
+#[test]
+fn compare_lenses_writes_one_side_by_side_image_per_prompt() {
+    let (compare, model) = llama_compare();
+    let compare: Vec<&str> = compare.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
     let logit_alone = dir.path().join("logit.png");
     let one = dir.path().join("one.png");
     let ok = |args: &[&str]| {
@@ -871,36 +878,30 @@ fn compare_lenses_writes_one_side_by_side_image_per_prompt() {
     assert_eq!(common::file_names(&out), ["000.svg", "001.svg"]);
     let svg = std::fs::read_to_string(out.join("001.svg")).unwrap();
     let texts = common::svg_texts(&svg);
-    assert!(
-        texts
-            .iter()
-            .any(|t| t.starts_with("logit lens · llama-tiny")),
-        "{texts:?}"
-    );
-    assert!(
-        texts
-            .iter()
-            .any(|t| t.starts_with("tuned lens · llama-tiny")),
-        "{texts:?}"
-    );
+    for title in ["logit lens · llama-tiny", "tuned lens · llama-tiny"] {
+        assert_has_text(&texts, title);
+    }
     assert!(
         texts.iter().any(|t| t.contains("over the lazy dog")),
         "{texts:?}"
     );
 }
 
+/// Asserts that one of an SVG's `texts` starts with `start`.
+fn assert_has_text(texts: &[String], start: &str) {
+    assert!(
+        texts.iter().any(|t| t.starts_with(start)),
+        "{start:?} not in {texts:?}"
+    );
+}
+
 #[test]
 fn compare_lenses_summary_plot_has_both_lenses_curves() {
-    let (model, lens) = model_and_lens("llama-tiny");
+    let (compare, _) = llama_compare();
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("curves.svg");
-    let o = run(&[
-        "-m",
-        &model,
-        "--tuned-lens",
-        &lens,
-        "--compare-lenses",
-        "-q",
+    let mut args: Vec<&str> = compare.iter().map(String::as_str).collect();
+    args.extend([
         "-p",
         "The quick brown fox",
         "-p",
@@ -908,6 +909,7 @@ fn compare_lenses_summary_plot_has_both_lenses_curves() {
         "--summary-plot",
         svg.to_str().unwrap(),
     ]);
+    let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&svg).unwrap();
     let texts = common::svg_texts(&text);
@@ -917,10 +919,5 @@ fn compare_lenses_summary_plot_has_both_lenses_curves() {
             "{needle:?} not in {texts:?}"
         );
     }
-    assert!(
-        texts
-            .iter()
-            .any(|t| t.starts_with("solid: logit lens, dashed: tuned lens")),
-        "{texts:?}"
-    );
+    assert_has_text(&texts, "solid: logit lens, dashed: tuned lens");
 }

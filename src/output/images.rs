@@ -30,11 +30,45 @@ pub struct Images {
     options: HeatmapOptions,
     /// Say on stderr when a prompt's positions do not fit in one image.
     warn: bool,
-    /// How many reports each prompt has, one per lens (2 under `--compare-lenses`); they
-    /// are drawn side by side in one image.
+    /// Each prompt's reports, one per lens, drawn side by side in one image.
+    lenses: PerPrompt,
+}
+
+/// Gathers each prompt's reports, one per lens (`--compare-lenses` hands a prompt's logit
+/// report, then its tuned report), until the prompt has all of them.
+#[derive(Debug, Clone)]
+pub struct PerPrompt {
+    /// How many reports each prompt has (2 under `--compare-lenses`, else 1).
     lenses: usize,
-    /// The reports of the prompt being drawn, until all its lenses have come.
+    /// The reports of the prompt being gathered.
     held: Vec<Report>,
+}
+
+impl PerPrompt {
+    /// Prompts of `lenses` reports each (at least 1).
+    pub fn new(lenses: usize) -> Self {
+        Self {
+            lenses: lenses.max(1),
+            held: Vec::new(),
+        }
+    }
+
+    /// Adds `report`; all of its prompt's reports once it is the last of them. A prompt
+    /// left incomplete (another prompt's report comes first) is dropped.
+    pub fn add(&mut self, report: &Report) -> Option<Vec<Report>> {
+        if self
+            .held
+            .first()
+            .is_some_and(|h| h.prompt_index != report.prompt_index)
+        {
+            self.held.clear();
+        }
+        self.held.push(report.clone());
+        match self.held.len() >= self.lenses {
+            true => Some(std::mem::take(&mut self.held)),
+            false => None,
+        }
+    }
 }
 
 impl Images {
@@ -45,15 +79,14 @@ impl Images {
             format,
             options,
             warn: true,
-            lenses: 1,
-            held: Vec::new(),
+            lenses: PerPrompt::new(1),
         }
     }
 
     /// Each prompt comes as `lenses` reports in a row, one per lens (`--compare-lenses`:
     /// the logit lens's, then the tuned lens's), drawn side by side in one image.
     pub fn lenses(mut self, lenses: usize) -> Self {
-        self.lenses = lenses.max(1);
+        self.lenses = PerPrompt::new(lenses);
         self
     }
 
@@ -85,22 +118,13 @@ impl Images {
 
 impl Sink for Images {
     fn report(&mut self, report: &Report) -> Result<()> {
-        if self.lenses == 1 {
+        if self.lenses.lenses == 1 {
             return self.write(&[report]);
         }
-        if self
-            .held
-            .first()
-            .is_some_and(|h| h.prompt_index != report.prompt_index)
-        {
-            self.held.clear();
+        match self.lenses.add(report) {
+            Some(held) => self.write(&held.iter().collect::<Vec<_>>()),
+            None => Ok(()),
         }
-        self.held.push(report.clone());
-        if self.held.len() < self.lenses {
-            return Ok(());
-        }
-        let held = std::mem::take(&mut self.held);
-        self.write(&held.iter().collect::<Vec<_>>())
     }
 }
 

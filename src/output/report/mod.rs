@@ -16,7 +16,7 @@ use anyhow::Result;
 
 pub use page::page;
 
-use super::images::{stem, Target};
+use super::images::{stem, PerPrompt, Target};
 use super::{json, Report, Sink};
 use crate::atomic;
 
@@ -41,11 +41,10 @@ pub struct Html {
     target: Target,
     /// Whether the run's JSON document is one object rather than an array (one `--prompt`).
     single: bool,
-    /// The reports of a [`Target::File`] page, until the end; of a [`Target::Dir`] page,
-    /// until all the prompt's lenses have come.
+    /// The reports of a [`Target::File`] page, until the end.
     held: Vec<Report>,
-    /// How many reports each prompt has, one per lens (2 under `--compare-lenses`).
-    lenses: usize,
+    /// The reports of a [`Target::Dir`] page: the prompt's, one per lens.
+    lenses: PerPrompt,
 }
 
 impl Html {
@@ -56,14 +55,14 @@ impl Html {
             target,
             single,
             held: Vec::new(),
-            lenses: 1,
+            lenses: PerPrompt::new(1),
         }
     }
 
     /// Each prompt comes as `lenses` reports in a row, one per lens (`--compare-lenses`),
     /// which an `--out-dir` page holds together (the page shows their grids side by side).
     pub fn lenses(mut self, lenses: usize) -> Self {
-        self.lenses = lenses.max(1);
+        self.lenses = PerPrompt::new(lenses);
         self
     }
 }
@@ -73,18 +72,9 @@ impl Sink for Html {
         match &self.target {
             Target::File(_) => self.held.push(report.clone()),
             Target::Dir { dir, total } => {
-                if self
-                    .held
-                    .first()
-                    .is_some_and(|h| h.prompt_index != report.prompt_index)
-                {
-                    self.held.clear();
-                }
-                self.held.push(report.clone());
-                if self.held.len() == self.lenses {
+                if let Some(held) = self.lenses.add(report) {
                     let stem = stem(report.prompt_id.as_deref(), report.prompt_index, *total);
                     let path = dir.join(format!("{stem}.{EXTENSION}"));
-                    let held = std::mem::take(&mut self.held);
                     write(&path, true, &held)?;
                 }
             }
