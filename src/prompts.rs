@@ -43,10 +43,15 @@ pub struct Prompt {
 impl Prompt {
     /// How messages and file names refer to this prompt: its id, else its index.
     pub fn label(&self) -> String {
-        match &self.id {
-            Some(id) => format!("prompt {id:?}"),
-            None => format!("prompt {}", self.index),
-        }
+        label(self.index, self.id.as_deref())
+    }
+}
+
+/// How messages refer to the prompt at `index` with `id`: its id, else its index.
+pub fn label(index: usize, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("prompt {id:?}"),
+        None => format!("prompt {index}"),
     }
 }
 

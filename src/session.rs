@@ -1,15 +1,20 @@
 //! The library's front door: load a model once, then run the lens on any number of prompts.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
-use crate::lens::{lens_rows, lens_rows_batch, logit_lens, LensOptions, Row, Timings, TokenStat};
+use crate::lens::{
+    lens_rows_batch, lens_rows_multi, logit_lens, Lens, LensOptions, Row, Timings, TokenStat,
+    TunedLens,
+};
 use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
+use crate::loading::tuned_lens::{self, LensFiles};
 use crate::models::{self, LensModel, ModelFiles};
-use crate::output::Report;
+use crate::output::{heatmap, Report};
 use crate::provenance::{Provenance, Source, TokenizerSource};
 use crate::tokens::{self, Vocab};
 
@@ -50,11 +55,25 @@ pub struct RunOptions {
     pub bos: bool,
     /// The lens and the projection's settings.
     pub lens: LensOptions,
+    /// More lenses read off the same forward pass, each making a report of its own after
+    /// `lens.lens`'s (`--compare-lenses`).
+    pub also: Vec<Arc<dyn Lens>>,
+}
+
+/// Where a tuned lens comes from.
+#[derive(Debug, Clone)]
+pub enum TunedLensSource {
+    /// A directory's config.json and params.pt.
+    Files(LensFiles),
+    /// The model's lens published in this Hugging Face Space (`lens/<model id>/`).
+    Hub { repo: String },
 }
 
 /// A loaded model and its tokenizer.
 pub struct Session {
     name: String,
+    /// The model as a person knows it ([`Session::title`]).
+    title: String,
     model: Box<dyn LensModel>,
     vocab: Vocab,
     /// What was loaded, for each report's provenance (`bos` and `lens` are set per run).
@@ -119,6 +138,10 @@ impl Session {
             None => Vocab::new(crate::loading::gguf_tokenizer::from_gguf(&file)?),
         };
         let model = models::load_gguf(&mut file, dtype, device)?;
+        let title = match file.opt_string("general.name") {
+            Ok(Some(general)) if !general.trim().is_empty() => general.trim().to_string(),
+            _ => heatmap::display_name(&path.display().to_string()),
+        };
         let provenance = Provenance::new(
             name,
             Source::of_gguf(path),
@@ -130,6 +153,7 @@ impl Session {
         );
         Ok(Self {
             name: name.to_string(),
+            title,
             model,
             vocab,
             provenance,
@@ -151,10 +175,17 @@ impl Session {
         );
         Ok(Self {
             name: name.to_string(),
+            title: heatmap::display_name(name),
             model,
             vocab,
             provenance,
         })
+    }
+
+    /// The model as a person knows it, for titles: the Hub id, the GGUF `general.name`
+    /// (else the file's name), or the directory's name; never a whole path.
+    pub fn title(&self) -> &str {
+        &self.title
     }
 
     /// The model.
@@ -169,11 +200,30 @@ impl Session {
 
     /// Where a report of this session with `opts` comes from.
     pub fn provenance(&self, opts: &RunOptions) -> Provenance {
+        self.provenance_of(opts, opts.lens.lens.as_ref())
+    }
+
+    fn provenance_of(&self, opts: &RunOptions, lens: &dyn Lens) -> Provenance {
         Provenance {
             bos: opts.bos,
-            lens: opts.lens.lens.name().to_string(),
+            lens: lens.name().to_string(),
             ..self.provenance.clone()
         }
+    }
+
+    /// Loads the tuned lens of `source` for this model (`hub` settles where a published
+    /// lens is fetched from), checking its d_model and layers against the model's.
+    pub fn tuned_lens(&self, source: &TunedLensSource, hub: &HubSettings) -> Result<TunedLens> {
+        let (files, origin) = match source {
+            TunedLensSource::Files(files) => (files.clone(), parent(&files.config)),
+            TunedLensSource::Hub { repo } => (
+                tuned_lens::hub(&self.name, repo, hub)?,
+                format!("{repo}/{}", tuned_lens::hub_folder(&self.name)),
+            ),
+        };
+        let info = self.model.info();
+        let lens = tuned_lens::load(&files, info.hidden_size, info.num_layers)?;
+        Ok(lens.with_name(format!("tuned lens {origin}")))
     }
 
     /// Token ids for `prompt`, checked against the model's context length.
@@ -224,24 +274,75 @@ impl Session {
 
     /// [`Session::run`], also reporting where the time went.
     pub fn run_timed(&self, prompt: &str, opts: &RunOptions) -> Result<(Report, Timings)> {
+        let (mut reports, timings) = self.run_all(prompt, opts)?;
+        Ok((reports.swap_remove(0), timings))
+    }
+
+    /// One report per lens (`opts.lens.lens`, then each of `opts.also`), all read off one
+    /// forward pass, and where the time went.
+    pub fn run_all(&self, prompt: &str, opts: &RunOptions) -> Result<(Vec<Report>, Timings)> {
         let ids = self.encode(prompt, opts.bos)?;
-        let (rows, timings) = lens_rows(self.model.as_ref(), &ids, &opts.lens)?;
-        let report = Report::new(&self.name, prompt, &opts.lens, &ids, &rows, &self.vocab)
-            .with_provenance(self.provenance(opts));
-        Ok((report, timings))
+        let lenses: Vec<Arc<dyn Lens>> = std::iter::once(opts.lens.lens.clone())
+            .chain(opts.also.iter().cloned())
+            .collect();
+        let (rows, timings) = lens_rows_multi(self.model.as_ref(), &ids, &lenses, &opts.lens)?;
+        Ok((self.reports(prompt, opts, &ids, &lenses, &rows), timings))
+    }
+
+    /// One report per lens of `lenses`, from its rows.
+    fn reports(
+        &self,
+        prompt: &str,
+        opts: &RunOptions,
+        ids: &[u32],
+        lenses: &[Arc<dyn Lens>],
+        rows: &[Vec<Row>],
+    ) -> Vec<Report> {
+        lenses
+            .iter()
+            .zip(rows)
+            .map(|(lens, rows)| {
+                let provenance = self.provenance_of(opts, lens.as_ref());
+                let lens_opts = LensOptions {
+                    lens: lens.clone(),
+                    ..opts.lens.clone()
+                };
+                Report::new(&self.name, prompt, &lens_opts, ids, rows, &self.vocab)
+                    .with_provenance(provenance)
+            })
+            .collect()
     }
 }
 
 impl Session {
-    /// [`Session::run_timed`] for several prompts, each with its own options (which must
-    /// share the lens and `sublayers`): the prompts that encode share forward passes
-    /// ([`lens_rows_batch`]), and each result is what [`Session::run_timed`] gives that
-    /// prompt alone. Should the batch fail as a whole, the prompts run one by one, so that
-    /// each gets its own error.
-    pub fn run_batch_timed(
+    /// [`Session::run_all`] for several prompts, each with its own options: the prompts
+    /// that encode share forward passes ([`lens_rows_batch`]), and each result is what
+    /// [`Session::run_all`] gives that prompt alone. Prompts whose options name other
+    /// lenses or `sublayers` than the first's, or a batch that fails as a whole, run one by
+    /// one, so that each gets its own result or error.
+    pub fn run_all_batch(
         &self,
         prompts: &[(&str, &RunOptions)],
-    ) -> Vec<Result<(Report, Timings)>> {
+    ) -> Vec<Result<(Vec<Report>, Timings)>> {
+        let lenses_of = |o: &RunOptions| -> Vec<Arc<dyn Lens>> {
+            std::iter::once(o.lens.lens.clone())
+                .chain(o.also.iter().cloned())
+                .collect()
+        };
+        let Some(first) = prompts.first() else {
+            return Vec::new();
+        };
+        let lenses = lenses_of(first.1);
+        let alike = prompts.iter().all(|(_, o)| {
+            let theirs = lenses_of(o);
+            o.lens.sublayers == first.1.lens.sublayers
+                && theirs.len() == lenses.len()
+                && theirs.iter().zip(&lenses).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        let alone = || prompts.iter().map(|(p, o)| self.run_all(p, o)).collect();
+        if !alike {
+            return alone();
+        }
         let encoded: Vec<Result<Vec<u32>>> =
             prompts.iter().map(|(p, o)| self.encode(p, o.bos)).collect();
         let ok: Vec<(&[u32], &LensOptions)> = encoded
@@ -249,10 +350,8 @@ impl Session {
             .zip(prompts)
             .filter_map(|(e, (_, o))| e.as_ref().ok().map(|ids| (ids.as_slice(), &o.lens)))
             .collect();
-        let model = self.model.as_ref();
-        let computed: Vec<Result<(Vec<Row>, Timings)>> = match lens_rows_batch(model, &ok) {
-            Ok(all) => all.into_iter().map(Ok).collect(),
-            Err(_) => ok.iter().map(|(ids, o)| lens_rows(model, ids, o)).collect(),
+        let Ok(computed) = lens_rows_batch(self.model.as_ref(), &ok, &lenses) else {
+            return alone();
         };
         let mut computed = computed.into_iter();
         encoded
@@ -260,13 +359,17 @@ impl Session {
             .zip(prompts)
             .map(|(ids, (prompt, opts))| {
                 let ids = ids?;
-                let (rows, timings) = computed.next().expect("one result per encoded prompt")?;
-                let report = Report::new(&self.name, prompt, &opts.lens, &ids, &rows, &self.vocab)
-                    .with_provenance(self.provenance(opts));
-                Ok((report, timings))
+                let (rows, timings) = computed.next().expect("one result per encoded prompt");
+                Ok((self.reports(prompt, opts, &ids, &lenses, &rows), timings))
             })
             .collect()
     }
+}
+
+/// The directory a lens file sits in, for the lens's name.
+fn parent(file: &Path) -> String {
+    file.parent()
+        .map_or_else(String::new, |d| d.display().to_string())
 }
 
 /// Refuses devices this build cannot compute on, in one line.

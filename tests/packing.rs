@@ -63,11 +63,12 @@ fn check(model: &str) {
         };
         let batch: Vec<(&[u32], &LensOptions)> =
             ids.iter().map(|i| (i.as_slice(), &opts)).collect();
-        let packed = lens_rows_batch(session.model(), &batch).unwrap();
+        let lenses = [opts.lens.clone()];
+        let packed = lens_rows_batch(session.model(), &batch, &lenses).unwrap();
         assert_eq!(packed.len(), ids.len());
         for (i, (ids, (rows, _))) in ids.iter().zip(&packed).enumerate() {
             let (alone, _) = lens_rows(session.model(), ids, &opts).unwrap();
-            assert_same(rows, &alone, &format!("{model} bos={bos} prompt {i}"));
+            assert_same(&rows[0], &alone, &format!("{model} bos={bos} prompt {i}"));
         }
     }
 }
@@ -109,11 +110,11 @@ fn a_failing_prompt_leaves_the_rest_of_the_batch_alone() {
         ("", &opts),
         ("one two", &opts),
     ];
-    let got = session.run_batch_timed(&batch);
+    let got = session.run_all_batch(&batch);
     assert!(got[1].is_err());
     for i in [0, 2] {
         let (batched, _) = got[i].as_ref().unwrap();
-        let (alone, _) = session.run_timed(batch[i].0, &opts).unwrap();
-        assert_eq!(batched.tokens.len(), alone.tokens.len());
+        let (alone, _) = session.run_all(batch[i].0, &opts).unwrap();
+        assert_eq!(batched[0].tokens.len(), alone[0].tokens.len());
     }
 }

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use cdp::{Browser, Page};
-use common::{assert_fails, phi, require_smollm2, run, say, stderr};
+use common::{assert_fails, browser_missing, phi, require_smollm2, run, say, stderr};
 use serde_json::{json, Value};
 
 const FOX: &str = "The quick brown fox jumps over the lazy";
@@ -31,11 +31,9 @@ const FOX: &str = "The quick brown fox jumps over the lazy";
 fn browser() -> Option<MutexGuard<'static, Option<Browser>>> {
     static BROWSER: Mutex<Option<Browser>> = Mutex::new(None);
     let Some(exe) = cdp::find_chromium() else {
-        let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-            || std::env::var("LOGITLENS_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-        let msg = "Chromium not found (apt-get install -y chromium, or set LOGITLENS_CHROMIUM)";
-        assert!(!required, "CI or LOGITLENS_REQUIRE_BROWSER=1: {msg}");
-        say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
+        browser_missing(
+            "Chromium not found (apt-get install -y chromium, or set LOGITLENS_CHROMIUM)",
+        );
         return None;
     };
     let mut guard = BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
@@ -140,8 +138,17 @@ fn cells(page: &mut Page<'_>) -> Vec<(usize, usize, String, usize)> {
 
 /// The centre of the cell at (row, position), in CSS pixels.
 fn centre(page: &mut Page<'_>, row: usize, position: usize) -> (f64, f64) {
+    centre_in(page, "", row, position)
+}
+
+/// The centre of the cell at (row, position) of the grid of `lens` ("": the first grid).
+fn centre_in(page: &mut Page<'_>, lens: &str, row: usize, position: usize) -> (f64, f64) {
+    let lens = match lens {
+        "" => String::new(),
+        l => format!("[data-lens=\"{l}\"]"),
+    };
     let r = page.eval(&format!(
-        "(() => {{ const r = document.querySelector('.cell[data-row=\"{row}\"][data-position=\"{position}\"]').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+        "(() => {{ const r = document.querySelector('.cell{lens}[data-row=\"{row}\"][data-position=\"{position}\"]').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
     ));
     (r[0].as_f64().unwrap(), r[1].as_f64().unwrap())
 }
@@ -149,19 +156,28 @@ fn centre(page: &mut Page<'_>, row: usize, position: usize) -> (f64, f64) {
 /// The canvas colour inside each cell element (a pixel just inside its top-left corner,
 /// clear of the label and the hit mark), keyed "row,position".
 fn colours(page: &mut Page<'_>) -> std::collections::BTreeMap<String, [u8; 3]> {
-    let list = page.eval(
-        "(() => {
-            const canvas = document.getElementById('grid-canvas');
-            const ctx = canvas.getContext('2d');
-            const c = canvas.getBoundingClientRect();
-            const k = canvas.width / c.width;
-            return [...document.querySelectorAll('.cell')].map(e => {
+    colours_of(page, "")
+}
+
+/// [`colours`] of the grid of `lens` ("": every cell on the page, for a one-lens page).
+fn colours_of(page: &mut Page<'_>, lens: &str) -> std::collections::BTreeMap<String, [u8; 3]> {
+    let cells = match lens {
+        "" => ".cell".to_string(),
+        l => format!(".cell[data-lens=\"{l}\"]"),
+    };
+    let list = page.eval(&format!(
+        "(() => {{
+            return [...document.querySelectorAll('{cells}')].map(e => {{
+                const canvas = e.closest('.grid-panel').querySelector('canvas');
+                const ctx = canvas.getContext('2d');
+                const c = canvas.getBoundingClientRect();
+                const k = canvas.width / c.width;
                 const r = e.getBoundingClientRect();
                 const d = ctx.getImageData(Math.floor((r.left - c.left + 4) * k), Math.floor((r.top - c.top + 3) * k), 1, 1).data;
                 return [e.dataset.row + ',' + e.dataset.position, d[0], d[1], d[2]];
-            });
-        })()",
-    );
+            }});
+        }})()"
+    ));
     list.as_array()
         .unwrap()
         .iter()
@@ -666,4 +682,195 @@ fn html_bad_inputs_fail_in_one_line_and_clobber_nothing() {
     assert!(std::fs::read_to_string(&report)
         .unwrap()
         .starts_with("<!DOCTYPE html>"));
+}
+
+/// llama-tiny and its tuned lens, compared (`--tuned-lens DIR --compare-lenses`).
+fn compare_args() -> Vec<String> {
+    let model = common::fixture("llama-tiny");
+    let lens = common::fixture("tuned-lens").join("llama-tiny");
+    [
+        "-m",
+        model.to_str().unwrap(),
+        "--tuned-lens",
+        lens.to_str().unwrap(),
+        "--compare-lenses",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn compared_lenses_are_shown_side_by_side_on_one_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("both.html");
+    let mut args = compare_args();
+    for more in [
+        "-p",
+        "The quick brown fox",
+        "-p",
+        "over the lazy dog",
+        "--target",
+        " because",
+    ] {
+        args.push(more.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (expected, _) = report_and_json(&args, &html);
+    let reports = expected.as_array().unwrap();
+    let lenses: Vec<&str> = reports
+        .iter()
+        .map(|r| r["lens"].as_str().unwrap())
+        .collect();
+    assert_eq!(lenses, ["logit", "tuned", "logit", "tuned"]);
+    let Some(mut guard) = browser() else { return };
+    let mut page = guard.as_mut().unwrap().page(1400, 900);
+    open(&mut page, &html);
+    let (_, value) = embedded(&mut page);
+    assert_eq!(
+        &value, &expected,
+        "the embedded document differs from --format json"
+    );
+    // The picker lists each prompt once.
+    let options =
+        page.eval("[...document.getElementById('prompt-picker').options].map(o => o.textContent)");
+    assert_eq!(options.as_array().unwrap().len(), 2, "{options}");
+
+    // Both grids, logit left and tuned right, titled, each with one cell per row and position.
+    let (logit, tuned) = (&reports[0], &reports[1]);
+    let rows = logit["layers"].as_array().unwrap().len();
+    let positions = logit["tokens"].as_array().unwrap().len();
+    let per_lens = page.eval(
+        "['logit', 'tuned'].map(l => document.querySelectorAll('.cell[data-lens=\"' + l + '\"][data-layer][data-site][data-position]').length)",
+    );
+    assert_eq!(per_lens, json!([rows * positions, rows * positions]));
+    assert_eq!(cells(&mut page).len(), 2 * rows * positions);
+    let titles = page.eval(
+        "[...document.querySelectorAll('.grid-title')].map(t => [t.textContent, t.getBoundingClientRect().left, t.offsetParent !== null])",
+    );
+    let titles = titles.as_array().unwrap();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        titles[0][0].as_str().unwrap().starts_with("logit lens"),
+        "{titles:?}"
+    );
+    assert!(
+        titles[1][0].as_str().unwrap().starts_with("tuned lens"),
+        "{titles:?}"
+    );
+    assert!(
+        titles[0][2] == json!(true) && titles[1][2] == json!(true),
+        "{titles:?}"
+    );
+    assert!(
+        titles[0][1].as_f64() < titles[1][1].as_f64(),
+        "tuned is not right of logit"
+    );
+
+    // Hovering a tuned cell shows that cell's top-k from the tuned document: take one
+    // whose top-k differs from the logit lens's there.
+    let (row, position) = (0..rows - 1)
+        .flat_map(|r| (0..positions).map(move |p| (r, p)))
+        .find(|&(r, p)| {
+            top_tokens(&logit["layers"][r]["positions"][p])
+                != top_tokens(&tuned["layers"][r]["positions"][p])
+        })
+        .expect("the tuned lens agrees with the logit lens everywhere");
+    let (x, y) = centre_in(&mut page, "tuned", row, position);
+    page.mouse("mouseMoved", x, y);
+    let shown = tooltip(&mut page).expect("no tooltip over a tuned cell");
+    assert!(shown.contains("tuned lens"), "{shown}");
+    assert!(shown.contains(&format!("position {position}")), "{shown}");
+    for token in top_tokens(&tuned["layers"][row]["positions"][position]) {
+        assert!(
+            shown.contains(&format!("\u{201c}{token}\u{201d}")),
+            "{token:?} not in {shown}"
+        );
+    }
+    // Clicking pins it; Esc unpins.
+    page.click(x, y);
+    let (x2, y2) = centre_in(&mut page, "logit", 0, 0);
+    page.mouse("mouseMoved", x2, y2);
+    assert!(tooltip(&mut page).unwrap().contains("tuned lens"));
+    page.key("Escape");
+    assert_eq!(tooltip(&mut page), None);
+
+    // One metric selector recolours both grids, on one scale: the output row, which both
+    // lenses share, has the same colours on both sides under every metric.
+    let metrics = page.eval("[...document.getElementById('metric').options].map(o => o.value)");
+    let metrics: Vec<String> = serde_json::from_value(metrics).unwrap();
+    let mut first: Option<[std::collections::BTreeMap<String, [u8; 3]>; 2]> = None;
+    for metric in &metrics {
+        page.eval(&format!(
+            "(() => {{ const s = document.getElementById('metric'); s.value = '{metric}'; s.dispatchEvent(new Event('change')); }})()"
+        ));
+        let now = [
+            colours_of(&mut page, "logit"),
+            colours_of(&mut page, "tuned"),
+        ];
+        for p in 0..positions {
+            let key = format!("{},{p}", rows - 1);
+            assert_eq!(
+                now[0][&key], now[1][&key],
+                "{metric}: output row, position {p}"
+            );
+        }
+        if let Some(first) = &first {
+            for (k, lens) in ["logit", "tuned"].iter().enumerate() {
+                let changed = now[k].iter().filter(|(c, v)| first[k][*c] != **v).count();
+                assert!(
+                    changed * 2 > now[k].len(),
+                    "{metric}: only {changed} {lens} cells recoloured"
+                );
+            }
+        } else {
+            first = Some(now);
+        }
+    }
+    // The summary has one line per lens per statistic, the tuned lens's dashed.
+    let summary = page.eval(
+        "(() => { const s = LL.summary(window.logitlens.reports); return s.nats.concat(s.fractions).map(x => [x.stat, x.lens, x.dash]); })()",
+    );
+    let summary = summary.as_array().unwrap();
+    assert_eq!(summary.len(), 2 * 5, "{summary:?}");
+    for pair in summary.chunks(2) {
+        assert_eq!(pair[0][0], pair[1][0]);
+        assert_eq!((&pair[0][1], &pair[0][2]), (&json!("logit"), &json!(false)));
+        assert_eq!((&pair[1][1], &pair[1][2]), (&json!("tuned"), &json!(true)));
+    }
+    assert_eq!(
+        page.eval("!document.getElementById('summary-figure').hidden"),
+        json!(true)
+    );
+    // The second prompt shows its own two grids.
+    page.eval("(() => { const s = document.getElementById('prompt-picker'); s.value = '1'; s.dispatchEvent(new Event('change')); })()");
+    let second = reports[2]["tokens"].as_array().unwrap().len();
+    let per_lens = page.eval(
+        "['logit', 'tuned'].map(l => document.querySelectorAll('.cell[data-lens=\"' + l + '\"]').length)",
+    );
+    assert_eq!(per_lens, json!([rows * second, rows * second]));
+    assert_eq!(errors(&page.events()), Vec::<String>::new());
+}
+
+#[test]
+fn compared_lenses_out_dir_writes_one_page_per_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut args = compare_args();
+    for more in ["-p", "The quick", "-p", "over the lazy dog"] {
+        args.push(more.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let html = ["--out-dir", out.to_str().unwrap(), "--image-format", "html"];
+    let printed = ok(&[&args[..], &html[..], &["-f", "json"]].concat()).stdout;
+    let all: Value = serde_json::from_slice(&printed).unwrap();
+    assert_eq!(common::file_names(&out), ["000.html", "001.html"]);
+    for (i, name) in ["000.html", "001.html"].iter().enumerate() {
+        let page = std::fs::read_to_string(out.join(name)).unwrap();
+        let start = page.find("id=\"logitlens-data\">").unwrap() + "id=\"logitlens-data\">".len();
+        let end = start + page[start..].find("</script>").unwrap();
+        let embedded: Value = serde_json::from_str(&page[start..end]).unwrap();
+        assert_eq!(embedded, json!([all[2 * i], all[2 * i + 1]]), "{name}");
+        assert!(page.contains("(logit and tuned lens)</title>"), "{name}");
+    }
 }

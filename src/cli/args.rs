@@ -11,17 +11,18 @@ use crate::atomic;
 use crate::lens::{LensOptions, LogitLens, Stat};
 use crate::loading::source;
 use crate::output::delimited::{Columns, Delimited};
-use crate::output::heatmap::{HeatmapOptions, ImageFormat};
+use crate::output::heatmap::{HeatmapOptions, ImageFormat, Metric, Window};
 use crate::output::images::{self, Images, Target};
 use crate::output::json::Json;
 use crate::output::jsonl::Jsonl;
 use crate::output::report::{self, Html};
 use crate::output::summary::SummaryFile;
+use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
 use crate::output::Printer;
 use crate::prompts::{self, Prompt};
 use crate::provenance::Provenance;
-use crate::session::{LoadOptions, RunOptions};
+use crate::session::{LoadOptions, RunOptions, TunedLensSource};
 
 /// Everything a run needs, owned and checked.
 #[derive(Debug)]
@@ -46,6 +47,12 @@ pub struct Args {
     pub report: Option<Html>,
     /// Where the batch summary goes, if anywhere.
     pub summary: Option<SummaryFile>,
+    /// Where the batch summary's curves are drawn, if anywhere.
+    pub summary_plot: Option<SummaryPlot>,
+    /// The tuned lens to load once the model is loaded (its shapes are checked then).
+    pub tuned_lens: Option<TunedLensSource>,
+    /// Run the logit lens and the tuned lens over the same forward pass.
+    pub compare_lenses: bool,
     /// `--target` texts, resolved against the tokenizer once the model is loaded.
     pub target_texts: Vec<String>,
     /// `--target-id` ids, checked against the vocabulary once the model is loaded.
@@ -82,11 +89,17 @@ impl Args {
                     false => e,
                 }
             })?;
+        let tuned_lens = tuned_lens(&flags)?;
         let single_json = flags.prompts.is_none() && flags.prompt.len() == 1;
         let (images, report) = match wants_report(&flags) {
             true => (None, html_report(&flags, &prompts, single_json)?),
             false => (images(&flags, &prompts)?, None),
         };
+        // Under --compare-lenses each prompt's two reports share one image or page.
+        let lenses = if flags.compare_lenses { 2 } else { 1 };
+        let images = images.map(|i| i.lenses(lenses));
+        let report = report.map(|r| r.lenses(lenses));
+        let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
         let mut load = LoadOptions {
             revision: flags.revision.unwrap_or_else(|| "main".to_string()),
@@ -106,6 +119,7 @@ impl Args {
         let run = RunOptions {
             bos: flags.bos,
             lens,
+            also: Vec::new(),
         };
         let summary = match &flags.summary {
             Some(path) => Some(SummaryFile::new(path, None).map_err(|e| usage(e.to_string()))?),
@@ -126,6 +140,9 @@ impl Args {
             images,
             report,
             summary,
+            summary_plot,
+            tuned_lens,
+            compare_lenses: flags.compare_lenses,
             target_texts: flags.target,
             target_ids: flags.target_id,
             fail_fast: flags.fail_fast,
@@ -145,13 +162,16 @@ impl Args {
         let columns = Columns {
             top_k: self.run.lens.top_k,
             targets,
+            lens: self.compare_lenses,
         };
         match self.format {
-            Format::Table => Printer::Table(Table::new(
-                out,
-                self.table_stats.clone(),
-                self.prompts.len() > 1,
-            )),
+            Format::Table => {
+                let table = Table::new(out, self.table_stats.clone(), self.prompts.len() > 1);
+                Printer::Table(match self.compare_lenses {
+                    true => table.with_lens_labels(),
+                    false => table,
+                })
+            }
             Format::Json => Printer::Json(Json::new(out, self.single_json)),
             Format::Jsonl => Printer::Jsonl(Jsonl::new(out)),
             Format::Csv => {
@@ -207,6 +227,50 @@ fn format_name(format: Format) -> &'static str {
     }
 }
 
+/// `--tuned-lens`, checked against the flags it cannot go with; a directory's files are
+/// looked for now, before the model loads (a missing one is an error, exit code 1).
+fn tuned_lens(flags: &Flags) -> Result<Option<TunedLensSource>> {
+    let Some(given) = &flags.tuned_lens else {
+        if flags.compare_lenses {
+            return Err(usage(
+                "--compare-lenses compares the logit lens with a tuned lens; add --tuned-lens DIR|hub",
+            ));
+        }
+        if flags.tuned_lens_repo.is_some() {
+            return Err(usage("--tuned-lens-repo names where --tuned-lens hub looks, and --tuned-lens was not given; add --tuned-lens hub"));
+        }
+        return Ok(None);
+    };
+    if flags.sublayers {
+        return Err(usage(
+            "--sublayers needs a translator for resid_mid, and a tuned lens has none; drop --sublayers, or --tuned-lens",
+        ));
+    }
+    if flags.no_final_norm && !flags.compare_lenses {
+        return Err(usage(
+            "--no-final-norm applies to the logit lens, and a tuned lens always ends in the final norm; drop it, or add --compare-lenses",
+        ));
+    }
+    if given != "hub" {
+        if flags.tuned_lens_repo.is_some() {
+            return Err(usage(format!("--tuned-lens-repo names where --tuned-lens hub looks, but --tuned-lens is the directory {given}; drop --tuned-lens-repo")));
+        }
+        let files = crate::loading::tuned_lens::local(std::path::Path::new(given))?;
+        return Ok(Some(TunedLensSource::Files(files)));
+    }
+    if source::is_local(&flags.model) {
+        return Err(usage(format!(
+            "--tuned-lens hub finds the lens by the model's Hub id, but {} is a local path; pass --tuned-lens DIR",
+            flags.model
+        )));
+    }
+    let repo = flags
+        .tuned_lens_repo
+        .clone()
+        .unwrap_or_else(|| crate::loading::tuned_lens::DEFAULT_REPO.to_string());
+    Ok(Some(TunedLensSource::Hub { repo }))
+}
+
 /// Refuses flags that would be accepted and ignored.
 fn check_flags_apply(flags: &Flags) -> Result<()> {
     if flags.prompts_format.is_some() && flags.prompts.is_none() {
@@ -219,10 +283,21 @@ fn check_flags_apply(flags: &Flags) -> Result<()> {
             "--image-format applies to --out-dir; with --out the file's extension (.png, .svg or .html) decides",
         ));
     }
-    if flags.color_range.is_some() && flags.out.is_none() && flags.out_dir.is_none() {
-        return Err(usage(
-            "--color-range applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR",
-        ));
+    let image_flags = [
+        ("--color-range", flags.color_range.is_some()),
+        ("--metric", flags.metric.is_some()),
+        ("--positions", flags.positions.is_some()),
+        ("--last", flags.last.is_some()),
+    ];
+    for (flag, given) in image_flags {
+        if given && flags.out.is_none() && flags.out_dir.is_none() {
+            return Err(usage(format!(
+                "{flag} applies to heatmaps, and none was asked for; add --out FILE or --out-dir DIR"
+            )));
+        }
+    }
+    if flags.last == Some(0) {
+        return Err(usage("--last must be at least 1"));
     }
     Ok(())
 }
@@ -259,12 +334,53 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         }
         (None, None) => return Ok(None),
     };
+    let metric = flags.metric.unwrap_or_default();
+    let no_target = flags.target.is_empty()
+        && flags.target_id.is_empty()
+        && prompts.iter().all(|p| p.targets.is_empty());
+    if metric == Metric::Target && no_target {
+        return Err(usage(
+            "--metric target colours cells by the first target's probability, and no target was given; add --target TEXT or --target-id N",
+        ));
+    }
+    let color_range = flags.color_range.map(|r| (r.0, r.1));
+    if let Some(range) = color_range {
+        metric
+            .check_range(range)
+            .map_err(|e| usage(format!("--color-range: {e}")))?;
+    }
+    let window = match (flags.positions, flags.last) {
+        (Some(window), _) => window,
+        (None, Some(n)) => Window::Last(n),
+        (None, None) => Window::All,
+    };
     let options = HeatmapOptions {
         layer_step: flags.layer_step,
-        color_range: flags.color_range.map(|r| (r.0, r.1)),
+        color_range,
+        metric,
+        window,
         ..HeatmapOptions::default()
     };
-    Ok(Some(Images::new(target, format, options)))
+    Ok(Some(
+        Images::new(target, format, options).warn(!flags.quiet),
+    ))
+}
+
+/// The `--summary-plot` file, checked: several prompts, a .png or .svg file that can be
+/// created.
+fn summary_plot(flags: &Flags, prompts: usize) -> Result<Option<SummaryPlot>> {
+    let Some(path) = &flags.summary_plot else {
+        return Ok(None);
+    };
+    if prompts < 2 {
+        return Err(usage(format!(
+            "--summary-plot draws per-layer curves over a batch, and {prompts} prompt was given; \
+             give several (--prompts FILE, or --prompt more than once), or use --out for one prompt's heatmap"
+        )));
+    }
+    SummaryPlot::new(path)
+        .map(Some)
+        .map_err(|e| usage(format!("--summary-plot: {e}")))
 }
 
 /// Whether the output asked for is the HTML report: `--out` a `.html` file, or `--out-dir`
@@ -290,6 +406,20 @@ fn html_report(flags: &Flags, prompts: &[Prompt], single: bool) -> Result<Option
         return Err(usage(
             "--layer-step applies to PNG/SVG heatmaps; the HTML report shows every row",
         ));
+    }
+    let drawing = [
+        ("--metric", flags.metric.is_some(), "has a metric selector"),
+        (
+            "--positions",
+            flags.positions.is_some(),
+            "shows every position",
+        ),
+        ("--last", flags.last.is_some(), "shows every position"),
+    ];
+    if let Some((flag, _, why)) = drawing.into_iter().find(|d| d.1) {
+        return Err(usage(format!(
+            "{flag} applies to PNG/SVG heatmaps; the HTML report {why}"
+        )));
     }
     let target = match (&flags.out, &flags.out_dir) {
         (Some(path), _) => {

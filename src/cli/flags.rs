@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use candle_core::DType;
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
 use crate::output::heatmap;
@@ -79,11 +80,36 @@ pub struct Flags {
     #[arg(long)]
     pub sublayers: bool,
 
+    /// Apply a tuned lens (Belrose et al., 2023) instead of the logit lens: DIR holds
+    /// config.json and params.pt as the tuned-lens package saves them; `hub` fetches the
+    /// model's published lens, lens/<model id>/ in the Space --tuned-lens-repo (Hub model
+    /// ids only; same cache, token and HF_HUB_OFFLINE rules as models). A directory named
+    /// hub is ./hub.
+    #[arg(long, value_name = "DIR|hub")]
+    pub tuned_lens: Option<String>,
+
+    /// The Hugging Face Space `--tuned-lens hub` reads, as the package's TUNED_LENS_REPO_ID
+    /// [default: AlignmentResearch/tuned-lens].
+    #[arg(long, value_name = "REPO")]
+    pub tuned_lens_repo: Option<String>,
+
+    /// Run the logit lens and the --tuned-lens over the same forward pass: one report per
+    /// prompt and lens ("lens": "logit", then "tuned"), and both sets of per-layer rows in
+    /// the --summary.
+    #[arg(long)]
+    pub compare_lenses: bool,
+
     /// Write per-layer aggregates over all prompts and positions (mean entropy, KL,
     /// next-token cross-entropy, top-1 accuracy, agreement with the output, target
     /// probability and rank) to this .json or .csv file.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+
+    /// Draw the per-layer summary curves over all prompts (mean entropy, KL, next-token
+    /// cross-entropy, top-1 accuracy, agreement with the output; target probability when
+    /// targets are tracked) to this .png or .svg file. Needs several prompts.
+    #[arg(long, value_name = "FILE")]
+    pub summary_plot: Option<PathBuf>,
 
     /// Write the heatmap of a single prompt to this file (.png or .svg), or the interactive
     /// report of every prompt (.html).
@@ -99,11 +125,26 @@ pub struct Flags {
     #[arg(long, value_enum)]
     pub image_format: Option<ImageKind>,
 
-    /// Fix the heatmap's colour scale to MIN..MAX nats of entropy (e.g. 0..10), so that
-    /// figures can be compared. Default: one figure's own 0..max; the figures of one
-    /// --out-dir share 0..ln(vocabulary size), the largest entropy possible.
+    /// What colours the heatmap's cells (each is labelled with its argmax token) [default:
+    /// entropy].
+    #[arg(long, value_enum, value_name = "METRIC")]
+    pub metric: Option<heatmap::Metric>,
+
+    /// Fix the heatmap's colour scale to MIN..MAX in the --metric's units (e.g. 0..10 nats
+    /// of entropy), so that figures can be compared. Default: one figure's own 0..max (0..1
+    /// for probabilities); the figures of one --out-dir share the metric's whole range
+    /// (0..ln(vocabulary size) for entropy).
     #[arg(long, value_name = "MIN..MAX", value_parser = color_range)]
     pub color_range: Option<ColorRange>,
+
+    /// Draw only positions A to B-1 (0-based, as Python's [A:B]) in the heatmap; A.. runs to
+    /// the end, ..B from the start.
+    #[arg(long, value_name = "A..B", value_parser = positions, conflicts_with = "last")]
+    pub positions: Option<heatmap::Window>,
+
+    /// Draw only the last N positions in the heatmap.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
 
     /// Draw every N-th layer in the heatmap (the output layer is always drawn).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -141,6 +182,21 @@ fn color_range(text: &str) -> Result<ColorRange, String> {
     heatmap::parse_color_range(text)
         .map(|(min, max)| ColorRange(min, max))
         .map_err(|e| e.to_string())
+}
+
+fn positions(text: &str) -> Result<heatmap::Window, String> {
+    heatmap::parse_positions(text).map_err(|e| e.to_string())
+}
+
+/// `--metric`'s values: [`heatmap::Metric`]'s names, each with its help.
+impl ValueEnum for heatmap::Metric {
+    fn value_variants<'a>() -> &'a [Self] {
+        &heatmap::Metric::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.help()))
+    }
 }
 
 /// Prompt file formats.

@@ -2,12 +2,13 @@
 //! the stdout printer and the images as soon as it is ready.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
 use super::args::Args;
 use super::{is_broken_pipe, report_error, usage};
-use crate::lens::PACK_TOKENS;
+use crate::lens::{Lens, PACK_TOKENS};
 use crate::output::{Printer, Report, Sink};
 use crate::session::{RunOptions, Session};
 use crate::tokens::one_line;
@@ -28,6 +29,19 @@ pub fn run(mut args: Args) -> Result<i32> {
     if !args.quiet {
         warn_about_vocabulary(&session, &args);
     }
+    if let Some(source) = &args.tuned_lens {
+        let tuned: Arc<dyn Lens> = Arc::new(session.tuned_lens(source, &args.load.hub)?);
+        match args.compare_lenses {
+            true => args.run.also = vec![tuned],
+            false => args.run.lens.lens = tuned,
+        }
+        if timing {
+            eprintln!(
+                "timing: load with tuned lens {:.3}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
     let vocab = session.model().info().vocab_size;
     if args.run.lens.top_k > vocab {
         return Err(usage(format!(
@@ -43,12 +57,14 @@ pub fn run(mut args: Args) -> Result<i32> {
     if let Some(summary) = &mut summary {
         summary.set_provenance(provenance.clone());
     }
+    let mut summary_plot = args.summary_plot.take();
+    if let Some(plot) = &mut summary_plot {
+        plot.set_model(session.title());
+    }
     let mut images = args.images.take();
     let mut html = args.report.take();
     if let Some(images) = &mut images {
-        // The largest entropy possible: ln of the number of head rows.
-        let most = (session.model().info().vocab_size.max(2) as f32).ln();
-        images.share_range((0.0, most));
+        images.for_model(session.title(), session.model().info().vocab_size);
     }
     let printer = args.printer(
         io::BufWriter::new(io::stdout()),
@@ -71,18 +87,33 @@ pub fn run(mut args: Args) -> Result<i32> {
         let result = pending.pop_front().expect("a window holds the next prompt");
         progress.inc(1);
         let result = match result {
-            Ok(report) => {
-                // A stdout failure ends the run; an image failure is this prompt's.
-                stdout.call(|p| p.report(&report))?;
-                if let Some(summary) = &mut summary {
-                    summary.report(&report)?;
+            Ok(reports) => match reports
+                .iter()
+                .find_map(|r| images.as_ref().and_then(|i| i.check(r).err()))
+            {
+                // A prompt its image cannot show (--positions past its end) fails whole.
+                Some(e) => Err(e),
+                None => {
+                    let mut drawn = Ok(());
+                    for report in &reports {
+                        // A stdout failure ends the run; an image failure is this prompt's.
+                        stdout.call(|p| p.report(report))?;
+                        if let Some(summary) = &mut summary {
+                            summary.report(report)?;
+                        }
+                        if let Some(plot) = &mut summary_plot {
+                            plot.report(report)?;
+                        }
+                        let shown = match (&mut images, &mut html) {
+                            (Some(images), _) => images.report(report),
+                            (None, Some(html)) => html.report(report),
+                            (None, None) => Ok(()),
+                        };
+                        drawn = drawn.and(shown);
+                    }
+                    drawn
                 }
-                match (&mut images, &mut html) {
-                    (Some(images), _) => images.report(&report),
-                    (None, Some(html)) => html.report(&report),
-                    (None, None) => Ok(()),
-                }
-            }
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -97,6 +128,9 @@ pub fn run(mut args: Args) -> Result<i32> {
     stdout.call(|p| p.finish())?;
     if let Some(summary) = &mut summary {
         summary.finish()?;
+    }
+    if let Some(plot) = &mut summary_plot {
+        plot.finish()?;
     }
     // The one --out report holds every prompt, so it is written last.
     let mut unwritten = false;
@@ -228,15 +262,15 @@ fn target_id(session: &Session, text: &str, quiet: bool) -> Result<u32> {
 
 /// Prompts computed together from `first` on: consecutive prompts of up to about
 /// [`PACK_TOKENS`] tokens (estimated from their text) and at most [`WINDOW_PROMPTS`], which
-/// share forward passes ([`Session::run_batch_timed`]). Their reports, in order, each with
-/// its place in the run; `targets[i]` are the ids prompt i tracks.
+/// share forward passes ([`Session::run_all_batch`]). Each prompt's reports (one per lens),
+/// in order, with its place in the run; `targets[i]` are the ids prompt i tracks.
 fn lens_window(
     session: &Session,
     args: &Args,
     targets: &[Result<Vec<u32>>],
     first: usize,
     timing: bool,
-) -> Vec<Result<Report>> {
+) -> Vec<Result<Vec<Report>>> {
     let mut end = first + 1;
     let mut bytes = args.prompts[first].text.len();
     while end < args.prompts.len() && end - first < WINDOW_PROMPTS {
@@ -260,7 +294,7 @@ fn lens_window(
         .zip(&opts)
         .filter_map(|(p, o)| Some((p.text.as_str(), o.as_ref()?)))
         .collect();
-    let mut computed = session.run_batch_timed(&batch).into_iter();
+    let mut computed = session.run_all_batch(&batch).into_iter();
     prompts
         .iter()
         .zip(&targets[first..end])
@@ -268,18 +302,20 @@ fn lens_window(
             if let Err(e) = ids {
                 return Err(anyhow!("{e}"));
             }
-            let (mut report, t) = computed.next().expect("one result per prompt run")?;
+            let (mut reports, t) = computed.next().expect("one result per prompt run")?;
             if timing {
                 eprintln!(
                     "timing: tokens {} forward {:.3}s lens {:.3}s",
-                    report.tokens.len(),
+                    reports[0].tokens.len(),
                     t.forward.as_secs_f64(),
                     t.lens.as_secs_f64()
                 );
             }
-            report.prompt_index = prompt.index;
-            report.prompt_id = prompt.id.clone();
-            Ok(report)
+            for report in &mut reports {
+                report.prompt_index = prompt.index;
+                report.prompt_id = prompt.id.clone();
+            }
+            Ok(reports)
         })
         .collect()
 }

@@ -3,8 +3,9 @@
 //!
 //! A [`Lens`] is an object, as in tuned-lens's `nn/lenses.py`: [`Lens::transform_hidden`]
 //! maps a hidden state to what the model's head reads, and [`Lens::forward`] applies the
-//! head. The logit lens ([`LogitLens`]) is the first implementation; a tuned lens adds a
-//! per-layer translator in `transform_hidden`. [`project`] runs a lens over a whole prompt.
+//! head. The logit lens ([`LogitLens`]) is the first implementation; the tuned lens
+//! ([`TunedLens`]) adds a per-layer translator in `transform_hidden`. [`project`] runs one
+//! or several lenses over a whole prompt, on one forward pass.
 //!
 //! Everything here is pure computation: no I/O, no printing.
 
@@ -18,13 +19,17 @@ use crate::models::LensModel;
 pub mod project;
 pub mod stats;
 pub mod summary;
+pub mod tuned;
 
 pub use crate::models::Site;
-pub use project::{lens_rows, lens_rows_batch, logit_lens, LensOptions, Row, Timings, PACK_TOKENS};
+pub use project::{
+    lens_rows, lens_rows_batch, lens_rows_multi, logit_lens, LensOptions, Row, Timings, PACK_TOKENS,
+};
 pub use stats::{
     cell_stats, first_appearance, row_stats, rows_stats, settling_layer, Cell, Query, Ranked,
     Reference, Stat, TargetStat, TokenStat, Value, STATS,
 };
+pub use tuned::{Translator, TunedLens};
 
 /// A way to read next-token logits off an intermediate hidden state.
 pub trait Lens: Debug + Send + Sync {

@@ -88,34 +88,48 @@ pub fn logit_lens(
 
 /// Runs the model once on `ids` and returns every row of the lens, in order (embeddings,
 /// then for each block its resid_mid when asked and its output), and where the time went.
-///
-/// The forward pass keeps each row's hidden state as the lens transforms it, `rows×T×D`
-/// floats; the head then runs over the rows in chunks of whole positions, so the head's
-/// weights are read once per chunk rather than once per row, and only one chunk of logits
-/// exists at a time.
 pub fn lens_rows(
     model: &dyn LensModel,
     ids: &[u32],
     opts: &LensOptions,
 ) -> Result<(Vec<Row>, Timings)> {
-    let mut all = lens_rows_packed(model, &[(ids, opts)])?;
+    let (mut rows, timings) = lens_rows_multi(model, ids, std::slice::from_ref(&opts.lens), opts)?;
+    Ok((rows.pop().unwrap_or_default(), timings))
+}
+
+/// [`lens_rows`] for several lenses over one forward pass: the rows of each lens of
+/// `lenses`, in that order (`opts.lens` is not used; every other option applies to all).
+///
+/// The forward pass keeps each row's hidden state as each lens transforms it, as the pass
+/// visits the row: `lenses×rows×T×D` floats; the head then runs over one lens's rows at a
+/// time in chunks of whole positions, so the head's weights are read once per chunk rather
+/// than once per row, and only one chunk of logits exists at a time.
+pub fn lens_rows_multi(
+    model: &dyn LensModel,
+    ids: &[u32],
+    lenses: &[Arc<dyn Lens>],
+    opts: &LensOptions,
+) -> Result<(Vec<Vec<Row>>, Timings)> {
+    let mut all = lens_rows_packed(model, &[(ids, opts)], lenses)?;
     Ok(all.pop().expect("one prompt in, one out"))
 }
 
 /// Most positions [`lens_rows_batch`] packs into one forward pass: the rows' hidden states
-/// of a pack, `rows × PACK_TOKENS × D` floats, are what it holds (100 MiB for phi-1_5).
+/// of a pack, `lenses × rows × PACK_TOKENS × D` floats, are what it holds (100 MiB per lens
+/// for phi-1_5).
 pub const PACK_TOKENS: usize = 512;
 
-/// [`lens_rows`] for each prompt of a batch, each with its own options (targets, top-k):
-/// consecutive prompts of up to [`PACK_TOKENS`] positions together share one forward pass
-/// ([`LensModel::forward_packed`]), so the weights are read once per pack rather than once
-/// per prompt; a longer prompt runs alone. Every prompt's rows are those it gets alone.
-/// All options must use the same lens and `sublayers`. The forward time of a pack is
+/// [`lens_rows_multi`] for each prompt of a batch, each with its own options (targets,
+/// top-k): consecutive prompts of up to [`PACK_TOKENS`] positions together share one
+/// forward pass ([`LensModel::forward_packed`]), so the weights are read once per pack
+/// rather than once per prompt; a longer prompt runs alone. Every prompt's rows are those
+/// it gets alone. All options must agree on `sublayers`. The forward time of a pack is
 /// shared among its prompts by their positions.
 pub fn lens_rows_batch(
     model: &dyn LensModel,
     prompts: &[(&[u32], &LensOptions)],
-) -> Result<Vec<(Vec<Row>, Timings)>> {
+    lenses: &[Arc<dyn Lens>],
+) -> Result<Vec<(Vec<Vec<Row>>, Timings)>> {
     let mut out = Vec::with_capacity(prompts.len());
     let mut rest = prompts;
     while !rest.is_empty() {
@@ -125,22 +139,30 @@ pub fn lens_rows_batch(
             tokens += rest[take].0.len();
             take += 1;
         }
-        out.extend(lens_rows_packed(model, &rest[..take])?);
+        out.extend(lens_rows_packed(model, &rest[..take], lenses)?);
         rest = &rest[take..];
     }
     Ok(out)
 }
 
-/// One forward pass over `prompts` packed, then each prompt's rows through the head.
+/// One forward pass over `prompts` packed, then each prompt's rows of each lens through the
+/// head.
 fn lens_rows_packed(
     model: &dyn LensModel,
     prompts: &[(&[u32], &LensOptions)],
-) -> Result<Vec<(Vec<Row>, Timings)>> {
+    lenses: &[Arc<dyn Lens>],
+) -> Result<Vec<(Vec<Vec<Row>>, Timings)>> {
     let info = model.info();
-    let opts = prompts.first().map(|p| p.1).expect("at least one prompt");
+    let sublayers = prompts.first().expect("at least one prompt").1.sublayers;
+    if sublayers {
+        model.check_site(Site::ResidMid)?;
+        for lens in lenses {
+            lens.check_site(Site::ResidMid)?;
+        }
+    }
     for (_, o) in prompts {
-        if o.sublayers != opts.sublayers || !Arc::ptr_eq(&o.lens, &opts.lens) {
-            bail!("prompts packed into one forward pass must share the lens and --sublayers");
+        if o.sublayers != sublayers {
+            bail!("prompts packed into one forward pass must agree on --sublayers");
         }
         if let Some(&bad) = o.targets.iter().find(|&&t| t as usize >= info.vocab_size) {
             bail!(
@@ -149,16 +171,15 @@ fn lens_rows_packed(
             );
         }
     }
-    if opts.sublayers {
-        model.check_site(Site::ResidMid)?;
-        opts.lens.check_site(Site::ResidMid)?;
-    }
     let start = std::time::Instant::now();
-    let (mut places, mut inputs) = (Vec::new(), Vec::new());
+    let mut places = Vec::new();
+    let mut inputs: Vec<Vec<Tensor>> = vec![Vec::new(); lenses.len()];
     let ids: Vec<&[u32]> = prompts.iter().map(|p| p.0).collect();
-    model.forward_packed(&ids, opts.sublayers, &mut |layer, site, hidden| {
+    model.forward_packed(&ids, sublayers, &mut |layer, site, hidden| {
         places.push((layer, site));
-        inputs.push(opts.lens.transform_hidden(model, layer, site, hidden)?);
+        for (lens, inputs) in lenses.iter().zip(&mut inputs) {
+            inputs.push(lens.transform_hidden(model, layer, site, hidden)?);
+        }
         Ok(())
     })?;
     let forward = start.elapsed();
@@ -167,17 +188,20 @@ fn lens_rows_packed(
     let mut out = Vec::with_capacity(prompts.len());
     for &(ids, opts) in prompts {
         let start = std::time::Instant::now();
-        let mine = inputs
-            .iter()
-            .map(|t| t.narrow(0, offset, ids.len()))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut all = Vec::with_capacity(lenses.len());
+        for inputs in &inputs {
+            let mine = inputs
+                .iter()
+                .map(|t| t.narrow(0, offset, ids.len()))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            all.push(head_rows(model, &places, &mine, ids, opts)?);
+        }
         offset += ids.len();
-        let rows = head_rows(model, &places, &mine, ids, opts)?;
         let timings = Timings {
             forward: forward.mul_f64(ids.len() as f64 / total.max(1) as f64),
             lens: start.elapsed(),
         };
-        out.push((rows, timings));
+        out.push((all, timings));
     }
     Ok(out)
 }
@@ -193,7 +217,7 @@ fn head_rows(
 ) -> Result<Vec<Row>> {
     let info = model.info();
     let rows_per_chunk = (opts.logits_budget / (4 * info.vocab_size.max(1))).max(1);
-    let positions_per_chunk = (rows_per_chunk / inputs.len().max(1)).max(1);
+    let positions_per_chunk = (rows_per_chunk / places.len().max(1)).max(1);
     let mut rows: Vec<Row> = places
         .iter()
         .map(|&(layer, site)| Row {
@@ -334,6 +358,7 @@ mod tests {
         Unrunnable(ModelInfo {
             model_type: model_type.into(),
             num_layers: 1,
+            hidden_size: 4,
             max_positions: 8,
             vocab_size: 4,
             bos_token_id: None,

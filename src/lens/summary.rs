@@ -1,4 +1,4 @@
-//! Summaries over a batch: one record per row (site, layer), aggregated over every prompt
+//! Summaries over a batch: one record per row (lens, site, layer), aggregated over every prompt
 //! and position added, in constant memory (sums, not cells).
 //!
 //! Per row: the number of cells, mean entropy and KL to the output, the mean next-token
@@ -37,11 +37,14 @@ struct Sums {
     target_rank: f64,
 }
 
-/// Per-row aggregates of a batch.
+/// Per-row aggregates of a batch, kept per lens (`--compare-lenses` adds each prompt once
+/// per lens).
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     prompts: usize,
-    rows: Vec<((Site, usize), Sums)>,
+    /// The lens of the first prompt added: prompts are counted by its additions.
+    first_lens: Option<&'static str>,
+    rows: Vec<((&'static str, Site, usize), Sums)>,
 }
 
 /// One row of the summary, as written.
@@ -69,6 +72,9 @@ pub struct Record {
     pub mean_target_prob: Option<f64>,
     /// Mean target rank over `target_cells`; null when there are none.
     pub mean_target_rank: Option<f64>,
+    /// The lens that read the row: "logit" or "tuned" (last, so that CSV columns keep
+    /// their places).
+    pub lens: &'static str,
 }
 
 impl Summary {
@@ -82,14 +88,17 @@ impl Summary {
         self.prompts
     }
 
-    /// Adds one prompt's rows; `ids` are its input tokens. The last row is the output row.
-    pub fn add(&mut self, ids: &[u32], rows: &[RowView]) {
+    /// Adds one prompt's rows as `lens` read them; `ids` are its input tokens. The last
+    /// row is the output row.
+    pub fn add(&mut self, lens: &'static str, ids: &[u32], rows: &[RowView]) {
         let Some(output) = rows.last() else {
             return;
         };
-        self.prompts += 1;
+        if *self.first_lens.get_or_insert(lens) == lens {
+            self.prompts += 1;
+        }
         for row in rows {
-            let key = (row.site, row.layer);
+            let key = (lens, row.site, row.layer);
             let at = match self.rows.iter().position(|(k, _)| *k == key) {
                 Some(at) => at,
                 None => {
@@ -122,7 +131,7 @@ impl Summary {
         let mean = |sum: f64, n: u64| (n > 0).then(|| sum / n as f64);
         self.rows
             .iter()
-            .map(|&((site, layer), ref s)| Record {
+            .map(|&((lens, site, layer), ref s)| Record {
                 site,
                 layer,
                 cells: s.cells,
@@ -135,6 +144,7 @@ impl Summary {
                 target_cells: s.target_cells,
                 mean_target_prob: mean(s.target_prob, s.target_cells),
                 mean_target_rank: mean(s.target_rank, s.target_cells),
+                lens,
             })
             .collect()
     }
@@ -176,17 +186,28 @@ mod tests {
         let out: &'static [TokenStat] = Box::leak(Box::new(out));
         let mut rows = [view(Site::Embed, 0, r0), view(Site::ResidPost, 1, out)];
         rows[0].last_targets = &t;
-        s.add(&[5, 7], &rows);
+        s.add("logit", &[5, 7], &rows);
         // Prompt 2: one position, no next token.
         let r0b: &'static [TokenStat] = Box::leak(Box::new([stat(9, 2.0, 0.5, None)]));
         let outb: &'static [TokenStat] = Box::leak(Box::new([stat(9, 1.0, 0.0, None)]));
         s.add(
+            "logit",
             &[3],
             &[view(Site::Embed, 0, r0b), view(Site::ResidPost, 1, outb)],
         );
+        // The same prompt through another lens: rows of its own, no new prompt.
+        s.add(
+            "tuned",
+            &[3],
+            &[view(Site::Embed, 0, outb), view(Site::ResidPost, 1, outb)],
+        );
         let recs = s.records();
         assert_eq!(s.prompts(), 2);
-        assert_eq!(recs.len(), 2);
+        assert_eq!(recs.len(), 4);
+        assert_eq!(
+            (recs[2].lens, recs[2].cells, recs[2].mean_entropy),
+            ("tuned", 1, 1.0)
+        );
         let r = &recs[0];
         assert_eq!(
             (r.site, r.layer, r.cells, r.next_cells),

@@ -241,8 +241,7 @@ fn shard_paths(index: &Path, mut get: impl FnMut(&str) -> Result<PathBuf>) -> Re
 
 /// Offline: the files of `repo@revision` as the cache already has them.
 fn from_cache(repo_id: &str, revision: &str, cache_dir: &Path) -> Result<ModelFiles> {
-    let repo = Cache::new(cache_dir.to_path_buf()).repo(hub_repo(repo_id, revision));
-    let snapshot = snapshot_dir(repo_id, revision, cache_dir);
+    let repo = hub_repo(repo_id, revision);
     let missing = |name: &str| {
         anyhow!(
             "{repo_id} (revision {revision}) has no {name} in the Hugging Face cache {} and HF_HUB_OFFLINE is set; download it once with network access, or pass a local directory",
@@ -250,14 +249,7 @@ fn from_cache(repo_id: &str, revision: &str, cache_dir: &Path) -> Result<ModelFi
         )
     };
     let get = |name: &str| -> Result<PathBuf> {
-        repo.get(name)
-            .or_else(|| {
-                snapshot
-                    .as_ref()
-                    .map(|d| d.join(name))
-                    .filter(|p| p.is_file())
-            })
-            .ok_or_else(|| missing(name))
+        cached(&repo, cache_dir, name).ok_or_else(|| missing(name))
     };
     let config = get("config.json")?;
     let tokenizer = get("tokenizer.json")?;
@@ -272,12 +264,26 @@ fn from_cache(repo_id: &str, revision: &str, cache_dir: &Path) -> Result<ModelFi
     })
 }
 
+/// `name` of `repo` in the cache: through its ref, or, for a revision given as a full
+/// commit hash, in that commit's snapshot directory.
+fn cached(repo: &Repo, cache_dir: &Path, name: &str) -> Option<PathBuf> {
+    Cache::new(cache_dir.to_path_buf())
+        .repo(repo.clone())
+        .get(name)
+        .or_else(|| {
+            snapshot_dir(repo, cache_dir)
+                .map(|d| d.join(name))
+                .filter(|p| p.is_file())
+        })
+}
+
 /// A revision given as a full commit hash is a snapshot directory of its own.
-fn snapshot_dir(repo_id: &str, revision: &str, cache_dir: &Path) -> Option<PathBuf> {
+fn snapshot_dir(repo: &Repo, cache_dir: &Path) -> Option<PathBuf> {
+    let revision = repo.revision();
     let is_commit = revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit());
     is_commit.then(|| {
         cache_dir
-            .join(hub_repo(repo_id, revision).folder_name())
+            .join(repo.folder_name())
             .join("snapshots")
             .join(revision)
     })
@@ -287,14 +293,42 @@ fn hub_repo(repo_id: &str, revision: &str) -> Repo {
     Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string())
 }
 
-/// Online: fetch what the cache lacks through hf-hub.
-fn download(repo_id: &str, revision: &str, hub: &HubSettings) -> Result<ModelFiles> {
-    let api = ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone()))
+/// The hf-hub client over the cache, with the token and progress of `hub`.
+fn api(hub: &HubSettings) -> Result<hf_hub::api::sync::Api> {
+    ApiBuilder::from_cache(Cache::new(hub.cache_dir.clone()))
         .with_token(hub.token.clone())
         .with_progress(hub.progress)
         .build()
-        .map_err(|e| anyhow!("cannot start the Hugging Face client: {e}"))?;
-    let repo = api.repo(hub_repo(repo_id, revision));
+        .map_err(|e| anyhow!("cannot start the Hugging Face client: {e}"))
+}
+
+/// Why [`repo_file`] found no file.
+#[derive(Debug)]
+pub enum Missing {
+    /// Offline, and the cache lacks it.
+    NotCached,
+    /// The Hub did not give it: hf-hub's reason, on one line.
+    NotFetched(String),
+    /// The client could not start.
+    Client(anyhow::Error),
+}
+
+/// One file of a Hub repository of any type (a model, or the Space that publishes tuned
+/// lenses), by the rules models follow: with `hub.offline`, the cache only; otherwise
+/// hf-hub fetches what the cache lacks, with the token and into the cache of `hub`.
+pub fn repo_file(repo: &Repo, hub: &HubSettings, name: &str) -> Result<PathBuf, Missing> {
+    if hub.offline {
+        return cached(repo, &hub.cache_dir, name).ok_or(Missing::NotCached);
+    }
+    let api = api(hub).map_err(Missing::Client)?;
+    api.repo(repo.clone())
+        .get(name)
+        .map_err(|e| Missing::NotFetched(crate::tokens::one_line(&e.to_string())))
+}
+
+/// Online: fetch what the cache lacks through hf-hub.
+fn download(repo_id: &str, revision: &str, hub: &HubSettings) -> Result<ModelFiles> {
+    let repo = api(hub)?.repo(hub_repo(repo_id, revision));
     let get = |name: &str| -> Result<PathBuf> {
         repo.get(name).map_err(|e| {
             anyhow!(
@@ -390,8 +424,11 @@ mod tests {
     #[test]
     fn commit_revisions_map_to_snapshots() {
         let c = "0123456789abcdef0123456789abcdef01234567";
-        let d = snapshot_dir("org/name", c, Path::new("/cache")).unwrap();
+        let d = snapshot_dir(&hub_repo("org/name", c), Path::new("/cache")).unwrap();
         assert_eq!(d, Path::new("/cache/models--org--name/snapshots").join(c));
-        assert!(snapshot_dir("org/name", "main", Path::new("/cache")).is_none());
+        assert!(snapshot_dir(&hub_repo("org/name", "main"), Path::new("/cache")).is_none());
+        let space = Repo::with_revision("org/lens".into(), RepoType::Space, c.into());
+        let d = snapshot_dir(&space, Path::new("/cache")).unwrap();
+        assert_eq!(d, Path::new("/cache/spaces--org--lens/snapshots").join(c));
     }
 }

@@ -198,6 +198,7 @@ impl Decoder {
             info: ModelInfo {
                 model_type: spec.model_type.clone(),
                 num_layers: spec.num_layers,
+                hidden_size: d,
                 max_positions: spec.max_positions,
                 vocab_size: vocab,
                 bos_token_id: spec.bos_token_id,

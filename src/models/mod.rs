@@ -43,6 +43,8 @@ pub struct ModelInfo {
     pub model_type: String,
     /// Number of transformer blocks L; the lens has L+1 rows.
     pub num_layers: usize,
+    /// Width of the residual stream (d_model).
+    pub hidden_size: usize,
     /// Longest input the model accepts.
     pub max_positions: usize,
     /// Rows of the embedding and the head.

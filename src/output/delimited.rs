@@ -39,15 +39,18 @@ const PLACE: [&str; 8] = [
 pub struct Columns {
     pub top_k: usize,
     pub targets: usize,
+    /// A `lens` column after `site` ("logit" or "tuned"), for `--compare-lenses`.
+    pub lens: bool,
 }
 
-/// Column names, in order: where the cell is, every statistic's column, the site, then
-/// the top-k and target groups.
+/// Column names, in order: where the cell is, every statistic's column, the site (and the
+/// lens, when asked), then the top-k and target groups.
 pub fn columns(groups: Columns) -> Vec<String> {
     let mut names: Vec<String> = PLACE
         .into_iter()
         .chain(STATS.iter().map(|s| s.column()))
         .chain(["site"])
+        .chain(groups.lens.then_some("lens"))
         .map(String::from)
         .collect();
     for k in 1..=groups.top_k {
@@ -132,6 +135,9 @@ impl<W: Write> Sink for Delimited<W> {
                 let stats = STATS.iter().map(|&s| p.value(s).to_string());
                 let mut record: Vec<String> = place.into_iter().chain(stats).collect();
                 record.push(site.clone());
+                if groups.lens {
+                    record.push(report.lens_kind.to_string());
+                }
                 for k in 0..groups.top_k {
                     match p.topk.get(k) {
                         Some(t) => {

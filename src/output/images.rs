@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::heatmap::{self, HeatmapOptions, ImageFormat};
 use super::{Report, Sink};
-use crate::atomic;
+use crate::{atomic, prompts};
 
 /// Where the images go.
 #[derive(Debug, Clone)]
@@ -28,6 +28,47 @@ pub struct Images {
     target: Target,
     format: ImageFormat,
     options: HeatmapOptions,
+    /// Say on stderr when a prompt's positions do not fit in one image.
+    warn: bool,
+    /// Each prompt's reports, one per lens, drawn side by side in one image.
+    lenses: PerPrompt,
+}
+
+/// Gathers each prompt's reports, one per lens (`--compare-lenses` hands a prompt's logit
+/// report, then its tuned report), until the prompt has all of them.
+#[derive(Debug, Clone)]
+pub struct PerPrompt {
+    /// How many reports each prompt has (2 under `--compare-lenses`, else 1).
+    lenses: usize,
+    /// The reports of the prompt being gathered.
+    held: Vec<Report>,
+}
+
+impl PerPrompt {
+    /// Prompts of `lenses` reports each (at least 1).
+    pub fn new(lenses: usize) -> Self {
+        Self {
+            lenses: lenses.max(1),
+            held: Vec::new(),
+        }
+    }
+
+    /// Adds `report`; all of its prompt's reports once it is the last of them. A prompt
+    /// left incomplete (another prompt's report comes first) is dropped.
+    pub fn add(&mut self, report: &Report) -> Option<Vec<Report>> {
+        if self
+            .held
+            .first()
+            .is_some_and(|h| h.prompt_index != report.prompt_index)
+        {
+            self.held.clear();
+        }
+        self.held.push(report.clone());
+        match self.held.len() >= self.lenses {
+            true => Some(std::mem::take(&mut self.held)),
+            false => None,
+        }
+    }
 }
 
 impl Images {
@@ -37,22 +78,60 @@ impl Images {
             target,
             format,
             options,
+            warn: true,
+            lenses: PerPrompt::new(1),
         }
     }
-}
 
-impl Images {
-    /// Gives the figures of an `--out-dir` the colour range `range` unless one was set:
-    /// one scale for the whole batch, so that its figures compare.
-    pub fn share_range(&mut self, range: (f32, f32)) {
+    /// Each prompt comes as `lenses` reports in a row, one per lens (`--compare-lenses`:
+    /// the logit lens's, then the tuned lens's), drawn side by side in one image.
+    pub fn lenses(mut self, lenses: usize) -> Self {
+        self.lenses = PerPrompt::new(lenses);
+        self
+    }
+
+    /// Whether to say on stderr when a prompt's positions do not fit in one image (one line
+    /// per such prompt; on by default).
+    pub fn warn(mut self, warn: bool) -> Self {
+        self.warn = warn;
+        self
+    }
+
+    /// Fits the images to the loaded model: titles name it as `title` says, and the figures
+    /// of an `--out-dir` share the metric's whole range for a vocabulary of `vocab_size`
+    /// ([`heatmap::Metric::batch_range`]) unless a range was set, so that they compare.
+    pub fn for_model(&mut self, title: &str, vocab_size: usize) {
+        self.options.model = Some(title.to_string());
         if matches!(self.target, Target::Dir { .. }) && self.options.color_range.is_none() {
-            self.options.color_range = Some(range);
+            self.options.color_range = self.options.metric.batch_range(vocab_size);
         }
+    }
+
+    /// Checks, before anything of `report` is printed, that its image can be drawn as asked:
+    /// a `--positions` window must lie inside the prompt, and `--metric target` needs a
+    /// target.
+    pub fn check(&self, report: &Report) -> Result<()> {
+        self.options.metric.check(report)?;
+        self.options.window.resolve(report.tokens.len()).map(drop)
     }
 }
 
 impl Sink for Images {
     fn report(&mut self, report: &Report) -> Result<()> {
+        if self.lenses.lenses == 1 {
+            return self.write(&[report]);
+        }
+        match self.lenses.add(report) {
+            Some(held) => self.write(&held.iter().collect::<Vec<_>>()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Images {
+    /// Writes the image of one prompt's `reports` (one per lens, side by side).
+    fn write(&self, reports: &[&Report]) -> Result<()> {
+        let report = reports[0];
         let path = match &self.target {
             Target::File(path) => path.clone(),
             Target::Dir { dir, total } => {
@@ -60,7 +139,14 @@ impl Sink for Images {
                 dir.join(format!("{stem}.{}", self.format.extension()))
             }
         };
-        atomic::write(&path, &heatmap::render(report, &self.options, self.format)?)
+        let image = heatmap::draw_side_by_side(reports, &self.options, self.format)?;
+        if let (true, Some(note)) = (self.warn, image.note()) {
+            eprintln!(
+                "logitlens: warning: {}: {note}",
+                prompts::label(report.prompt_index, report.prompt_id.as_deref())
+            );
+        }
+        atomic::write(&path, &image.bytes)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod json;
 pub mod jsonl;
 pub mod report;
 pub mod summary;
+pub mod summary_plot;
 pub mod table;
 
 use std::io::Write;

@@ -2,7 +2,9 @@
 //! once, after the last prompt, as JSON or CSV (by the file's extension), through a
 //! temporary file and a rename.
 //!
-//! JSON: `{"prompts", "model", "lens", "final_norm", "provenance", "rows": [...]}`.
+//! JSON: `{"prompts", "model", "lens", "final_norm", "provenance", "rows": [...]}`; each
+//! row names its `lens`, and under `--compare-lenses` the rows of both lenses are there
+//! (`"lens": "logit+tuned"` at the top).
 //! CSV: the `# logitlens provenance: {...}` line, a header, one line per row.
 
 use std::path::{Path, PathBuf};
@@ -53,7 +55,8 @@ pub struct SummaryFile {
 #[derive(Debug, Clone, Serialize)]
 struct Head {
     model: String,
-    lens: &'static str,
+    /// "logit", "tuned", or "logit+tuned" under `--compare-lenses`.
+    lens: String,
     final_norm: bool,
 }
 
@@ -127,6 +130,19 @@ impl SummaryFile {
     }
 }
 
+/// Writes `bytes()` to `path` atomically once `summary` holds a prompt; nothing when no
+/// prompt succeeded.
+pub fn write_if_any(
+    summary: &Summary,
+    path: &Path,
+    bytes: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<()> {
+    match summary.prompts() {
+        0 => Ok(()),
+        _ => atomic::write(path, &bytes()?),
+    }
+}
+
 /// Adds `report` to `summary`.
 pub fn add_report(summary: &mut Summary, report: &Report) {
     let ids: Vec<u32> = report.tokens.iter().map(|t| t.id).collect();
@@ -146,17 +162,24 @@ pub fn add_report(summary: &mut Summary, report: &Report) {
             last_targets: l.positions.last().map_or(&[], |p| p.targets.as_slice()),
         })
         .collect();
-    summary.add(&ids, &views);
+    summary.add(report.lens_kind, &ids, &views);
 }
 
 impl Sink for SummaryFile {
     fn report(&mut self, report: &Report) -> Result<()> {
-        if self.head.is_none() {
-            self.head = Some(Head {
-                model: report.model.clone(),
-                lens: report.lens_kind,
-                final_norm: report.lens.final_norm(),
-            });
+        match &mut self.head {
+            None => {
+                self.head = Some(Head {
+                    model: report.model.clone(),
+                    lens: report.lens_kind.to_string(),
+                    final_norm: report.lens.final_norm(),
+                })
+            }
+            Some(head) => {
+                if !head.lens.split('+').any(|k| k == report.lens_kind) {
+                    head.lens = format!("{}+{}", head.lens, report.lens_kind);
+                }
+            }
         }
         add_report(&mut self.summary, report);
         Ok(())
@@ -164,9 +187,6 @@ impl Sink for SummaryFile {
 
     /// Writes the file (nothing when no prompt succeeded).
     fn finish(&mut self) -> Result<()> {
-        if self.summary.prompts() == 0 {
-            return Ok(());
-        }
-        atomic::write(&self.path, &self.render()?)
+        write_if_any(&self.summary, &self.path, || self.render())
     }
 }

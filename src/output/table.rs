@@ -18,6 +18,8 @@ pub struct Table<W: Write> {
     out: W,
     stats: Vec<Stat>,
     many: bool,
+    /// Name the lens in each report's `# prompt` line (`--compare-lenses`).
+    lens_labels: bool,
     printed: usize,
 }
 
@@ -29,8 +31,16 @@ impl<W: Write> Table<W> {
             out,
             stats,
             many,
+            lens_labels: false,
             printed: 0,
         }
+    }
+
+    /// Heads every report with its prompt and its lens: `# prompt 0 (tuned lens): …`.
+    pub fn with_lens_labels(mut self) -> Self {
+        self.many = true;
+        self.lens_labels = true;
+        self
     }
 }
 
@@ -45,7 +55,11 @@ impl<W: Write> Sink for Table<W> {
                 None => report.prompt_index.to_string(),
             };
             let prompt = printable(report.prompt.as_bytes());
-            writeln!(self.out, "# prompt {label}: {prompt}")?;
+            let lens = match self.lens_labels {
+                true => format!(" ({} lens)", report.lens_kind),
+                false => String::new(),
+            };
+            writeln!(self.out, "# prompt {label}{lens}: {prompt}")?;
         }
         write(&mut self.out, report, &self.stats)?;
         self.out.flush()?;

@@ -138,21 +138,39 @@ pub fn phi() -> String {
 /// Lays out a Hugging Face cache the way huggingface_hub does: blobs named by hash,
 /// snapshot entries as symlinks to them, and refs/main holding the commit.
 pub fn hub_cache(root: &Path, repo: &str, commit: &str) -> PathBuf {
-    let repo_dir = root
-        .join("hub")
-        .join(format!("models--{}", repo.replace('/', "--")));
+    let files: Vec<(PathBuf, &str)> = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|&name| (fixture("phi-tiny").join(name), name))
+        .collect();
+    hub_cache_files(
+        root,
+        &format!("models--{}", repo.replace('/', "--")),
+        commit,
+        &files,
+    )
+}
+
+/// [`hub_cache`] for any repo folder (`models--org--name`, `spaces--org--name`) and files:
+/// each `(source, path in the repo)`, the path possibly in subfolders.
+pub fn hub_cache_files(
+    root: &Path,
+    folder: &str,
+    commit: &str,
+    files: &[(PathBuf, &str)],
+) -> PathBuf {
+    let repo_dir = root.join("hub").join(folder);
     let snapshot = repo_dir.join("snapshots").join(commit);
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
     std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
     std::fs::write(repo_dir.join("refs/main"), commit).unwrap();
-    for (i, name) in ["config.json", "tokenizer.json", "model.safetensors"]
-        .iter()
-        .enumerate()
-    {
+    for (i, (source, name)) in files.iter().enumerate() {
         let blob = repo_dir.join("blobs").join(format!("{i:064x}"));
-        std::fs::copy(fixture("phi-tiny").join(name), &blob).unwrap();
-        std::os::unix::fs::symlink(format!("../../blobs/{i:064x}"), snapshot.join(name)).unwrap();
+        std::fs::copy(source, &blob).unwrap();
+        let link = snapshot.join(name);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        let up = "../".repeat(name.matches('/').count() + 2);
+        std::os::unix::fs::symlink(format!("{up}blobs/{i:064x}"), link).unwrap();
     }
     snapshot
 }
@@ -238,6 +256,15 @@ pub fn require_smollm2() -> Option<PathBuf> {
     None
 }
 
+/// A browser the tests need is missing: a failure under CI (`CI` set) or with
+/// `LOGITLENS_REQUIRE_BROWSER=1`, else a loud SKIPPED line.
+pub fn browser_missing(msg: &str) {
+    let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+        || std::env::var("LOGITLENS_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    assert!(!required, "CI or LOGITLENS_REQUIRE_BROWSER=1: {msg}");
+    say(format!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n"));
+}
+
 /// Writes a line straight to the stderr handle, which libtest does not capture (it only
 /// captures `eprintln!`), so warnings and figures show in a plain `cargo test`.
 pub fn say(line: String) {
@@ -252,4 +279,15 @@ pub fn file_names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The text of every `<text>` element of an SVG, trimmed.
+pub fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
 }

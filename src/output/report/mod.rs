@@ -16,7 +16,7 @@ use anyhow::Result;
 
 pub use page::page;
 
-use super::images::{stem, Target};
+use super::images::{stem, PerPrompt, Target};
 use super::{json, Report, Sink};
 use crate::atomic;
 
@@ -43,6 +43,8 @@ pub struct Html {
     single: bool,
     /// The reports of a [`Target::File`] page, until the end.
     held: Vec<Report>,
+    /// The reports of a [`Target::Dir`] page: the prompt's, one per lens.
+    lenses: PerPrompt,
 }
 
 impl Html {
@@ -53,7 +55,15 @@ impl Html {
             target,
             single,
             held: Vec::new(),
+            lenses: PerPrompt::new(1),
         }
+    }
+
+    /// Each prompt comes as `lenses` reports in a row, one per lens (`--compare-lenses`),
+    /// which an `--out-dir` page holds together (the page shows their grids side by side).
+    pub fn lenses(mut self, lenses: usize) -> Self {
+        self.lenses = PerPrompt::new(lenses);
+        self
     }
 }
 
@@ -62,9 +72,11 @@ impl Sink for Html {
         match &self.target {
             Target::File(_) => self.held.push(report.clone()),
             Target::Dir { dir, total } => {
-                let stem = stem(report.prompt_id.as_deref(), report.prompt_index, *total);
-                let path = dir.join(format!("{stem}.{EXTENSION}"));
-                write(&path, true, std::slice::from_ref(report))?;
+                if let Some(held) = self.lenses.add(report) {
+                    let stem = stem(report.prompt_id.as_deref(), report.prompt_index, *total);
+                    let path = dir.join(format!("{stem}.{EXTENSION}"));
+                    write(&path, true, &held)?;
+                }
             }
         }
         Ok(())
@@ -94,8 +106,14 @@ fn title(reports: &[Report]) -> String {
     };
     let model = first.model.trim_end_matches('/');
     let model = model.rsplit('/').next().unwrap_or(model);
-    match reports {
-        [one] => format!("logitlens: {model}: {}", one.prompt),
-        all => format!("logitlens: {model}: {} prompts", all.len()),
+    let mut prompts: Vec<usize> = reports.iter().map(|r| r.prompt_index).collect();
+    prompts.dedup();
+    let lenses = match reports.iter().any(|r| r.lens_kind != first.lens_kind) {
+        true => " (logit and tuned lens)",
+        false => "",
+    };
+    match prompts.len() {
+        1 => format!("logitlens: {model}: {}{lenses}", first.prompt),
+        n => format!("logitlens: {model}: {n} prompts{lenses}"),
     }
 }

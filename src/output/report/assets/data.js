@@ -5,10 +5,57 @@
 
 const LL = {};
 
+/** Line colours of the charts, one per statistic or target. */
+LL.PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"];
+
 /** The reports of the embedded document, as an array. */
 LL.readReports = function (element) {
   const doc = JSON.parse(element.textContent);
   return Array.isArray(doc) ? doc : [doc];
+};
+
+/** The lens that made a report: "logit" or "tuned" (older documents: "logit"). */
+LL.lensOf = function (report) {
+  return report.lens || "logit";
+};
+
+/** The order lenses are shown in, left to right: the logit lens, then the tuned lens. */
+LL.LENS_ORDER = ["logit", "tuned"];
+
+/** Sorts `names` (lens names) into LL.LENS_ORDER, unknown ones last. */
+LL.byLens = function (a, b) {
+  const rank = (l) => {
+    const i = LL.LENS_ORDER.indexOf(l);
+    return i < 0 ? LL.LENS_ORDER.length : i;
+  };
+  return rank(a) - rank(b);
+};
+
+/**
+ * The reports grouped by prompt: under --compare-lenses each prompt has one report per
+ * lens (same prompt_index, different "lens"), shown side by side. Returns [{ reports }] in
+ * document order, each group's reports in LL.LENS_ORDER.
+ */
+LL.groups = function (reports) {
+  const groups = [];
+  const open = new Map();
+  for (const r of reports) {
+    const key = r.prompt_index === undefined || r.prompt_index === null ? {} : r.prompt_index;
+    let g = open.get(key);
+    if (!g || g.reports.some((o) => LL.lensOf(o) === LL.lensOf(r))) {
+      g = { reports: [] };
+      groups.push(g);
+      open.set(key, g);
+    }
+    g.reports.push(r);
+  }
+  for (const g of groups) g.reports.sort((a, b) => LL.byLens(LL.lensOf(a), LL.lensOf(b)));
+  return groups;
+};
+
+/** The lenses of `reports`, each once, in LL.LENS_ORDER. */
+LL.lenses = function (reports) {
+  return [...new Set(reports.map(LL.lensOf))].sort(LL.byLens);
 };
 
 /** The site of a lens row: "embed", "resid_mid" or "resid_post" (older documents: by index). */
@@ -105,13 +152,17 @@ LL.metrics = function (reports, report) {
   return list;
 };
 
-/** The [lo, hi] colour domain of `metric`: its fixed ends, else the largest value shown. */
-LL.domain = function (metric, reports, report) {
+/**
+ * The [lo, hi] colour domain of `metric`: its fixed ends, else the largest value in
+ * `reports` (every report of the page), or in `shown` (the reports on screen, one per lens:
+ * they share the scale) for a metric of one prompt's own targets.
+ */
+LL.domain = function (metric, reports, shown) {
   let lo = metric.lo;
   let hi = metric.hi;
   if (hi === null) {
     hi = metric.log ? 1 : 0;
-    for (const r of metric.perReport ? [report] : reports) {
+    for (const r of metric.perReport ? shown : reports) {
       for (const row of r.layers) {
         for (const cell of row.positions) {
           const v = metric.get(cell);
@@ -195,18 +246,25 @@ LL.ink = function (rgb) {
 };
 
 /**
- * Per-row means over every report and position, keyed by site and layer, in the first
- * report's row order: cells, entropy, KL, next-token cross-entropy, next-token top-1
- * accuracy and agreement with the output row's argmax.
+ * Per-row means over every report and position, keyed by lens, site and layer, in the
+ * first report's row order: cells, entropy, KL, next-token cross-entropy, next-token top-1
+ * accuracy and agreement with the output row's argmax. Each statistic has one series per
+ * lens ({ name, stat, lens, color, dash }): the same colour for a statistic, dashed for
+ * every lens after the first (solid logit lens, dashed tuned lens).
  */
 LL.summary = function (reports) {
+  const lenses = LL.lenses(reports);
+  const order = new Map();
   const rows = new Map();
   for (const r of reports) {
     const out = r.layers[r.layers.length - 1];
+    const lens = LL.lensOf(r);
     r.layers.forEach((row, i) => {
-      const key = LL.site(row, i) + ":" + row.layer;
+      const where = LL.site(row, i) + ":" + row.layer;
+      if (!order.has(where)) order.set(where, LL.rowLabel(r.layers, i));
+      const key = lens + ":" + where;
       if (!rows.has(key)) {
-        rows.set(key, { label: LL.rowLabel(r.layers, i), cells: 0, entropy: 0, kl: 0, klCells: 0, ce: 0, ceCells: 0, next: 0, hits: 0, agree: 0 });
+        rows.set(key, { cells: 0, entropy: 0, kl: 0, klCells: 0, ce: 0, ceCells: 0, next: 0, hits: 0, agree: 0 });
       }
       const s = rows.get(key);
       row.positions.forEach((cell, p) => {
@@ -220,41 +278,89 @@ LL.summary = function (reports) {
       });
     });
   }
-  const list = [...rows.values()];
+  const wheres = [...order.keys()];
   const mean = (a, n) => (n > 0 ? a / n : null);
+  const series = (stats) => {
+    const list = [];
+    stats.forEach(([name, value], k) => {
+      lenses.forEach((lens, j) => {
+        list.push({
+          name: lenses.length > 1 ? name + " (" + lens + " lens)" : name,
+          stat: name,
+          lens: lens,
+          color: LL.PALETTE[k % LL.PALETTE.length],
+          dash: j > 0,
+          values: wheres.map((w) => {
+            const s = rows.get(lens + ":" + w);
+            return s ? value(s) : null;
+          }),
+        });
+      });
+    });
+    return list.filter((one) => one.values.some((v) => v !== null));
+  };
   return {
-    labels: list.map((s) => s.label),
-    nats: [
-      { name: "mean entropy", values: list.map((s) => mean(s.entropy, s.cells)) },
-      { name: "mean KL to the output", values: list.map((s) => mean(s.kl, s.klCells)) },
-      { name: "mean next-token CE", values: list.map((s) => mean(s.ce, s.ceCells)) },
-    ].filter((series) => series.values.some((v) => v !== null)),
-    fractions: [
-      { name: "next-token top-1", values: list.map((s) => mean(s.hits, s.next)) },
-      { name: "argmax = output's", values: list.map((s) => mean(s.agree, s.cells)) },
-    ],
+    labels: [...order.values()],
+    lenses: lenses,
+    nats: series([
+      ["mean entropy", (s) => mean(s.entropy, s.cells)],
+      ["mean KL to the output", (s) => mean(s.kl, s.klCells)],
+      ["mean next-token CE", (s) => mean(s.ce, s.ceCells)],
+    ]),
+    fractions: series([
+      ["next-token top-1", (s) => mean(s.hits, s.next)],
+      ["argmax = output's", (s) => mean(s.agree, s.cells)],
+    ]),
   };
 };
 
-/** Each target's probability or rank at the last position, by row. */
-LL.trajectories = function (report, scale) {
-  const last = report.tokens.length - 1;
-  return (report.targets || []).map((t, i) => ({
-    name: LL.quote(t.token),
-    values: report.layers.map((row) => {
-      const cell = row.positions[last];
-      const v = cell && cell.targets && cell.targets[i];
-      return v ? (scale === "rank" ? v.rank : v.prob) : null;
-    }),
-  }));
+/**
+ * The legend of `series`: each series, or, when they come from several lenses, each
+ * statistic once in its colour and then each lens's line style.
+ */
+LL.legend = function (series) {
+  const lenses = [...new Set(series.map((s) => s.lens).filter((l) => l))].sort(LL.byLens);
+  if (lenses.length < 2) return series.map((s) => ({ name: s.name, color: s.color, dash: s.dash }));
+  const seen = new Map();
+  for (const s of series) if (!seen.has(s.stat)) seen.set(s.stat, { name: s.stat, color: s.color, dash: false });
+  return [...seen.values(), ...lenses.map((l, j) => ({ name: l + " lens", color: "#1d2330", dash: j > 0 }))];
 };
 
 /**
- * Column layout: each column as wide as its widest label (input token or cell), within
- * [min, max] px. `measure(text)` gives a label's width. Returns { x: [left edges..., total],
- * w: [widths] }.
+ * Each target's probability or rank at the last position, by row: one series per target
+ * and report of `reports` (one per lens), coloured by target, dashed after the first lens.
  */
-LL.columns = function (report, measure, min, max, pad) {
+LL.trajectories = function (reports, scale) {
+  const list = [];
+  const lenses = reports.length;
+  (reports[0].targets || []).forEach((t, i) => {
+    reports.forEach((report, j) => {
+      const last = report.tokens.length - 1;
+      list.push({
+        name: LL.quote(t.token) + (lenses > 1 ? " (" + LL.lensOf(report) + " lens)" : ""),
+        stat: LL.quote(t.token),
+        lens: lenses > 1 ? LL.lensOf(report) : undefined,
+        color: LL.PALETTE[i % LL.PALETTE.length],
+        dash: j > 0,
+        values: report.layers.map((row) => {
+          const cell = row.positions[last];
+          const v = cell && cell.targets && cell.targets[i];
+          return v ? (scale === "rank" ? v.rank : v.prob) : null;
+        }),
+      });
+    });
+  });
+  return list;
+};
+
+/**
+ * Column layout: each column as wide as its widest label (input token or cell of any of
+ * `reports`, the same prompt under each lens, so that their grids line up), within
+ * [min, max] px. `measure(text)` gives a label's width. Returns { x: [left edges...,
+ * total], w: [widths] }.
+ */
+LL.columns = function (reports, measure, min, max, pad) {
+  const report = reports[0];
   const n = report.tokens.length;
   const widths = new Array(n);
   const cache = new Map();
@@ -268,10 +374,12 @@ LL.columns = function (report, measure, min, max, pad) {
   };
   for (let p = 0; p < n; p++) {
     let w = width(LL.show(report.tokens[p].display));
-    for (const row of report.layers) {
-      const cell = row.positions[p];
-      if (cell) w = Math.max(w, width(LL.show(cell.token)));
-      if (w >= max) break;
+    for (const r of reports) {
+      for (const row of r.layers) {
+        const cell = row.positions[p];
+        if (cell) w = Math.max(w, width(LL.show(cell.token)));
+        if (w >= max) break;
+      }
     }
     widths[p] = Math.round(Math.min(max, Math.max(min, w + pad)));
   }

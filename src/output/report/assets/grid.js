@@ -1,7 +1,8 @@
 // grid.js: drawing. The grid is one canvas that shows only the columns in view, so a
 // 2048-token prompt costs what a short one does. Over it, the scroll container holds a
 // spacer as wide as the whole grid and, for the columns in view only, one transparent
-// element per cell (class "cell", with data-row, data-layer, data-site and data-position):
+// element per cell (class "cell", with data-row, data-layer, data-site, data-position and
+// data-lens):
 // hover and click land on real elements, and tests can find every cell on screen.
 
 LL.CELL_H = 22;
@@ -10,7 +11,6 @@ LL.FONT = '12px system-ui, "DejaVu Sans", sans-serif';
 LL.SMALL_FONT = '10px system-ui, "DejaVu Sans", sans-serif';
 LL.HIT = "#ff2e88";
 LL.PIN = "#ff9f1c";
-LL.PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"];
 
 LL.Grid = class {
   constructor(panel, canvas, scroller, space) {
@@ -31,12 +31,16 @@ LL.Grid = class {
     });
   }
 
-  /** Shows `report`, scrolled to its start. */
-  setReport(report) {
+  /**
+   * Shows `report`, scrolled to its start; its columns are laid out over `group` (the
+   * same prompt under every lens shown), so that side-by-side grids line up.
+   */
+  setReport(report, group) {
     this.report = report;
+    this.lens = LL.lensOf(report);
     this.rows = report.layers;
     this.ctx.font = LL.FONT;
-    this.cols = LL.columns(report, (t) => this.measure(t), 40, 140, 10);
+    this.cols = LL.columns(group || [report], (t) => this.measure(t), 40, 140, 10);
     let gutter = 0;
     this.rows.forEach((_, i) => {
       gutter = Math.max(gutter, this.measure(LL.rowLabel(this.rows, i)));
@@ -231,6 +235,7 @@ LL.Grid = class {
         e.dataset.layer = this.rows[r].layer;
         e.dataset.site = LL.site(this.rows[r], r);
         e.dataset.position = p;
+        e.dataset.lens = this.lens;
         els.push(e);
         fragment.appendChild(e);
       }
@@ -272,11 +277,20 @@ LL.drawColorbar = function (canvas, metric, domain) {
   ctx.fillText(metric.label + " \u2014 " + metric.unit, x0, 0);
 };
 
+/** Strokes the current path on `ctx`, dashed when asked. */
+LL.stroke = function (ctx, dash) {
+  ctx.setLineDash(dash ? [6, 4] : []);
+  ctx.stroke();
+  ctx.setLineDash([]);
+};
+
 /**
  * A line chart on `canvas`: x is the row (labels), y over {lo, hi, log, label}; one line
- * per series ({name, values}), nulls leave gaps; a legend under the plot.
+ * per series ({name, values, color?, dash?}), nulls leave gaps; under the plot a legend
+ * ([{name, color, dash}], by default one entry per series).
  */
-LL.lineChart = function (canvas, labels, series, y) {
+LL.lineChart = function (canvas, labels, series, y, legend) {
+  const entries = legend || series.map((s, k) => ({ name: s.name, color: s.color || LL.PALETTE[k % LL.PALETTE.length], dash: s.dash }));
   const dpr = window.devicePixelRatio || 1;
   if (!canvas.dataset.w) {
     canvas.dataset.w = canvas.width;
@@ -291,7 +305,7 @@ LL.lineChart = function (canvas, labels, series, y) {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, cw, ch);
-  const legendRows = Math.ceil(series.length / 2);
+  const legendRows = Math.ceil(entries.length / 2);
   const box = { l: 50, r: cw - 26, t: 18, b: ch - 34 - 16 * legendRows };
   const metric = { log: y.log };
   const frac = (v) => LL.fraction(metric, [y.lo, y.hi], v);
@@ -325,7 +339,7 @@ LL.lineChart = function (canvas, labels, series, y) {
   ctx.fillText(y.label, 0, 0);
   ctx.restore();
   series.forEach((s, k) => {
-    const color = LL.PALETTE[k % LL.PALETTE.length];
+    const color = s.color || LL.PALETTE[k % LL.PALETTE.length];
     ctx.strokeStyle = color;
     ctx.fillStyle = color;
     ctx.lineWidth = 2;
@@ -340,18 +354,23 @@ LL.lineChart = function (canvas, labels, series, y) {
       else ctx.moveTo(px(i), py(v));
       open = true;
     });
-    ctx.stroke();
+    LL.stroke(ctx, s.dash);
     s.values.forEach((v, i) => {
       if (v !== null && v !== undefined && isFinite(v)) ctx.fillRect(px(i) - 1.5, py(v) - 1.5, 3, 3);
     });
+  });
+  entries.forEach((entry, k) => {
     const lx = box.l + (k % 2) * ((box.r - box.l) / 2);
     const ly = box.b + 22 + 16 * Math.floor(k / 2);
-    ctx.fillRect(lx, ly + 5, 14, 3);
+    ctx.strokeStyle = entry.color;
+    ctx.lineWidth = 3;
+    ctx.beginPath();
+    ctx.moveTo(lx, ly + 6.5);
+    ctx.lineTo(lx + 16, ly + 6.5);
+    LL.stroke(ctx, entry.dash);
     ctx.fillStyle = "#1d2330";
     ctx.textAlign = "left";
     ctx.font = LL.FONT;
-    ctx.fillText(s.name, lx + 18, ly);
-    ctx.font = LL.SMALL_FONT;
-    ctx.textAlign = "center";
+    ctx.fillText(entry.name, lx + 20, ly);
   });
 };

@@ -1,5 +1,7 @@
-// main.js: wires the page: the prompt picker, the metric selector, the tooltip (hover
-// shows, click pins, Esc unpins), the target and summary charts, and the first-paint mark
+// main.js: wires the page: the prompt picker, the metric selector, one grid per lens of
+// the prompt shown (two side by side under --compare-lenses, sharing the metric and its
+// colour scale, scrolling together), the tooltip (hover shows, click pins, Esc unpins),
+// the target and summary charts, and the first-paint mark
 // (window.logitlensPaintedAt, in performance.now() milliseconds, and
 // <html data-painted="true">) that the browser tests wait for.
 
@@ -8,10 +10,13 @@
   performance.mark("logitlens-start");
   const reports = LL.readReports($("logitlens-data"));
   performance.mark("logitlens-parsed");
+  const groups = LL.groups(reports);
+  const lenses = LL.lenses(reports);
   const state = { index: 0, metric: "entropy", metrics: [], hover: null };
-  const grid = new LL.Grid($("grid-panel"), $("grid-canvas"), $("grid-scroll"), $("grid-space"));
   const tooltip = $("tooltip");
-  window.logitlens = { reports: reports, state: state, grid: grid };
+  const grids = [];
+  window.logitlens = { reports: reports, groups: groups, state: state, grids: grids };
+  Object.defineProperty(window.logitlens, "grid", { get: () => grids[0] });
 
   /** An element with a class and text, or children. */
   function h(tag, cls, ...children) {
@@ -21,7 +26,44 @@
     return e;
   }
 
-  const report = () => reports[state.index];
+  const group = () => groups[state.index].reports;
+  const report = () => group()[0];
+
+  /**
+   * One pane per lens: a title (shown with several lenses) over a grid. The first pane's
+   * elements keep the ids of a one-lens page (grid-panel, grid-canvas, grid-scroll,
+   * grid-space); every pane's have the classes.
+   */
+  function addPane() {
+    const k = grids.length;
+    const id = (name) => (k === 0 ? name : name + "-" + k);
+    const part = (tag, cls) => {
+      const e = h(tag, cls);
+      e.id = id(cls);
+      return e;
+    };
+    const title = h("h2", "grid-title");
+    const panel = part("div", "grid-panel");
+    const canvas = part("canvas", "grid-canvas");
+    const scroll = part("div", "grid-scroll");
+    const space = part("div", "grid-space");
+    scroll.append(space);
+    panel.append(canvas, scroll);
+    const pane = h("div", "grid-pane", title, panel);
+    $("grids").append(pane);
+    const grid = new LL.Grid(panel, canvas, scroll, space);
+    grid.title = title;
+    grids.push(grid);
+    // Side-by-side grids share their columns, so they scroll together.
+    scroll.addEventListener("scroll", () => {
+      for (const other of grids) {
+        if (other !== grid && other.scroller.scrollLeft !== scroll.scrollLeft) other.scroller.scrollLeft = scroll.scrollLeft;
+      }
+      if (!pinned()) tooltip.hidden = true;
+    }, { passive: true });
+  }
+
+  const pinned = () => grids.some((g) => g.pinned);
 
   function showPrompt(index) {
     state.index = index;
@@ -34,7 +76,9 @@
       r.final_norm === false ? "raw hidden states (no final norm)" : "through the final norm",
     ];
     if (r.top_k !== undefined) parts.push("top-" + r.top_k);
-    if (r.first_layer !== null && r.first_layer !== undefined) parts.push("final prediction first at layer " + r.first_layer + ", settled from " + r.settled_layer);
+    const shown = group();
+    if (shown.length > 1) parts.push(shown.map((o) => LL.lensOf(o) + " lens").join(" and ") + " side by side, on one colour scale");
+    else if (r.first_layer !== null && r.first_layer !== undefined) parts.push("final prediction first at layer " + r.first_layer + ", settled from " + r.settled_layer);
     $("subtitle").textContent = "Prompt" + (r.prompt_id ? " " + r.prompt_id : "") + ": " + LL.quote(r.prompt) + "\n" + parts.join(" \u00b7 ");
     $("footer").textContent = r.provenance ? "provenance: " + JSON.stringify(r.provenance) : "";
     state.metrics = LL.metrics(reports, r);
@@ -47,7 +91,18 @@
     if (!state.metrics.some((m) => m.key === state.metric)) state.metric = "entropy";
     select.value = state.metric;
     unpin();
-    grid.setReport(r);
+    while (grids.length < shown.length) addPane();
+    grids.forEach((g, k) => {
+      const mine = shown[k];
+      g.panel.parentElement.hidden = !mine;
+      if (!mine) return;
+      g.title.hidden = shown.length < 2;
+      const settled = mine.first_layer !== null && mine.first_layer !== undefined
+        ? "final prediction first at layer " + mine.first_layer + ", settled from " + mine.settled_layer
+        : "";
+      g.title.replaceChildren(LL.lensOf(mine) + " lens", h("span", "note", settled));
+      g.setReport(mine, shown);
+    });
     setMetric(state.metric);
     drawTargets();
   }
@@ -55,21 +110,26 @@
   function setMetric(key) {
     state.metric = key;
     const metric = state.metrics.find((m) => m.key === key);
-    const domain = LL.domain(metric, reports, report());
-    grid.setColors(metric, domain);
+    const domain = LL.domain(metric, reports, group());
     LL.drawColorbar($("colorbar-canvas"), metric, domain);
     $("missing-legend").hidden = !(metric.key === "ce" || metric.key === "rank");
-    grid.draw();
+    shownGrids().forEach((g) => {
+      g.setColors(metric, domain);
+      g.draw();
+    });
   }
 
-  function tooltipBody(r, row, position) {
+  const shownGrids = () => grids.slice(0, group().length);
+
+  function tooltipBody(grid, row, position) {
+    const r = grid.report;
     const rows = r.layers;
     const cell = rows[row].positions[position];
     const site = LL.site(rows[row], row);
     const where = { embed: "embeddings", resid_mid: "after attention (resid_mid)", resid_post: row === rows.length - 1 ? "the model's output" : "block output (resid_post)" }[site] || site;
     const next = r.tokens[position + 1];
     const body = [
-      h("div", "tt-head", "row " + LL.rowLabel(rows, row) + " \u00b7 position " + position),
+      h("div", "tt-head", (lenses.length > 1 || LL.lensOf(r) !== "logit" ? LL.lensOf(r) + " lens \u00b7 " : "") + "row " + LL.rowLabel(rows, row) + " \u00b7 position " + position),
       h("div", "tt-sub", where + "; input " + LL.quote(r.tokens[position].display) + " \u2192 next " + (next ? LL.quote(next.display) : "(none: last position)")),
     ];
     const top = cell.topk && cell.topk.length ? cell.topk : [{ id: cell.id, token: cell.token, prob: cell.prob }];
@@ -104,8 +164,9 @@
     return body;
   }
 
-  function showTooltip(row, position, clientX, clientY) {
-    tooltip.replaceChildren(...tooltipBody(report(), row, position));
+  function showTooltip(grid, row, position, clientX, clientY) {
+    tooltip.replaceChildren(...tooltipBody(grid, row, position));
+    tooltip.dataset.lens = grid.lens;
     tooltip.dataset.row = row;
     tooltip.dataset.position = position;
     tooltip.hidden = false;
@@ -121,27 +182,34 @@
   }
 
   function unpin() {
-    if (!grid.pinned) return;
-    grid.pinned = null;
+    const was = grids.filter((g) => g.pinned);
+    if (!was.length) return;
+    was.forEach((g) => {
+      g.pinned = null;
+      g.draw();
+    });
     tooltip.classList.remove("pinned");
     tooltip.hidden = true;
-    grid.draw();
   }
 
   const cellOf = (target) => (target && target.closest ? target.closest(".cell") : null);
-  const scroller = $("grid-scroll");
-  scroller.addEventListener("mousemove", (e) => {
-    if (grid.pinned) return;
+  /** The grid a cell element belongs to. */
+  const gridOf = (cell) => grids.find((g) => g.space.contains(cell));
+  const panes = $("grids");
+  panes.addEventListener("mousemove", (e) => {
+    if (pinned()) return;
     const cell = cellOf(e.target);
-    if (cell) showTooltip(+cell.dataset.row, +cell.dataset.position, e.clientX, e.clientY);
+    const grid = cell && gridOf(cell);
+    if (grid) showTooltip(grid, +cell.dataset.row, +cell.dataset.position, e.clientX, e.clientY);
     else tooltip.hidden = true;
   });
-  scroller.addEventListener("mouseleave", () => {
-    if (!grid.pinned) tooltip.hidden = true;
+  panes.addEventListener("mouseleave", () => {
+    if (!pinned()) tooltip.hidden = true;
   });
   document.addEventListener("click", (e) => {
     const cell = cellOf(e.target);
-    if (!cell) {
+    const grid = cell && gridOf(cell);
+    if (!grid) {
       if (!tooltip.contains(e.target)) unpin();
       return;
     }
@@ -149,20 +217,18 @@
     const position = +cell.dataset.position;
     if (grid.pinned && grid.pinned.row === row && grid.pinned.position === position) {
       unpin();
-      showTooltip(row, position, e.clientX, e.clientY);
+      showTooltip(grid, row, position, e.clientX, e.clientY);
       return;
     }
+    unpin();
     grid.pinned = { row: row, position: position };
     tooltip.classList.add("pinned");
-    showTooltip(row, position, e.clientX, e.clientY);
+    showTooltip(grid, row, position, e.clientX, e.clientY);
     grid.draw();
   });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape") unpin();
   });
-  scroller.addEventListener("scroll", () => {
-    if (!grid.pinned) tooltip.hidden = true;
-  }, { passive: true });
 
   function drawTargets() {
     const r = report();
@@ -170,19 +236,22 @@
     figure.hidden = !(r.targets && r.targets.length);
     if (figure.hidden) return;
     const scale = $("targets-scale").value;
-    const series = LL.trajectories(r, scale);
+    const series = LL.trajectories(group(), scale);
     let hi = 1;
     if (scale === "rank") series.forEach((s) => s.values.forEach((v) => { if (v > hi) hi = v; }));
     const y = scale === "rank"
       ? { lo: 1, hi: Math.max(10, hi), log: true, label: "rank (log)" }
       : { lo: 0, hi: 1, log: false, label: "probability" };
-    LL.lineChart($("targets-canvas"), r.layers.map((_, i) => LL.rowLabel(r.layers, i)), series, y);
+    LL.lineChart($("targets-canvas"), r.layers.map((_, i) => LL.rowLabel(r.layers, i)), series, y, LL.legend(series));
   }
 
   function drawSummary() {
-    if (reports.length < 2) return;
+    // A batch's curves; with two lenses, one prompt's too (the tuned-lens paper's figure).
+    if (groups.length < 2 && lenses.length < 2) return;
     $("summary-figure").hidden = false;
-    $("summary-caption").textContent = "Per-row means over all " + reports.length + " prompts and their positions";
+    const over = groups.length === 1 ? "the prompt's positions" : "all " + groups.length + " prompts and their positions";
+    const styles = lenses.length > 1 ? "; " + lenses.map((l, j) => (j === 0 ? "solid: " : "dashed: ") + l + " lens").join(", ") : "";
+    $("summary-caption").textContent = "Per-row means over " + over + styles;
     const s = LL.summary(reports);
     const values = [];
     s.nats.forEach((series) => series.values.forEach((v) => { if (v !== null && isFinite(v)) values.push(v); }));
@@ -198,14 +267,15 @@
     const y = select.value === "log"
       ? { lo: Math.pow(10, Math.floor(Math.log10(positive.length ? positive[0] : 0.01))), hi: Math.max(hi, 1), log: true, label: "nats (log)" }
       : { lo: 0, hi: LL.niceCeil(hi || 1), log: false, label: "nats" };
-    LL.lineChart($("summary-nats"), s.labels, s.nats, y);
-    LL.lineChart($("summary-fractions"), s.labels, s.fractions, { lo: 0, hi: 1, log: false, label: "fraction" });
+    LL.lineChart($("summary-nats"), s.labels, s.nats, y, LL.legend(s.nats));
+    LL.lineChart($("summary-fractions"), s.labels, s.fractions, { lo: 0, hi: 1, log: false, label: "fraction" }, LL.legend(s.fractions));
   }
 
-  if (reports.length > 1) {
+  if (groups.length > 1) {
     $("prompt-control").hidden = false;
     const picker = $("prompt-picker");
-    reports.forEach((r, i) => {
+    groups.forEach((g, i) => {
+      const r = g.reports[0];
       const text = (r.prompt_id ? r.prompt_id + ": " : i + ": ") + r.prompt;
       const o = h("option", null, text.length > 80 ? text.slice(0, 79) + "\u2026" : text);
       o.value = i;
@@ -227,5 +297,11 @@
   requestAnimationFrame(() => requestAnimationFrame(() => {
     window.logitlensPaintedAt = performance.now();
     document.documentElement.dataset.painted = "true";
+    // Firefox's dump(), which prints on its stdout only when the browser.dom.window.dump
+    // pref is on (tests/firefox.rs turns it on; nobody else sees it). Chromium has none.
+    if (typeof window.dump === "function") {
+      const cells = document.querySelectorAll(".cell").length;
+      window.dump(`logitlens: painted ${cells} cells\n`);
+    }
   }));
 })();
