@@ -204,11 +204,7 @@ mod tests {
                 let sc = Scores { scale: 0.35, cap };
                 let got = attention(&q, &k, &v, s, spans, sc);
                 let want = reference([&q, &k, &v], s, spans, sc);
-                let worst = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                let worst = super::super::max_abs_diff(&got, &want);
                 assert!(worst < 1e-5, "{worst}");
             }
         }

@@ -168,11 +168,7 @@ mod tests {
         softmax_plain(&mut plain);
         let mut best = x;
         softmax(&mut best);
-        let worst = plain
-            .iter()
-            .zip(&best)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = super::super::max_abs_diff(&plain, &best);
         assert!(worst < 1e-7, "{worst}");
         assert!((plain.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }

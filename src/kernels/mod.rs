@@ -332,6 +332,15 @@ mod avx512 {
     }
 }
 
+/// The largest `|a - b|` over two slices, for the kernels' tests.
+#[cfg(test)]
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,11 +376,7 @@ mod tests {
             let w32: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
             let got = matmul(&x, &w16, m, k, n);
             let want = reference(&x, &w32, m, k, n);
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let worst = max_abs_diff(&got, &want);
             assert!(worst < 1e-4, "{m}x{k}x{n}: {worst}");
             let wb: Vec<bf16> = w32.iter().map(|&v| bf16::from_f32(v)).collect();
             let wb32: Vec<f32> = wb.iter().map(|v| v.to_f32()).collect();
