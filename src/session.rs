@@ -222,7 +222,7 @@ impl Session {
             ),
         };
         let info = self.model.info();
-        let lens = tuned_lens::load(&files, info.hidden_size, info.num_layers)?;
+        let lens = TunedLens::new(tuned_lens::load(&files, info.hidden_size, info.num_layers)?)?;
         Ok(lens.with_name(format!("tuned lens {origin}")))
     }
 

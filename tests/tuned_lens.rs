@@ -77,7 +77,11 @@ fn session(model: &Path) -> Session {
 
 fn load_lens(session: &Session, dir: &Path) -> Result<logitlens::lens::TunedLens> {
     let info = session.model().info();
-    tuned_lens::load(&tuned_lens::local(dir)?, info.hidden_size, info.num_layers)
+    logitlens::lens::TunedLens::new(tuned_lens::load(
+        &tuned_lens::local(dir)?,
+        info.hidden_size,
+        info.num_layers,
+    )?)
 }
 
 /// Largest deviations from a golden lens: (entropy, KL, argmaxes compared).

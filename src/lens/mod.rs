@@ -23,11 +23,12 @@ pub mod tuned;
 
 pub use crate::models::Site;
 pub use project::{
-    lens_rows, lens_rows_batch, lens_rows_multi, logit_lens, LensOptions, Row, Timings, PACK_TOKENS,
+    block_outputs, lens_rows, lens_rows_batch, lens_rows_multi, logit_lens, LensOptions, Row,
+    Timings, PACK_TOKENS,
 };
 pub use stats::{
-    cell_stats, first_appearance, row_stats, rows_stats, settling_layer, Cell, Query, Ranked,
-    Reference, Stat, TargetStat, TokenStat, Value, STATS,
+    cell_stats, first_appearance, row_stats, rows_stats, settling, settling_layer, Cell, Query,
+    Ranked, Reference, Stat, TargetStat, TokenStat, Value, STATS,
 };
 pub use tuned::{Translator, TunedLens};
 

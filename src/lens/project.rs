@@ -79,11 +79,15 @@ pub fn logit_lens(
     opts: &LensOptions,
 ) -> Result<Vec<Vec<TokenStat>>> {
     let rows = lens_rows(model, ids, opts)?.0;
-    Ok(rows
-        .iter()
-        .filter(|r| r.site != Site::ResidMid)
+    Ok(block_outputs(&rows)
         .map(|r| r.cells.iter().map(|c| c.stat).collect())
         .collect())
+}
+
+/// The rows that read block outputs (and the embeddings), leaving out `resid_mid` rows:
+/// the rows whose numbers mean the same with and without `--sublayers`.
+pub fn block_outputs(rows: &[Row]) -> impl Iterator<Item = &Row> {
+    rows.iter().filter(|r| r.site != Site::ResidMid)
 }
 
 /// Runs the model once on `ids` and returns every row of the lens, in order (embeddings,

@@ -400,23 +400,29 @@ impl Serialize for Value<'_> {
     }
 }
 
+/// Where a prediction forms along the rows, given whether it holds at each row: the first
+/// row where it holds, and the first row from which it holds through the last (`None`
+/// unless it holds at the last row).
+pub fn settling(hits: &[bool]) -> (Option<usize>, Option<usize>) {
+    let first = hits.iter().position(|&h| h);
+    let holding = hits.iter().rev().take_while(|&&h| h).count();
+    (first, (holding > 0).then(|| hits.len() - holding))
+}
+
+/// Whether each row's argmax at `position` is the output row's (the last row's).
+fn output_hits(rows: &[Vec<TokenStat>], position: usize) -> Option<Vec<bool>> {
+    let target = rows.last()?.get(position)?.id;
+    Some(rows.iter().map(|row| row[position].id == target).collect())
+}
+
 /// The first layer from which the output's argmax stays the argmax at `position`.
 pub fn settling_layer(rows: &[Vec<TokenStat>], position: usize) -> Option<usize> {
-    let target = rows.last()?.get(position)?.id;
-    let mut first = rows.len() - 1;
-    for (layer, row) in rows.iter().enumerate().rev() {
-        if row[position].id != target {
-            break;
-        }
-        first = layer;
-    }
-    Some(first)
+    settling(&output_hits(rows, position)?).1
 }
 
 /// The first layer at which the output's argmax is the argmax at `position` at all.
 pub fn first_appearance(rows: &[Vec<TokenStat>], position: usize) -> Option<usize> {
-    let target = rows.last()?.get(position)?.id;
-    rows.iter().position(|row| row[position].id == target)
+    settling(&output_hits(rows, position)?).0
 }
 
 #[cfg(test)]
@@ -568,6 +574,17 @@ mod tests {
         assert_eq!(s.id, 7);
         assert!(s.entropy.abs() < 1e-6);
         assert!((s.prob - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn settling_of_hits() {
+        assert_eq!(
+            settling(&[false, true, false, true, true]),
+            (Some(1), Some(3))
+        );
+        assert_eq!(settling(&[false, true, true, false]), (Some(1), None));
+        assert_eq!(settling(&[false, false]), (None, None));
+        assert_eq!(settling(&[]), (None, None));
     }
 
     #[test]

@@ -14,18 +14,9 @@ use candle_core::{CpuStorage, DType, Storage, Tensor};
 
 use super::{Lens, Site};
 use crate::kernels;
+use crate::loading::tuned_lens::check_fit;
+pub use crate::loading::tuned_lens::Translator;
 use crate::models::LensModel;
-
-/// One layer's translator: `x ↦ x·Wᵀ + b`, `W` being `[out, in]` = `[D, D]` as
-/// `nn.Linear` stores it.
-#[derive(Debug, Clone)]
-pub struct Translator {
-    /// `[D, D]`, f32, f16 or bf16 (half weights stay half and are widened as they are
-    /// multiplied).
-    pub weight: Tensor,
-    /// `[D]`, when the lens has biases.
-    pub bias: Option<Tensor>,
-}
 
 impl Translator {
     /// `x·Wᵀ + b` for a `(T, D)` f32 `x`, in f32.
@@ -124,22 +115,6 @@ impl TunedLens {
     pub fn check_model(&self, hidden_size: usize, num_layers: usize) -> Result<()> {
         check_fit(self.d_model, self.num_layers(), hidden_size, num_layers)
     }
-}
-
-/// Refuses a lens of `d_model` and `layers` for a model of `hidden_size` and `num_layers`,
-/// in one line naming both shapes.
-pub fn check_fit(
-    d_model: usize,
-    layers: usize,
-    hidden_size: usize,
-    num_layers: usize,
-) -> Result<()> {
-    if (d_model, layers) != (hidden_size, num_layers) {
-        bail!(
-            "the tuned lens has d_model {d_model} and {layers} layers, but the model has hidden size {hidden_size} and {num_layers} layers; use the lens trained for this model"
-        );
-    }
-    Ok(())
 }
 
 impl Lens for TunedLens {

@@ -14,7 +14,18 @@ pub mod store;
 pub mod tuned_lens;
 pub mod weights;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+
+/// Reads and parses the JSON file at `path`; when it is not valid JSON the message ends
+/// with `fix`, what to do about it.
+pub fn read_json(path: &Path, fix: &str) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow!("{} is not valid JSON ({e}); {fix}", path.display()))
+}
 
 /// The files a Hugging Face model directory holds.
 #[derive(Debug, Clone)]

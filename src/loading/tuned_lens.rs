@@ -16,7 +16,6 @@ use hf_hub::{Repo, RepoType};
 use serde::Deserialize;
 
 use super::source::{self, HubSettings, Missing};
-use crate::lens::tuned::{check_fit, Translator, TunedLens};
 use crate::tokens::one_line;
 
 /// The Space the tuned-lens package reads published lenses from (its `TUNED_LENS_REPO_ID`).
@@ -108,9 +107,36 @@ pub fn hub(model_id: &str, repo: &str, hub: &HubSettings) -> Result<LensFiles> {
     })
 }
 
-/// Reads the lens in `files` for a model of `hidden_size` and `num_layers` blocks, checking
-/// that it fits before reading a translator.
-pub fn load(files: &LensFiles, hidden_size: usize, num_layers: usize) -> Result<TunedLens> {
+/// One layer's translator as stored: `x ↦ x·Wᵀ + b`, `W` being `[out, in]` = `[D, D]` as
+/// `nn.Linear` stores it (the tuned lens applies it).
+#[derive(Debug, Clone)]
+pub struct Translator {
+    /// `[D, D]`, f32, f16 or bf16 (half weights stay half and are widened as they are
+    /// multiplied).
+    pub weight: Tensor,
+    /// `[D]`, when the lens has biases.
+    pub bias: Option<Tensor>,
+}
+
+/// Refuses a lens of `d_model` and `layers` for a model of `hidden_size` and `num_layers`,
+/// in one line naming both shapes.
+pub fn check_fit(
+    d_model: usize,
+    layers: usize,
+    hidden_size: usize,
+    num_layers: usize,
+) -> Result<()> {
+    if (d_model, layers) != (hidden_size, num_layers) {
+        bail!(
+            "the tuned lens has d_model {d_model} and {layers} layers, but the model has hidden size {hidden_size} and {num_layers} layers; use the lens trained for this model"
+        );
+    }
+    Ok(())
+}
+
+/// Reads the translators of the lens in `files` (layer 0 first) for a model of
+/// `hidden_size` and `num_layers` blocks, checking that it fits before reading one.
+pub fn load(files: &LensFiles, hidden_size: usize, num_layers: usize) -> Result<Vec<Translator>> {
     let config = read_config(&files.config)?;
     check_fit(
         config.d_model,
@@ -168,18 +194,14 @@ pub fn load(files: &LensFiles, hidden_size: usize, num_layers: usize) -> Result<
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    TunedLens::new(translators)
+    Ok(translators)
 }
 
 fn read_config(path: &Path) -> Result<LensConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        anyhow!(
-            "{} is not valid JSON ({e}); a tuned lens's config.json is what TunedLens.save writes",
-            path.display()
-        )
-    })?;
+    let json = super::read_json(
+        path,
+        "a tuned lens's config.json is what TunedLens.save writes",
+    )?;
     if let Some(kind) = json.get("lens_type").and_then(|v| v.as_str()) {
         if kind != LENS_TYPE {
             bail!(

@@ -21,7 +21,7 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 
 use self::components::rotary::divide;
@@ -178,14 +178,7 @@ pub fn forward_one_by_one<M: LensModel + ?Sized>(
 
 /// Reads and parses config.json, returning its `model_type` and the whole document.
 pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        anyhow!(
-            "{} is not valid JSON ({e}); restore the model's config.json",
-            path.display()
-        )
-    })?;
+    let json = crate::loading::read_json(path, "restore the model's config.json")?;
     let model_type = json
         .get("model_type")
         .and_then(|v| v.as_str())

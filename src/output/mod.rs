@@ -19,8 +19,8 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::lens::{
-    first_appearance, settling_layer, Cell, Lens, LensOptions, Row, Site, Stat, TargetStat,
-    TokenStat, Value, STATS,
+    block_outputs, first_appearance, settling, settling_layer, Cell, Lens, LensOptions, Row, Site,
+    Stat, TargetStat, TokenStat, Value, STATS,
 };
 use crate::provenance::Provenance;
 use crate::tokens::{TokenText, Vocab};
@@ -252,32 +252,23 @@ impl Report {
             .collect();
         // Settling is judged on block outputs only, so the numbers keep their meaning
         // under --sublayers.
-        let outputs: Vec<Vec<TokenStat>> = rows
+        let outputs: Vec<&Row> = block_outputs(rows).collect();
+        let stats: Vec<Vec<TokenStat>> = outputs
             .iter()
-            .filter(|r| r.site != Site::ResidMid)
             .map(|r| r.cells.iter().map(|c| c.stat).collect())
             .collect();
         let last = ids.len().checked_sub(1);
-        // Each target's rank at the last position, per block output.
-        let target_ranks = |j: usize| -> Vec<u32> {
-            rows.iter()
-                .filter(|r| r.site != Site::ResidMid)
-                .filter_map(|r| Some(r.cells.last()?.targets.get(j)?.rank))
-                .collect()
-        };
         let targets = opts
             .targets
             .iter()
             .enumerate()
             .map(|(j, &id)| {
-                let ranks = target_ranks(j);
-                let first_layer = ranks.iter().position(|&r| r == 1);
-                let settled_layer = match ranks.last() {
-                    Some(1) => {
-                        Some(ranks.len() - ranks.iter().rev().take_while(|&&r| r == 1).count())
-                    }
-                    _ => None,
-                };
+                // Whether the target is rank 1 at the last position, per block output.
+                let top: Vec<bool> = outputs
+                    .iter()
+                    .filter_map(|r| Some(r.cells.last()?.targets.get(j)?.rank == 1))
+                    .collect();
+                let (first_layer, settled_layer) = settling(&top);
                 Target {
                     id,
                     token: vocab.display(id),
@@ -293,8 +284,8 @@ impl Report {
             prompt_id: None,
             lens_kind: lens.kind(),
             lens,
-            first_layer: last.and_then(|last| first_appearance(&outputs, last)),
-            settled_layer: last.and_then(|last| settling_layer(&outputs, last)),
+            first_layer: last.and_then(|last| first_appearance(&stats, last)),
+            settled_layer: last.and_then(|last| settling_layer(&stats, last)),
             top_k: opts.top_k,
             tokens,
             targets,
