@@ -14,6 +14,7 @@
 
 pub mod atomic;
 pub mod cli;
+pub mod compute;
 pub mod kernels;
 pub mod lens;
 pub mod loading;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
+use crate::compute::Compute;
+
 use crate::lens::{
     lens_rows_batch, lens_rows_multi, logit_lens, Lens, LensOptions, Row, Timings, TokenStat,
     TunedLens,
@@ -31,9 +33,13 @@ pub struct LoadOptions {
     /// A tokenizer.json to use instead of the model's own (for GGUF: instead of the one
     /// rebuilt from its metadata).
     pub tokenizer: Option<PathBuf>,
-    /// Where to compute. Only the CPU is supported for now; the weight strategy (mapped
-    /// half-precision weights or converted ones) follows from it and `dtype`.
+    /// Where to compute (open one with [`crate::compute::DeviceSpec::open`]). The weight
+    /// strategy (mapped half-precision weights or converted ones) follows from it, `dtype`
+    /// and `generic`.
     pub device: Device,
+    /// Run the generic device path even on the CPU (see [`crate::compute`]): what a GPU
+    /// runs, checked on the CPU.
+    pub generic: bool,
 }
 
 impl Default for LoadOptions {
@@ -44,6 +50,7 @@ impl Default for LoadOptions {
             hub: HubSettings::from_env(),
             tokenizer: None,
             device: Device::Cpu,
+            generic: false,
         }
     }
 }
@@ -78,25 +85,27 @@ pub struct Session {
     vocab: Vocab,
     /// What was loaded, for each report's provenance (`bos` and `lens` are set per run).
     provenance: Provenance,
+    /// Where the model computes.
+    compute: Compute,
 }
 
 impl Session {
     /// Loads `model`: a local directory, a Hub repo id or a .gguf file.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
-        check_device(&opts.device)?;
+        let compute = Compute::new(opts.device.clone(), opts.generic);
         let mut session = match source::resolve(model, &opts.revision, &opts.hub)? {
             ModelSource::Safetensors(mut files) => {
                 if let Some(tokenizer) = &opts.tokenizer {
                     files.tokenizer = tokenizer.clone();
                 }
-                Self::open_files(model, &files, opts.dtype, &opts.device)?
+                Self::open_files(model, &files, opts.dtype, &compute)?
             }
             ModelSource::Gguf(path) => Self::open_gguf(
                 model,
                 &path,
                 opts.tokenizer.as_deref(),
                 opts.dtype,
-                &opts.device,
+                &compute,
             )?,
         };
         let p = &mut session.provenance;
@@ -116,12 +125,12 @@ impl Session {
         tokenizer: Option<&Path>,
         dtype: DType,
     ) -> Result<Self> {
-        Self::open_gguf(name, path, tokenizer, dtype, &Device::Cpu)
+        Self::open_gguf(name, path, tokenizer, dtype, &Compute::cpu())
     }
 
     /// Loads from files already resolved, on the CPU.
     pub fn from_files(name: &str, files: &ModelFiles, dtype: DType) -> Result<Self> {
-        Self::open_files(name, files, dtype, &Device::Cpu)
+        Self::open_files(name, files, dtype, &Compute::cpu())
     }
 
     fn open_gguf(
@@ -129,7 +138,7 @@ impl Session {
         path: &Path,
         tokenizer: Option<&Path>,
         dtype: DType,
-        device: &Device,
+        compute: &Compute,
     ) -> Result<Self> {
         let mut file = GgufFile::open(path)?;
         models::registry::for_gguf(&file)?;
@@ -137,7 +146,7 @@ impl Session {
             Some(p) => Vocab::from_file(p)?,
             None => Vocab::new(crate::loading::gguf_tokenizer::from_gguf(&file)?),
         };
-        let model = models::load_gguf(&mut file, dtype, device)?;
+        let model = models::load_gguf(&mut file, dtype, compute)?;
         let title = match file.opt_string("general.name") {
             Ok(Some(general)) if !general.trim().is_empty() => general.trim().to_string(),
             _ => heatmap::display_name(&path.display().to_string()),
@@ -157,12 +166,13 @@ impl Session {
             model,
             vocab,
             provenance,
+            compute: compute.clone(),
         })
     }
 
-    fn open_files(name: &str, files: &ModelFiles, dtype: DType, device: &Device) -> Result<Self> {
+    fn open_files(name: &str, files: &ModelFiles, dtype: DType, compute: &Compute) -> Result<Self> {
         // The model first: its weights start faulting in while the tokenizer loads.
-        let model = models::load(files, dtype, device)?;
+        let model = models::load(files, dtype, compute)?;
         let vocab = Vocab::from_file(&files.tokenizer)?;
         let provenance = Provenance::new(
             name,
@@ -179,6 +189,7 @@ impl Session {
             model,
             vocab,
             provenance,
+            compute: compute.clone(),
         })
     }
 
@@ -186,6 +197,11 @@ impl Session {
     /// (else the file's name), or the directory's name; never a whole path.
     pub fn title(&self) -> &str {
         &self.title
+    }
+
+    /// Where the model computes.
+    pub fn compute(&self) -> &Compute {
+        &self.compute
     }
 
     /// The model.
@@ -222,7 +238,14 @@ impl Session {
             ),
         };
         let info = self.model.info();
-        let lens = TunedLens::new(tuned_lens::load(&files, info.hidden_size, info.num_layers)?)?;
+        let mut translators = tuned_lens::load(&files, info.hidden_size, info.num_layers)?;
+        if !self.compute.cpu_kernels() {
+            // The generic path multiplies f32 translators on the model's device.
+            for t in &mut translators {
+                *t = t.to(DType::F32, self.compute.device())?;
+            }
+        }
+        let lens = TunedLens::new(translators)?;
         Ok(lens.with_name(format!("tuned lens {origin}")))
     }
 
@@ -370,14 +393,4 @@ impl Session {
 fn parent(file: &Path) -> String {
     file.parent()
         .map_or_else(String::new, |d| d.display().to_string())
-}
-
-/// Refuses devices this build cannot compute on, in one line.
-fn check_device(device: &Device) -> Result<()> {
-    match device {
-        Device::Cpu => Ok(()),
-        other => {
-            bail!("device {other:?} is not supported; logitlens computes on the CPU only for now")
-        }
-    }
 }

@@ -36,9 +36,11 @@ fn gguf(name: &str, kind: &str) -> PathBuf {
 /// A GGUF fixture, with the HF fixture's tokenizer.json instead of the tokenizer rebuilt
 /// from its metadata (`rebuilt_tokenizer_gives_the_tokenizer_json_ids` checks that the two
 /// agree on every golden prompt).
-fn gguf_session(name: &str, kind: &str) -> Session {
+/// Run the `way` asked.
+fn gguf_session_way(name: &str, kind: &str, way: Way) -> Session {
     let opts = LoadOptions {
         tokenizer: Some(fixture(name).join("tokenizer.json")),
+        generic: way.generic(),
         ..LoadOptions::default()
     };
     Session::load(gguf(name, kind).to_str().unwrap(), &opts).unwrap()
@@ -54,9 +56,15 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 }
 
 /// Hidden states and the lens in both modes of the f32 GGUF fixture against transformers'
-/// golden values for the checkpoint it was converted from.
+/// golden values for the checkpoint it was converted from; both ways.
 fn check_golden(name: &str) {
-    let s = gguf_session(name, "f32");
+    for way in WAYS {
+        check_golden_way(name, way);
+    }
+}
+
+fn check_golden_way(name: &str, way: Way) {
+    let s = gguf_session_way(name, "f32", way);
     let golden = golden(name);
     let worst_hidden = check_hidden_states_of(&s, name, &golden);
     let (mut worst_h, mut clear) = (0f64, 0usize);
@@ -90,7 +98,10 @@ fn check_golden(name: &str) {
         }
     }
     assert!(clear > 0);
-    eprintln!("{name} gguf: hidden max |Δ| = {worst_hidden:.3e}, entropy max |Δ| = {worst_h:.3e}, {clear} clear argmaxes equal");
+    eprintln!(
+        "{name} gguf ({}): hidden max |Δ| = {worst_hidden:.3e}, entropy max |Δ| = {worst_h:.3e}, {clear} clear argmaxes equal",
+        way.label()
+    );
 }
 
 /// `ours` against `reference` on `name`'s golden prompts: every hidden state, every row of
@@ -237,7 +248,9 @@ fn qwen3_gguf_matches_its_checkpoint_without_the_window() {
         serde_json::json!({"use_sliding_window": false}),
         |_| {},
     );
-    check_same(name, &gguf_session(name, "f32"), &reference);
+    for way in WAYS {
+        check_same(name, &gguf_session_way(name, "f32", way), &reference);
+    }
 }
 
 /// Gemma 2 GGUF files carry no `query_pre_attn_scalar`: llama.cpp scales queries by
@@ -250,7 +263,9 @@ fn gemma2_gguf_matches_its_checkpoint_as_llama_cpp_reads_it() {
     let name = "gemma2-tiny";
     let edits = serde_json::json!({"query_pre_attn_scalar": 16});
     let reference = checkpoint_as(name, edits, |_| {});
-    check_same(name, &gguf_session(name, "f32"), &reference);
+    for way in WAYS {
+        check_same(name, &gguf_session_way(name, "f32", way), &reference);
+    }
 }
 
 /// Gemma 3 GGUF files carry neither `query_pre_attn_scalar` (as Gemma 2) nor the sliding
@@ -269,7 +284,9 @@ fn gemma3_gguf_matches_its_checkpoint_as_llama_cpp_reads_it() {
         let rows = w[embed].narrow(0, 0, 1267).unwrap();
         w.insert(embed.into(), rows);
     });
-    check_same(name, &gguf_session(name, "f32"), &reference);
+    for way in WAYS {
+        check_same(name, &gguf_session_way(name, "f32", way), &reference);
+    }
 }
 
 /// Each new architecture's Q8_0 file (every matrix quantised: all rows are 32 or 64 long;
@@ -284,11 +301,13 @@ fn q8_0_gguf_matches_its_dequantised_weights() {
         "phi3-tiny",
         "gpt-neox-tiny",
     ] {
-        let (q8, f32) = (
-            gguf_session(name, "q8_0"),
-            gguf_session(name, "q8_0-dequant"),
-        );
-        check_same(name, &q8, &f32);
+        for way in WAYS {
+            let (q8, f32) = (
+                gguf_session_way(name, "q8_0", way),
+                gguf_session_way(name, "q8_0-dequant", way),
+            );
+            check_same(name, &q8, &f32);
+        }
     }
 }
 

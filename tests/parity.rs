@@ -8,27 +8,39 @@ use common::*;
 use logitlens::lens::{LensOptions, LogitLens};
 use logitlens::{source, Session};
 
-fn session(name: &str) -> Session {
-    let files = source::local_dir(&fixture(name)).unwrap();
-    Session::from_files(name, &files, DType::F32).unwrap()
+fn session(name: &str, way: Way) -> Session {
+    load_way(&fixture(name), way)
 }
 
 fn rows(t: &Tensor) -> Vec<Vec<f32>> {
     t.to_dtype(DType::F32).unwrap().to_vec2().unwrap()
 }
 
-/// Hidden states: rows 0..L-1 raw, row L after the final norm, as HF returns them.
-fn check_hidden_states(name: &str) -> f32 {
-    let worst = check_hidden_states_of(&session(name), name, &golden(name));
-    eprintln!("{name}: hidden states max |Δ| = {worst:.3e}");
-    worst
+/// Hidden states: rows 0..L-1 raw, row L after the final norm, as HF returns them; both
+/// ways.
+fn check_hidden_states(name: &str) {
+    for way in WAYS {
+        let worst = check_hidden_states_of(&session(name, way), name, &golden(name));
+        eprintln!(
+            "{name} ({}): hidden states max |Δ| = {worst:.3e}",
+            way.label()
+        );
+    }
 }
 
-/// Lens stats in both modes: entropy and prob within tolerance, argmax equal where clear.
+/// Lens stats in both modes, both ways: entropy and prob within tolerance, argmax equal
+/// where clear.
 fn check_lens(name: &str) {
-    let s = session(name);
+    for way in WAYS {
+        check_lens_way(name, way);
+    }
+}
+
+fn check_lens_way(name: &str, way: Way) {
+    let s = session(name, way);
     let golden = golden(name);
     for (final_norm, label) in [(true, "final_norm"), (false, "raw")] {
+        let label = format!("{label} ({})", way.label());
         let (mut worst_h, mut worst_p, mut agree, mut clear) = (0f64, 0f64, 0usize, 0usize);
         for case in &golden.cases {
             let reference = match final_norm {
@@ -66,9 +78,15 @@ fn check_lens(name: &str) {
     }
 }
 
-/// The lens's output row is the model's own logits (HF's `model(...).logits`).
+/// The lens's output row is the model's own logits (HF's `model(...).logits`), both ways.
 fn check_output_row(name: &str) {
-    let s = session(name);
+    for way in WAYS {
+        check_output_row_way(name, way);
+    }
+}
+
+fn check_output_row_way(name: &str, way: Way) {
+    let s = session(name, way);
     let golden = golden(name);
     let mut worst = 0f32;
     for case in &golden.cases {
@@ -89,7 +107,10 @@ fn check_output_row(name: &str) {
         assert!(d <= HIDDEN_TOL, "{name}/{}: logits |Δ| = {d}", case.name);
         worst = worst.max(d);
     }
-    eprintln!("{name}: output logits max |Δ| = {worst:.3e}");
+    eprintln!(
+        "{name} ({}): output logits max |Δ| = {worst:.3e}",
+        way.label()
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use common::fixture;
 use logitlens::models::{self, ModelFiles};
 use logitlens::source;
@@ -98,7 +98,7 @@ proptest! {
         std::fs::write(&config, value.to_string()).unwrap();
         let real = source::local_dir(&fixture("phi-tiny")).unwrap();
         let files = ModelFiles { config, ..real };
-        let result = std::panic::catch_unwind(|| models::load(&files, DType::F32, &Device::Cpu).map(drop));
+        let result = std::panic::catch_unwind(|| models::load(&files, DType::F32, &logitlens::compute::Compute::cpu()).map(drop));
         prop_assert!(result.is_ok(), "panicked on {}", value);
     }
 }

@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use common::{require_smollm2 as require_model, say};
+use common::{load_way, require_smollm2 as require_model, say, Way};
 use logitlens::lens::{first_appearance, LensOptions, LogitLens, TokenStat};
 use logitlens::{LoadOptions, RunOptions, Session};
 use serde::Deserialize;
@@ -164,7 +164,19 @@ fn token_ids_match_transformers() {
 #[test]
 fn lens_matches_transformers() {
     let Some(path) = require_model() else { return };
-    let session = load(&path);
+    lens_matches_transformers_way(&path, Way::Kernels);
+}
+
+/// The generic device path (what a GPU runs), forced on the CPU, against the same golden.
+#[test]
+fn lens_matches_transformers_on_the_generic_path() {
+    let Some(path) = require_model() else { return };
+    lens_matches_transformers_way(&path, Way::Generic);
+}
+
+fn lens_matches_transformers_way(path: &std::path::Path, way: Way) {
+    let session = load_way(path, way);
+    let mode_way = way.label();
     for case in &golden().cases {
         for (mode, final_norm, reference) in [
             ("final_norm", true, &case.lens.final_norm),
@@ -202,7 +214,7 @@ fn lens_matches_transformers() {
                 }
             }
             say(format!(
-                "{} {mode}: max |Δ entropy| {max_dh:.2e} nats; argmax agrees {agree}/{total} overall, {clear} cells with margin > {MARGIN_CLEAR} all agree",
+                "{} {mode} ({mode_way}): max |Δ entropy| {max_dh:.2e} nats; argmax agrees {agree}/{total} overall, {clear} cells with margin > {MARGIN_CLEAR} all agree",
                 case.name
             ));
         }

@@ -9,10 +9,8 @@
 
 mod common;
 
-use candle_core::DType;
-use common::fixture;
+use common::{fixture, load_way, Way, WAYS};
 use logitlens::lens::{lens_rows, Cell, LensOptions, LogitLens, Site};
-use logitlens::{source, Session};
 use serde::Deserialize;
 
 const NATS: f64 = 1e-4;
@@ -117,12 +115,20 @@ fn check_cell(at: &str, c: &Cell, g: &Golden, tol: f64, worst: &mut Worst) {
     }
 }
 
+/// Every statistic of every cell against transformers, both ways (the CPU kernels, and the
+/// generic path whose statistics are reduced as tensors).
 fn check(name: &str) {
+    for way in WAYS {
+        check_way(name, way);
+    }
+}
+
+fn check_way(name: &str, way: Way) {
     let path = fixture(name).join("stats.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let golden: Stats = serde_json::from_str(&text).unwrap();
-    let files = source::local_dir(&fixture(name)).unwrap();
-    let session = Session::from_files(name, &files, DType::F32).unwrap();
+    let session = load_way(&fixture(name), way);
+    let name = format!("{name} ({})", way.label());
     let mut opts = LensOptions::new(LogitLens::default());
     opts.top_k = golden.top_k;
     opts.targets = golden.targets.clone();

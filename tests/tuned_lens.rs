@@ -18,11 +18,12 @@ use candle_core::Tensor;
 use logitlens::lens::{lens_rows, lens_rows_multi, Lens, LensOptions, LogitLens, Row, Site};
 use logitlens::loading::tuned_lens;
 use logitlens::models::{LensModel, ModelInfo};
+use logitlens::session::TunedLensSource;
 use logitlens::{LoadOptions, Session};
 use serde::Deserialize;
 use serde_json::Value;
 
-use common::{fixture, run, stderr, ENTROPY_TOL, MARGIN_CLEAR};
+use common::{fixture, load_way, run, stderr, Way, ENTROPY_TOL, MARGIN_CLEAR, WAYS};
 
 /// KL tolerance, nats (the bound).
 const KL_TOL: f64 = 1e-4;
@@ -75,13 +76,11 @@ fn session(model: &Path) -> Session {
     Session::load(model.to_str().unwrap(), &LoadOptions::default()).unwrap()
 }
 
+/// The lens in `dir`, loaded by the session as the CLI loads it (on the generic path its
+/// translators are placed on the model's device in f32).
 fn load_lens(session: &Session, dir: &Path) -> Result<logitlens::lens::TunedLens> {
-    let info = session.model().info();
-    logitlens::lens::TunedLens::new(tuned_lens::load(
-        &tuned_lens::local(dir)?,
-        info.hidden_size,
-        info.num_layers,
-    )?)
+    let source = TunedLensSource::Files(tuned_lens::local(dir)?);
+    session.tuned_lens(&source, &logitlens::HubSettings::from_env())
 }
 
 /// Largest deviations from a golden lens: (entropy, KL, argmaxes compared).
@@ -133,8 +132,8 @@ fn say(line: String) {
 fn tiny_lenses_match_the_tuned_lens_package() {
     let golden: TinyGolden = read_json(&lens_dir("golden.json"));
     assert_eq!(golden.lenses.len(), 4);
-    for (name, gold) in &golden.lenses {
-        let session = session(&fixture(&gold.model));
+    for ((name, gold), way) in golden.lenses.iter().flat_map(|l| WAYS.map(|way| (l, way))) {
+        let session = load_way(&fixture(&gold.model), way);
         let lens = load_lens(&session, &lens_dir(name)).unwrap();
         let opts = LensOptions::new(lens);
         let logit = LensOptions::new(LogitLens::default());
@@ -159,8 +158,11 @@ fn tiny_lenses_match_the_tuned_lens_package() {
         }
         assert!(moved > 0.1, "{name}: the tuned rows equal the logit lens's");
         say(format!(
-            "tuned lens {name}: max |ΔH| {:.2e}, max |ΔKL| {:.2e}, {} argmaxes equal",
-            dev.entropy, dev.kl, dev.argmaxes
+            "tuned lens {name} ({}): max |ΔH| {:.2e}, max |ΔKL| {:.2e}, {} argmaxes equal",
+            way.label(),
+            dev.entropy,
+            dev.kl,
+            dev.argmaxes
         ));
     }
 }
@@ -717,8 +719,14 @@ fn smollm2_tuned_lens_matches_the_package() {
     let mut out = std::fs::File::create(dir.path().join("params.pt")).unwrap();
     std::io::copy(&mut gz, &mut out).unwrap();
     drop(out);
-    let session = session(&model);
-    let lens = load_lens(&session, dir.path()).unwrap();
+    for way in WAYS {
+        smollm2_tuned_way(&model, dir.path(), &src, way);
+    }
+}
+
+fn smollm2_tuned_way(model: &Path, dir: &Path, src: &Path, way: Way) {
+    let session = load_way(model, way);
+    let lens = load_lens(&session, dir).unwrap();
     assert_eq!((lens.d_model(), lens.num_layers()), (576, 30));
     let golden: SmolGolden = read_json(&src.join("golden.json"));
     let opts = LensOptions::new(lens);
@@ -736,8 +744,11 @@ fn smollm2_tuned_lens_matches_the_package() {
         );
     }
     say(format!(
-        "tuned lens on SmolLM2: max |ΔH| {:.2e}, max |ΔKL| {:.2e}, {} argmaxes equal",
-        dev.entropy, dev.kl, dev.argmaxes
+        "tuned lens on SmolLM2 ({}): max |ΔH| {:.2e}, max |ΔKL| {:.2e}, {} argmaxes equal",
+        way.label(),
+        dev.entropy,
+        dev.kl,
+        dev.argmaxes
     ));
 }
 

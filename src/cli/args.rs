@@ -101,10 +101,13 @@ impl Args {
         let report = report.map(|r| r.lenses(lenses));
         let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
+        let device = flags.device.open().map_err(|e| usage(e.to_string()))?;
         let mut load = LoadOptions {
             revision: flags.revision.unwrap_or_else(|| "main".to_string()),
             dtype: flags.dtype.into(),
             tokenizer: flags.tokenizer,
+            device,
+            generic: flags.generic_path,
             ..LoadOptions::default()
         };
         load.hub.progress = progress;

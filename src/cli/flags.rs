@@ -7,6 +7,7 @@ use candle_core::DType;
 use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
+use crate::compute::DeviceSpec;
 use crate::output::heatmap;
 use crate::prompts::PromptsFormat;
 
@@ -161,6 +162,16 @@ pub struct Flags {
     /// Compute dtype.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+
+    /// Where to compute: cpu, cuda, cuda:N, metal or metal:N. GPUs need a build with
+    /// `--features cuda` (or `metal`); see docs/GPU.md.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: DeviceSpec,
+
+    /// Run the generic device path on the CPU (what a GPU runs: every weight converted
+    /// once, candle ops only, statistics reduced as tensors); for tests.
+    #[arg(long, hide = true, env = "LOGITLENS_GENERIC_PATH", value_parser = clap::builder::FalseyValueParser::new())]
+    pub generic_path: bool,
 
     /// Stop at the first prompt that fails.
     #[arg(long)]

@@ -24,7 +24,11 @@ pub fn run(mut args: Args) -> Result<i32> {
     let session = Session::load(&args.model, &args.load)?;
     let timing = std::env::var_os("LOGITLENS_TIMING").is_some_and(|v| !v.is_empty());
     if timing {
-        eprintln!("timing: load {:.3}s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "timing: load {:.3}s on {}",
+            started.elapsed().as_secs_f64(),
+            session.compute().describe()
+        );
     }
     if !args.quiet {
         warn_about_vocabulary(&session, &args);

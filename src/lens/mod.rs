@@ -17,6 +17,7 @@ use candle_core::Tensor;
 use crate::models::LensModel;
 
 pub mod project;
+pub mod reduce;
 pub mod stats;
 pub mod summary;
 pub mod tuned;

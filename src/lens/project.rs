@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
+use super::reduce;
 use super::stats::{cell_stats, Cell, Query, Reference, TokenStat};
 use super::{Lens, LogitLens, Site};
 use crate::models::LensModel;
@@ -186,6 +187,8 @@ fn lens_rows_packed(
         }
         Ok(())
     })?;
+    // A device queues its work: wait for it, so that the forward time is the forward's.
+    model.synchronize()?;
     let forward = start.elapsed();
     let total: usize = ids.iter().map(|p| p.len()).sum();
     let mut offset = 0;
@@ -255,10 +258,18 @@ fn project(
         .iter()
         .map(|t| t.narrow(0, first, count))
         .collect::<candle_core::Result<Vec<_>>>()?;
-    let logits = model
-        .lm_head(&Tensor::cat(&parts, 0)?)?
-        .to_dtype(DType::F32)?
-        .contiguous()?;
+    let logits = model.lm_head(&Tensor::cat(&parts, 0)?)?;
+    if model.reduce_on_device() {
+        let queries: Vec<Query> = (0..count)
+            .map(|j| Query {
+                next: ids.get(first + j + 1).copied(),
+                targets: &opts.targets,
+                top_k: opts.top_k,
+            })
+            .collect();
+        return reduce::chunk_cells(&logits, inputs.len(), count, &queries);
+    }
+    let logits = logits.to_dtype(DType::F32)?.contiguous()?;
     let vocab = logits.dim(1)?;
     with_f32(&logits, |flat| {
         let output = &flat[(inputs.len() - 1) * count * vocab..];

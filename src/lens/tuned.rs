@@ -19,6 +19,15 @@ pub use crate::loading::tuned_lens::Translator;
 use crate::models::LensModel;
 
 impl Translator {
+    /// This translator converted to `dtype` on `device` (the generic path's placement).
+    pub fn to(&self, dtype: DType, device: &candle_core::Device) -> Result<Self> {
+        let place = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
+        Ok(Self {
+            weight: place(&self.weight)?,
+            bias: self.bias.as_ref().map(place).transpose()?,
+        })
+    }
+
     /// `x·Wᵀ + b` for a `(T, D)` f32 `x`, in f32.
     fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let (t, d) = x.dims2()?;

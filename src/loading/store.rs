@@ -5,11 +5,12 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
 use super::weights::Mapped;
+use crate::compute::Compute;
 
 /// How a source hands out matrices, chosen once per model from the device and dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    /// f32 compute on the CPU: matrices stored in f16/bf16 stay in the mapped file and are
+    /// f32 compute with the CPU's own kernels: matrices stored in f16/bf16 stay in the mapped file and are
     /// multiplied there ([`Matrix::MappedHalf`]); anything else is converted.
     MappedHalf,
     /// Every matrix is converted to the compute dtype.
@@ -17,10 +18,11 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// The strategy for computing in `dtype` on `device`.
-    pub fn choose(dtype: DType, device: &Device) -> Self {
-        match (dtype, device) {
-            (DType::F32, Device::Cpu) => Self::MappedHalf,
+    /// The strategy for computing in `dtype` on `compute`: mapped halves only for f32 with
+    /// the CPU's own kernels.
+    pub fn choose(dtype: DType, compute: &Compute) -> Self {
+        match (dtype, compute.cpu_kernels()) {
+            (DType::F32, true) => Self::MappedHalf,
             _ => Self::Dense,
         }
     }

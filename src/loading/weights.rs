@@ -92,6 +92,16 @@ impl Weights {
             (StDtype::BF16, DType::BF16) => {
                 Tensor::from_vec(self.read_half::<bf16>(e)?, e.shape.as_slice(), device)?
             }
+            // Off the CPU, half weights travel as stored (half the bytes) and the device
+            // converts them.
+            (StDtype::F16, _) if !device.is_cpu() => {
+                Tensor::from_vec(self.read_half::<f16>(e)?, e.shape.as_slice(), device)?
+                    .to_dtype(dtype)?
+            }
+            (StDtype::BF16, _) if !device.is_cpu() => {
+                Tensor::from_vec(self.read_half::<bf16>(e)?, e.shape.as_slice(), device)?
+                    .to_dtype(dtype)?
+            }
             _ => self.load_entry(e, &self.maps[e.file][e.start..e.end], dtype, device)?,
         };
         self.release(e);

@@ -165,6 +165,10 @@ pub struct Decoder {
     positions: Option<Embedding>,
     norm: Norm,
     head: Linear,
+    /// Whether the CPU's own kernels run ([`crate::compute::Compute::cpu_kernels`]).
+    cpu_kernels: bool,
+    /// Off the CPU kernels, every block, built once at load and kept on the device.
+    resident: Vec<Block>,
 }
 
 impl Decoder {
@@ -194,7 +198,7 @@ impl Decoder {
             Head::Own { bias, .. } => Linear::load(d, vocab, bias, WeightLayout::OutIn, &head_vb)?,
             Head::Tied => Linear::new(embed.table().clone(), None),
         };
-        Ok(Self {
+        let mut decoder = Self {
             info: ModelInfo {
                 model_type: spec.model_type.clone(),
                 num_layers: spec.num_layers,
@@ -210,7 +214,17 @@ impl Decoder {
             head,
             names,
             spec,
-        })
+            cpu_kernels: vb.compute().cpu_kernels(),
+            resident: Vec::new(),
+        };
+        // The generic path uploads (and converts) every weight once; the CPU kernels read
+        // each block from the mapped file when the pass reaches it, and drop it after.
+        if !decoder.cpu_kernels && !vb.is_dry() {
+            decoder.resident = (0..decoder.spec.num_layers)
+                .map(|i| decoder.block(i))
+                .collect::<Result<_>>()?;
+        }
+        Ok(decoder)
     }
 
     /// Builds block `i`, letting the source ready its tensors together first.
@@ -310,7 +324,15 @@ impl LensModel for Decoder {
         visit(0, Site::Embed, &xs.squeeze(0)?)?;
         for (i, mask) in masks.iter().enumerate() {
             let tables = rotary.as_ref().map(|(t, which)| &t[which[i]]);
-            let (out, mid) = self.block(i)?.forward(&xs, tables, mask, sublayers)?;
+            let built;
+            let block = match self.resident.get(i) {
+                Some(block) => block,
+                None => {
+                    built = self.block(i)?;
+                    &built
+                }
+            };
+            let (out, mid) = block.forward(&xs, tables, mask, sublayers)?;
             if let Some(mid) = mid {
                 visit(i + 1, Site::ResidMid, &mid.squeeze(0)?)?;
             }
@@ -327,9 +349,18 @@ impl LensModel for Decoder {
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
         let logits = self.head.forward(hidden)?;
         match self.spec.final_softcap {
-            Some(cap) => softcap_logits(logits, cap),
+            Some(cap) if self.cpu_kernels => softcap_logits(logits, cap),
+            Some(cap) => softcap(&logits, cap),
             None => Ok(logits),
         }
+    }
+
+    fn reduce_on_device(&self) -> bool {
+        !self.cpu_kernels
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(self.embed.device().synchronize()?)
     }
 }
 

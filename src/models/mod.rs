@@ -22,11 +22,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
 use self::components::rotary::divide;
 use self::components::Vars;
 use self::decoder::{Decoder, DecoderSpec, Names};
+use crate::compute::Compute;
 use crate::loading::gguf::GgufFile;
 use crate::loading::gguf_weights::GgufWeights;
 use crate::loading::store::WeightSource;
@@ -136,6 +137,18 @@ pub trait LensModel {
     /// The head: `(T, D)` → `(T, vocab)` logits.
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor>;
 
+    /// Whether the lens reduces the head's logits to statistics on the model's device with
+    /// tensor ops (the generic path, see [`crate::compute`]) rather than on the host.
+    fn reduce_on_device(&self) -> bool {
+        false
+    }
+
+    /// Waits until the model's device has finished the work queued so far (timings); the
+    /// CPU computes synchronously.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Every layer's hidden state, for tests and for callers that want them all.
     fn hidden_states(&self, ids: &[u32]) -> Result<Vec<Tensor>> {
         let mut all = Vec::new();
@@ -240,23 +253,29 @@ fn check_sizes(json: &serde_json::Value) -> Result<()> {
 }
 
 /// Loads the architecture that config.json names, with memory-mapped weights.
-pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
+pub fn load(files: &ModelFiles, dtype: DType, compute: &Compute) -> Result<Box<dyn LensModel>> {
     let (model_type, json) = read_config(&files.config)?;
     let arch = registry::for_model_type(&model_type)
         .ok_or_else(|| anyhow!("model_type \"{model_type}\" has no registry row"))?;
     check_sizes(&json).map_err(|e| anyhow!("{}: {e}", files.config.display()))?;
     let weights = Arc::new(Weights::open(&files.weights)?);
     let source: Arc<dyn WeightSource> = Arc::new(weights.clone());
-    let names = (arch.names)(&Vars::new(source.clone(), dtype, device, true));
-    let built = (arch.spec)(json).and_then(|spec| build(spec, arch.names, source, dtype, device));
+    let names = (arch.names)(&Vars::new(source.clone(), dtype, compute, true));
+    let built = (arch.spec)(json).and_then(|spec| build(spec, arch.names, source, dtype, compute));
     let model = built.map_err(|e| weights_error(&files.weights, e))?;
-    weights.prefault_in_background(&[names.root, names.head]);
+    if compute.cpu_kernels() {
+        weights.prefault_in_background(&[names.root, names.head]);
+    }
     Ok(model)
 }
 
 /// Loads a GGUF file through its architecture's registry row: the metadata becomes the
 /// config.json the row translates, and the file serves the tensors under Hugging Face names.
-pub fn load_gguf(file: &mut GgufFile, dtype: DType, device: &Device) -> Result<Box<dyn LensModel>> {
+pub fn load_gguf(
+    file: &mut GgufFile,
+    dtype: DType,
+    compute: &Compute,
+) -> Result<Box<dyn LensModel>> {
     let (arch, gguf) = registry::for_gguf(file)?;
     let config = (gguf.config)(file)?;
     check_sizes(&config.json).map_err(|e| anyhow!("{}: {e}", file.path().display()))?;
@@ -278,7 +297,7 @@ pub fn load_gguf(file: &mut GgufFile, dtype: DType, device: &Device) -> Result<B
         }
     }
     let source = GgufWeights::read(file, gguf.names, spec.attention.head_dim)?;
-    build(spec, arch.names, Arc::new(source), dtype, device)
+    build(spec, arch.names, Arc::new(source), dtype, compute)
 }
 
 /// Validates every weight's name and shape against the spec, then builds for real.
@@ -287,11 +306,11 @@ fn build(
     names: fn(&Vars) -> Names,
     source: Arc<dyn WeightSource>,
     dtype: DType,
-    device: &Device,
+    compute: &Compute,
 ) -> Result<Box<dyn LensModel>> {
-    let real = Vars::new(source.clone(), dtype, device, false);
+    let real = Vars::new(source.clone(), dtype, compute, false);
     let names = names(&real);
-    let dry = Vars::new(source, dtype, device, true);
+    let dry = Vars::new(source, dtype, compute, true);
     Decoder::new(spec.clone(), names, &dry)?.check_blocks()?;
     Ok(Box::new(Decoder::new(spec, names, &real)?))
 }

@@ -291,3 +291,37 @@ pub fn svg_texts(svg: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// The two ways a model runs (src/compute.rs): the CPU's own kernels, and the generic
+/// device path (what a GPU runs) forced on the CPU. Parity tests check both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    Kernels,
+    Generic,
+}
+
+/// Both [`Way`]s.
+pub const WAYS: [Way; 2] = [Way::Kernels, Way::Generic];
+
+impl Way {
+    pub fn generic(self) -> bool {
+        self == Way::Generic
+    }
+
+    /// How messages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Way::Kernels => "cpu kernels",
+            Way::Generic => "generic path",
+        }
+    }
+}
+
+/// Loads `model` (a directory or a .gguf file) in f32 the `way` asked.
+pub fn load_way(model: &std::path::Path, way: Way) -> logitlens::Session {
+    let opts = logitlens::LoadOptions {
+        generic: way.generic(),
+        ..logitlens::LoadOptions::default()
+    };
+    logitlens::Session::load(model.to_str().unwrap(), &opts).unwrap()
+}

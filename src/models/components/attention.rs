@@ -3,7 +3,7 @@
 //! an optional logit soft-cap.
 
 use anyhow::Result;
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 
 use super::linear::{Linear, WeightLayout};
 use super::mask::Mask;
@@ -81,6 +81,8 @@ pub struct Attention {
     k_norm: Option<Norm>,
     spec: AttentionSpec,
     scale: f64,
+    /// Attend by query blocks with the CPU kernels ([`attend_blocked`]) when f32.
+    cpu_kernels: bool,
 }
 
 impl Attention {
@@ -122,6 +124,7 @@ impl Attention {
             k_norm,
             spec: spec.clone(),
             scale,
+            cpu_kernels: vb.compute().cpu_kernels(),
         })
     }
 
@@ -181,8 +184,8 @@ impl Attention {
             k = r.apply(&k)?;
         }
         let (scale, cap) = (self.scale, self.spec.softcap);
-        let out = match (q.dtype(), q.device()) {
-            (DType::F32, Device::Cpu) => attend_blocked(&q, &k, &v, mask, scale, cap)?,
+        let out = match (q.dtype(), self.cpu_kernels) {
+            (DType::F32, true) => attend_blocked(&q, &k, &v, mask, scale, cap)?,
             _ => attend(&q, k, v, &mask.additive()?, scale, cap)?,
         };
         Ok(self.o.forward(&out)?)

@@ -67,6 +67,11 @@ pub(crate) mod testing {
                 (n.to_string(), t)
             })
             .collect();
-        Vars::new(Arc::new(InMemory(map)), dtype, &Device::Cpu, false)
+        Vars::new(
+            Arc::new(InMemory(map)),
+            dtype,
+            &crate::compute::Compute::cpu(),
+            false,
+        )
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
+use crate::compute::Compute;
 use crate::loading::store::{Matrix, Strategy, WeightSource};
 
 /// A prefixed, typed view of a weight source.
@@ -17,21 +18,21 @@ pub struct Vars {
     source: Arc<dyn WeightSource>,
     prefix: String,
     dtype: DType,
-    device: Device,
+    compute: Compute,
     strategy: Strategy,
     dry: bool,
 }
 
 impl Vars {
     /// A view at the root of `source`; the weight strategy follows from `dtype` and
-    /// `device`. `dry` views only check shapes.
-    pub fn new(source: Arc<dyn WeightSource>, dtype: DType, device: &Device, dry: bool) -> Self {
+    /// `compute`. `dry` views only check shapes.
+    pub fn new(source: Arc<dyn WeightSource>, dtype: DType, compute: &Compute, dry: bool) -> Self {
         Self {
             source,
             prefix: String::new(),
             dtype,
-            device: device.clone(),
-            strategy: Strategy::choose(dtype, device),
+            compute: compute.clone(),
+            strategy: Strategy::choose(dtype, compute),
             dry,
         }
     }
@@ -65,7 +66,17 @@ impl Vars {
 
     /// The compute device.
     pub fn device(&self) -> &Device {
-        &self.device
+        self.compute.device()
+    }
+
+    /// The device and the path the model runs on.
+    pub fn compute(&self) -> &Compute {
+        &self.compute
+    }
+
+    /// Whether this view only checks shapes.
+    pub fn is_dry(&self) -> bool {
+        self.dry
     }
 
     /// Whether the source has `name` under this view.
@@ -78,8 +89,8 @@ impl Vars {
         let path = self.path(name);
         self.source.check(&path, shape)?;
         match self.dry {
-            true => Ok(Tensor::zeros((), self.dtype, &self.device)?.broadcast_as(shape)?),
-            false => self.source.load(&path, self.dtype, &self.device),
+            true => Ok(Tensor::zeros((), self.dtype, self.compute.device())?.broadcast_as(shape)?),
+            false => self.source.load(&path, self.dtype, self.compute.device()),
         }
     }
 
@@ -91,14 +102,16 @@ impl Vars {
         let path = self.path(name);
         self.source.check(&path, &[out_dim, in_dim])?;
         self.source
-            .matrix(&path, self.dtype, &self.device, self.strategy)
+            .matrix(&path, self.dtype, self.compute.device(), self.strategy)
     }
 
     /// Lets the source ready everything under this view at once (a no-op when dry).
     pub fn prepare(&self) -> Result<()> {
         match self.dry {
             true => Ok(()),
-            false => self.source.prepare(&self.prefix, self.dtype, &self.device),
+            false => self
+                .source
+                .prepare(&self.prefix, self.dtype, self.compute.device()),
         }
     }
 }

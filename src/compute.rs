@@ -1,0 +1,198 @@
+//! Where the model computes: a candle device, and whether this crate's own CPU kernels run.
+//!
+//! There is one model description per architecture and one decoder. It runs two ways:
+//!
+//! - **CPU kernels** (the default on the CPU): half-precision weights are multiplied in place
+//!   from the mapped checkpoint ([`crate::kernels`]), attention runs by query blocks, blocks
+//!   are built when the forward pass reaches them, and each logits row is reduced to its
+//!   statistics on the host.
+//! - **Generic** (every other device, or the CPU when forced with `--generic-path` or
+//!   `LOGITLENS_GENERIC_PATH=1`): every weight is converted to the compute dtype on the
+//!   device once and stays there, every operation is a candle tensor op, and the
+//!   statistics are reduced on the device chunk by chunk (see `lens::reduce`). Forcing it
+//!   on the CPU is how `cargo test` proves the device path without a GPU.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+
+/// The device a person asks for with `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    /// The CPU.
+    #[default]
+    Cpu,
+    /// CUDA GPU number N (`cuda` is `cuda:0`).
+    Cuda(usize),
+    /// Metal GPU number N (`metal` is `metal:0`).
+    Metal(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (kind, index) = match text.split_once(':') {
+            Some((kind, n)) => match n.parse::<usize>() {
+                Ok(n) => (kind, n),
+                Err(_) => {
+                    return Err(format!(
+                        "\"{n}\" is not a device number: write e.g. {kind}:0"
+                    ))
+                }
+            },
+            None => (text, 0),
+        };
+        match (kind, text.contains(':')) {
+            ("cpu", false) => Ok(Self::Cpu),
+            ("cuda", _) => Ok(Self::Cuda(index)),
+            ("metal", _) => Ok(Self::Metal(index)),
+            _ => Err(format!(
+                "unknown device \"{text}\": use cpu, cuda, cuda:N, metal or metal:N"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::Metal(n) => write!(f, "metal:{n}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// Opens the device, or says in one line why it cannot: a build without the feature
+    /// says how to build with it.
+    pub fn open(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(n) => {
+                if !cfg!(feature = "cuda") {
+                    bail!("--device {self}: this logitlens was built without CUDA; rebuild it with `cargo install --features cuda` (or scripts/build_cuda.sh, see docs/GPU.md)");
+                }
+                Device::new_cuda(n).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--device {self}: no usable CUDA device {n} ({}); check nvidia-smi and that the CUDA libraries are on LD_LIBRARY_PATH (docs/GPU.md)",
+                        crate::tokens::one_line(&e.to_string())
+                    )
+                })
+            }
+            Self::Metal(n) => {
+                if !cfg!(feature = "metal") {
+                    bail!("--device {self}: this logitlens was built without Metal; rebuild it with `cargo install --features metal` on macOS");
+                }
+                Device::new_metal(n).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--device {self}: no usable Metal device {n} ({})",
+                        crate::tokens::one_line(&e.to_string())
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// A device and the way the model runs on it.
+#[derive(Debug, Clone)]
+pub struct Compute {
+    device: Device,
+    generic: bool,
+}
+
+impl Default for Compute {
+    fn default() -> Self {
+        Self::cpu()
+    }
+}
+
+impl Compute {
+    /// The CPU with its own kernels.
+    pub fn cpu() -> Self {
+        Self::new(Device::Cpu, false)
+    }
+
+    /// `device`; `generic` forces the generic path on the CPU (other devices always take it).
+    pub fn new(device: Device, generic: bool) -> Self {
+        Self { device, generic }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Whether this crate's CPU kernels run: on the CPU unless the generic path is forced.
+    pub fn cpu_kernels(&self) -> bool {
+        self.device.is_cpu() && !self.generic
+    }
+
+    /// The path's name, as provenance and timings report it: "cpu", "cpu (generic path)",
+    /// "cuda:0", ….
+    pub fn describe(&self) -> String {
+        let name = match self.device.location() {
+            candle_core::DeviceLocation::Cpu => "cpu".to_string(),
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+        };
+        match self.device.is_cpu() && self.generic {
+            true => format!("{name} (generic path)"),
+            false => name,
+        }
+    }
+
+    /// Waits for the device's queued work (for honest timings); a no-op on the CPU.
+    pub fn synchronize(&self) -> Result<()> {
+        Ok(self.device.synchronize()?)
+    }
+}
+
+/// `LOGITLENS_GENERIC_PATH` set to anything but "" or "0".
+pub fn generic_from_env() -> bool {
+    std::env::var("LOGITLENS_GENERIC_PATH").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_specs_parse_and_print() {
+        for (text, want) in [
+            ("cpu", DeviceSpec::Cpu),
+            ("cuda", DeviceSpec::Cuda(0)),
+            ("cuda:3", DeviceSpec::Cuda(3)),
+            ("metal", DeviceSpec::Metal(0)),
+        ] {
+            assert_eq!(text.parse::<DeviceSpec>().unwrap(), want, "{text}");
+        }
+        assert_eq!(DeviceSpec::Cuda(0).to_string(), "cuda:0");
+        for bad in ["gpu", "cuda:x", "cpu:1", "", "cuda:-1"] {
+            let err = bad.parse::<DeviceSpec>().unwrap_err();
+            assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn cpu_kernels_run_only_on_the_cpu_unforced() {
+        assert!(Compute::cpu().cpu_kernels());
+        assert!(!Compute::new(Device::Cpu, true).cpu_kernels());
+        assert_eq!(
+            Compute::new(Device::Cpu, true).describe(),
+            "cpu (generic path)"
+        );
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_says_how_to_build_it() {
+        let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
+        assert!(err.contains("--features cuda"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}

@@ -1,0 +1,256 @@
+//! The per-cell statistics of a chunk of logits, reduced where the logits are (the generic
+//! path of [`crate::compute`]): candle tensor ops on the device, so only the few numbers
+//! of each cell come back to the host, never a logits row.
+//!
+//! It computes what [`super::stats::cell_stats`] computes on the host, the same way:
+//! the argmax is the lowest id among the maxima; `d = z − max` is taken in f32 and the sums
+//! `s = Σ eᵈ`, `t = Σ eᵈ·d` run in f64 (f32 on Metal, which has no f64), giving the entropy
+//! `ln s − t/s`, the argmax probability `1/s` and `lse = max + ln s`; KL sums
+//! `p_out·((z_out − lse_out) − (z − lse))` in f64, so the output row's is exactly 0; ranks
+//! count the f32 logits strictly above the tracked token's; the top K are taken one by one
+//! by that same argmax, each then masked out.
+
+use anyhow::{ensure, Result};
+use candle_core::{DType, Device, Tensor, D};
+
+use super::stats::{Cell, Query, Ranked, TargetStat, TokenStat};
+
+/// The cells of a `(inputs·count, V)` chunk of logits: `inputs` groups of `count` rows (one
+/// row per position), the last group the output rows the others are compared with. `queries`
+/// has one entry per position. Returned in row order, as `logits`.
+pub fn chunk_cells(
+    logits: &Tensor,
+    inputs: usize,
+    count: usize,
+    queries: &[Query],
+) -> Result<Vec<Cell>> {
+    let (rows, vocab) = logits.dims2()?;
+    ensure!(
+        rows == inputs * count && queries.len() == count,
+        "a chunk of {rows} logits rows is not {inputs} inputs of {count} positions"
+    );
+    let device = logits.device();
+    let acc = match device.is_metal() {
+        true => DType::F32,
+        false => DType::F64,
+    };
+    let z = logits.to_dtype(DType::F32)?.contiguous()?;
+    let ids = Tensor::arange(0u32, vocab as u32, device)?;
+
+    // First pass: argmax, entropy, probability, log-sum-exp.
+    let max = z.max_keepdim(D::Minus1)?;
+    let argmax = lowest_id_where(&z.broadcast_eq(&max)?, &ids, vocab)?;
+    let d = z.broadcast_sub(&max)?.to_dtype(acc)?;
+    let e = d.exp()?;
+    let s = e.sum_keepdim(D::Minus1)?;
+    let t = (&e * &d)?.sum_keepdim(D::Minus1)?;
+    let ln_s = s.log()?;
+    let entropy = (&ln_s - (&t / &s)?)?;
+    let prob = s.recip()?;
+    let lse = (max.to_dtype(acc)? + &ln_s)?;
+
+    // KL(p_out ‖ p_row): log-probabilities as (z − lse), each row against the output row
+    // at its position.
+    let logp = z.to_dtype(acc)?.broadcast_sub(&lse)?;
+    let logp3 = logp.reshape((inputs, count, vocab))?;
+    let out_logp = logp3.narrow(0, inputs - 1, 1)?;
+    let p_out = out_logp.exp()?;
+    let kl = p_out
+        .broadcast_mul(&out_logp.broadcast_sub(&logp3)?)?
+        .sum(D::Minus1)?
+        .reshape(rows)?;
+
+    // Tracked tokens per position: the next token (where there is one), then the targets.
+    let tracked: Vec<Vec<u32>> = queries
+        .iter()
+        .map(|q| q.next.iter().chain(q.targets).copied().collect())
+        .collect();
+    let width = tracked.iter().map(Vec::len).max().unwrap_or(0);
+    let (levels, above) = match width {
+        0 => (Vec::new(), Vec::new()),
+        _ => ranks(&z, &tracked, inputs, width, device)?,
+    };
+    let top_k = queries.first().map_or(0, |q| q.top_k).min(vocab);
+    let topk = match top_k {
+        0 => Vec::new(),
+        k => top(&z, &ids, k, vocab)?,
+    };
+
+    let host =
+        |t: &Tensor| -> Result<Vec<f64>> { Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1()?) };
+    let (argmax, entropy, prob, lse, kl) = (
+        argmax.flatten_all()?.to_vec1::<u32>()?,
+        host(&entropy)?,
+        host(&prob)?,
+        host(&lse)?,
+        host(&kl)?,
+    );
+    let mut cells = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let (j, lse) = (r % count, lse[r]);
+        let query = &queries[j];
+        let logprob = |i: usize| (levels[r * width + i] as f64 - lse) as f32;
+        let rank = |i: usize| above[r * width + i] + 1;
+        let mut stat = TokenStat {
+            id: argmax[r],
+            prob: prob[r] as f32,
+            entropy: entropy[r] as f32,
+            kl: kl[r] as f32,
+            ..TokenStat::default()
+        };
+        let mut at = 0;
+        if query.next.is_some() {
+            stat.next_logprob = Some(logprob(0));
+            stat.next_rank = Some(rank(0));
+            at = 1;
+        }
+        let targets = (at..tracked[j].len())
+            .map(|i| {
+                let lp = logprob(i);
+                TargetStat {
+                    prob: lp.exp(),
+                    logprob: lp,
+                    rank: rank(i),
+                }
+            })
+            .collect();
+        let topk = topk
+            .get(r * top_k..(r + 1) * top_k)
+            .unwrap_or_default()
+            .iter()
+            .map(|&(id, z)| Ranked {
+                id,
+                prob: (z as f64 - lse).exp() as f32,
+            })
+            .collect();
+        cells.push(Cell {
+            stat,
+            topk,
+            targets,
+        });
+    }
+    Ok(cells)
+}
+
+/// Per row, the lowest id where `mask` (u8, `(rows, V)`) is set.
+fn lowest_id_where(mask: &Tensor, ids: &Tensor, vocab: usize) -> Result<Tensor> {
+    let none = Tensor::full(vocab as u32, ids.shape(), ids.device())?;
+    let candidates = mask.where_cond(
+        &ids.broadcast_as(mask.shape())?,
+        &none.broadcast_as(mask.shape())?,
+    )?;
+    Ok(candidates.min_keepdim(D::Minus1)?)
+}
+
+/// For every row and tracked column: the tracked token's f32 logit, and how many logits of
+/// the row are strictly greater. Columns a position does not use repeat token 0 and are
+/// never read.
+fn ranks(
+    z: &Tensor,
+    tracked: &[Vec<u32>],
+    inputs: usize,
+    width: usize,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<u32>)> {
+    let count = tracked.len();
+    let mut index = Vec::with_capacity(inputs * count * width);
+    for _ in 0..inputs {
+        for ids in tracked {
+            index.extend((0..width).map(|i| ids.get(i).copied().unwrap_or(0)));
+        }
+    }
+    let index = Tensor::from_vec(index, (inputs * count, width), device)?;
+    let levels = z.gather(&index, D::Minus1)?;
+    let mut above = Vec::with_capacity(width);
+    for i in 0..width {
+        let level = levels.narrow(1, i, 1)?;
+        let greater = z.broadcast_gt(&level)?.to_dtype(DType::U32)?;
+        above.push(greater.sum_keepdim(D::Minus1)?);
+    }
+    let above = Tensor::cat(&above, 1)?;
+    Ok((
+        levels.flatten_all()?.to_vec1::<f32>()?,
+        above.flatten_all()?.to_vec1::<u32>()?,
+    ))
+}
+
+/// The K largest logits of every row, largest first, ties to the lower id: `rows·K`
+/// `(id, logit)` pairs, row-major.
+fn top(z: &Tensor, ids: &Tensor, k: usize, vocab: usize) -> Result<Vec<(u32, f32)>> {
+    let rows = z.dim(0)?;
+    let gone = Tensor::full(f32::NEG_INFINITY, z.shape(), z.device())?;
+    let mut rest = z.clone();
+    let (mut picked, mut values) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    for _ in 0..k {
+        let max = rest.max_keepdim(D::Minus1)?;
+        // Among maxima of −∞ (a row with fewer than K finite logits) the lowest id left.
+        let id = lowest_id_where(&rest.broadcast_eq(&max)?, ids, vocab)?;
+        picked.push(id.clone());
+        values.push(z.gather(&id, D::Minus1)?);
+        let hit = ids.broadcast_as(z.shape())?.broadcast_eq(&id)?;
+        rest = hit.where_cond(&gone, &rest)?;
+    }
+    let ids = Tensor::cat(&picked, 1)?.flatten_all()?.to_vec1::<u32>()?;
+    let values = Tensor::cat(&values, 1)?.flatten_all()?.to_vec1::<f32>()?;
+    debug_assert_eq!(ids.len(), rows * k);
+    Ok(ids.into_iter().zip(values).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::stats::{cell_stats, Reference};
+    use super::*;
+
+    /// The device reduction equals the host's cell by cell, ties and targets included.
+    #[test]
+    fn device_cells_equal_host_cells() {
+        let (inputs, count, vocab) = (3, 4, 37);
+        let mut values: Vec<f32> = (0..inputs * count * vocab)
+            .map(|i| ((i * 7919 % 101) as f32 - 50.0) * 0.173)
+            .collect();
+        // A tie for the maximum in one row, and one at the K-th place in another.
+        values[5] = 20.0;
+        values[9] = 20.0;
+        values[vocab + 3] = 8.0;
+        values[vocab + 30] = 8.0;
+        let logits =
+            Tensor::from_vec(values.clone(), (inputs * count, vocab), &Device::Cpu).unwrap();
+        let targets = [3u32, 30, 0];
+        let next = [Some(7u32), Some(3), Some(36), None];
+        let queries: Vec<Query> = next
+            .iter()
+            .map(|&next| Query {
+                next,
+                targets: &targets,
+                top_k: 5,
+            })
+            .collect();
+        let got = chunk_cells(&logits, inputs, count, &queries).unwrap();
+        let output = &values[(inputs - 1) * count * vocab..];
+        for (r, cell) in got.iter().enumerate() {
+            let j = r % count;
+            let row = &values[r * vocab..(r + 1) * vocab];
+            let out = &output[j * vocab..(j + 1) * vocab];
+            let want = cell_stats(row, out, &Reference::new(out), &queries[j]);
+            assert_eq!(cell.stat.id, want.stat.id, "row {r}");
+            assert_eq!(cell.stat.next_rank, want.stat.next_rank, "row {r}");
+            assert_eq!(cell.stat.next_logprob, want.stat.next_logprob, "row {r}");
+            for (a, b) in [
+                (cell.stat.entropy, want.stat.entropy),
+                (cell.stat.prob, want.stat.prob),
+                (cell.stat.kl, want.stat.kl),
+            ] {
+                assert!(
+                    (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                    "row {r}: {a} vs {b}"
+                );
+            }
+            assert_eq!(cell.targets, want.targets, "row {r}");
+            assert_eq!(cell.topk, want.topk, "row {r}");
+            if r >= (inputs - 1) * count {
+                assert_eq!(cell.stat.kl, 0.0, "output row {r}");
+            }
+        }
+        assert_eq!(got[0].stat.id, 5, "the lower of two tied maxima");
+    }
+}
