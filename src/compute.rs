@@ -76,6 +76,9 @@ impl DeviceSpec {
                 if !cfg!(feature = "cuda") {
                     bail!("--device {self}: this logitlens was built without CUDA; rebuild it with `cargo install --features cuda` (or scripts/build_cuda.sh, see docs/GPU.md)");
                 }
+                // Exact mode: f32 products accumulate in f32 (no TF32), as on the CPU. It is
+                // candle's default; said here so that nothing turns it on unnoticed.
+                candle_core::cuda::set_gemm_reduced_precision_f32(false);
                 Device::new_cuda(n).map_err(|e| {
                     anyhow::anyhow!(
                         "--device {self}: no usable CUDA device {n} ({}); check nvidia-smi and that the CUDA libraries are on LD_LIBRARY_PATH (docs/GPU.md)",

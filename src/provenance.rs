@@ -22,6 +22,9 @@ pub struct Provenance {
     pub architecture: String,
     /// The compute dtype: "f32", "f16" or "bf16".
     pub dtype: String,
+    /// Where it was computed: "cpu", "cuda:0", … ("cpu (generic path)" when the device path
+    /// was forced on the CPU).
+    pub device: String,
     /// Whether `--bos` prepended the BOS token.
     pub bos: bool,
     /// The lens's name ([`crate::lens::Lens::name`]): "logit lens" (rows 0..L-1 through the
@@ -152,6 +155,7 @@ impl Provenance {
             source,
             architecture: architecture.to_string(),
             dtype: dtype.to_string(),
+            device: "cpu".to_string(),
             bos,
             lens: lens.to_string(),
             tokenizer,

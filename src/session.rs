@@ -109,6 +109,7 @@ impl Session {
             )?,
         };
         let p = &mut session.provenance;
+        p.device = session.compute.describe();
         if let Source::Hub { revision, .. } = &mut p.source {
             revision.clone_from(&opts.revision);
         }

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Issue 13's GPU check: a CUDA build of logitlens (scripts/build_cuda.sh) on a machine with an
+# NVIDIA GPU, in one short run (a few minutes), printing one Markdown table.
+#
+#   bash bench/gpu_check.sh [BIN]
+#
+# 1. CUDA libraries: LD_LIBRARY_PATH gets every nvidia/*/lib folder of python3's
+#    site-packages (NVIDIA's CUDA wheels, as torch installs them); the driver's libcuda.so.1
+#    comes from the system. Prints the GPU, the driver and the binary's CUDA libraries.
+# 2. A full-size Phi-1.5-shaped checkpoint with random float16 weights, made there with torch
+#    alone (bench/gpu/make_checkpoint.py; 2.84 GB, into $GPU_CHECK_WORK).
+# 3. Parity, `--device cuda` against `--device cpu` of the same binary (bench/gpu/compare.py,
+#    --top-k 2): every tiny fixture (safetensors and f32 GGUF, tests/fixtures) on three
+#    prompts, and the full-size checkpoint at 9 and 512 tokens. Targets: argmax equal wherever
+#    the CPU's top-2 margin exceeds 1e-3, entropies within 1e-3 nats.
+# 4. Speed on the GPU, f32, load included (wall time of the whole process, median of
+#    $GPU_CHECK_RUNS): 9, 512 and 2048 tokens (bench/gpu/prompts, made by
+#    bench/gpu/make_prompts.py), and one process over 100 prompts of 9 tokens; with
+#    LOGITLENS_TIMING's load / forward / lens split of the last run. The CPU's 9-token time on
+#    the same machine is printed beside it.
+#
+# Environment: GPU_CHECK_DEVICE (default cuda), GPU_CHECK_WORK (default
+# /tmp/logitlens-gpu-check), GPU_CHECK_RUNS (default 3), PYTHON (default python3), and
+# GPU_CHECK_LAYERS (fewer blocks, for a quick rehearsal of the script on a CPU machine).
+# Exits 1 when a parity target is missed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$(realpath "${1:-${LOGITLENS_BIN:-$ROOT/target-cuda/release/logitlens}}")"
+DEVICE="${GPU_CHECK_DEVICE:-cuda}"
+WORK="${GPU_CHECK_WORK:-/tmp/logitlens-gpu-check}"
+RUNS="${GPU_CHECK_RUNS:-3}"
+PY="${PYTHON:-python3}"
+PROMPTS="$ROOT/bench/gpu/prompts"
+mkdir -p "$WORK"
+log() { echo "gpu_check: $*" >&2; }
+
+# ---- 1. libraries -------------------------------------------------------------------------
+libs="$("$PY" - <<'EOF'
+import glob, os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+dirs = {d for r in roots for d in glob.glob(os.path.join(r, "nvidia", "**", "lib"), recursive=True)}
+print(":".join(sorted(dirs)))
+EOF
+)"
+export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+gpu="$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+log "GPU: ${gpu:-none found by nvidia-smi}"
+log "binary: $BIN"
+ldd "$BIN" | grep -E 'libcuda|libcublas|libcurand|libnvrtc|libcudart|not found' | sed 's/^/gpu_check:   /' >&2
+if ldd "$BIN" | grep -q 'not found'; then
+  log "a library of the binary is missing: see above"
+  exit 1
+fi
+
+seconds() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(seconds)" 'BEGIN {printf "%.2f", b - a}'; }
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+# ---- 2. checkpoint ------------------------------------------------------------------------
+MODEL="$WORK/phi-fullsize"
+start="$(seconds)"
+"$PY" "$ROOT/bench/gpu/make_checkpoint.py" "$MODEL" ${GPU_CHECK_LAYERS:-} >&2 || { log "cannot make the checkpoint"; exit 1; }
+log "checkpoint ready in $(elapsed "$start") s"
+# Into the page cache, so that every timed run loads from memory.
+cat "$MODEL/model.safetensors" > /dev/null
+
+# ---- 3. parity ----------------------------------------------------------------------------
+status=0
+parity() { # LABEL MODEL ARGS... : cpu and gpu JSONL of the same run, compared
+  local label="$1" model="$2"
+  shift 2
+  "$BIN" --model "$model" --format jsonl --top-k 2 --quiet --device cpu "$@" > "$WORK/cpu.jsonl" 2> "$WORK/cpu.err" \
+    || { echo "| $label | cpu run failed: $(head -1 "$WORK/cpu.err") | | | | | | FAIL |"; status=1; return; }
+  "$BIN" --model "$model" --format jsonl --top-k 2 --quiet --device "$DEVICE" "$@" > "$WORK/gpu.jsonl" 2> "$WORK/gpu.err" \
+    || { echo "| $label | $DEVICE run failed: $(head -1 "$WORK/gpu.err") | | | | | | FAIL |"; status=1; return; }
+  "$PY" "$ROOT/bench/gpu/compare.py" "$WORK/cpu.jsonl" "$WORK/gpu.jsonl" "$label" || status=1
+}
+
+echo
+echo "GPU: ${gpu:-?}; binary: $("$BIN" --version 2>/dev/null)"
+echo
+echo "| parity, $DEVICE vs cpu (f32) | cells | max \|Δ entropy\| | max \|Δ prob\| | max \|Δ kl\| | clear cells | argmax flips | verdict |"
+echo "|---|---|---|---|---|---|---|---|"
+tiny=(--prompt "The quick brown fox jumps over the lazy dog" --prompt "def add(a, b):" --prompt "Paris is the capital of")
+for dir in "$ROOT"/tests/fixtures/*/; do
+  name="$(basename "$dir")"
+  [ -f "$dir/config.json" ] && [ -f "$dir/model.safetensors" ] && parity "$name" "$dir" "${tiny[@]}" --sublayers
+  if [ -f "$dir/model-f32.gguf" ]; then
+    parity "$name (GGUF f32)" "$dir/model-f32.gguf" --tokenizer "$dir/tokenizer.json" "${tiny[@]}"
+  fi
+done
+parity "phi-1.5 shape, 9 tokens" "$MODEL" --prompts "$PROMPTS/p9.txt"
+parity "phi-1.5 shape, 512 tokens" "$MODEL" --prompts "$PROMPTS/p512.txt"
+
+# ---- 4. speed -----------------------------------------------------------------------------
+timed() { # DEVICE PROMPTS_FILE : median wall seconds of RUNS runs; the last run's timing lines
+  local device="$1" file="$2" times=()
+  for _ in $(seq "$RUNS"); do
+    local t0
+    t0="$(seconds)"
+    LOGITLENS_TIMING=1 "$BIN" --model "$MODEL" --device "$device" --prompts "$file" \
+      --format jsonl > /dev/null 2> "$WORK/timing.err" || { log "run failed: $(grep -v '^timing' "$WORK/timing.err" | head -1)"; status=1; }
+    times+=("$(elapsed "$t0")")
+  done
+  printf '%s\n' "${times[@]}" | median
+}
+split() { # the load / forward / lens seconds of the last timed run (forward and lens summed over prompts)
+  awk '/^timing: load [0-9]/ {l = $3 + 0} /^timing: tokens/ {f += $5 + 0; n += $7 + 0}
+       END {printf "%.3f / %.3f / %.3f s", l, f, n}' "$WORK/timing.err"
+}
+
+echo
+echo "| speed, phi-1.5 shape, f32 | device | wall (median of $RUNS, load included) | last run: load / forward / lens |"
+echo "|---|---|---|---|"
+for n in 9 512 2048; do
+  wall="$(timed "$DEVICE" "$PROMPTS/p$n.txt")"
+  echo "| $n tokens | $DEVICE | $wall s | $(split) |"
+done
+wall="$(timed "$DEVICE" "$PROMPTS/batch100.txt")"
+echo "| 100 prompts of 9 tokens, one process | $DEVICE | $wall s | $(split) |"
+wall="$(timed cpu "$PROMPTS/p9.txt")"
+echo "| 9 tokens | cpu ($(nproc) cores) | $wall s | $(split) |"
+echo
+[ "$status" = 0 ] && log "every parity target met" || log "a target was missed or a run failed (see the tables)"
+exit "$status"
