@@ -35,8 +35,7 @@ fn gguf(name: &str, kind: &str) -> PathBuf {
 
 /// A GGUF fixture, with the HF fixture's tokenizer.json instead of the tokenizer rebuilt
 /// from its metadata (`rebuilt_tokenizer_gives_the_tokenizer_json_ids` checks that the two
-/// agree on every golden prompt).
-/// Run the `way` asked.
+/// agree on every golden prompt), run the `way` asked.
 fn gguf_session_way(name: &str, kind: &str, way: Way) -> Session {
     let opts = LoadOptions {
         tokenizer: Some(fixture(name).join("tokenizer.json")),
