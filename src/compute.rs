@@ -16,7 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use candle_core::Device;
+use candle_core::{Device, DeviceLocation};
 
 /// The device a person asks for with `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,6 +66,16 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
+impl From<DeviceLocation> for DeviceSpec {
+    fn from(location: DeviceLocation) -> Self {
+        match location {
+            DeviceLocation::Cpu => Self::Cpu,
+            DeviceLocation::Cuda { gpu_id } => Self::Cuda(gpu_id),
+            DeviceLocation::Metal { gpu_id } => Self::Metal(gpu_id),
+        }
+    }
+}
+
 impl DeviceSpec {
     /// Opens the device, or says in one line why it cannot: a build without the feature
     /// says how to build with it.
@@ -108,12 +118,6 @@ pub struct Compute {
     generic: bool,
 }
 
-impl Default for Compute {
-    fn default() -> Self {
-        Self::cpu()
-    }
-}
-
 impl Compute {
     /// The CPU with its own kernels.
     pub fn cpu() -> Self {
@@ -138,26 +142,12 @@ impl Compute {
     /// The path's name, as provenance and timings report it: "cpu", "cpu (generic path)",
     /// "cuda:0", ….
     pub fn describe(&self) -> String {
-        let name = match self.device.location() {
-            candle_core::DeviceLocation::Cpu => "cpu".to_string(),
-            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-        };
+        let name = DeviceSpec::from(self.device.location());
         match self.device.is_cpu() && self.generic {
             true => format!("{name} (generic path)"),
-            false => name,
+            false => name.to_string(),
         }
     }
-
-    /// Waits for the device's queued work (for honest timings); a no-op on the CPU.
-    pub fn synchronize(&self) -> Result<()> {
-        Ok(self.device.synchronize()?)
-    }
-}
-
-/// `LOGITLENS_GENERIC_PATH` set to anything but "" or "0".
-pub fn generic_from_env() -> bool {
-    std::env::var("LOGITLENS_GENERIC_PATH").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 #[cfg(test)]

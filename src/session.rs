@@ -109,7 +109,6 @@ impl Session {
             )?,
         };
         let p = &mut session.provenance;
-        p.device = session.compute.describe();
         if let Source::Hub { revision, .. } = &mut p.source {
             revision.clone_from(&opts.revision);
         }
@@ -157,6 +156,7 @@ impl Session {
             Source::of_gguf(path),
             &model.info().model_type,
             dtype.as_str(),
+            &compute.describe(),
             false,
             "",
             TokenizerSource::of(tokenizer, TokenizerSource::Gguf),
@@ -180,6 +180,7 @@ impl Session {
             Source::of_files(name, "main", &files.config, &files.weights),
             &model.info().model_type,
             dtype.as_str(),
+            &compute.describe(),
             false,
             "",
             TokenizerSource::Model,

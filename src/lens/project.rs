@@ -259,14 +259,15 @@ fn project(
         .map(|t| t.narrow(0, first, count))
         .collect::<candle_core::Result<Vec<_>>>()?;
     let logits = model.lm_head(&Tensor::cat(&parts, 0)?)?;
+    // One query per position of the chunk.
+    let queries: Vec<Query> = (0..count)
+        .map(|j| Query {
+            next: ids.get(first + j + 1).copied(),
+            targets: &opts.targets,
+            top_k: opts.top_k,
+        })
+        .collect();
     if model.reduce_on_device() {
-        let queries: Vec<Query> = (0..count)
-            .map(|j| Query {
-                next: ids.get(first + j + 1).copied(),
-                targets: &opts.targets,
-                top_k: opts.top_k,
-            })
-            .collect();
         return reduce::chunk_cells(&logits, inputs.len(), count, &queries);
     }
     let logits = logits.to_dtype(DType::F32)?.contiguous()?;
@@ -278,13 +279,8 @@ fn project(
             .enumerate()
             .map(|(i, row)| {
                 let j = i % count;
-                let query = Query {
-                    next: ids.get(first + j + 1).copied(),
-                    targets: &opts.targets,
-                    top_k: opts.top_k,
-                };
                 let out = &output[j * vocab..(j + 1) * vocab];
-                cell_stats(row, out, &references[j], &query)
+                cell_stats(row, out, &references[j], &queries[j])
             })
             .collect()
     })

@@ -13,7 +13,7 @@
 use anyhow::{ensure, Result};
 use candle_core::{DType, Device, Tensor, D};
 
-use super::stats::{Cell, Query, Ranked, TargetStat, TokenStat};
+use super::stats::{Cell, Query, TokenStat};
 
 /// The cells of a `(inputs·count, V)` chunk of logits: `inputs` groups of `count` rows (one
 /// row per position), the last group the output rows the others are compared with. `queries`
@@ -61,10 +61,7 @@ pub fn chunk_cells(
         .reshape(rows)?;
 
     // Tracked tokens per position: the next token (where there is one), then the targets.
-    let tracked: Vec<Vec<u32>> = queries
-        .iter()
-        .map(|q| q.next.iter().chain(q.targets).copied().collect())
-        .collect();
+    let tracked: Vec<Vec<u32>> = queries.iter().map(Query::tracked).collect();
     let width = tracked.iter().map(Vec::len).max().unwrap_or(0);
     let (levels, above) = match width {
         0 => (Vec::new(), Vec::new()),
@@ -85,51 +82,28 @@ pub fn chunk_cells(
         host(&lse)?,
         host(&kl)?,
     );
-    let mut cells = Vec::with_capacity(rows);
-    for r in 0..rows {
-        let (j, lse) = (r % count, lse[r]);
-        let query = &queries[j];
-        let logprob = |i: usize| (levels[r * width + i] as f64 - lse) as f32;
-        let rank = |i: usize| above[r * width + i] + 1;
-        let mut stat = TokenStat {
-            id: argmax[r],
-            prob: prob[r] as f32,
-            entropy: entropy[r] as f32,
-            kl: kl[r] as f32,
-            ..TokenStat::default()
-        };
-        let mut at = 0;
-        if query.next.is_some() {
-            stat.next_logprob = Some(logprob(0));
-            stat.next_rank = Some(rank(0));
-            at = 1;
-        }
-        let targets = (at..tracked[j].len())
-            .map(|i| {
-                let lp = logprob(i);
-                TargetStat {
-                    prob: lp.exp(),
-                    logprob: lp,
-                    rank: rank(i),
-                }
-            })
-            .collect();
-        let topk = topk
-            .get(r * top_k..(r + 1) * top_k)
-            .unwrap_or_default()
-            .iter()
-            .map(|&(id, z)| Ranked {
-                id,
-                prob: (z as f64 - lse).exp() as f32,
-            })
-            .collect();
-        cells.push(Cell {
-            stat,
-            topk,
-            targets,
-        });
-    }
-    Ok(cells)
+    Ok((0..rows)
+        .map(|r| {
+            let j = r % count;
+            let stat = TokenStat {
+                id: argmax[r],
+                prob: prob[r] as f32,
+                entropy: entropy[r] as f32,
+                kl: kl[r] as f32,
+                ..TokenStat::default()
+            };
+            let used = tracked[j].len();
+            let top = topk.get(r * top_k..(r + 1) * top_k).unwrap_or_default();
+            Cell::assemble(
+                stat,
+                lse[r],
+                &queries[j],
+                &levels[r * width..r * width + used],
+                &above[r * width..r * width + used],
+                top.iter().copied(),
+            )
+        })
+        .collect())
 }
 
 /// Per row, the lowest id where `mask` (u8, `(rows, V)`) is set.

@@ -69,6 +69,58 @@ pub struct Query<'a> {
     pub top_k: usize,
 }
 
+impl Query<'_> {
+    /// The tokens whose logit, log-probability and rank a cell reports: the next token
+    /// (where there is one), then each target.
+    pub fn tracked(&self) -> Vec<u32> {
+        self.next.iter().chain(self.targets).copied().collect()
+    }
+}
+
+impl Cell {
+    /// A cell from its reductions, as both reducers finish one: the argmax statistics and
+    /// KL (`stat`), the row's log-sum-exp, each [`Query::tracked`] token's logit (`levels`)
+    /// and count of strictly greater logits (`above`), and the top K `(id, logit)` pairs.
+    pub fn assemble(
+        mut stat: TokenStat,
+        lse: f64,
+        query: &Query,
+        levels: &[f32],
+        above: &[u32],
+        top: impl IntoIterator<Item = (u32, f32)>,
+    ) -> Self {
+        let logprob = |i: usize| (levels[i] as f64 - lse) as f32;
+        let mut at = 0;
+        if query.next.is_some() {
+            stat.next_logprob = Some(logprob(0));
+            stat.next_rank = Some(above[0] + 1);
+            at = 1;
+        }
+        let targets = (at..levels.len())
+            .map(|i| {
+                let lp = logprob(i);
+                TargetStat {
+                    prob: lp.exp(),
+                    logprob: lp,
+                    rank: above[i] + 1,
+                }
+            })
+            .collect();
+        let topk = top
+            .into_iter()
+            .map(|(id, z)| Ranked {
+                id,
+                prob: (z as f64 - lse).exp() as f32,
+            })
+            .collect();
+        Self {
+            stat,
+            topk,
+            targets,
+        }
+    }
+}
+
 /// The output row at one position, as every row at that position is compared with it.
 #[derive(Debug, Clone)]
 pub struct Reference {
@@ -130,8 +182,8 @@ fn first_pass(logits: &[f32]) -> (TokenStat, f64) {
 pub fn cell_stats(logits: &[f32], output: &[f32], reference: &Reference, query: &Query) -> Cell {
     let (mut stat, lse) = first_pass(logits);
     // The logits whose strict-excess counts give ranks: the next token's, then each target's.
-    let tracked: Vec<u32> = query.next.iter().chain(query.targets).copied().collect();
-    let levels: Vec<f32> = tracked
+    let levels: Vec<f32> = query
+        .tracked()
         .iter()
         .map(|&id| logits.get(id as usize).copied().unwrap_or(f32::INFINITY))
         .collect();
@@ -146,36 +198,7 @@ pub fn cell_stats(logits: &[f32], output: &[f32], reference: &Reference, query: 
         top.offer(v as u32, z);
     }
     stat.kl = kl as f32;
-    let logprob = |i: usize| (levels[i] as f64 - lse) as f32;
-    let mut at = 0;
-    if query.next.is_some() {
-        stat.next_logprob = Some(logprob(0));
-        stat.next_rank = Some(above[0] + 1);
-        at = 1;
-    }
-    let targets = (at..levels.len())
-        .map(|i| {
-            let lp = logprob(i);
-            TargetStat {
-                prob: lp.exp(),
-                logprob: lp,
-                rank: above[i] + 1,
-            }
-        })
-        .collect();
-    let topk = top
-        .finish(logits)
-        .into_iter()
-        .map(|(id, z)| Ranked {
-            id,
-            prob: (z as f64 - lse).exp() as f32,
-        })
-        .collect();
-    Cell {
-        stat,
-        topk,
-        targets,
-    }
+    Cell::assemble(stat, lse, query, &levels, &above, top.finish(logits))
 }
 
 /// The K largest logits of a row seen in id order, largest first, ties to the lower id.

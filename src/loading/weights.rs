@@ -85,20 +85,14 @@ impl Weights {
         let e = self.entries.get(name).ok_or_else(|| {
             candle_core::Error::Msg(format!("tensor {name} is missing from the weights"))
         })?;
+        // Half weights are read as stored when they are wanted in their own dtype, and off
+        // the CPU, where they travel as stored (half the bytes) and the device converts them.
         let t = match (e.dtype, dtype) {
-            (StDtype::F16, DType::F16) => {
-                Tensor::from_vec(self.read_half::<f16>(e)?, e.shape.as_slice(), device)?
-            }
-            (StDtype::BF16, DType::BF16) => {
-                Tensor::from_vec(self.read_half::<bf16>(e)?, e.shape.as_slice(), device)?
-            }
-            // Off the CPU, half weights travel as stored (half the bytes) and the device
-            // converts them.
-            (StDtype::F16, _) if !device.is_cpu() => {
+            (StDtype::F16, want) if want == DType::F16 || !device.is_cpu() => {
                 Tensor::from_vec(self.read_half::<f16>(e)?, e.shape.as_slice(), device)?
                     .to_dtype(dtype)?
             }
-            (StDtype::BF16, _) if !device.is_cpu() => {
+            (StDtype::BF16, want) if want == DType::BF16 || !device.is_cpu() => {
                 Tensor::from_vec(self.read_half::<bf16>(e)?, e.shape.as_slice(), device)?
                     .to_dtype(dtype)?
             }
