@@ -8,13 +8,16 @@
 //! products alone on the same shapes: every linear layer through `kernels::matmul` (f16
 //! weights, as the model reads them), and the causal attention kernel. Prints the seconds
 //! of each, the GFLOP/s, and the ratio forward ÷ products. Then the head's matmul at the
-//! row count the lens uses per chunk, against the linear kernel's rate on a square shape.
+//! row count the lens uses per chunk, against the linear kernel's rate on a square shape,
+//! and the same head with `--fast`'s bf16 products on every path this CPU has
+//! (`kernels::dot_bf16`). `BENCH_HEAD_ONLY=1` times the head rows alone.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use half::f16;
-use logitlens::kernels::{self, attention};
+use logitlens::kernels::dot_bf16::{Packed, Path};
+use logitlens::kernels::{self, attention, HalfBits};
 use logitlens::{LoadOptions, Session};
 
 fn config(dir: &str) -> Result<serde_json::Value> {
@@ -68,6 +71,9 @@ fn main() -> Result<()> {
     let vocab = field(&c, "vocab_size")?;
     let hd = d / heads;
 
+    if std::env::var_os("BENCH_HEAD_ONLY").is_some() {
+        return head(layers, d, vocab);
+    }
     let session = Session::load(&dir, &LoadOptions::default())?;
     let model = session.model();
     let ids: Vec<u32> = (0..tokens).map(|i| (i * 7919 % 50_000) as u32).collect();
@@ -132,7 +138,13 @@ fn main() -> Result<()> {
         "forward / (projections + attention kernel) = {:.3}",
         forward / (proj + attn)
     );
+    head(layers, d, vocab)
+}
 
+/// The head's matmul over one lens chunk, exact and with `--fast`, against the linear
+/// kernel's square rate.
+fn head(layers: usize, d: usize, vocab: usize) -> Result<()> {
+    let gf = |flops: f64, s: f64| flops / s / 1e9;
     // The head: rows per chunk as the lens takes them (64 MiB of logits, whole positions).
     let rows = layers + 1;
     let chunk = ((64 << 20) / (4 * vocab) / rows).max(1) * rows;
@@ -143,5 +155,24 @@ fn main() -> Result<()> {
     println!(
         "head {chunk}x{d}x{vocab}: {head:.3} s, {head_rate:.1} GFLOP/s; linear kernel on {sq}^3: {peak:.1} GFLOP/s"
     );
+    let (x, w) = (input(chunk, d), weights(vocab, d));
+    let t = Instant::now();
+    let packed = Packed::from_bits(bytemuck::cast_slice(&w), HalfBits::F16, vocab, d);
+    let pack = t.elapsed().as_secs_f64();
+    for path in Path::available() {
+        let s = (0..2)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(packed.matmul_on(path, &x, chunk));
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "--fast head on {}: {s:.3} s, {:.1} GFLOP/s, {:.2}x the f32 head (packing W once: {pack:.2} s)",
+            path.name(),
+            gf(2.0 * (chunk * d * vocab) as f64, s),
+            head / s
+        );
+    }
     Ok(())
 }

@@ -116,6 +116,7 @@ impl DeviceSpec {
 pub struct Compute {
     device: Device,
     generic: bool,
+    fast: bool,
 }
 
 impl Compute {
@@ -126,7 +127,30 @@ impl Compute {
 
     /// `device`; `generic` forces the generic path on the CPU (other devices always take it).
     pub fn new(device: Device, generic: bool) -> Self {
-        Self { device, generic }
+        Self {
+            device,
+            generic,
+            fast: false,
+        }
+    }
+
+    /// The same, with `--fast`: the lens head's products in bf16 with f32 accumulation
+    /// ([`crate::kernels::dot_bf16`]). It applies to the CPU kernels only.
+    pub fn with_fast(mut self, fast: bool) -> Self {
+        self.fast = fast;
+        self
+    }
+
+    /// Whether the head runs in bf16 (`--fast` on the CPU kernels).
+    pub fn fast(&self) -> bool {
+        self.fast && self.cpu_kernels()
+    }
+
+    /// What `--fast` does on this machine, for provenance and timings: the bf16 path the
+    /// head takes ([`crate::kernels::dot_bf16::Path`]); `None` without `--fast`.
+    pub fn fast_path(&self) -> Option<String> {
+        self.fast()
+            .then(|| format!("bf16 head, {}", crate::kernels::dot_bf16::Path::detect().name()))
     }
 
     /// The device.

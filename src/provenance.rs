@@ -25,6 +25,9 @@ pub struct Provenance {
     /// Where it was computed: "cpu", "cuda:0", … ("cpu (generic path)" when the device path
     /// was forced on the CPU).
     pub device: String,
+    /// `--fast`: what the head's products ran on ("bf16 head, amx-bf16", "bf16 head,
+    /// avx512-bf16" or "bf16 head, f32 (no bf16 instructions on this CPU)"); null without it.
+    pub fast: Option<String>,
     /// Whether `--bos` prepended the BOS token.
     pub bos: bool,
     /// The lens's name ([`crate::lens::Lens::name`]): "logit lens" (rows 0..L-1 through the
@@ -144,7 +147,7 @@ impl Provenance {
         source: Source,
         architecture: &str,
         dtype: &str,
-        device: &str,
+        compute: &crate::compute::Compute,
         bos: bool,
         lens: &str,
         tokenizer: TokenizerSource,
@@ -156,7 +159,8 @@ impl Provenance {
             source,
             architecture: architecture.to_string(),
             dtype: dtype.to_string(),
-            device: device.to_string(),
+            device: compute.describe(),
+            fast: compute.fast_path(),
             bos,
             lens: lens.to_string(),
             tokenizer,
@@ -242,7 +246,7 @@ mod tests {
             },
             "llama",
             "f32",
-            "cpu",
+            &crate::compute::Compute::cpu(),
             true,
             "raw",
             TokenizerSource::Gguf,
@@ -254,6 +258,8 @@ mod tests {
         assert_eq!(json["source"]["file"]["bytes"], 7);
         assert_eq!(json["tokenizer"]["kind"], "gguf");
         assert_eq!(json["bos"], true);
+        assert_eq!(json["device"], "cpu");
+        assert_eq!(json["fast"], serde_json::Value::Null);
         assert_eq!(json["lens"], "raw");
         let line = p.comment_line();
         assert!(line.starts_with("# logitlens provenance: {"), "{line}");

@@ -40,6 +40,9 @@ pub struct LoadOptions {
     /// Run the generic device path even on the CPU (see [`crate::compute`]): what a GPU
     /// runs, checked on the CPU.
     pub generic: bool,
+    /// `--fast`: the lens head's products in bf16 with f32 accumulation (CPU kernels only;
+    /// see [`crate::kernels::dot_bf16`]).
+    pub fast: bool,
 }
 
 impl Default for LoadOptions {
@@ -51,6 +54,7 @@ impl Default for LoadOptions {
             tokenizer: None,
             device: Device::Cpu,
             generic: false,
+            fast: false,
         }
     }
 }
@@ -92,7 +96,7 @@ pub struct Session {
 impl Session {
     /// Loads `model`: a local directory, a Hub repo id or a .gguf file.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
-        let compute = Compute::new(opts.device.clone(), opts.generic);
+        let compute = Compute::new(opts.device.clone(), opts.generic).with_fast(opts.fast);
         let mut session = match source::resolve(model, &opts.revision, &opts.hub)? {
             ModelSource::Safetensors(mut files) => {
                 if let Some(tokenizer) = &opts.tokenizer {
@@ -156,7 +160,7 @@ impl Session {
             Source::of_gguf(path),
             &model.info().model_type,
             dtype.as_str(),
-            &compute.describe(),
+            compute,
             false,
             "",
             TokenizerSource::of(tokenizer, TokenizerSource::Gguf),
@@ -180,7 +184,7 @@ impl Session {
             Source::of_files(name, "main", &files.config, &files.weights),
             &model.info().model_type,
             dtype.as_str(),
-            &compute.describe(),
+            compute,
             false,
             "",
             TokenizerSource::Model,

@@ -4,8 +4,10 @@
 use std::io::Write;
 
 use anyhow::Result;
+use candle_core::DType;
 
-use super::flags::{Flags, Format, ImageKind};
+use super::flags::{Dtype, Flags, Format, ImageKind};
+use crate::compute::DeviceSpec;
 use super::usage;
 use crate::atomic;
 use crate::lens::{LensOptions, LogitLens, Stat};
@@ -108,6 +110,7 @@ impl Args {
             tokenizer: flags.tokenizer,
             device,
             generic: flags.generic_path,
+            fast: flags.fast,
             ..LoadOptions::default()
         };
         load.hub.progress = progress;
@@ -301,6 +304,25 @@ fn check_flags_apply(flags: &Flags) -> Result<()> {
     }
     if flags.last == Some(0) {
         return Err(usage("--last must be at least 1"));
+    }
+    if flags.fast {
+        if flags.dtype != Dtype::F32 {
+            return Err(usage(format!(
+                "--fast rounds the head's f32 products to bf16 and applies to --dtype f32 only; drop --dtype {} or --fast",
+                DType::from(flags.dtype).as_str()
+            )));
+        }
+        if flags.device != DeviceSpec::Cpu || flags.generic_path {
+            return Err(usage(format!(
+                "--fast is a CPU mode (AMX / AVX512-BF16 kernels) and does not apply to --device {}{}; drop --fast",
+                flags.device,
+                if flags.generic_path {
+                    " (generic path)"
+                } else {
+                    ""
+                }
+            )));
+        }
     }
     Ok(())
 }

@@ -163,6 +163,12 @@ pub struct Flags {
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
 
+    /// Approximate lens head: bf16 products with f32 accumulation (AMX or AVX512-BF16
+    /// where the CPU has them, otherwise the same products in f32). The forward pass stays
+    /// f32; the measured error is in the README. CPU with f32 only.
+    #[arg(long)]
+    pub fast: bool,
+
     /// Where to compute: cpu, cuda, cuda:N, metal or metal:N. GPUs need a build with
     /// `--features cuda` (or `metal`); see docs/GPU.md.
     #[arg(long, default_value = "cpu", value_name = "DEVICE")]

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Result};
 
 use super::args::Args;
 use super::{is_broken_pipe, report_error, usage};
+use crate::kernels::dot_bf16::Path;
 use crate::lens::{Lens, PACK_TOKENS};
 use crate::output::{Printer, Report, Sink};
 use crate::session::{RunOptions, Session};
@@ -24,14 +25,17 @@ pub fn run(mut args: Args) -> Result<i32> {
     let session = Session::load(&args.model, &args.load)?;
     let timing = std::env::var_os("LOGITLENS_TIMING").is_some_and(|v| !v.is_empty());
     if timing {
+        let fast = session.compute().fast_path();
         eprintln!(
-            "timing: load {:.3}s on {}",
+            "timing: load {:.3}s on {}{}",
             started.elapsed().as_secs_f64(),
-            session.compute().describe()
+            session.compute().describe(),
+            fast.map(|f| format!(", --fast: {f}")).unwrap_or_default()
         );
     }
     if !args.quiet {
         warn_about_vocabulary(&session, &args);
+        warn_about_fast(&session);
     }
     if let Some(source) = &args.tuned_lens {
         let tuned: Arc<dyn Lens> = Arc::new(session.tuned_lens(source, &args.load.hub)?);
@@ -198,6 +202,15 @@ fn warn_about_vocabulary(session: &Session, args: &Args) {
         eprintln!(
             "logitlens: warning: {which} has ids up to {} but the model has {rows} embedding rows; prompts that use ids from {rows} on will fail (is it this model's tokenizer?)",
             ids - 1
+        );
+    }
+}
+
+/// `--fast` on a CPU without bf16 instructions computes the same products, no faster.
+fn warn_about_fast(session: &Session) {
+    if session.compute().fast() && Path::detect() == Path::F32 {
+        eprintln!(
+            "logitlens: note: this CPU has neither AMX-BF16 nor AVX512-BF16, so --fast computes its bf16 products with f32 instructions: the same results as on a CPU that has them, no faster than without --fast"
         );
     }
 }

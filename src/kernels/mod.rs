@@ -22,6 +22,7 @@
 //! for this crate's own kernels (tests/kernels.rs compares it with the widest path).
 
 pub mod attention;
+pub mod dot_bf16;
 pub mod elementwise;
 
 use half::slice::HalfFloatSliceExt;

@@ -198,6 +198,11 @@ impl Decoder {
             Head::Own { bias, .. } => Linear::load(d, vocab, bias, WeightLayout::OutIn, &head_vb)?,
             Head::Tied => Linear::new(embed.table().clone(), None),
         };
+        // --fast: the head rounded to bf16 and packed once, for every lens row.
+        let head = match vb.compute().fast() && !vb.is_dry() {
+            true => head.to_bf16()?,
+            false => head,
+        };
         let mut decoder = Self {
             info: ModelInfo {
                 model_type: spec.model_type.clone(),

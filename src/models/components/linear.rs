@@ -1,6 +1,8 @@
 //! `x·Wᵀ + b`, with W either a tensor or a half-precision matrix read in place from the
 //! mapped checkpoint (see [`crate::kernels`]).
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use candle_core::{DType, Module, Tensor};
 use candle_nn::Activation;
@@ -8,6 +10,7 @@ use rayon::prelude::*;
 
 use super::vars::Vars;
 use crate::kernels;
+use crate::kernels::dot_bf16::Packed;
 use crate::kernels::elementwise::{self, Act};
 use crate::loading::store::Matrix;
 use crate::loading::weights::Mapped;
@@ -26,6 +29,14 @@ pub enum Linear {
     MappedHalf {
         /// The stored `(out, in)` matrix.
         mapped: Mapped,
+        /// `(out,)`.
+        bias: Option<Tensor>,
+    },
+    /// W rounded to bf16 once and packed for the bf16 kernels (`--fast`): products of bf16
+    /// inputs accumulated in f32 ([`kernels::dot_bf16`]).
+    PackedBf16 {
+        /// W, `(out, in)`, packed.
+        packed: Arc<Packed>,
         /// `(out,)`.
         bias: Option<Tensor>,
     },
@@ -57,6 +68,32 @@ impl Linear {
             WeightLayout::InOut => Matrix::Dense(vb.get(&[in_dim, out_dim], "weight")?.t()?),
         };
         Ok(Self::new(weight, load_bias(out_dim, bias, vb)?))
+    }
+
+    /// The same layer with W rounded to bf16 and packed for the bf16 kernels (`--fast`).
+    /// Mapped half weights are read once and let go; the bias stays as it is.
+    pub fn to_bf16(&self) -> Result<Self> {
+        let (packed, bias) = match self {
+            Self::Dense { weight, bias } => {
+                let (n, k) = weight.dims2()?;
+                let w = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                (Packed::from_f32(&w, n, k), bias)
+            }
+            Self::MappedHalf { mapped, bias } => {
+                let (n, k) = match mapped.shape() {
+                    [n, k] => (*n, *k),
+                    other => anyhow::bail!("weight of shape {other:?} is not a matrix"),
+                };
+                let packed = Packed::from_bits(&mapped.halves(), mapped.bits(), n, k);
+                mapped.release();
+                (packed, bias)
+            }
+            Self::PackedBf16 { .. } => return Ok(self.clone()),
+        };
+        Ok(Self::PackedBf16 {
+            packed: Arc::new(packed),
+            bias: bias.clone(),
+        })
     }
 }
 
@@ -100,6 +137,12 @@ impl Linear {
             (Self::MappedHalf { mapped, bias }, None) => {
                 mapped_matmul(x, mapped, bias.as_ref(), None)?
             }
+            (Self::PackedBf16 { packed, bias }, Some(fused)) => {
+                return packed_matmul(x, packed, bias.as_ref(), fused)
+            }
+            (Self::PackedBf16 { packed, bias }, None) => {
+                packed_matmul(x, packed, bias.as_ref(), None)?
+            }
             (Self::Dense { weight, bias }, _) => {
                 let y = candle_nn::Linear::new(weight.clone(), None).forward(x)?;
                 match bias {
@@ -139,7 +182,7 @@ fn mapped_matmul(
         other => candle_core::bail!("weight of shape {other:?} is not a matrix"),
     };
     let x = x.to_dtype(DType::F32)?.contiguous()?;
-    let mut dims = x.dims().to_vec();
+    let dims = x.dims().to_vec();
     if dims.last() != Some(&k) {
         candle_core::bail!("input {dims:?} does not fit weight ({n}, {k})");
     }
@@ -148,10 +191,40 @@ fn mapped_matmul(
         w.release_prefaulted();
     }
     let flat = x.flatten_all()?.to_vec1::<f32>()?;
-    let mut out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
+    let out = kernels::matmul_bits(&flat, &w.halves(), w.bits(), m, k, n);
     if m >= RELEASE_ROWS {
         w.release();
     }
+    finish(out, dims, n, bias, act, x.device())
+}
+
+/// `act(x · Wᵀ + b)` with W packed in bf16 (`--fast`); bias and activation in place.
+fn packed_matmul(
+    x: &Tensor,
+    w: &Packed,
+    bias: Option<&Tensor>,
+    act: Option<Act>,
+) -> candle_core::Result<Tensor> {
+    let (n, k) = (w.rows(), w.cols());
+    let x = x.to_dtype(DType::F32)?.contiguous()?;
+    let dims = x.dims().to_vec();
+    if dims.last() != Some(&k) {
+        candle_core::bail!("input {dims:?} does not fit weight ({n}, {k})");
+    }
+    let m = x.elem_count() / k.max(1);
+    let out = w.matmul(&x.flatten_all()?.to_vec1::<f32>()?, m);
+    finish(out, dims, n, bias, act, x.device())
+}
+
+/// The `(…, n)` tensor of `act(out + bias)`, `out` being `x·Wᵀ` for an input of `dims`.
+fn finish(
+    mut out: Vec<f32>,
+    mut dims: Vec<usize>,
+    n: usize,
+    bias: Option<&Tensor>,
+    act: Option<Act>,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
     let b = match bias {
         Some(b) => b.to_dtype(DType::F32)?.to_vec1::<f32>()?,
         None => Vec::new(),
@@ -162,6 +235,6 @@ fn mapped_matmul(
         out.par_chunks_mut(rows * n)
             .for_each(|chunk| elementwise::bias_act(chunk, &b, act));
     }
-    *dims.last_mut().expect("checked above") = n;
-    Tensor::from_vec(out, dims, x.device())
+    *dims.last_mut().expect("an input has a last dimension") = n;
+    Tensor::from_vec(out, dims, device)
 }
