@@ -156,6 +156,23 @@ fn head(layers: usize, d: usize, vocab: usize) -> Result<()> {
         "head {chunk}x{d}x{vocab}: {head:.3} s, {head_rate:.1} GFLOP/s; linear kernel on {sq}^3: {peak:.1} GFLOP/s"
     );
     let (x, w) = (input(chunk, d), weights(vocab, d));
+    {
+        use candle_core::{Device, Tensor};
+        let wf: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+        let wt = Tensor::from_vec(wf, (vocab, d), &Device::Cpu)?;
+        let xt = Tensor::from_vec(x.clone(), (chunk, d), &Device::Cpu)?;
+        let s = (0..2)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(xt.matmul(&wt.t().unwrap()).unwrap());
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        println!(
+            "head with W kept in f32 (candle matmul): {s:.3} s, {:.1} GFLOP/s",
+            gf(2.0 * (chunk * d * vocab) as f64, s)
+        );
+    }
     let t = Instant::now();
     let packed = Packed::from_bits(bytemuck::cast_slice(&w), HalfBits::F16, vocab, d);
     let pack = t.elapsed().as_secs_f64();

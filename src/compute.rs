@@ -149,8 +149,12 @@ impl Compute {
     /// What `--fast` does on this machine, for provenance and timings: the bf16 path the
     /// head takes ([`crate::kernels::dot_bf16::Path`]); `None` without `--fast`.
     pub fn fast_path(&self) -> Option<String> {
-        self.fast()
-            .then(|| format!("bf16 head, {}", crate::kernels::dot_bf16::Path::detect().name()))
+        self.fast().then(|| {
+            format!(
+                "bf16 head, {}",
+                crate::kernels::dot_bf16::Path::detect().name()
+            )
+        })
     }
 
     /// The device.

@@ -7,9 +7,9 @@ use anyhow::Result;
 use candle_core::DType;
 
 use super::flags::{Dtype, Flags, Format, ImageKind};
-use crate::compute::DeviceSpec;
 use super::usage;
 use crate::atomic;
+use crate::compute::DeviceSpec;
 use crate::lens::{LensOptions, LogitLens, Stat};
 use crate::loading::source;
 use crate::output::delimited::{Columns, Delimited};

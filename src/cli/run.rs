@@ -206,11 +206,11 @@ fn warn_about_vocabulary(session: &Session, args: &Args) {
     }
 }
 
-/// `--fast` on a CPU without bf16 instructions computes the same products, no faster.
+/// `--fast` on the f32 path computes the same products, no faster.
 fn warn_about_fast(session: &Session) {
     if session.compute().fast() && Path::detect() == Path::F32 {
         eprintln!(
-            "logitlens: note: this CPU has neither AMX-BF16 nor AVX512-BF16, so --fast computes its bf16 products with f32 instructions: the same results as on a CPU that has them, no faster than without --fast"
+            "logitlens: note: --fast runs its bf16 products on f32 instructions here (this CPU has neither AMX-BF16 nor AVX512-BF16, or LOGITLENS_KERNELS=baseline forced it): the same results, no faster than without --fast"
         );
     }
 }

@@ -76,7 +76,10 @@ impl Linear {
         let (packed, bias) = match self {
             Self::Dense { weight, bias } => {
                 let (n, k) = weight.dims2()?;
-                let w = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let w = weight
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
                 (Packed::from_f32(&w, n, k), bias)
             }
             Self::MappedHalf { mapped, bias } => {
