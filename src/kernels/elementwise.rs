@@ -3,42 +3,10 @@
 //!
 //! Each is written once as plain Rust over slices, in a form the compiler vectorises, and
 //! compiled three times: for AVX-512F, for AVX2+FMA, and for the target's baseline (SSE2 on
-//! x86-64, NEON on aarch64, scalar elsewhere). `vectorised!` picks the widest one the CPU
-//! has at run time, so every CPU gets a correct path and Zen 4 / Skylake-X the widest.
+//! x86-64, NEON on aarch64, scalar elsewhere). `widest!` (kernels/mod.rs) picks the widest
+//! one the CPU has at run time, so every CPU gets a correct path and Zen 4 / Skylake-X the
+//! widest.
 //! All of them share [`exp_approx`], a polynomial `exp` within 2 ulp of `f32::exp`.
-
-/// Defines `pub fn $name(x: &mut [f32] $(, $arg)*)` that runs `$body` (an `#[inline(always)]`
-/// function of the same arguments) compiled for the widest vector extension detected.
-macro_rules! vectorised {
-    ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
-        $(#[$doc])*
-        pub fn $name(x: &mut [f32] $(, $arg: $ty)*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn avx512(x: &mut [f32] $(, $arg: $ty)*) {
-                    $body(x $(, $arg)*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2(x: &mut [f32] $(, $arg: $ty)*) {
-                    $body(x $(, $arg)*)
-                }
-                if !force_baseline() && is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the feature was just detected.
-                    return unsafe { avx512(x $(, $arg)*) };
-                }
-                if !force_baseline()
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the features were just detected.
-                    return unsafe { avx2(x $(, $arg)*) };
-                }
-            }
-            $body(x $(, $arg)*)
-        }
-    };
-}
 
 /// `LOGITLENS_KERNELS=baseline` makes every kernel take the path a CPU without AVX2 or
 /// AVX-512 takes (for tests and comparisons); read once.
@@ -47,14 +15,14 @@ pub fn force_baseline() -> bool {
     *FORCE.get_or_init(|| std::env::var("LOGITLENS_KERNELS").is_ok_and(|v| v == "baseline"))
 }
 
-vectorised!(
+widest!(
     /// `x ← softmax(x)`, as candle computes it (max, `exp(x - max)`, sum, divide).
-    softmax => softmax_plain()
+    pub fn softmax(x: &mut [f32]) -> () => softmax_plain
 );
 
-vectorised!(
+widest!(
     /// `x ← act(x + bias)` over rows of `bias.len()` values (no bias when it is empty).
-    bias_act => bias_act_plain(bias: &[f32], act: Option<Act>)
+    pub fn bias_act(x: &mut [f32], bias: &[f32], act: Option<Act>) -> () => bias_act_plain
 );
 
 /// An activation [`bias_act`] applies.

@@ -21,9 +21,46 @@
 //! kernels win by fewer instructions. `LOGITLENS_KERNELS=baseline` forces the last column
 //! for this crate's own kernels (tests/kernels.rs compares it with the widest path).
 
+/// Defines `$vis fn $name(args) -> $ret` that runs `$body` (an `#[inline(always)]` function
+/// of the same arguments, written over slices in a form the compiler vectorises) compiled
+/// for the widest vector extension detected at run time: AVX-512F, AVX2+FMA, or the
+/// target's baseline (always under `LOGITLENS_KERNELS=baseline`).
+macro_rules! widest {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty => $body:ident) => {
+        $(#[$doc])*
+        $vis fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use $crate::kernels::elementwise::force_baseline;
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                if !force_baseline() && is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the feature was just detected.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if !force_baseline()
+                    && is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the features were just detected.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 pub mod attention;
 pub mod dot_bf16;
 pub mod elementwise;
+pub mod rows;
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};

@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 use serde::{Serialize, Serializer};
 
+use crate::kernels::rows;
 use crate::tokens::TokenText;
 
 /// What one logits row says about the next token: its argmax, and how the row compares
@@ -136,7 +137,8 @@ impl Reference {
         // The same log-sum-exp as the row's own (first_pass), so that the output row's
         // KL terms cancel exactly.
         let lse = first_pass(logits).1;
-        let p = logits.iter().map(|&z| (z as f64 - lse).exp()).collect();
+        let mut p = vec![0f64; logits.len()];
+        rows::exp_shifted(logits, lse, &mut p);
         Self { lse, p }
     }
 }
@@ -151,19 +153,7 @@ pub fn row_stats(logits: &[f32]) -> TokenStat {
 
 /// [`row_stats`] and the row's log-sum-exp.
 fn first_pass(logits: &[f32]) -> (TokenStat, f64) {
-    let (mut id, mut max) = (0usize, f32::NEG_INFINITY);
-    for (i, &z) in logits.iter().enumerate() {
-        if z > max {
-            (id, max) = (i, z);
-        }
-    }
-    let (mut s, mut t) = (0f64, 0f64);
-    for &z in logits {
-        let d = (z - max) as f64;
-        let e = d.exp();
-        s += e;
-        t += e * d;
-    }
+    let (id, max, s, t) = rows::softmax_sums(logits);
     let stat = TokenStat {
         id: id as u32,
         prob: (1.0 / s) as f32,
@@ -187,17 +177,13 @@ pub fn cell_stats(logits: &[f32], output: &[f32], reference: &Reference, query: 
         .iter()
         .map(|&id| logits.get(id as usize).copied().unwrap_or(f32::INFINITY))
         .collect();
-    let mut above = vec![0u32; levels.len()];
+    let above: Vec<u32> = levels
+        .iter()
+        .map(|&level| rows::count_above(logits, level))
+        .collect();
     let mut top = TopK::new(query.top_k);
-    let mut kl = 0f64;
-    for (v, ((&z, &zo), &po)) in logits.iter().zip(output).zip(&reference.p).enumerate() {
-        kl += po * ((zo as f64 - reference.lse) - (z as f64 - lse));
-        for (count, &level) in above.iter_mut().zip(&levels) {
-            *count += u32::from(z > level);
-        }
-        top.offer(v as u32, z);
-    }
-    stat.kl = kl as f32;
+    top.offer_row(logits);
+    stat.kl = rows::kl_sum(logits, lse, output, &reference.p, reference.lse) as f32;
     Cell::assemble(stat, lse, query, &levels, &above, top.finish(logits))
 }
 
@@ -216,6 +202,28 @@ impl TopK {
         Self {
             k,
             best: Vec::with_capacity(k.min(INSERTION_K) + 1),
+        }
+    }
+
+    /// Offers every value of a row in id order, skipping the blocks of
+    /// [`rows::BLOCK`] values whose max could not enter (the same result as offering each).
+    fn offer_row(&mut self, logits: &[f32]) {
+        if self.k == 0 || self.k > INSERTION_K {
+            return;
+        }
+        let mut maxima = vec![0f32; logits.len().div_ceil(rows::BLOCK)];
+        rows::block_maxima(logits, &mut maxima);
+        for (b, (&max, block)) in maxima.iter().zip(logits.chunks(rows::BLOCK)).enumerate() {
+            let full = self.best.len() == self.k;
+            // A full list takes only values strictly above its last.
+            if full
+                && max.partial_cmp(&self.best[self.k - 1].0) != Some(std::cmp::Ordering::Greater)
+            {
+                continue;
+            }
+            for (i, &z) in block.iter().enumerate() {
+                self.offer((b * rows::BLOCK + i) as u32, z);
+            }
         }
     }
 
