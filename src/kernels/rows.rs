@@ -21,8 +21,9 @@ pub const BLOCK: usize = 16;
 pub fn exp_f64(x: f64) -> f64 {
     // 1.5·2^52: adding it rounds to an integer, kept in the low bits of the mantissa.
     const ROUND: f64 = 6_755_399_441_055_744.0;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // fdlibm's split of ln 2: the high part has zero low bits, so k·LN2_HI is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     let x = x.clamp(-708.0, 0.0);
     let shifted = x * std::f64::consts::LOG2_E + ROUND;
     let k = shifted - ROUND;
