@@ -145,9 +145,9 @@ fn main() -> Result<()> {
 /// kernel's square rate.
 fn head(layers: usize, d: usize, vocab: usize) -> Result<()> {
     let gf = |flops: f64, s: f64| flops / s / 1e9;
-    // The head: rows per chunk as the lens takes them (64 MiB of logits, whole positions).
+    // The head: rows per chunk as the lens takes them (its logits budget, whole positions).
     let rows = layers + 1;
-    let chunk = ((64 << 20) / (4 * vocab) / rows).max(1) * rows;
+    let chunk = (logitlens::lens::LOGITS_BUDGET / (4 * vocab) / rows).max(1) * rows;
     let head = linear(chunk, d, vocab, 2);
     let head_rate = gf(2.0 * (chunk * d * vocab) as f64, head);
     let sq = 1024;

@@ -42,6 +42,20 @@ fn assert_same(a: &[Row], b: &[Row], what: &str) {
             if x.prob > 1.5 / 64.0 && x.id != y.id {
                 panic!("{at}: argmax {} vs {}", x.id, y.id);
             }
+            assert_eq!(ca.topk.len(), cb.topk.len(), "{at}: top-k");
+            for (u, v) in ca.topk.iter().zip(&cb.topk) {
+                assert!(
+                    (u.prob - v.prob).abs() <= 1e-4,
+                    "{at}: top-k {u:?} vs {v:?}"
+                );
+            }
+            assert_eq!(ca.targets.len(), cb.targets.len(), "{at}: targets");
+            for (u, v) in ca.targets.iter().zip(&cb.targets) {
+                assert!(
+                    (u.logprob - v.logprob).abs() <= 1e-4,
+                    "{at}: target {u:?} vs {v:?}"
+                );
+            }
         }
     }
 }
@@ -49,10 +63,24 @@ fn assert_same(a: &[Row], b: &[Row], what: &str) {
 fn check(model: &str) {
     let session = Session::load(model, &LoadOptions::default()).unwrap();
     for bos in [false, true] {
-        let opts = LensOptions {
-            top_k: 3,
-            ..LensOptions::default()
-        };
+        // Each prompt its own top-k and targets; in the batch, a budget of 3 positions' rows
+        // per head chunk, so that chunks split prompts and span several.
+        let rows = session.model().info().num_layers + 1;
+        let vocab = session.model().info().vocab_size;
+        let alone: Vec<LensOptions> = (0..PROMPTS.len())
+            .map(|i| LensOptions {
+                top_k: i % 3 + 1,
+                targets: (0..i as u32).map(|t| 7 + 13 * t).collect(),
+                ..LensOptions::default()
+            })
+            .collect();
+        let small: Vec<LensOptions> = alone
+            .iter()
+            .map(|o| LensOptions {
+                logits_budget: 3 * rows * 4 * vocab,
+                ..o.clone()
+            })
+            .collect();
         let ids: Vec<Vec<u32>> = match PROMPTS.iter().map(|p| session.encode(p, bos)).collect() {
             Ok(ids) => ids,
             Err(e) if bos => {
@@ -61,14 +89,22 @@ fn check(model: &str) {
             }
             Err(e) => panic!("{e}"),
         };
-        let batch: Vec<(&[u32], &LensOptions)> =
-            ids.iter().map(|i| (i.as_slice(), &opts)).collect();
-        let lenses = [opts.lens.clone()];
-        let packed = lens_rows_batch(session.model(), &batch, &lenses).unwrap();
-        assert_eq!(packed.len(), ids.len());
-        for (i, (ids, (rows, _))) in ids.iter().zip(&packed).enumerate() {
-            let (alone, _) = lens_rows(session.model(), ids, &opts).unwrap();
-            assert_same(&rows[0], &alone, &format!("{model} bos={bos} prompt {i}"));
+        let lenses = [small[0].lens.clone()];
+        for budget in [&alone, &small] {
+            let batch: Vec<(&[u32], &LensOptions)> = ids
+                .iter()
+                .zip(budget)
+                .map(|(i, o)| (i.as_slice(), o))
+                .collect();
+            let packed = lens_rows_batch(session.model(), &batch, &lenses).unwrap();
+            assert_eq!(packed.len(), ids.len());
+            for (i, (ids, (rows, _))) in ids.iter().zip(&packed).enumerate() {
+                let (one, _) = lens_rows(session.model(), ids, &alone[i]).unwrap();
+                let what = format!("{model} bos={bos} prompt {i}");
+                assert_eq!(rows[0][0].cells[0].topk.len(), i % 3 + 1, "{what}");
+                assert_eq!(rows[0][0].cells[0].targets.len(), i, "{what}");
+                assert_same(&rows[0], &one, &what);
+            }
         }
     }
 }

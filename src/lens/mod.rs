@@ -25,7 +25,7 @@ pub mod tuned;
 pub use crate::models::Site;
 pub use project::{
     block_outputs, lens_rows, lens_rows_batch, lens_rows_multi, logit_lens, LensOptions, Row,
-    Timings, PACK_TOKENS,
+    Timings, LOGITS_BUDGET, PACK_TOKENS,
 };
 pub use stats::{
     cell_stats, first_appearance, row_stats, rows_stats, settling, settling_layer, Cell, Query,

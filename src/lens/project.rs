@@ -17,6 +17,13 @@ use super::stats::{cell_stats, Cell, Query, Reference, TokenStat};
 use super::{Lens, LogitLens, Site};
 use crate::models::LensModel;
 
+/// The default [`LensOptions::logits_budget`]: 256 MiB, 1,310 rows of a 51,200-token
+/// vocabulary. The head is a matmul of a chunk of rows against the whole unembedding; below
+/// about a thousand rows, packing the rows for the kernel costs a growing share of it (on
+/// phi-1_5's head, 325 rows ran at 84 % of the kernel's square-matrix rate, 1,300 rows at
+/// 100 %).
+pub const LOGITS_BUDGET: usize = 256 << 20;
+
 /// Options of the projection.
 #[derive(Debug, Clone)]
 pub struct LensOptions {
@@ -40,11 +47,12 @@ impl Default for LensOptions {
 }
 
 impl LensOptions {
-    /// `lens` with the default logits budget (64 MiB), no top-k, no targets, no sublayers.
+    /// `lens` with the default logits budget ([`LOGITS_BUDGET`]), no top-k, no targets, no
+    /// sublayers.
     pub fn new(lens: impl Lens + 'static) -> Self {
         Self {
             lens: Arc::new(lens),
-            logits_budget: 64 << 20,
+            logits_budget: LOGITS_BUDGET,
             top_k: 0,
             targets: Vec::new(),
             sublayers: false,
@@ -191,84 +199,105 @@ fn lens_rows_packed(
     model.synchronize()?;
     let forward = start.elapsed();
     let total: usize = ids.iter().map(|p| p.len()).sum();
-    let mut offset = 0;
-    let mut out = Vec::with_capacity(prompts.len());
-    for &(ids, opts) in prompts {
-        let start = std::time::Instant::now();
-        let mut all = Vec::with_capacity(lenses.len());
-        for inputs in &inputs {
-            let mine = inputs
-                .iter()
-                .map(|t| t.narrow(0, offset, ids.len()))
-                .collect::<candle_core::Result<Vec<_>>>()?;
-            all.push(head_rows(model, &places, &mine, ids, opts)?);
+    let start = std::time::Instant::now();
+    // Per lens, per prompt: its rows.
+    let mut per_lens = Vec::with_capacity(lenses.len());
+    for inputs in &inputs {
+        per_lens.push(head_rows(model, &places, inputs, prompts)?);
+    }
+    let lens = start.elapsed();
+    let mut out: Vec<(Vec<Vec<Row>>, Timings)> = prompts
+        .iter()
+        .map(|(ids, _)| {
+            let share = ids.len() as f64 / total.max(1) as f64;
+            let timings = Timings {
+                forward: forward.mul_f64(share),
+                lens: lens.mul_f64(share),
+            };
+            (Vec::with_capacity(lenses.len()), timings)
+        })
+        .collect();
+    for rows in per_lens {
+        for ((all, _), mine) in out.iter_mut().zip(rows) {
+            all.push(mine);
         }
-        offset += ids.len();
-        let timings = Timings {
-            forward: forward.mul_f64(ids.len() as f64 / total.max(1) as f64),
-            lens: start.elapsed(),
-        };
-        out.push((all, timings));
     }
     Ok(out)
 }
 
-/// Every row's cells: the head over `inputs` (one `(T, D)` state per row, at `places`) in
-/// chunks of whole positions.
+/// Every prompt's rows (one `Vec<Row>` per prompt): the head over `inputs` (one `(T, D)`
+/// state per row, at `places`, the prompts' positions packed one after another) in chunks
+/// of whole positions. A chunk may span prompts, so the head's weights are read once per
+/// chunk of the pack, not once per prompt.
 fn head_rows(
     model: &dyn LensModel,
     places: &[(usize, Site)],
     inputs: &[Tensor],
-    ids: &[u32],
-    opts: &LensOptions,
-) -> Result<Vec<Row>> {
+    prompts: &[(&[u32], &LensOptions)],
+) -> Result<Vec<Vec<Row>>> {
     let info = model.info();
-    let rows_per_chunk = (opts.logits_budget / (4 * info.vocab_size.max(1))).max(1);
+    let budget = prompts.iter().map(|p| p.1.logits_budget).min().unwrap_or(0);
+    let rows_per_chunk = (budget / (4 * info.vocab_size.max(1))).max(1);
     let positions_per_chunk = (rows_per_chunk / places.len().max(1)).max(1);
-    let mut rows: Vec<Row> = places
+    // Which prompt, and which of its positions, each packed position is.
+    let owners: Vec<(usize, usize)> = prompts
         .iter()
-        .map(|&(layer, site)| Row {
-            layer,
-            site,
-            cells: Vec::with_capacity(ids.len()),
+        .enumerate()
+        .flat_map(|(p, (ids, _))| (0..ids.len()).map(move |j| (p, j)))
+        .collect();
+    let mut rows: Vec<Vec<Row>> = prompts
+        .iter()
+        .map(|(ids, _)| {
+            places
+                .iter()
+                .map(|&(layer, site)| Row {
+                    layer,
+                    site,
+                    cells: Vec::with_capacity(ids.len()),
+                })
+                .collect()
         })
         .collect();
-    for first in (0..ids.len()).step_by(positions_per_chunk) {
-        let count = positions_per_chunk.min(ids.len() - first);
-        let cells = project(model, inputs, ids, first, count, opts)?;
-        for (row, chunk) in rows.iter_mut().zip(cells.chunks(count)) {
-            row.cells.extend_from_slice(chunk);
+    for first in (0..owners.len()).step_by(positions_per_chunk) {
+        let owners = &owners[first..(first + positions_per_chunk).min(owners.len())];
+        let queries: Vec<Query> = owners
+            .iter()
+            .map(|&(p, j)| {
+                let (ids, opts) = prompts[p];
+                Query {
+                    next: ids.get(j + 1).copied(),
+                    targets: &opts.targets,
+                    top_k: opts.top_k,
+                }
+            })
+            .collect();
+        let cells = project(model, inputs, first, &queries)?;
+        for (i, cell) in cells.into_iter().enumerate() {
+            let (row, j) = (i / owners.len(), i % owners.len());
+            rows[owners[j].0][row].cells.push(cell);
         }
     }
     Ok(rows)
 }
 
-/// The cells of positions `first..first+count` of every row: the head over those rows of
-/// all inputs in one matmul, each row compared with the last input's (the output's) row at
-/// the same position. Returned row-major: `count` cells of input 0, then of input 1, ….
+/// The cells of packed positions `first..first+queries.len()` of every row: the head over
+/// those rows of all inputs in one matmul, each row compared with the last input's (the
+/// output's) row at the same position. Returned row-major: the chunk's cells of input 0,
+/// then of input 1, ….
 fn project(
     model: &dyn LensModel,
     inputs: &[Tensor],
-    ids: &[u32],
     first: usize,
-    count: usize,
-    opts: &LensOptions,
+    queries: &[Query],
 ) -> Result<Vec<Cell>> {
+    let count = queries.len();
     let parts = inputs
         .iter()
         .map(|t| t.narrow(0, first, count))
         .collect::<candle_core::Result<Vec<_>>>()?;
     let logits = model.lm_head(&Tensor::cat(&parts, 0)?)?;
-    // One query per position of the chunk.
-    let queries: Vec<Query> = (0..count)
-        .map(|j| Query {
-            next: ids.get(first + j + 1).copied(),
-            targets: &opts.targets,
-            top_k: opts.top_k,
-        })
-        .collect();
     if model.reduce_on_device() {
-        return reduce::chunk_cells(&logits, inputs.len(), count, &queries);
+        return reduce::chunk_cells(&logits, inputs.len(), count, queries);
     }
     let logits = logits.to_dtype(DType::F32)?.contiguous()?;
     let vocab = logits.dim(1)?;
@@ -286,8 +315,8 @@ fn project(
     })
 }
 
-/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a 225×51200
-/// logits chunk is 46 MB), or on a copy for any other storage.
+/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a logits chunk
+/// is up to [`LOGITS_BUDGET`]), or on a copy for any other storage.
 fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     {
         let (storage, layout) = t.storage_and_layout();
