@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::reduce;
 use super::stats::{cell_stats, Cell, Query, Reference, TokenStat};
 use super::{Lens, LogitLens, Site};
+use crate::models::components::with_f32;
 use crate::models::LensModel;
 
 /// The default [`LensOptions::logits_budget`]: 256 MiB, 1,310 rows of a 51,200-token
@@ -313,20 +314,6 @@ fn project(
             })
             .collect()
     })
-}
-
-/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a logits chunk
-/// is up to [`LOGITS_BUDGET`]), or on a copy for any other storage.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return Ok(f(&v[a..b]));
-        }
-    }
-    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
 #[cfg(test)]

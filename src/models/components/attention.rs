@@ -10,6 +10,7 @@ use super::mask::Mask;
 use super::norm::{Norm, NormSpec};
 use super::rotary::RotaryTables;
 use super::vars::Vars;
+use super::with_f32;
 use crate::kernels::attention::{attention, Scores, Shape};
 
 /// Where q/k norms apply.
@@ -215,12 +216,17 @@ pub fn attend_blocked(
         seq: t,
         head_dim,
     };
-    let flat = |x: &Tensor| -> Result<Vec<f32>> { Ok(x.contiguous()?.flatten_all()?.to_vec1()?) };
     let sc = Scores {
         scale: scale as f32,
         cap: cap.map(|c| c as f32),
     };
-    let out = attention(&flat(q)?, &flat(k)?, &flat(v)?, shape, mask.spans(), sc);
+    // Read in place where already contiguous (the rotated q and k are), copied otherwise.
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let out = with_f32(&q, |q| {
+        with_f32(&k, |k| {
+            with_f32(&v, |v| attention(q, k, v, shape, mask.spans(), sc))
+        })
+    })???;
     Ok(Tensor::from_vec(out, (b, t, heads * head_dim), q.device())?)
 }
 

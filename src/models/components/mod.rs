@@ -22,6 +22,22 @@ pub use norm::{Norm, NormKind, NormSpec};
 pub use rotary::{RotarySpec, RotaryTables};
 pub use vars::Vars;
 
+use anyhow::Result;
+use candle_core::Tensor;
+
+/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a chunk of logits, a layer's queries), or on a copy for any other storage.
+pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&v[a..b]));
+        }
+    }
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
+}
+
 /// Components built over in-memory tensors, for unit tests.
 #[cfg(test)]
 pub(crate) mod testing {
