@@ -51,9 +51,10 @@ pub struct Scores {
 
 /// `softmax(scale · q·kᵀ, capped, over each query's span) · v`.
 ///
-/// `q` is `(batch, heads, seq, head_dim)`, `k` and `v` are `(batch, kv_heads, seq,
-/// head_dim)`, all contiguous; `spans` has one entry per position (the same for every
-/// sequence and head). Returns `(batch, seq, heads·head_dim)`.
+/// `q` is `(batch, seq, heads, head_dim)`, `k` and `v` are `(batch, seq, kv_heads,
+/// head_dim)`, all contiguous (the projections' own layout: no split into heads is
+/// copied); `spans` has one entry per position (the same for every sequence and head).
+/// Returns `(batch, seq, heads·head_dim)`.
 pub fn attention(
     q: &[f32],
     k: &[f32],
@@ -87,8 +88,9 @@ pub fn attention(
             let khi = rows.iter().map(|r| r.1).max().expect("a block has rows") as usize;
             let (m, nk) = (rows.len(), khi - klo);
             scores.resize(m * nk, 0.0);
-            let qh = &q[((b * s.heads + h) * t + q0) * hd..];
-            let kv = ((b * s.kv_heads + h / groups) * t + klo) * hd;
+            let (qw, kw) = (s.heads * hd, s.kv_heads * hd);
+            let qh = &q[(b * t + q0) * qw + h * hd..];
+            let kv = (b * t + klo) * kw + (h / groups) * hd;
             // SAFETY: scores holds m×nk floats; the q rows q0..q0+m and the k/v rows
             // klo..khi of this head lie inside their slices (spans are checked above).
             // Every task writes only rows q0..q0+m, columns h·hd..(h+1)·hd of sequence b of
@@ -97,8 +99,8 @@ pub fn attention(
                 gemm_into(
                     (m, nk, hd),
                     (scores.as_mut_ptr(), nk),
-                    (qh.as_ptr(), hd),
-                    (k[kv..].as_ptr(), hd as isize, 1),
+                    (qh.as_ptr(), qw),
+                    (k[kv..].as_ptr(), kw as isize, 1),
                     sc.scale,
                 );
                 for (row, &(lo, hi)) in scores.chunks_mut(nk).zip(rows) {
@@ -109,7 +111,7 @@ pub fn attention(
                     (m, hd, nk),
                     (dst.get().add((b * t + q0) * width + h * hd), width),
                     (scores.as_ptr(), nk),
-                    (v[kv..].as_ptr(), 1, hd as isize),
+                    (v[kv..].as_ptr(), 1, kw as isize),
                     1.0,
                 );
             }
@@ -141,7 +143,7 @@ mod tests {
             for h in 0..s.heads {
                 let kh = h / (s.heads / s.kv_heads);
                 let at = |x: &[f32], n: usize, hh: usize, i: usize| {
-                    x[((b * n + hh) * t + i) * hd..][..hd].to_vec()
+                    x[((b * t + i) * n + hh) * hd..][..hd].to_vec()
                 };
                 for i in 0..t {
                     let qi = at(q, s.heads, h, i);

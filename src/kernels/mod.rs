@@ -11,15 +11,19 @@
 //! |---|---|---|---|
 //! | `x·Wᵀ`, at most 24 rows of `x` | the `avx512` kernel: W widened in registers | blocked: W rows widened into a buffer, then `gemm` | blocked |
 //! | `x·Wᵀ`, more rows | blocked | blocked | blocked |
+//! | `gemm`'s own microkernel (blocked path, attention, candle's matmuls) | AVX-512F (the `x86-v4` feature, detected at run time) | AVX2+FMA | NEON on aarch64, scalar elsewhere |
 //! | attention ([`attention`]) | `gemm` products, AVX-512 softmax | `gemm`, AVX2 softmax | `gemm`, baseline softmax |
-//! | softmax, bias + activation ([`elementwise`]) | AVX-512F build | AVX2+FMA build | the target's baseline (SSE2, NEON) |
+//! | softmax, bias + activation ([`elementwise`]), per-row statistics ([`rows`]) | AVX-512F build | AVX2+FMA build | the target's baseline (SSE2, NEON) |
+//! | `--fast` head ([`dot_bf16`]) | AMX tiles where present (AMX-BF16, Linux), else AVX512-BF16 `vdpbf16ps`, else the bf16 products widened to f32 + `gemm` | bf16 widened to f32 + `gemm` | the same |
 //!
 //! Widening goes through the `half` crate (F16C on x86-64 where present, NEON's fp16
-//! conversions on aarch64, scalar otherwise); `gemm` picks its own microkernel (AVX2+FMA
-//! on Zen 4 and on AVX2-only CPUs, NEON on aarch64, scalar elsewhere). Zen 4 runs 512-bit
-//! operations as two 256-bit halves, so AVX2 and AVX-512 peak alike there; the AVX-512
-//! kernels win by fewer instructions. `LOGITLENS_KERNELS=baseline` forces the last column
-//! for this crate's own kernels (tests/kernels.rs compares it with the widest path).
+//! conversions on aarch64, scalar otherwise). On Zen 4, 512-bit operations run as two
+//! 256-bit halves, so AVX2 and AVX-512 peak alike there and the AVX-512 kernels win by fewer
+//! instructions; on Intel Xeons with two 512-bit FMA units, `gemm`'s AVX-512 microkernel
+//! raised the linear kernel from about 175 to 300–325 GFLOP/s on 2 cores.
+//! `LOGITLENS_KERNELS=baseline` forces the last column for this crate's own kernels
+//! (tests/kernels.rs compares it with the widest path; tests/fast.rs forces each `--fast`
+//! path, `LOGITLENS_KERNELS=no-amx` skipping AMX).
 
 /// Defines `$vis fn $name(args) -> $ret` that runs `$body` (an `#[inline(always)]` function
 /// of the same arguments, written over slices in a form the compiler vectorises) compiled

@@ -82,7 +82,7 @@ pub struct Attention {
     k_norm: Option<Norm>,
     spec: AttentionSpec,
     scale: f64,
-    /// Attend by query blocks with the CPU kernels ([`attend_blocked`]) when f32.
+    /// Attend by query blocks with the CPU kernels ([`Attention::attend_cpu`]) when f32.
     cpu_kernels: bool,
 }
 
@@ -177,6 +177,10 @@ impl Attention {
             q = qn.forward(&q)?;
             k = kn.forward(&k)?;
         }
+        if q.dtype() == DType::F32 && self.cpu_kernels {
+            let out = self.attend_cpu(q, k, v, rotary, mask)?;
+            return Ok(self.o.forward(&out)?);
+        }
         let mut q = self.heads(q, self.spec.heads, self.q_norm.as_ref())?;
         let mut k = self.heads(k, self.spec.kv_heads, self.k_norm.as_ref())?;
         let v = self.heads(v, self.spec.kv_heads, None)?;
@@ -184,50 +188,59 @@ impl Attention {
             q = r.apply(&q)?;
             k = r.apply(&k)?;
         }
-        let (scale, cap) = (self.scale, self.spec.softcap);
-        let out = match (q.dtype(), self.cpu_kernels) {
-            (DType::F32, true) => attend_blocked(&q, &k, &v, mask, scale, cap)?,
-            _ => attend(&q, k, v, &mask.additive()?, scale, cap)?,
-        };
+        let out = attend(&q, k, v, &mask.additive()?, self.scale, self.spec.softcap)?;
         Ok(self.o.forward(&out)?)
+    }
+
+    /// The CPU's f32 path on `(B, T, n·hd)` projections as they come: per-head norms over
+    /// the last dimension, rotary in place, and the blocked kernel reading the heads by
+    /// stride, so no `(B, n, T, hd)` copy is made.
+    fn attend_cpu(
+        &self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        rotary: Option<&RotaryTables>,
+        mask: &Mask,
+    ) -> Result<Tensor> {
+        let (b, t, _) = q.dims3()?;
+        let (heads, kv_heads, hd) = (self.spec.heads, self.spec.kv_heads, self.spec.head_dim);
+        let per_head = |x: Tensor, n: usize, norm: Option<&Norm>| -> Result<Tensor> {
+            match (norm, self.spec.qk_norm) {
+                (Some(norm), QkNorm::PerHead(_)) => Ok(norm
+                    .forward(&x.reshape((b, t, n, hd))?)?
+                    .reshape((b, t, n * hd))?),
+                _ => Ok(x),
+            }
+        };
+        let owned = |x: Tensor| -> Result<Vec<f32>> { Ok(x.flatten_all()?.to_vec1()?) };
+        let mut q = owned(per_head(q, heads, self.q_norm.as_ref())?)?;
+        let mut k = owned(per_head(k, kv_heads, self.k_norm.as_ref())?)?;
+        if let Some(r) = rotary {
+            r.apply_in_place(&mut q, heads, hd)?;
+            r.apply_in_place(&mut k, kv_heads, hd)?;
+        }
+        let shape = Shape {
+            batch: b,
+            heads,
+            kv_heads,
+            seq: t,
+            head_dim: hd,
+        };
+        let sc = Scores {
+            scale: self.scale as f32,
+            cap: self.spec.softcap.map(|c| c as f32),
+        };
+        let out = with_f32(&v.contiguous()?, |v| {
+            attention(&q, &k, v, shape, mask.spans(), sc)
+        })?;
+        Ok(Tensor::from_vec(out, (b, t, heads * hd), v.device())?)
     }
 }
 
 /// `cap · tanh(scores / cap)`.
 pub fn softcap(scores: &Tensor, cap: f64) -> Result<Tensor> {
     Ok(((scores / cap)?.tanh()? * cap)?)
-}
-
-/// [`attend`] in f32 on the CPU without the `(B, H, T, T)` scores: blocks of queries
-/// against only the keys their spans reach ([`crate::kernels::attention`]).
-pub fn attend_blocked(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: &Mask,
-    scale: f64,
-    cap: Option<f64>,
-) -> Result<Tensor> {
-    let (b, heads, t, head_dim) = q.dims4()?;
-    let shape = Shape {
-        batch: b,
-        heads,
-        kv_heads: k.dim(1)?,
-        seq: t,
-        head_dim,
-    };
-    let sc = Scores {
-        scale: scale as f32,
-        cap: cap.map(|c| c as f32),
-    };
-    // Read in place where already contiguous (the rotated q and k are), copied otherwise.
-    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-    let out = with_f32(&q, |q| {
-        with_f32(&k, |k| {
-            with_f32(&v, |v| attention(q, k, v, shape, mask.spans(), sc))
-        })
-    })???;
-    Ok(Tensor::from_vec(out, (b, t, heads * head_dim), q.device())?)
 }
 
 /// Scaled dot-product attention: `(B, H, T, hd)` queries against `(B, H_kv, T, hd)` keys and

@@ -309,6 +309,43 @@ impl RotaryTables {
         })
     }
 
+    /// [`apply`](Self::apply) in place on f32 values laid out `(B, T, heads, head_dim)` (a
+    /// projection's output, before any split into heads), with the same arithmetic as
+    /// candle's `rope`, so the result is the same to the bit; the rest of each head passes
+    /// through untouched.
+    pub fn apply_in_place(&self, x: &mut [f32], heads: usize, head_dim: usize) -> Result<()> {
+        use rayon::prelude::*;
+        let half = self.dim / 2;
+        if half == 0 || x.is_empty() {
+            return Ok(());
+        }
+        let table = |t: &Tensor| -> Result<Vec<f32>> {
+            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+        };
+        let (cos, sin) = (table(&self.cos)?, table(&self.sin)?);
+        let t = cos.len() / half;
+        let width = heads * head_dim;
+        if t == 0 || x.len() % (width * t) != 0 || self.dim > head_dim {
+            bail!(
+                "rotary tables for {t} positions do not fit {} values of {heads} heads × {head_dim}",
+                x.len()
+            );
+        }
+        x.par_chunks_mut(width).enumerate().for_each(|(row, xs)| {
+            let at = (row % t) * half;
+            let (c, s) = (&cos[at..at + half], &sin[at..at + half]);
+            for head in xs.chunks_mut(head_dim) {
+                let (a, b) = head[..2 * half].split_at_mut(half);
+                for i in 0..half {
+                    let (x1, x2) = (a[i], b[i]);
+                    a[i] = x1 * c[i] - x2 * s[i];
+                    b[i] = x1 * s[i] + x2 * c[i];
+                }
+            }
+        });
+        Ok(())
+    }
+
     /// Rotates (rotate-half) the first `dim` channels of `(B, H, T, hd)`, passing the rest
     /// through.
     pub fn apply(&self, xs: &Tensor) -> Result<Tensor> {
@@ -378,5 +415,36 @@ mod tests {
             .unwrap();
         let (c, s) = (1f32.cos(), 1f32.sin());
         assert_eq!(got, [1.0, 0.0, 7.0, c, s, 7.0]);
+    }
+
+    /// The in-place rotation on `(B, T, H, hd)` values equals candle's `rope` on the
+    /// `(B, H, T, hd)` view to the bit, for whole and partial rotary and two sequences.
+    #[test]
+    fn in_place_rotation_is_candles_rope_to_the_bit() {
+        let (b, t, h, hd) = (2, 5, 3, 8);
+        let x: Vec<f32> = (0..b * t * h * hd)
+            .map(|i| ((i * 7919 % 211) as f32 - 105.0) / 37.0)
+            .collect();
+        for dim in [8, 4] {
+            let spec = RotarySpec::uniform(dim, vec![1.0, 0.3, 0.01, 0.002][..dim / 2].to_vec(), 1);
+            let table = &spec.tables(t, DType::F32, &Device::Cpu).unwrap()[0];
+            let mut got = x.clone();
+            table.apply_in_place(&mut got, h, hd).unwrap();
+            let heads = Tensor::from_vec(x.clone(), (b, t, h, hd), &Device::Cpu)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap();
+            let want: Vec<f32> = table
+                .apply(&heads)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(got, want, "rotary dim {dim}");
+            assert_ne!(got, x, "rotary dim {dim} rotated nothing");
+        }
     }
 }
