@@ -325,7 +325,7 @@ impl RotaryTables {
         let (cos, sin) = (table(&self.cos)?, table(&self.sin)?);
         let t = cos.len() / half;
         let width = heads * head_dim;
-        if t == 0 || x.len() % (width * t) != 0 || self.dim > head_dim {
+        if t == 0 || !x.len().is_multiple_of(width * t) || self.dim > head_dim {
             bail!(
                 "rotary tables for {t} positions do not fit {} values of {heads} heads × {head_dim}",
                 x.len()
