@@ -153,14 +153,25 @@ impl Attention {
         })
     }
 
-    /// `(B, T, n·hd)` → `(B, n, T, hd)`, with the per-head norm when there is one.
-    fn heads(&self, x: Tensor, n: usize, norm: Option<&Norm>) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let x = x.reshape((b, t, n, self.spec.head_dim))?.transpose(1, 2)?;
-        match (norm, self.spec.qk_norm) {
-            (Some(norm), QkNorm::PerHead(_)) => norm.forward(&x.contiguous()?),
-            _ => Ok(x),
+    /// The q or k norm, if any, on `(B, T, n·hd)`: over the whole projection, or over each
+    /// head's channels (the last dimension, so no split into heads is needed).
+    fn qk_norm(&self, x: Tensor, n: usize, norm: Option<&Norm>) -> Result<Tensor> {
+        let Some(norm) = norm else { return Ok(x) };
+        match self.spec.qk_norm {
+            QkNorm::None => Ok(x),
+            QkNorm::Whole(_) => norm.forward(&x),
+            QkNorm::PerHead(_) => {
+                let (b, t, _) = x.dims3()?;
+                let heads = x.reshape((b, t, n, self.spec.head_dim))?;
+                Ok(norm.forward(&heads)?.reshape((b, t, ()))?)
+            }
         }
+    }
+
+    /// `(B, T, n·hd)` → `(B, n, T, hd)`.
+    fn heads(&self, x: Tensor, n: usize) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        Ok(x.reshape((b, t, n, self.spec.head_dim))?.transpose(1, 2)?)
     }
 
     /// Attention over `(B, T, D)` with rotary tables (if the model rotates) and a mask.
@@ -170,20 +181,16 @@ impl Attention {
         rotary: Option<&RotaryTables>,
         mask: &Mask,
     ) -> Result<Tensor> {
-        let (mut q, mut k, v) = self.project(xs)?;
-        if let (QkNorm::Whole(_), Some(qn), Some(kn)) =
-            (self.spec.qk_norm, &self.q_norm, &self.k_norm)
-        {
-            q = qn.forward(&q)?;
-            k = kn.forward(&k)?;
-        }
+        let (q, k, v) = self.project(xs)?;
+        let q = self.qk_norm(q, self.spec.heads, self.q_norm.as_ref())?;
+        let k = self.qk_norm(k, self.spec.kv_heads, self.k_norm.as_ref())?;
         if q.dtype() == DType::F32 && self.cpu_kernels {
             let out = self.attend_cpu(q, k, v, rotary, mask)?;
             return Ok(self.o.forward(&out)?);
         }
-        let mut q = self.heads(q, self.spec.heads, self.q_norm.as_ref())?;
-        let mut k = self.heads(k, self.spec.kv_heads, self.k_norm.as_ref())?;
-        let v = self.heads(v, self.spec.kv_heads, None)?;
+        let mut q = self.heads(q, self.spec.heads)?;
+        let mut k = self.heads(k, self.spec.kv_heads)?;
+        let v = self.heads(v, self.spec.kv_heads)?;
         if let Some(r) = rotary {
             q = r.apply(&q)?;
             k = r.apply(&k)?;
@@ -192,9 +199,9 @@ impl Attention {
         Ok(self.o.forward(&out)?)
     }
 
-    /// The CPU's f32 path on `(B, T, n·hd)` projections as they come: per-head norms over
-    /// the last dimension, rotary in place, and the blocked kernel reading the heads by
-    /// stride, so no `(B, n, T, hd)` copy is made.
+    /// The CPU's f32 path on `(B, T, n·hd)` projections as they come (q and k normed):
+    /// rotary in place, and the blocked kernel reading the heads by stride, so no
+    /// `(B, n, T, hd)` copy is made.
     fn attend_cpu(
         &self,
         q: Tensor,
@@ -205,17 +212,8 @@ impl Attention {
     ) -> Result<Tensor> {
         let (b, t, _) = q.dims3()?;
         let (heads, kv_heads, hd) = (self.spec.heads, self.spec.kv_heads, self.spec.head_dim);
-        let per_head = |x: Tensor, n: usize, norm: Option<&Norm>| -> Result<Tensor> {
-            match (norm, self.spec.qk_norm) {
-                (Some(norm), QkNorm::PerHead(_)) => Ok(norm
-                    .forward(&x.reshape((b, t, n, hd))?)?
-                    .reshape((b, t, n * hd))?),
-                _ => Ok(x),
-            }
-        };
         let owned = |x: Tensor| -> Result<Vec<f32>> { Ok(x.flatten_all()?.to_vec1()?) };
-        let mut q = owned(per_head(q, heads, self.q_norm.as_ref())?)?;
-        let mut k = owned(per_head(k, kv_heads, self.k_norm.as_ref())?)?;
+        let (mut q, mut k) = (owned(q)?, owned(k)?);
         if let Some(r) = rotary {
             r.apply_in_place(&mut q, heads, hd)?;
             r.apply_in_place(&mut k, kv_heads, hd)?;

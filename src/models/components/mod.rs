@@ -25,7 +25,8 @@ pub use vars::Vars;
 use anyhow::Result;
 use candle_core::Tensor;
 
-/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a chunk of logits, a layer's queries), or on a copy for any other storage.
+/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a chunk of logits,
+/// a layer's values), or on a copy for any other storage.
 pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     {
         let (storage, layout) = t.storage_and_layout();
