@@ -4,6 +4,10 @@
 #
 #   bash bench/gpu_check.sh [BIN]
 #
+# BIN defaults to target-cuda/release/logitlens, else .gpu/logitlens.xz (what
+# scripts/build_cuda.sh leaves for the device tool to carry); a BIN ending in .xz is unpacked
+# into $GPU_CHECK_WORK first (xz, or python3's lzma where xz is missing).
+#
 # 1. CUDA libraries: LD_LIBRARY_PATH gets every nvidia/*/lib folder of python3's
 #    site-packages (NVIDIA's CUDA wheels, as torch installs them); the driver's libcuda.so.1
 #    comes from the system. Prints the GPU, the driver and the binary's CUDA libraries.
@@ -22,18 +26,45 @@
 # Environment: GPU_CHECK_DEVICE (default cuda), GPU_CHECK_WORK (default
 # /tmp/logitlens-gpu-check), GPU_CHECK_RUNS (default 3), PYTHON (default python3), and
 # GPU_CHECK_LAYERS (fewer blocks, for a quick rehearsal of the script on a CPU machine).
+# With GPU_CHECK_DEVICE=cpu the "device" side runs the generic path on the CPU
+# (LOGITLENS_GENERIC_PATH=1), so a rehearsal compares the two paths, as the GPU run will.
 # Exits 1 when a parity target is missed.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$(realpath "${1:-${LOGITLENS_BIN:-$ROOT/target-cuda/release/logitlens}}")"
+BIN="${1:-${LOGITLENS_BIN:-}}"
+if [ -z "$BIN" ]; then
+  BIN="$ROOT/target-cuda/release/logitlens"
+  [ -x "$BIN" ] || BIN="$ROOT/.gpu/logitlens.xz"
+fi
+BIN="$(realpath "$BIN")"
 DEVICE="${GPU_CHECK_DEVICE:-cuda}"
+LABEL="$DEVICE"
+GENERIC=()
+if [ "$DEVICE" = cpu ]; then
+  GENERIC=(LOGITLENS_GENERIC_PATH=1)
+  LABEL="cpu (generic path)"
+fi
 WORK="${GPU_CHECK_WORK:-/tmp/logitlens-gpu-check}"
 RUNS="${GPU_CHECK_RUNS:-3}"
 PY="${PYTHON:-python3}"
 PROMPTS="$ROOT/bench/gpu/prompts"
 mkdir -p "$WORK"
 log() { echo "gpu_check: $*" >&2; }
+
+case "$BIN" in
+  *.xz)
+    if command -v xz > /dev/null; then
+      xz -dc "$BIN" > "$WORK/logitlens"
+    else
+      "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$BIN" "$WORK/logitlens"
+    fi || { log "cannot unpack $BIN"; exit 1; }
+    chmod +x "$WORK/logitlens"
+    log "unpacked $BIN"
+    BIN="$WORK/logitlens"
+    ;;
+esac
+[ -x "$BIN" ] || { log "no binary at $BIN: build it with scripts/build_cuda.sh"; exit 1; }
 
 # ---- 1. libraries -------------------------------------------------------------------------
 libs="$("$PY" - <<'EOF'
@@ -72,15 +103,15 @@ parity() { # LABEL MODEL ARGS... : cpu and gpu JSONL of the same run, compared
   shift 2
   "$BIN" --model "$model" --format jsonl --top-k 2 --quiet --device cpu "$@" > "$WORK/cpu.jsonl" 2> "$WORK/cpu.err" \
     || { echo "| $label | cpu run failed: $(head -1 "$WORK/cpu.err") | | | | | | FAIL |"; status=1; return; }
-  "$BIN" --model "$model" --format jsonl --top-k 2 --quiet --device "$DEVICE" "$@" > "$WORK/gpu.jsonl" 2> "$WORK/gpu.err" \
-    || { echo "| $label | $DEVICE run failed: $(head -1 "$WORK/gpu.err") | | | | | | FAIL |"; status=1; return; }
+  env "${GENERIC[@]}" "$BIN" --model "$model" --format jsonl --top-k 2 --quiet --device "$DEVICE" "$@" > "$WORK/gpu.jsonl" 2> "$WORK/gpu.err" \
+    || { echo "| $label | $LABEL run failed: $(head -1 "$WORK/gpu.err") | | | | | | FAIL |"; status=1; return; }
   "$PY" "$ROOT/bench/gpu/compare.py" "$WORK/cpu.jsonl" "$WORK/gpu.jsonl" "$label" || status=1
 }
 
 echo
 echo "GPU: ${gpu:-?}; binary: $("$BIN" --version 2>/dev/null)"
 echo
-echo "| parity, $DEVICE vs cpu (f32) | cells | max \|Δ entropy\| | max \|Δ prob\| | max \|Δ kl\| | clear cells | argmax flips | verdict |"
+echo "| parity, $LABEL vs cpu (f32) | cells | max \|Δ entropy\| | max \|Δ prob\| | max \|Δ kl\| | clear cells | argmax flips | verdict |"
 echo "|---|---|---|---|---|---|---|---|"
 tiny=(--prompt "The quick brown fox jumps over the lazy dog" --prompt "def add(a, b):" --prompt "Paris is the capital of")
 for dir in "$ROOT"/tests/fixtures/*/; do
@@ -94,12 +125,13 @@ parity "phi-1.5 shape, 9 tokens" "$MODEL" --prompts "$PROMPTS/p9.txt"
 parity "phi-1.5 shape, 512 tokens" "$MODEL" --prompts "$PROMPTS/p512.txt"
 
 # ---- 4. speed -----------------------------------------------------------------------------
-timed() { # DEVICE PROMPTS_FILE : median wall seconds of RUNS runs; the last run's timing lines
-  local device="$1" file="$2" times=()
+timed() { # device|host PROMPTS_FILE : median wall seconds of RUNS runs; the last run's timing lines
+  local side="$1" file="$2" times=() device=cpu run=()
+  [ "$side" = device ] && device="$DEVICE" && run=("${GENERIC[@]}")
   for _ in $(seq "$RUNS"); do
     local t0
     t0="$(seconds)"
-    LOGITLENS_TIMING=1 "$BIN" --model "$MODEL" --device "$device" --prompts "$file" \
+    env "${run[@]}" LOGITLENS_TIMING=1 "$BIN" --model "$MODEL" --device "$device" --prompts "$file" \
       --format jsonl > /dev/null 2> "$WORK/timing.err" || { log "run failed: $(grep -v '^timing' "$WORK/timing.err" | head -1)"; status=1; }
     times+=("$(elapsed "$t0")")
   done
@@ -114,12 +146,12 @@ echo
 echo "| speed, phi-1.5 shape, f32 | device | wall (median of $RUNS, load included) | last run: load / forward / lens |"
 echo "|---|---|---|---|"
 for n in 9 512 2048; do
-  wall="$(timed "$DEVICE" "$PROMPTS/p$n.txt")"
-  echo "| $n tokens | $DEVICE | $wall s | $(split) |"
+  wall="$(timed device "$PROMPTS/p$n.txt")"
+  echo "| $n tokens | $LABEL | $wall s | $(split) |"
 done
-wall="$(timed "$DEVICE" "$PROMPTS/batch100.txt")"
-echo "| 100 prompts of 9 tokens, one process | $DEVICE | $wall s | $(split) |"
-wall="$(timed cpu "$PROMPTS/p9.txt")"
+wall="$(timed device "$PROMPTS/batch100.txt")"
+echo "| 100 prompts of 9 tokens, one process | $LABEL | $wall s | $(split) |"
+wall="$(timed host "$PROMPTS/p9.txt")"
 echo "| 9 tokens | cpu ($(nproc) cores) | $wall s | $(split) |"
 echo
 [ "$status" = 0 ] && log "every parity target met" || log "a target was missed or a run failed (see the tables)"

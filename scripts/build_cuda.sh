@@ -5,7 +5,10 @@
 # generated from cudarc's symbol list. See docs/GPU.md.
 #
 # Usage: scripts/build_cuda.sh            (env: CUDA_COMPUTE_CAP, default 90 = Hopper/H200)
-# Output: target-cuda/release/logitlens
+# Output: target-cuda/release/logitlens, and .gpu/logitlens.xz: the same binary stripped and
+# xz-compressed (about 9.5 MB instead of 71 MB stripped), small enough to travel to a GPU
+# machine with the working tree (the device tool's limit is 64 MiB for both together).
+# bench/gpu_check.sh takes either.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -61,3 +64,10 @@ cd "$REPO"
 echo "nvcc: $(nvcc --version | tail -1); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP" >&2
 time cargo build --release --locked --features cuda --target-dir "$REPO/target-cuda" "$@"
 readelf -d "$REPO/target-cuda/release/logitlens" | grep NEEDED
+
+# 5. The carried form: stripped, then xz-compressed into .gpu/ (ignored by git).
+mkdir -p "$REPO/.gpu"
+strip -o "$REPO/.gpu/logitlens" "$REPO/target-cuda/release/logitlens"
+xz -T0 -6 -f "$REPO/.gpu/logitlens"
+echo "carry: .gpu/logitlens.xz, $(stat -c %s "$REPO/.gpu/logitlens.xz") bytes" \
+  "(stripped: $(xz -l --robot "$REPO/.gpu/logitlens.xz" | awk '/^totals/ {print $5}') bytes)" >&2
