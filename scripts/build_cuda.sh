@@ -5,6 +5,10 @@
 # generated from cudarc's symbol list. See docs/GPU.md.
 #
 # Usage: scripts/build_cuda.sh            (env: CUDA_COMPUTE_CAP, default 90 = Hopper/H200)
+#        scripts/build_cuda.sh test       the whole test suite against the CUDA build
+#                                         (release profile), here without a GPU or a driver:
+#                                         the stub stands in for libcuda.so.1, so every CUDA
+#                                         device is "no usable CUDA device"
 # Output: target-cuda/release/logitlens, and .gpu/logitlens.xz: the same binary stripped and
 # xz-compressed (about 9.5 MB instead of 71 MB stripped), small enough to travel to a GPU
 # machine with the working tree (the device tool's limit is 64 MiB for both together).
@@ -62,6 +66,14 @@ export LD_LIBRARY_PATH="$CU/lib:$CU/nvvm/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PA
 
 cd "$REPO"
 echo "nvcc: $(nvcc --version | tail -1); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP" >&2
+if [ "${1:-}" = test ]; then
+  shift
+  # Run time without a driver: libcuda.so.1 is the stub, whose every call fails.
+  mkdir -p "$SHIM/run"
+  ln -sf "$SHIM/libcuda.so" "$SHIM/run/libcuda.so.1"
+  export LD_LIBRARY_PATH="$SHIM/run:$LD_LIBRARY_PATH"
+  exec cargo test --release --locked --features cuda --target-dir "$REPO/target-cuda" "$@"
+fi
 time cargo build --release --locked --features cuda --target-dir "$REPO/target-cuda" "$@"
 readelf -d "$REPO/target-cuda/release/logitlens" | grep NEEDED
 

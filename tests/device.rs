@@ -18,6 +18,14 @@ fn devices_this_build_cannot_open_are_one_line_usage_errors() {
             2,
             &["--device cuda:0", "--features cuda", "docs/GPU.md"],
         );
+    } else {
+        // A CUDA build (scripts/build_cuda.sh test): no machine has a GPU number 99.
+        let o = run(&["--model", &model, "--prompt", "a", "--device", "cuda:99"]);
+        assert_fails(
+            &o,
+            2,
+            &["--device cuda:99: no usable CUDA device 99", "docs/GPU.md"],
+        );
     }
     let o = run(&["--model", &model, "--prompt", "a", "--device", "tpu"]);
     assert_fails(&o, 2, &["unknown device \"tpu\"", "cuda:N"]);
