@@ -369,3 +369,57 @@ fn failed_run_keeps_the_previous_image() {
     assert!(!o.status.success());
     assert_eq!(std::fs::read(&out).unwrap(), b"yesterday");
 }
+
+/// README's option table has a row for every flag clap accepts (with its short form where
+/// it has one, and an example in the third column); hidden flags are at least named.
+#[test]
+fn readme_option_table_has_every_flag() {
+    use clap::CommandFactory;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let rows: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("Every option, with an example:"))
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    assert!(rows.len() > 20, "README's option table not found: {rows:?}");
+    let command = logitlens::cli::flags::Flags::command();
+    let mut flags: Vec<(Option<char>, String, bool)> = command
+        .get_arguments()
+        .filter_map(|a| Some((a.get_short(), a.get_long()?.to_string(), a.is_hide_set())))
+        .collect();
+    flags.push((Some('h'), "help".into(), false));
+    flags.push((Some('V'), "version".into(), false));
+    for (short, long, hidden) in flags {
+        if hidden {
+            assert!(
+                readme.contains(&format!("`--{long}`")),
+                "README never names the hidden flag --{long}"
+            );
+            continue;
+        }
+        let named = format!("--{long}");
+        let row = rows.iter().find(|r| {
+            let option = r.split('|').nth(1).unwrap_or("");
+            option.split(['`', ',', ' ']).any(|word| word == named)
+        });
+        let Some(row) = row else {
+            panic!("README's option table has no row for --{long}");
+        };
+        if let Some(s) = short {
+            assert!(
+                row.contains(&format!("`-{s}, --{long}")),
+                "README's row for --{long} does not show -{s}: {row}"
+            );
+        }
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let example = cells.last().unwrap_or(&"");
+        assert!(
+            example.contains('`'),
+            "README's row for --{long} has no example: {row}"
+        );
+    }
+}
