@@ -402,8 +402,9 @@ fn readme_option_table_has_every_flag() {
             continue;
         }
         let named = format!("--{long}");
+        // A row is `| option | what it does | example |`; escaped pipes have no spaces.
         let row = rows.iter().find(|r| {
-            let option = r.split('|').nth(1).unwrap_or("");
+            let option = r.split(" | ").next().unwrap_or_default();
             option.split(['`', ',', ' ']).any(|word| word == named)
         });
         let Some(row) = row else {
@@ -415,8 +416,7 @@ fn readme_option_table_has_every_flag() {
                 "README's row for --{long} does not show -{s}: {row}"
             );
         }
-        let cells: Vec<&str> = row.split(" | ").collect();
-        let example = cells.last().unwrap_or(&"");
+        let example = row.rsplit(" | ").next().unwrap_or_default();
         assert!(
             example.contains('`'),
             "README's row for --{long} has no example: {row}"
