@@ -64,17 +64,19 @@ export RUSTFLAGS="${RUSTFLAGS:-} -L native=$SHIM -L native=$CU/lib"
 # build scripts that run nvcc need its own libs (nvvm) at run time
 export LD_LIBRARY_PATH="$CU/lib:$CU/nvvm/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
+# 4. Build, or with `test` run the test suite against the same build.
 cd "$REPO"
 echo "nvcc: $(nvcc --version | tail -1); CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP" >&2
+CARGO_ARGS=(--release --locked --features cuda --target-dir "$REPO/target-cuda")
 if [ "${1:-}" = test ]; then
   shift
   # Run time without a driver: libcuda.so.1 is the stub, whose every call fails.
   mkdir -p "$SHIM/run"
   ln -sf "$SHIM/libcuda.so" "$SHIM/run/libcuda.so.1"
   export LD_LIBRARY_PATH="$SHIM/run:$LD_LIBRARY_PATH"
-  exec cargo test --release --locked --features cuda --target-dir "$REPO/target-cuda" "$@"
+  exec cargo test "${CARGO_ARGS[@]}" "$@"
 fi
-time cargo build --release --locked --features cuda --target-dir "$REPO/target-cuda" "$@"
+time cargo build "${CARGO_ARGS[@]}" "$@"
 readelf -d "$REPO/target-cuda/release/logitlens" | grep NEEDED
 
 # 5. The carried form: stripped, then xz-compressed into .gpu/ (ignored by git).

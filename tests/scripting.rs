@@ -573,8 +573,7 @@ fn usage_line_shows_prompt_and_prompts_combine() {
     let help = String::from_utf8(o.stdout).unwrap();
     let usage = "logitlens --model ID|DIR|GGUF [--prompt TEXT]... [--prompts FILE] [OPTIONS]";
     assert!(help.contains(&format!("Usage: {usage}")), "{help}");
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = readme();
     assert!(
         readme.contains(usage),
         "the README shows the same usage line"
@@ -746,8 +745,7 @@ fn model_arguments_that_are_files_or_gguf_directories() {
 
 #[test]
 fn readme_scripting_example_creates_its_directory_and_names_the_tutorial() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = readme();
     let scripting = &readme[readme.find("## Scripting").unwrap()..];
     let mkdir = scripting
         .find("mkdir -p figures")

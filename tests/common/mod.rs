@@ -7,6 +7,11 @@ use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
+/// The README, which several tests hold to what the tool does.
+pub fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
 /// A fixture directory under tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
