@@ -1,16 +1,18 @@
-//! Where the model computes: a candle device, and whether this crate's own CPU kernels run.
+//! Where the model computes: a candle device, and the [`Backend`] its operations run on.
 //!
-//! There is one model description per architecture and one decoder. It runs two ways:
+//! There is one model description per architecture and one decoder. It runs two ways, the
+//! two [`Backend`]s, decided here once and passed to every operation of the compute seam
+//! ([`crate::ops`], and the lens's reduction `lens::reduce`):
 //!
-//! - **CPU kernels** (the default on the CPU): half-precision weights are multiplied in place
-//!   from the mapped checkpoint ([`crate::kernels`]), attention runs by query blocks, blocks
-//!   are built when the forward pass reaches them, and each logits row is reduced to its
-//!   statistics on the host.
-//! - **Generic** (every other device, or the CPU when forced with `--generic-path` or
-//!   `LOGITLENS_GENERIC_PATH=1`): every weight is converted to the compute dtype on the
-//!   device once and stays there, every operation is a candle tensor op, and the
-//!   statistics are reduced on the device chunk by chunk (see `lens::reduce`). Forcing it
-//!   on the CPU is how `cargo test` proves the device path without a GPU.
+//! - **CPU kernels** ([`Backend::Kernels`], the default on the CPU): half-precision weights
+//!   are multiplied in place from the mapped checkpoint ([`crate::kernels`]), attention runs
+//!   by query blocks, blocks are built when the forward pass reaches them, and each logits
+//!   row is reduced to its statistics on the host.
+//! - **Generic** ([`Backend::Tensors`]: every other device, or the CPU when forced with
+//!   `--generic-path` or `LOGITLENS_GENERIC_PATH=1`): every weight is converted to the
+//!   compute dtype on the device once and stays there, every operation is a candle tensor
+//!   op, and the statistics are reduced on the device chunk by chunk (see `lens::reduce`).
+//!   Forcing it on the CPU is how `cargo test` proves the device path without a GPU.
 
 use std::fmt;
 use std::str::FromStr;
@@ -111,11 +113,31 @@ impl DeviceSpec {
     }
 }
 
+/// How the operations of the compute seam ([`crate::ops`]) run: each operation matches on
+/// it, with both implementations side by side. Decided once per model ([`Compute::backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// This crate's CPU kernels, on f32 values in host memory; an operation given another
+    /// dtype takes its tensor implementation.
+    Kernels,
+    /// candle tensor ops on the model's device (the generic path).
+    Tensors,
+}
+
+impl Backend {
+    /// Whether every weight is uploaded to the device once at load and kept there
+    /// ([`Backend::Tensors`]), rather than read from the mapped file block by block when the
+    /// forward pass reaches it ([`Backend::Kernels`]).
+    pub fn resident_weights(self) -> bool {
+        self == Backend::Tensors
+    }
+}
+
 /// A device and the way the model runs on it.
 #[derive(Debug, Clone)]
 pub struct Compute {
     device: Device,
-    generic: bool,
+    backend: Backend,
     fast: bool,
 }
 
@@ -127,9 +149,13 @@ impl Compute {
 
     /// `device`; `generic` forces the generic path on the CPU (other devices always take it).
     pub fn new(device: Device, generic: bool) -> Self {
+        let backend = match device.is_cpu() && !generic {
+            true => Backend::Kernels,
+            false => Backend::Tensors,
+        };
         Self {
             device,
-            generic,
+            backend,
             fast: false,
         }
     }
@@ -143,7 +169,7 @@ impl Compute {
 
     /// Whether the head runs in bf16 (`--fast` on the CPU kernels).
     pub fn fast(&self) -> bool {
-        self.fast && self.cpu_kernels()
+        self.fast && self.backend == Backend::Kernels
     }
 
     /// What `--fast` does on this machine, for provenance and timings: the bf16 path the
@@ -162,16 +188,17 @@ impl Compute {
         &self.device
     }
 
-    /// Whether this crate's CPU kernels run: on the CPU unless the generic path is forced.
-    pub fn cpu_kernels(&self) -> bool {
-        self.device.is_cpu() && !self.generic
+    /// How the operations run: this crate's CPU kernels on the CPU unless the generic path
+    /// is forced, tensor ops everywhere else.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The path's name, as provenance and timings report it: "cpu", "cpu (generic path)",
     /// "cuda:0", ….
     pub fn describe(&self) -> String {
         let name = DeviceSpec::from(self.device.location());
-        match self.device.is_cpu() && self.generic {
+        match self.device.is_cpu() && self.backend == Backend::Tensors {
             true => format!("{name} (generic path)"),
             false => name.to_string(),
         }
@@ -201,8 +228,9 @@ mod tests {
 
     #[test]
     fn cpu_kernels_run_only_on_the_cpu_unforced() {
-        assert!(Compute::cpu().cpu_kernels());
-        assert!(!Compute::new(Device::Cpu, true).cpu_kernels());
+        assert_eq!(Compute::cpu().backend(), Backend::Kernels);
+        assert_eq!(Compute::new(Device::Cpu, true).backend(), Backend::Tensors);
+        assert_eq!(Compute::cpu().describe(), "cpu");
         assert_eq!(
             Compute::new(Device::Cpu, true).describe(),
             "cpu (generic path)"

@@ -19,6 +19,7 @@ pub mod kernels;
 pub mod lens;
 pub mod loading;
 pub mod models;
+pub mod ops;
 pub mod output;
 pub mod prompts;
 pub mod provenance;

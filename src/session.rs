@@ -245,8 +245,8 @@ impl Session {
         };
         let info = self.model.info();
         let mut translators = tuned_lens::load(&files, info.hidden_size, info.num_layers)?;
-        if !self.compute.cpu_kernels() {
-            // The generic path multiplies f32 translators on the model's device.
+        if self.compute.backend() == crate::compute::Backend::Tensors {
+            // The tensor backend multiplies f32 translators on the model's device.
             for t in &mut translators {
                 *t = t.to(DType::F32, self.compute.device())?;
             }

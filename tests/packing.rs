@@ -1,13 +1,15 @@
 //! Prompts packed into one forward pass (issue 12) give each prompt the rows it gets alone:
 //! mixed lengths, with and without BOS, on every block type that changes what packing must
 //! respect (rotary and learned positions, sliding windows and soft-caps, LongRoPE's table
-//! switch, half weights read in place, GGUF).
+//! switch, half weights read in place, GGUF), on both backends: the CPU kernels and the
+//! generic (tensor) path, whose statistics are reduced as tensors chunk by chunk.
 
 mod common;
 
 use common::*;
 use logitlens::lens::{lens_rows, lens_rows_batch, Row};
 use logitlens::{LensOptions, LoadOptions, RunOptions, Session};
+use std::path::Path;
 
 const PROMPTS: [&str; 5] = [
     "The quick brown fox jumps over the lazy dog",
@@ -60,11 +62,13 @@ fn assert_same(a: &[Row], b: &[Row], what: &str) {
     }
 }
 
-fn check(model: &str) {
-    let session = Session::load(model, &LoadOptions::default()).unwrap();
+fn check(model: &Path, way: Way) {
+    let session = load_way(model, way);
+    let model = format!("{} ({})", model.display(), way.label());
     for bos in [false, true] {
         // Each prompt its own top-k and targets; in the batch, a budget of 3 positions' rows
-        // per head chunk, so that chunks split prompts and span several.
+        // per head chunk, so that chunks split prompts and span several, each chunk's
+        // prompts asking for different top-k and targets.
         let rows = session.model().info().num_layers + 1;
         let vocab = session.model().info().vocab_size;
         let alone: Vec<LensOptions> = (0..PROMPTS.len())
@@ -101,8 +105,10 @@ fn check(model: &str) {
             for (i, (ids, (rows, _))) in ids.iter().zip(&packed).enumerate() {
                 let (one, _) = lens_rows(session.model(), ids, &alone[i]).unwrap();
                 let what = format!("{model} bos={bos} prompt {i}");
-                assert_eq!(rows[0][0].cells[0].topk.len(), i % 3 + 1, "{what}");
-                assert_eq!(rows[0][0].cells[0].targets.len(), i, "{what}");
+                for cell in rows[0].iter().flat_map(|r| &r.cells) {
+                    assert_eq!(cell.topk.len(), i % 3 + 1, "{what}");
+                    assert_eq!(cell.targets.len(), i, "{what}");
+                }
                 assert_same(&rows[0], &one, &what);
             }
         }
@@ -121,14 +127,13 @@ fn packed_prompts_match_each_prompt_alone() {
         "qwen3-tiny",
         "gpt-neox-tiny",
     ] {
-        check(fixture(name).to_str().unwrap());
+        for way in WAYS {
+            check(&fixture(name), way);
+        }
     }
-    check(
-        fixture("gemma2-tiny")
-            .join("model-q8_0.gguf")
-            .to_str()
-            .unwrap(),
-    );
+    for way in WAYS {
+        check(&fixture("gemma2-tiny").join("model-q8_0.gguf"), way);
+    }
 }
 
 /// The session's batch runs a prompt that fails to encode apart and reports every other

@@ -9,13 +9,11 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use candle_core::{DType, Tensor};
-use rayon::prelude::*;
+use candle_core::Tensor;
 
 use super::reduce;
-use super::stats::{cell_stats, Cell, Query, Reference, TokenStat};
+use super::stats::{Cell, Query, TokenStat};
 use super::{Lens, LogitLens, Site};
-use crate::models::components::with_f32;
 use crate::models::LensModel;
 
 /// The default [`LensOptions::logits_budget`]: 256 MiB, 1,310 rows of a 51,200-token
@@ -297,23 +295,7 @@ fn project(
         .map(|t| t.narrow(0, first, count))
         .collect::<candle_core::Result<Vec<_>>>()?;
     let logits = model.lm_head(&Tensor::cat(&parts, 0)?)?;
-    if model.reduce_on_device() {
-        return reduce::chunk_cells(&logits, inputs.len(), count, queries);
-    }
-    let logits = logits.to_dtype(DType::F32)?.contiguous()?;
-    let vocab = logits.dim(1)?;
-    with_f32(&logits, |flat| {
-        let output = &flat[(inputs.len() - 1) * count * vocab..];
-        let references: Vec<Reference> = output.par_chunks(vocab).map(Reference::new).collect();
-        flat.par_chunks(vocab)
-            .enumerate()
-            .map(|(i, row)| {
-                let j = i % count;
-                let out = &output[j * vocab..(j + 1) * vocab];
-                cell_stats(row, out, &references[j], &queries[j])
-            })
-            .collect()
-    })
+    reduce::cells(model.backend(), &logits, inputs.len(), count, queries)
 }
 
 #[cfg(test)]

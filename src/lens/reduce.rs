@@ -1,34 +1,72 @@
-//! The per-cell statistics of a chunk of logits, reduced where the logits are (the generic
-//! path of [`crate::compute`]): candle tensor ops on the device, so only the few numbers
-//! of each cell come back to the host, never a logits row.
+//! The reduction operation of the compute seam ([`crate::ops`]): the per-cell statistics of
+//! a chunk of logits, [`cells`]. It lives with the lens, whose [`Cell`] and [`Query`] it
+//! produces and reads.
 //!
-//! It computes what [`super::stats::cell_stats`] computes on the host, the same way:
+//! [`Backend::Kernels`] reduces each row on the host with the row reducer
+//! [`super::stats::cell_stats`], in parallel over the rows ([`kernels`]).
+//! [`Backend::Tensors`] reduces where the logits are, with candle tensor ops, so only the
+//! few numbers of each cell come back to the host, never a logits row ([`tensors`]).
+//!
+//! The tensor form computes what [`super::stats::cell_stats`] computes, the same way:
 //! the argmax is the lowest id among the maxima; `d = z − max` is taken in f32 and the sums
 //! `s = Σ eᵈ`, `t = Σ eᵈ·d` run in f64 (f32 on Metal, which has no f64), giving the entropy
 //! `ln s − t/s`, the argmax probability `1/s` and `lse = max + ln s`; KL sums
 //! `p_out·((z_out − lse_out) − (z − lse))` in f64, so the output row's is exactly 0; ranks
 //! count the f32 logits strictly above the tracked token's; the top K are taken one by one
-//! by that same argmax, each then masked out.
+//! by that same argmax, each then masked out, as many as the position's query that asks
+//! for most (each position keeps its own query's first K).
 
 use anyhow::{ensure, Result};
 use candle_core::{DType, Device, Tensor, D};
+use rayon::prelude::*;
 
-use super::stats::{Cell, Query, TokenStat};
+use super::stats::{cell_stats, Cell, Query, Reference, TokenStat};
+use crate::ops::{with_f32, Backend};
 
 /// The cells of a `(inputs·count, V)` chunk of logits: `inputs` groups of `count` rows (one
 /// row per position), the last group the output rows the others are compared with. `queries`
-/// has one entry per position. Returned in row order, as `logits`.
-pub fn chunk_cells(
+/// has one entry per position (its own next token, targets and top-k). Returned in row
+/// order, as `logits`.
+pub fn cells(
+    backend: Backend,
     logits: &Tensor,
     inputs: usize,
     count: usize,
     queries: &[Query],
 ) -> Result<Vec<Cell>> {
-    let (rows, vocab) = logits.dims2()?;
+    let rows = logits.dim(0)?;
     ensure!(
-        rows == inputs * count && queries.len() == count,
+        rows == inputs * count && queries.len() == count && inputs > 0,
         "a chunk of {rows} logits rows is not {inputs} inputs of {count} positions"
     );
+    match backend {
+        Backend::Kernels => kernels(logits, inputs, count, queries),
+        Backend::Tensors => tensors(logits, inputs, count, queries),
+    }
+}
+
+/// The kernel: each row through [`cell_stats`] on the host, against the output row's
+/// [`Reference`] at its position, in parallel.
+fn kernels(logits: &Tensor, inputs: usize, count: usize, queries: &[Query]) -> Result<Vec<Cell>> {
+    let logits = logits.to_dtype(DType::F32)?.contiguous()?;
+    let vocab = logits.dim(1)?;
+    with_f32(&logits, |flat| {
+        let output = &flat[(inputs - 1) * count * vocab..];
+        let references: Vec<Reference> = output.par_chunks(vocab).map(Reference::new).collect();
+        flat.par_chunks(vocab)
+            .enumerate()
+            .map(|(i, row)| {
+                let j = i % count;
+                let out = &output[j * vocab..(j + 1) * vocab];
+                cell_stats(row, out, &references[j], &queries[j])
+            })
+            .collect()
+    })
+}
+
+/// The tensor form: every statistic of the chunk as reductions over the vocabulary.
+fn tensors(logits: &Tensor, inputs: usize, count: usize, queries: &[Query]) -> Result<Vec<Cell>> {
+    let (rows, vocab) = logits.dims2()?;
     let device = logits.device();
     let acc = match device.is_metal() {
         true => DType::F32,
@@ -67,7 +105,13 @@ pub fn chunk_cells(
         0 => (Vec::new(), Vec::new()),
         _ => ranks(&z, &tracked, inputs, width, device)?,
     };
-    let top_k = queries.first().map_or(0, |q| q.top_k).min(vocab);
+    // The most any position asks for; each position keeps its own query's first K.
+    let top_k = queries
+        .iter()
+        .map(|q| q.top_k)
+        .max()
+        .unwrap_or(0)
+        .min(vocab);
     let topk = match top_k {
         0 => Vec::new(),
         k => top(&z, &ids, k, vocab)?,
@@ -93,7 +137,8 @@ pub fn chunk_cells(
                 ..TokenStat::default()
             };
             let used = tracked[j].len();
-            let top = topk.get(r * top_k..(r + 1) * top_k).unwrap_or_default();
+            let mine = queries[j].top_k.min(vocab);
+            let top = topk.get(r * top_k..r * top_k + mine).unwrap_or_default();
             Cell::assemble(
                 stat,
                 lse[r],
@@ -172,12 +217,13 @@ fn top(z: &Tensor, ids: &Tensor, k: usize, vocab: usize) -> Result<Vec<(u32, f32
 
 #[cfg(test)]
 mod tests {
-    use super::super::stats::{cell_stats, Reference};
     use super::*;
 
-    /// The device reduction equals the host's cell by cell, ties and targets included.
+    /// The tensor reduction equals the host's cell by cell, ties included, with each
+    /// position's own next token, targets and top-k (a chunk may span prompts that asked
+    /// for different ones).
     #[test]
-    fn device_cells_equal_host_cells() {
+    fn both_backends_reduce_alike() {
         let (inputs, count, vocab) = (3, 4, 37);
         let mut values: Vec<f32> = (0..inputs * count * vocab)
             .map(|i| ((i * 7919 % 101) as f32 - 50.0) * 0.173)
@@ -189,23 +235,21 @@ mod tests {
         values[vocab + 30] = 8.0;
         let logits =
             Tensor::from_vec(values.clone(), (inputs * count, vocab), &Device::Cpu).unwrap();
-        let targets = [3u32, 30, 0];
+        let targets: [&[u32]; 4] = [&[3, 30, 0], &[], &[36], &[3, 30, 0]];
         let next = [Some(7u32), Some(3), Some(36), None];
-        let queries: Vec<Query> = next
-            .iter()
-            .map(|&next| Query {
-                next,
-                targets: &targets,
-                top_k: 5,
+        let top_k = [5, 0, 2, 40];
+        let queries: Vec<Query> = (0..count)
+            .map(|j| Query {
+                next: next[j],
+                targets: targets[j],
+                top_k: top_k[j],
             })
             .collect();
-        let got = chunk_cells(&logits, inputs, count, &queries).unwrap();
-        let output = &values[(inputs - 1) * count * vocab..];
-        for (r, cell) in got.iter().enumerate() {
+        let got = cells(Backend::Tensors, &logits, inputs, count, &queries).unwrap();
+        let host = cells(Backend::Kernels, &logits, inputs, count, &queries).unwrap();
+        assert_eq!(got.len(), inputs * count);
+        for (r, (cell, want)) in got.iter().zip(&host).enumerate() {
             let j = r % count;
-            let row = &values[r * vocab..(r + 1) * vocab];
-            let out = &output[j * vocab..(j + 1) * vocab];
-            let want = cell_stats(row, out, &Reference::new(out), &queries[j]);
             assert_eq!(cell.stat.id, want.stat.id, "row {r}");
             assert_eq!(cell.stat.next_rank, want.stat.next_rank, "row {r}");
             assert_eq!(cell.stat.next_logprob, want.stat.next_logprob, "row {r}");
@@ -220,11 +264,41 @@ mod tests {
                 );
             }
             assert_eq!(cell.targets, want.targets, "row {r}");
+            assert_eq!(cell.targets.len(), targets[j].len(), "row {r}");
             assert_eq!(cell.topk, want.topk, "row {r}");
+            assert_eq!(cell.topk.len(), top_k[j].min(vocab), "row {r}");
             if r >= (inputs - 1) * count {
                 assert_eq!(cell.stat.kl, 0.0, "output row {r}");
             }
         }
         assert_eq!(got[0].stat.id, 5, "the lower of two tied maxima");
+        assert_eq!(host[0].stat.id, 5, "the lower of two tied maxima");
+    }
+
+    /// The row reducer's own numbers, on a row small enough to work out: logits (0, ln 3)
+    /// give p = (1/4, 3/4).
+    #[test]
+    fn both_backends_give_the_worked_example() {
+        let logits = Tensor::new(&[[0f32, 3f32.ln()]], &Device::Cpu).unwrap();
+        let query = Query {
+            next: Some(0),
+            targets: &[1],
+            top_k: 1,
+        };
+        for backend in [Backend::Kernels, Backend::Tensors] {
+            let c = &cells(backend, &logits, 1, 1, &[query]).unwrap()[0];
+            let entropy = -(0.25f32 * 0.25f32.ln() + 0.75 * 0.75f32.ln());
+            assert_eq!(c.stat.id, 1, "{backend:?}");
+            assert!((c.stat.prob - 0.75).abs() < 1e-6, "{backend:?}");
+            assert!((c.stat.entropy - entropy).abs() < 1e-6, "{backend:?}");
+            assert_eq!(c.stat.kl, 0.0, "{backend:?}");
+            assert_eq!(c.stat.next_rank, Some(2), "{backend:?}");
+            assert!((c.stat.next_logprob.unwrap() - 0.25f32.ln()).abs() < 1e-6);
+            assert_eq!(c.targets[0].rank, 1, "{backend:?}");
+            assert_eq!(c.topk.len(), 1, "{backend:?}");
+            assert!((c.topk[0].prob - 0.75).abs() < 1e-6, "{backend:?}");
+        }
+        let err = cells(Backend::Kernels, &logits, 2, 1, &[query]).unwrap_err();
+        assert!(err.to_string().contains("is not 2 inputs"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
 use super::weights::Mapped;
-use crate::compute::Compute;
+use crate::compute::{Backend, Compute};
 
 /// How a source hands out matrices, chosen once per model from the device and dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +21,8 @@ impl Strategy {
     /// The strategy for computing in `dtype` on `compute`: mapped halves only for f32 with
     /// the CPU's own kernels.
     pub fn choose(dtype: DType, compute: &Compute) -> Self {
-        match (dtype, compute.cpu_kernels()) {
-            (DType::F32, true) => Self::MappedHalf,
+        match (dtype, compute.backend()) {
+            (DType::F32, Backend::Kernels) => Self::MappedHalf,
             _ => Self::Dense,
         }
     }

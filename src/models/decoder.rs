@@ -6,14 +6,15 @@ use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
 use serde::Deserialize;
 
-use super::components::attention::{softcap, AttentionNames};
+use super::components::attention::AttentionNames;
 use super::components::block::BlockNames;
-use super::components::mask::layer_masks;
 use super::components::{
     Attention, AttentionSpec, Block, Embedding, Layout, Linear, Mlp, MlpSpec, Norm, NormSpec,
     RotarySpec, Vars, WeightLayout,
 };
 use super::{LensModel, ModelInfo, Site};
+use crate::ops::mask::layer_masks;
+use crate::ops::{softcap::softcap, Backend};
 
 /// Where the head comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,9 +166,8 @@ pub struct Decoder {
     positions: Option<Embedding>,
     norm: Norm,
     head: Linear,
-    /// Whether the CPU's own kernels run ([`crate::compute::Compute::cpu_kernels`]).
-    cpu_kernels: bool,
-    /// Off the CPU kernels, every block, built once at load and kept on the device.
+    /// With resident weights ([`Backend::resident_weights`]), every block, built once at
+    /// load and kept on the device.
     resident: Vec<Block>,
 }
 
@@ -219,12 +219,11 @@ impl Decoder {
             head,
             names,
             spec,
-            cpu_kernels: vb.compute().cpu_kernels(),
             resident: Vec::new(),
         };
-        // The generic path uploads (and converts) every weight once; the CPU kernels read
+        // The tensor backend uploads (and converts) every weight once; the CPU kernels read
         // each block from the mapped file when the pass reaches it, and drop it after.
-        if !decoder.cpu_kernels && !vb.is_dry() {
+        if vb.backend().resident_weights() && !vb.is_dry() {
             decoder.resident = (0..decoder.spec.num_layers)
                 .map(|i| decoder.block(i))
                 .collect::<Result<_>>()?;
@@ -354,37 +353,18 @@ impl LensModel for Decoder {
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
         let logits = self.head.forward(hidden)?;
         match self.spec.final_softcap {
-            Some(cap) if self.cpu_kernels => softcap_logits(logits, cap),
-            Some(cap) => softcap(&logits, cap),
+            Some(cap) => softcap(self.backend(), logits, cap),
             None => Ok(logits),
         }
     }
 
-    fn reduce_on_device(&self) -> bool {
-        !self.cpu_kernels
+    fn backend(&self) -> Backend {
+        self.layers.backend()
     }
 
     fn synchronize(&self) -> Result<()> {
         Ok(self.embed.device().synchronize()?)
     }
-}
-
-/// The final-logit soft-cap over a whole chunk of logits rows (tens of MB per call, once per
-/// lens chunk): f32 logits are capped in one parallel pass over a single copy, with the same
-/// f32 arithmetic as [`softcap`] (multiply by 1/cap, tanh, multiply by cap), instead of three
-/// single-threaded passes that each allocate a chunk. Other dtypes go through [`softcap`].
-fn softcap_logits(logits: Tensor, cap: f64) -> Result<Tensor> {
-    use rayon::prelude::*;
-    if logits.dtype() != candle_core::DType::F32 {
-        return softcap(&logits, cap);
-    }
-    let (shape, device) = (logits.shape().clone(), logits.device().clone());
-    let mut values = logits.flatten_all()?.to_vec1::<f32>()?;
-    let (inv, cap) = ((1.0 / cap) as f32, cap as f32);
-    values
-        .par_chunks_mut(1 << 14)
-        .for_each(|chunk| chunk.iter_mut().for_each(|x| *x = (*x * inv).tanh() * cap));
-    Ok(Tensor::from_vec(values, shape, &device)?)
 }
 
 #[cfg(test)]
@@ -438,20 +418,6 @@ mod tests {
         let want = [0.6f32.tanh(), (-0.6f32).tanh(), 3f32.tanh(), (-3f32).tanh()];
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
-        }
-    }
-
-    /// The one-pass head cap computes exactly what the component's three-op cap does.
-    #[test]
-    fn head_softcap_equals_the_component_softcap_bit_for_bit() {
-        let xs: Vec<f32> = (0..40_000)
-            .map(|i| (i as f32 - 20_000.0) * 0.0173)
-            .collect();
-        let t = Tensor::from_vec(xs, (200, 200), &Device::Cpu).unwrap();
-        for cap in [1.0, 15.0, 30.0] {
-            let fast = values(&softcap_logits(t.clone(), cap).unwrap());
-            let plain = values(&softcap(&t, cap).unwrap());
-            assert_eq!(fast, plain, "cap {cap}");
         }
     }
 }

@@ -137,10 +137,11 @@ pub trait LensModel {
     /// The head: `(T, D)` → `(T, vocab)` logits.
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor>;
 
-    /// Whether the lens reduces the head's logits to statistics on the model's device with
-    /// tensor ops (the generic path, see [`crate::compute`]) rather than on the host.
-    fn reduce_on_device(&self) -> bool {
-        false
+    /// How the model computes ([`crate::compute::Backend`]); the lens reduces the head's
+    /// logits to statistics the same way (`lens::reduce`): on the host with the CPU
+    /// kernels, or on the model's device with tensor ops.
+    fn backend(&self) -> crate::compute::Backend {
+        crate::compute::Backend::Kernels
     }
 
     /// Waits until the model's device has finished the work queued so far (timings); the
@@ -263,7 +264,7 @@ pub fn load(files: &ModelFiles, dtype: DType, compute: &Compute) -> Result<Box<d
     let names = (arch.names)(&Vars::new(source.clone(), dtype, compute, true));
     let built = (arch.spec)(json).and_then(|spec| build(spec, arch.names, source, dtype, compute));
     let model = built.map_err(|e| weights_error(&files.weights, e))?;
-    if compute.cpu_kernels() {
+    if !compute.backend().resident_weights() {
         weights.prefault_in_background(&[names.root, names.head]);
     }
     Ok(model)

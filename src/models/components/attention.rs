@@ -3,15 +3,15 @@
 //! an optional logit soft-cap.
 
 use anyhow::Result;
-use candle_core::{DType, Module, Tensor};
+use candle_core::{Module, Tensor};
 
 use super::linear::{Linear, WeightLayout};
-use super::mask::Mask;
 use super::norm::{Norm, NormSpec};
-use super::rotary::RotaryTables;
 use super::vars::Vars;
-use super::with_f32;
-use crate::kernels::attention::{attention, Scores, Shape};
+use crate::ops::attention::attend;
+use crate::ops::mask::Mask;
+use crate::ops::rotary::RotaryTables;
+use crate::ops::Backend;
 
 /// Where q/k norms apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,8 +82,8 @@ pub struct Attention {
     k_norm: Option<Norm>,
     spec: AttentionSpec,
     scale: f64,
-    /// Attend by query blocks with the CPU kernels ([`Attention::attend_cpu`]) when f32.
-    cpu_kernels: bool,
+    /// How the rotary and attention operations run.
+    backend: Backend,
 }
 
 impl Attention {
@@ -125,7 +125,7 @@ impl Attention {
             k_norm,
             spec: spec.clone(),
             scale,
-            cpu_kernels: vb.compute().cpu_kernels(),
+            backend: vb.backend(),
         })
     }
 
@@ -168,10 +168,10 @@ impl Attention {
         }
     }
 
-    /// `(B, T, n·hd)` → `(B, n, T, hd)`.
+    /// `(B, T, n·hd)` → `(B, T, n, hd)`.
     fn heads(&self, x: Tensor, n: usize) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        Ok(x.reshape((b, t, n, self.spec.head_dim))?.transpose(1, 2)?)
+        Ok(x.reshape((b, t, n, self.spec.head_dim))?)
     }
 
     /// Attention over `(B, T, D)` with rotary tables (if the model rotates) and a mask.
@@ -184,115 +184,23 @@ impl Attention {
         let (q, k, v) = self.project(xs)?;
         let q = self.qk_norm(q, self.spec.heads, self.q_norm.as_ref())?;
         let k = self.qk_norm(k, self.spec.kv_heads, self.k_norm.as_ref())?;
-        if q.dtype() == DType::F32 && self.cpu_kernels {
-            let out = self.attend_cpu(q, k, v, rotary, mask)?;
-            return Ok(self.o.forward(&out)?);
-        }
         let mut q = self.heads(q, self.spec.heads)?;
         let mut k = self.heads(k, self.spec.kv_heads)?;
         let v = self.heads(v, self.spec.kv_heads)?;
         if let Some(r) = rotary {
-            q = r.apply(&q)?;
-            k = r.apply(&k)?;
+            q = r.rotate(self.backend, &q)?;
+            k = r.rotate(self.backend, &k)?;
         }
-        let out = attend(&q, k, v, &mask.additive()?, self.scale, self.spec.softcap)?;
+        let (scale, cap) = (self.scale, self.spec.softcap);
+        let out = attend(self.backend, &q, &k, &v, mask, scale, cap)?;
         Ok(self.o.forward(&out)?)
     }
-
-    /// The CPU's f32 path on `(B, T, n·hd)` projections as they come (q and k normed):
-    /// rotary in place, and the blocked kernel reading the heads by stride, so no
-    /// `(B, n, T, hd)` copy is made.
-    fn attend_cpu(
-        &self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        rotary: Option<&RotaryTables>,
-        mask: &Mask,
-    ) -> Result<Tensor> {
-        let (b, t, _) = q.dims3()?;
-        let (heads, kv_heads, hd) = (self.spec.heads, self.spec.kv_heads, self.spec.head_dim);
-        let owned = |x: Tensor| -> Result<Vec<f32>> { Ok(x.flatten_all()?.to_vec1()?) };
-        let (mut q, mut k) = (owned(q)?, owned(k)?);
-        if let Some(r) = rotary {
-            r.apply_in_place(&mut q, heads, hd)?;
-            r.apply_in_place(&mut k, kv_heads, hd)?;
-        }
-        let shape = Shape {
-            batch: b,
-            heads,
-            kv_heads,
-            seq: t,
-            head_dim: hd,
-        };
-        let sc = Scores {
-            scale: self.scale as f32,
-            cap: self.spec.softcap.map(|c| c as f32),
-        };
-        let out = with_f32(&v.contiguous()?, |v| {
-            attention(&q, &k, v, shape, mask.spans(), sc)
-        })?;
-        Ok(Tensor::from_vec(out, (b, t, heads * hd), v.device())?)
-    }
-}
-
-/// `cap · tanh(scores / cap)`.
-pub fn softcap(scores: &Tensor, cap: f64) -> Result<Tensor> {
-    Ok(((scores / cap)?.tanh()? * cap)?)
-}
-
-/// Scaled dot-product attention: `(B, H, T, hd)` queries against `(B, H_kv, T, hd)` keys and
-/// values (repeated up to H heads), returned as `(B, T, H·hd)`.
-pub fn attend(
-    q: &Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: &Tensor,
-    scale: f64,
-    cap: Option<f64>,
-) -> Result<Tensor> {
-    let (b, heads, t, _) = q.dims4()?;
-    let groups = heads / k.dim(1)?;
-    let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
-    let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
-    let mut scores = (q.contiguous()?.matmul(&k.t()?)? * scale)?;
-    if let Some(cap) = cap {
-        scores = softcap(&scores, cap)?;
-    }
-    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
-    Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, ()))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
-
-    #[test]
-    fn softcap_bounds_scores_by_the_cap() {
-        let s = Tensor::new(&[0f32, 30.0, -100.0], &Device::Cpu).unwrap();
-        let got: Vec<f32> = softcap(&s, 50.0).unwrap().to_vec1().unwrap();
-        let want = [0.0, 50.0 * 0.6f64.tanh(), 50.0 * (-2f64).tanh()];
-        for (g, w) in got.iter().zip(want) {
-            assert!((*g as f64 - w).abs() < 1e-4, "{got:?} vs {want:?}");
-        }
-    }
-
-    /// Two keys with scores 10·0.5 = 5 and 0·0.5 = 0, capped at 2: weights are
-    /// softmax(2·tanh(2.5), 0) over values 1 and 0.
-    #[test]
-    fn capped_attention_weights_follow_the_capped_scores() {
-        let dev = Device::Cpu;
-        let q = Tensor::new(&[[[[1f32], [1.0]]]], &dev).unwrap();
-        let k = Tensor::new(&[[[[0f32], [10.0]]]], &dev).unwrap();
-        let v = Tensor::new(&[[[[0f32], [1.0]]]], &dev).unwrap();
-        let mask = Tensor::zeros((2, 2), candle_core::DType::F32, &dev).unwrap();
-        let out = attend(&q, k, v, &mask, 0.5, Some(2.0)).unwrap();
-        let got: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
-        let e = (2.0 * 2.5f64.tanh()).exp();
-        let want = e / (e + 1.0);
-        assert!((got[1] as f64 - want).abs() < 1e-6, "{got:?} vs {want}");
-    }
 
     /// q = k = v = x with RMS norms over the whole projections (weights 1, eps 0): at
     /// x₁ = (0, 3) the normed q₁ = k₁ = (0, √2), so the scores are (0, 2) rather than (0, 9).

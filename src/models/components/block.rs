@@ -5,11 +5,11 @@ use anyhow::Result;
 use candle_core::Tensor;
 
 use super::attention::{Attention, AttentionNames};
-use super::mask::Mask;
 use super::mlp::{Mlp, MlpNames};
 use super::norm::{Norm, NormSpec};
-use super::rotary::RotaryTables;
 use super::vars::Vars;
+use crate::ops::mask::Mask;
+use crate::ops::rotary::RotaryTables;
 
 /// How a block joins its branches to the residual stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,14 @@
 //! The pieces every decoder is built from, one file per family, each a struct with
 //! `new(spec, vb)` and `forward` in the manner of candle-transformers' model files.
 //! Architectures never define their own: they describe a
-//! [`DecoderSpec`](crate::models::decoder::DecoderSpec) and name their tensors.
+//! [`DecoderSpec`](crate::models::decoder::DecoderSpec) and name their tensors. Where an
+//! operation has a CPU kernel and a tensor form, a component calls the compute seam
+//! ([`crate::ops`]) and never chooses between them itself.
 
 pub mod attention;
 pub mod block;
 pub mod embedding;
 pub mod linear;
-pub mod mask;
 pub mod mlp;
 pub mod norm;
 pub mod rotary;
@@ -19,25 +20,8 @@ pub use embedding::Embedding;
 pub use linear::{Linear, WeightLayout};
 pub use mlp::{Mlp, MlpKind, MlpSpec};
 pub use norm::{Norm, NormKind, NormSpec};
-pub use rotary::{RotarySpec, RotaryTables};
+pub use rotary::RotarySpec;
 pub use vars::Vars;
-
-use anyhow::Result;
-use candle_core::Tensor;
-
-/// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a chunk of logits,
-/// a layer's values), or on a copy for any other storage.
-pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return Ok(f(&v[a..b]));
-        }
-    }
-    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
-}
 
 /// Components built over in-memory tensors, for unit tests.
 #[cfg(test)]

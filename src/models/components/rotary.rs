@@ -1,10 +1,13 @@
 //! Rotary position embeddings: the inverse frequencies transformers computes (default,
-//! linear and llama3 scaling, explicit per-frequency divisors), and the cos/sin tables that
-//! rotate the first `dim` channels of each head (all of them, or a fraction as in Phi).
+//! linear and llama3 scaling, explicit per-frequency divisors), and the cos/sin tables
+//! ([`RotaryTables`], the compute seam's rotary operation) that rotate the first `dim`
+//! channels of each head (all of them, or a fraction as in Phi).
 
 use anyhow::{anyhow, bail, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device};
 use serde::Deserialize;
+
+pub use crate::ops::rotary::RotaryTables;
 
 /// RoPE settings as transformers 4 (`rope_theta`, `rope_scaling`) or 5 (`rope_parameters`)
 /// writes them.
@@ -267,106 +270,6 @@ impl RotarySpec {
     }
 }
 
-/// cos/sin for positions `0..T` over the first `dim` channels.
-#[derive(Debug, Clone)]
-pub struct RotaryTables {
-    dim: usize,
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl RotaryTables {
-    /// The tables' rows at `positions` (u32), for prompts packed into one sequence.
-    pub fn at(&self, positions: &Tensor) -> Result<Self> {
-        Ok(Self {
-            dim: self.dim,
-            cos: self.cos.index_select(positions, 0)?,
-            sin: self.sin.index_select(positions, 0)?,
-        })
-    }
-
-    fn new(
-        dim: usize,
-        inv_freq: &[f32],
-        scale: f32,
-        seq_len: usize,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
-        let inv_freq = Tensor::from_vec(inv_freq.to_vec(), (1, inv_freq.len()), dev)?;
-        let pos = Tensor::arange(0u32, seq_len as u32, dev)?
-            .to_dtype(DType::F32)?
-            .reshape((seq_len, 1))?;
-        let freqs = pos.broadcast_mul(&inv_freq)?;
-        let (mut cos, mut sin) = (freqs.cos()?, freqs.sin()?);
-        if scale != 1.0 {
-            (cos, sin) = ((cos * scale as f64)?, (sin * scale as f64)?);
-        }
-        Ok(Self {
-            dim,
-            cos: cos.to_dtype(dtype)?,
-            sin: sin.to_dtype(dtype)?,
-        })
-    }
-
-    /// [`apply`](Self::apply) in place on f32 values laid out `(B, T, heads, head_dim)` (a
-    /// projection's output, before any split into heads), with the same arithmetic as
-    /// candle's `rope`, so the result is the same to the bit; the rest of each head passes
-    /// through untouched.
-    pub fn apply_in_place(&self, x: &mut [f32], heads: usize, head_dim: usize) -> Result<()> {
-        use rayon::prelude::*;
-        let half = self.dim / 2;
-        if half == 0 || x.is_empty() {
-            return Ok(());
-        }
-        let table = |t: &Tensor| -> Result<Vec<f32>> {
-            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
-        };
-        let (cos, sin) = (table(&self.cos)?, table(&self.sin)?);
-        let t = cos.len() / half;
-        let width = heads * head_dim;
-        if t == 0 || !x.len().is_multiple_of(width * t) || self.dim > head_dim {
-            bail!(
-                "rotary tables for {t} positions do not fit {} values of {heads} heads × {head_dim}",
-                x.len()
-            );
-        }
-        x.par_chunks_mut(width).enumerate().for_each(|(row, xs)| {
-            let at = (row % t) * half;
-            let (c, s) = (&cos[at..at + half], &sin[at..at + half]);
-            for head in xs.chunks_mut(head_dim) {
-                let (a, b) = head[..2 * half].split_at_mut(half);
-                for i in 0..half {
-                    let (x1, x2) = (a[i], b[i]);
-                    a[i] = x1 * c[i] - x2 * s[i];
-                    b[i] = x1 * s[i] + x2 * c[i];
-                }
-            }
-        });
-        Ok(())
-    }
-
-    /// Rotates (rotate-half) the first `dim` channels of `(B, H, T, hd)`, passing the rest
-    /// through.
-    pub fn apply(&self, xs: &Tensor) -> Result<Tensor> {
-        let head_dim = xs.dim(D::Minus1)?;
-        if self.dim == 0 {
-            return Ok(xs.clone());
-        }
-        if self.dim == head_dim {
-            return Ok(candle_nn::rotary_emb::rope(
-                &xs.contiguous()?,
-                &self.cos,
-                &self.sin,
-            )?);
-        }
-        let rot = xs.narrow(D::Minus1, 0, self.dim)?.contiguous()?;
-        let rot = candle_nn::rotary_emb::rope(&rot, &self.cos, &self.sin)?;
-        let pass = xs.narrow(D::Minus1, self.dim, head_dim - self.dim)?;
-        Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,54 +300,5 @@ mod tests {
     fn divisors_divide_each_frequency() {
         assert_eq!(divide(&[1.0, 0.5], &[2.0, 4.0]).unwrap(), [0.5, 0.125]);
         assert!(divide(&[1.0], &[1.0, 2.0]).is_err());
-    }
-
-    /// Partial rotary: at position 1 with frequency 1, the rotated pair (x0, x1) = (1, 0)
-    /// becomes (cos 1, sin 1); the third channel passes through.
-    #[test]
-    fn partial_rotation_passes_the_rest_through() {
-        let spec = RotarySpec::uniform(2, vec![1.0], 1);
-        let t = &spec.tables(2, DType::F32, &Device::Cpu).unwrap()[0];
-        let xs = Tensor::new(&[[[[1f32, 0.0, 7.0], [1.0, 0.0, 7.0]]]], &Device::Cpu).unwrap();
-        let got: Vec<f32> = t
-            .apply(&xs)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let (c, s) = (1f32.cos(), 1f32.sin());
-        assert_eq!(got, [1.0, 0.0, 7.0, c, s, 7.0]);
-    }
-
-    /// The in-place rotation on `(B, T, H, hd)` values equals candle's `rope` on the
-    /// `(B, H, T, hd)` view to the bit, for whole and partial rotary and two sequences.
-    #[test]
-    fn in_place_rotation_is_candles_rope_to_the_bit() {
-        let (b, t, h, hd) = (2, 5, 3, 8);
-        let x: Vec<f32> = (0..b * t * h * hd)
-            .map(|i| ((i * 7919 % 211) as f32 - 105.0) / 37.0)
-            .collect();
-        for dim in [8, 4] {
-            let spec = RotarySpec::uniform(dim, vec![1.0, 0.3, 0.01, 0.002][..dim / 2].to_vec(), 1);
-            let table = &spec.tables(t, DType::F32, &Device::Cpu).unwrap()[0];
-            let mut got = x.clone();
-            table.apply_in_place(&mut got, h, hd).unwrap();
-            let heads = Tensor::from_vec(x.clone(), (b, t, h, hd), &Device::Cpu)
-                .unwrap()
-                .transpose(1, 2)
-                .unwrap();
-            let want: Vec<f32> = table
-                .apply(&heads)
-                .unwrap()
-                .transpose(1, 2)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            assert_eq!(got, want, "rotary dim {dim}");
-            assert_ne!(got, x, "rotary dim {dim} rotated nothing");
-        }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
-use crate::compute::Compute;
+use crate::compute::{Backend, Compute};
 use crate::loading::store::{Matrix, Strategy, WeightSource};
 
 /// A prefixed, typed view of a weight source.
@@ -72,6 +72,11 @@ impl Vars {
     /// The device and the path the model runs on.
     pub fn compute(&self) -> &Compute {
         &self.compute
+    }
+
+    /// How the compute seam's operations run ([`Compute::backend`]).
+    pub fn backend(&self) -> Backend {
+        self.compute.backend()
     }
 
     /// Whether this view only checks shapes.

@@ -1,6 +1,8 @@
 //! Attention masks: which keys each query sees, as one contiguous span per query (causal,
 //! causal within a sliding window, and each prompt of a packed batch within its own
-//! segment), and the additive `(T, T)` mask of the same spans for the dense path.
+//! segment). The attention operation's kernel reads the spans ([`Mask::spans`]); its
+//! tensor form reads the additive `(T, T)` mask built from the same spans
+//! ([`Mask::additive`]).
 
 use std::sync::{Arc, OnceLock};
 
