@@ -13,9 +13,18 @@ use super::mask::Mask;
 use super::{softcap, with_f32, Backend};
 use crate::kernels::attention::{attention, Scores, Shape};
 
+/// How scores are formed before the mask: `q·kᵀ` multiplied by `scale`, then
+/// `cap · tanh(scores / cap)` when a cap is given (Gemma 2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scaling {
+    /// The factor on `q·kᵀ`.
+    pub scale: f64,
+    /// The soft-cap, if any.
+    pub cap: Option<f64>,
+}
+
 /// Attention over q, k, v as `(B, T, n, head_dim)`, returned as `(B, T, heads·head_dim)`:
-/// scores multiplied by `scale`, then `cap · tanh(scores / cap)` when `cap` is given,
-/// masked, softmaxed and multiplied by the values. [`Backend::Kernels`] on f32 runs the
+/// scores formed as `scaling` says, masked, softmaxed and multiplied by the values. [`Backend::Kernels`] on f32 runs the
 /// blocked kernel over the mask's spans ([`kernels`]); anything else the dense tensor form
 /// over its additive mask ([`tensors`]).
 pub fn attend(
@@ -24,26 +33,18 @@ pub fn attend(
     k: &Tensor,
     v: &Tensor,
     mask: &Mask,
-    scale: f64,
-    cap: Option<f64>,
+    scaling: Scaling,
 ) -> Result<Tensor> {
     match (backend, q.dtype()) {
-        (Backend::Kernels, DType::F32) => kernels(q, k, v, mask, scale, cap),
-        _ => tensors(q, k, v, mask, scale, cap),
+        (Backend::Kernels, DType::F32) => kernels(q, k, v, mask, scaling),
+        _ => tensors(q, k, v, mask, scaling),
     }
 }
 
 /// The kernel ([`crate::kernels::attention`]): reads the heads by stride from the
 /// projections' own layout, so no `(B, n, T, hd)` copy is made, and never holds a score
 /// tensor.
-fn kernels(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: &Mask,
-    scale: f64,
-    cap: Option<f64>,
-) -> Result<Tensor> {
+fn kernels(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, s: Scaling) -> Result<Tensor> {
     let (batch, seq, heads, head_dim) = q.dims4()?;
     let shape = Shape {
         batch,
@@ -53,8 +54,8 @@ fn kernels(
         head_dim,
     };
     let sc = Scores {
-        scale: scale as f32,
-        cap: cap.map(|c| c as f32),
+        scale: s.scale as f32,
+        cap: s.cap.map(|c| c as f32),
     };
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     let out = with_f32(&q, |q| {
@@ -71,21 +72,14 @@ fn kernels(
 
 /// The tensor form: k and v repeated up to `heads`, the `(B, heads, T, T)` scores, the
 /// additive mask and candle's softmax.
-fn tensors(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: &Mask,
-    scale: f64,
-    cap: Option<f64>,
-) -> Result<Tensor> {
+fn tensors(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, s: Scaling) -> Result<Tensor> {
     let (b, t, heads, _) = q.dims4()?;
     let (q, k, v) = (q.transpose(1, 2)?, k.transpose(1, 2)?, v.transpose(1, 2)?);
     let groups = heads / k.dim(1)?;
     let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
     let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
-    let mut scores = (q.contiguous()?.matmul(&k.t()?)? * scale)?;
-    if let Some(cap) = cap {
+    let mut scores = (q.contiguous()?.matmul(&k.t()?)? * s.scale)?;
+    if let Some(cap) = s.cap {
         scores = softcap::tensors(&scores, cap)?;
     }
     let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask.additive()?)?)?;
@@ -115,7 +109,11 @@ mod tests {
         let e = (2.0 * 2.5f64.tanh()).exp();
         let want = e / (e + 1.0);
         for backend in BACKENDS {
-            let got = values(&attend(backend, &q, &k, &v, &mask, 0.5, Some(2.0)).unwrap());
+            let scaling = Scaling {
+                scale: 0.5,
+                cap: Some(2.0),
+            };
+            let got = values(&attend(backend, &q, &k, &v, &mask, scaling).unwrap());
             assert_eq!(got[0], 0.0, "{backend:?}: the first query sees one key");
             assert!(
                 (got[1] as f64 - want).abs() < 1e-6,
@@ -146,8 +144,9 @@ mod tests {
         ];
         for (m, mask) in masks.iter().enumerate() {
             for cap in [None, Some(1.5)] {
-                let got = values(&attend(Backend::Kernels, &q, &k, &v, mask, 0.4, cap).unwrap());
-                let want = values(&attend(Backend::Tensors, &q, &k, &v, mask, 0.4, cap).unwrap());
+                let s = Scaling { scale: 0.4, cap };
+                let got = values(&attend(Backend::Kernels, &q, &k, &v, mask, s).unwrap());
+                let want = values(&attend(Backend::Tensors, &q, &k, &v, mask, s).unwrap());
                 assert_eq!(got.len(), b * t * heads * hd);
                 for (i, (x, y)) in got.iter().zip(&want).enumerate() {
                     assert!(

@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use super::linear::{Linear, WeightLayout};
 use super::norm::{Norm, NormSpec};
 use super::vars::Vars;
-use crate::ops::attention::attend;
+use crate::ops::attention::{attend, Scaling};
 use crate::ops::mask::Mask;
 use crate::ops::rotary::RotaryTables;
 use crate::ops::Backend;
@@ -191,8 +191,11 @@ impl Attention {
             q = r.rotate(self.backend, &q)?;
             k = r.rotate(self.backend, &k)?;
         }
-        let (scale, cap) = (self.scale, self.spec.softcap);
-        let out = attend(self.backend, &q, &k, &v, mask, scale, cap)?;
+        let scaling = Scaling {
+            scale: self.scale,
+            cap: self.spec.softcap,
+        };
+        let out = attend(self.backend, &q, &k, &v, mask, scaling)?;
         Ok(self.o.forward(&out)?)
     }
 }
