@@ -227,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn cpu_kernels_run_only_on_the_cpu_unforced() {
+    fn the_kernels_backend_runs_only_on_the_cpu_unforced() {
         assert_eq!(Compute::cpu().backend(), Backend::Kernels);
         assert_eq!(Compute::new(Device::Cpu, true).backend(), Backend::Tensors);
         assert_eq!(Compute::cpu().describe(), "cpu");
