@@ -107,6 +107,23 @@ pub struct BlockNames {
     pub mlp_names: MlpNames,
 }
 
+impl Default for BlockNames {
+    /// Llama's: `input_layernorm` before `self_attn`, `post_attention_layernorm` before
+    /// `mlp`, no norms on their outputs.
+    fn default() -> Self {
+        Self {
+            attn_norm: "input_layernorm",
+            attn_post_norm: "",
+            mlp_norm: "post_attention_layernorm",
+            mlp_post_norm: "",
+            attn: "self_attn",
+            attn_names: AttentionNames::default(),
+            mlp: "mlp",
+            mlp_names: MlpNames::default(),
+        }
+    }
+}
+
 impl BlockNames {
     fn norm(&self, site: Site) -> &'static str {
         match site {
