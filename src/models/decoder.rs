@@ -165,7 +165,7 @@ impl DecoderSpec {
     /// The head size, for rotary embeddings over whole heads, which must be even.
     pub fn even_head_dim(&self) -> Result<usize> {
         let head_dim = self.attention.head_dim;
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
         }
         Ok(head_dim)
