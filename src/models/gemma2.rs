@@ -87,10 +87,8 @@ pub fn sandwich(
 pub fn names(_: &Vars) -> Names {
     Names {
         block: BlockNames {
-            attn_post_norm: "post_attention_layernorm",
             mlp_norm: "pre_feedforward_layernorm",
-            mlp_post_norm: "post_feedforward_layernorm",
-            ..BlockNames::default()
+            ..BlockNames::post_norms()
         },
         ..Names::default()
     }

@@ -42,11 +42,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
 /// Llama's tensor names, with the block's two norms on the branch outputs.
 pub fn names(_: &Vars) -> Names {
     Names {
-        block: BlockNames {
-            attn_post_norm: "post_attention_layernorm",
-            mlp_post_norm: "post_feedforward_layernorm",
-            ..BlockNames::default()
-        },
+        block: BlockNames::post_norms(),
         ..Names::default()
     }
 }
