@@ -107,18 +107,6 @@ pub struct BlockNames {
     pub mlp_names: MlpNames,
 }
 
-impl BlockNames {
-    /// Llama's names with norms on the branch outputs as transformers names them (OLMo 2,
-    /// Gemma 2 and 3): `post_attention_layernorm` and `post_feedforward_layernorm`.
-    pub fn post_norms() -> Self {
-        Self {
-            attn_post_norm: "post_attention_layernorm",
-            mlp_post_norm: "post_feedforward_layernorm",
-            ..Self::default()
-        }
-    }
-}
-
 impl Default for BlockNames {
     /// Llama's: `input_layernorm` before `self_attn`, `post_attention_layernorm` before
     /// `mlp`, no norms on their outputs.
@@ -137,6 +125,16 @@ impl Default for BlockNames {
 }
 
 impl BlockNames {
+    /// Llama's names with norms on the branch outputs as transformers names them (OLMo 2,
+    /// Gemma 2 and 3): `post_attention_layernorm` and `post_feedforward_layernorm`.
+    pub fn post_norms() -> Self {
+        Self {
+            attn_post_norm: "post_attention_layernorm",
+            mlp_post_norm: "post_feedforward_layernorm",
+            ..Self::default()
+        }
+    }
+
     fn norm(&self, site: Site) -> &'static str {
         match site {
             Site::AttnIn => self.attn_norm,
