@@ -4,14 +4,16 @@
 
 use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
+use candle_nn::Activation;
 use serde::Deserialize;
 
-use super::components::attention::AttentionNames;
 use super::components::block::BlockNames;
+use super::components::rotary::Rope;
 use super::components::{
     Attention, AttentionSpec, Block, Embedding, Layout, Linear, Mlp, MlpSpec, Norm, NormSpec,
     RotarySpec, Vars, WeightLayout,
 };
+use super::components::{MlpKind, NormKind, QkNorm};
 use super::{LensModel, ModelInfo, Site};
 use crate::ops::mask::layer_masks;
 use crate::ops::{softcap::softcap, Backend};
@@ -75,7 +77,9 @@ pub struct DecoderSpec {
     pub weight_layout: WeightLayout,
 }
 
-/// Tensor names: the prefixes of the model's parts and the names inside one block.
+/// Tensor names: the prefixes of the model's parts and the names inside one block. Only the
+/// names the spec reads are looked up (no gate in a plain MLP, no norm where the layout has
+/// none), so a translator states the names that differ from Llama's ([`Names::default`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Names {
     /// Prefix of everything but the head ("model", "transformer", or "").
@@ -94,16 +98,95 @@ pub struct Names {
     pub block: BlockNames,
 }
 
-/// The standard attention names of Llama-like checkpoints (`self_attn.{q,k,v,o}_proj`).
-pub const LLAMA_ATTENTION: AttentionNames = AttentionNames {
-    q: "q_proj",
-    k: "k_proj",
-    v: "v_proj",
-    qkv: "qkv_proj",
-    o: "o_proj",
-    q_norm: "q_norm",
-    k_norm: "k_norm",
-};
+impl Head {
+    /// transformers' `tie_word_embeddings`: the token embedding table, else a head of its
+    /// own without bias, which falls back to the table when the checkpoint ships none.
+    pub fn tied(tie: bool) -> Self {
+        match tie {
+            true => Self::Tied,
+            false => Self::Own {
+                bias: false,
+                optional: true,
+            },
+        }
+    }
+}
+
+impl DecoderSpec {
+    /// A decoder of `sizes` making the choices most architectures share, Llama's, for a
+    /// translator to override where its model differs (`DecoderSpec { layout, ..base }`):
+    /// RMSNorm (eps 1e-6), sequential pre-norm blocks, separate q/k/v projections without
+    /// biases or norms, scores scaled by 1/√head_dim with full causal attention in every
+    /// layer, a SwiGLU MLP without biases, weights stored `(out, in)`, and a head of its own
+    /// that falls back to the embeddings; no rotary, learned positions, embedding scale,
+    /// soft-caps or BOS.
+    pub fn new(model_type: &str, sizes: &Sizes, max_positions: usize) -> Result<Self> {
+        let (kv_heads, head_dim) = sizes.heads()?;
+        let (hidden, layers) = (sizes.hidden_size, sizes.num_hidden_layers);
+        Ok(Self {
+            model_type: model_type.into(),
+            vocab_size: sizes.vocab_size,
+            hidden_size: hidden,
+            num_layers: layers,
+            max_positions,
+            bos_token_id: None,
+            norm: NormSpec::new(NormKind::Rms, 1e-6),
+            layout: Layout::Sequential,
+            attention: AttentionSpec {
+                hidden,
+                heads: sizes.num_attention_heads,
+                kv_heads,
+                head_dim,
+                fused_qkv: false,
+                fused_per_head: false,
+                qkv_bias: false,
+                o_bias: false,
+                qk_norm: QkNorm::None,
+                softcap: None,
+            },
+            scales: vec![1.0 / (head_dim as f64).sqrt(); layers],
+            windows: vec![None; layers],
+            rotary: None,
+            mlp: MlpSpec {
+                kind: MlpKind::Gated,
+                act: Activation::Silu,
+                hidden,
+                intermediate: sizes.intermediate_size,
+                bias: false,
+            },
+            learned_positions: None,
+            head: Head::tied(false),
+            embed_scale: None,
+            final_softcap: None,
+            weight_layout: WeightLayout::OutIn,
+        })
+    }
+
+    /// The head size, for rotary embeddings over whole heads, which must be even.
+    pub fn even_head_dim(&self) -> Result<usize> {
+        let head_dim = self.attention.head_dim;
+        if !head_dim.is_multiple_of(2) {
+            bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
+        }
+        Ok(head_dim)
+    }
+}
+
+impl Default for Names {
+    /// Llama's names (`model.embed_tokens`, `model.layers.N`, `model.norm`, `lm_head`),
+    /// which most checkpoints share.
+    fn default() -> Self {
+        Self {
+            root: "model",
+            embed: "embed_tokens",
+            positions: "",
+            layers: "layers",
+            final_norm: "norm",
+            head: "lm_head",
+            block: BlockNames::default(),
+        }
+    }
+}
 
 /// The size fields Hugging Face configs of rotary decoders spell the same way.
 #[derive(Debug, Clone, Deserialize)]
@@ -144,14 +227,66 @@ impl Sizes {
         };
         Ok((kv_heads, head_dim))
     }
+}
 
-    /// [`Sizes::heads`] for a model that rotates whole heads, whose size must be even.
-    pub fn rotary_heads(&self) -> Result<(usize, usize)> {
-        let (kv_heads, head_dim) = self.heads()?;
-        if head_dim % 2 != 0 {
-            bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
-        }
-        Ok((kv_heads, head_dim))
+/// The config.json fields Llama-like architectures spell the same way, with `LlamaConfig`'s
+/// defaults; a translator whose config class has other defaults states them with
+/// [`with_defaults`](super::with_defaults).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Common {
+    #[serde(flatten)]
+    pub sizes: Sizes,
+    #[serde(default = "default_act")]
+    pub hidden_act: Activation,
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
+    #[serde(default = "default_rms_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(flatten)]
+    pub rope: Rope,
+}
+
+fn default_act() -> Activation {
+    Activation::Silu
+}
+fn default_rms_eps() -> f64 {
+    1e-6
+}
+
+impl Common {
+    /// [`DecoderSpec::new`] with what these fields state: the RMSNorm's eps, the MLP's
+    /// activation, the head, BOS and the longest input (`default_max_positions`, the config
+    /// class's default, when absent). No rotary: see [`Common::spec`].
+    pub fn decoder(&self, model_type: &str, default_max_positions: usize) -> Result<DecoderSpec> {
+        let max_positions = self
+            .max_position_embeddings
+            .unwrap_or(default_max_positions);
+        let base = DecoderSpec::new(model_type, &self.sizes, max_positions)?;
+        Ok(DecoderSpec {
+            bos_token_id: self.bos_token_id,
+            norm: NormSpec::new(NormKind::Rms, self.rms_norm_eps),
+            mlp: MlpSpec {
+                act: self.hidden_act,
+                ..base.mlp
+            },
+            head: Head::tied(self.tie_word_embeddings),
+            ..base
+        })
+    }
+
+    /// The Llama decoder: [`Common::decoder`] rotating whole heads by `rope`.
+    pub fn spec(&self, model_type: &str, default_max_positions: usize) -> Result<DecoderSpec> {
+        let base = self.decoder(model_type, default_max_positions)?;
+        let dim = base.even_head_dim()?;
+        let inv_freq = self.rope.inv_freq(dim, base.max_positions)?;
+        Ok(DecoderSpec {
+            rotary: Some(RotarySpec::uniform(dim, inv_freq, base.num_layers)),
+            ..base
+        })
     }
 }
 
@@ -378,7 +513,7 @@ mod tests {
         let json = serde_json::json!({"model_type": "gemma2", "vocab_size": 2, "hidden_size": 3,
             "intermediate_size": 1, "num_hidden_layers": 0, "num_attention_heads": 1, "num_key_value_heads": 1,
             "head_dim": 2, "final_logit_softcapping": 1.0});
-        let spec = crate::models::gemma::spec(json).unwrap();
+        let spec = crate::models::gemma2::spec(json).unwrap();
         let vb = vars_in(
             dtype,
             &[
@@ -390,7 +525,7 @@ mod tests {
                 ("model.norm.weight", vec![0.0; 3], vec![3]),
             ],
         );
-        Decoder::new(spec, crate::models::gemma::names(&vb), &vb).unwrap()
+        Decoder::new(spec, crate::models::gemma2::names(&vb), &vb).unwrap()
     }
 
     fn values(t: &Tensor) -> Vec<f32> {

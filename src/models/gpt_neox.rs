@@ -1,146 +1,83 @@
-//! GPT-NeoX and Pythia, as transformers' `GPTNeoXForCausalLM`.
-//!
-//! Attention and the MLP read the residual through their own LayerNorms and are both added
-//! to it (`use_parallel_residual`, the default), or run one after the other when it is off.
-//! One fused `query_key_value` projection whose rows are laid out per head, partial rotary
+//! GPT-NeoX and Pythia, as transformers' `GPTNeoXForCausalLM`: attention and the MLP read
+//! the residual through their own LayerNorms and are both added to it
+//! (`use_parallel_residual`, the default), or run one after the other when it is off. One
+//! fused `query_key_value` projection whose rows are laid out per head, partial rotary
 //! embeddings (`rotary_pct`, or transformers 5's `partial_rotary_factor`), biases, and an
 //! untied `embed_out` head.
 
 use anyhow::{bail, Result};
-use candle_nn::Activation;
 use serde::Deserialize;
+use serde_json::json;
 
-use super::components::attention::AttentionNames;
-use super::components::block::BlockNames;
-use super::components::mlp::MlpNames;
-use super::components::rotary::{partial_dim, Rope};
+use super::components::rotary::partial_dim;
+use super::components::{attention::AttentionNames, block::BlockNames, mlp::MlpNames};
 use super::components::{
-    AttentionSpec, Layout, MlpKind, MlpSpec, NormKind, NormSpec, QkNorm, RotarySpec, Vars,
-    WeightLayout,
+    AttentionSpec, Layout, MlpKind, MlpSpec, NormKind, NormSpec, RotarySpec, Vars,
 };
-use super::decoder::{DecoderSpec, Head, Names, Sizes};
-use super::parse_config;
+use super::decoder::{Common, DecoderSpec, Head, Names};
+use super::{parse_config, with_defaults};
 
-/// The config.json fields GPT-NeoX uses.
+/// The config.json fields GPT-NeoX adds to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
     #[serde(flatten)]
-    pub sizes: Sizes,
-    #[serde(flatten)]
-    pub rope: Rope,
-    #[serde(default)]
-    pub hidden_act: Activation,
-    #[serde(default = "default_max_positions")]
-    pub max_position_embeddings: usize,
-    #[serde(default = "default_eps")]
+    pub common: Common,
     pub layer_norm_eps: f64,
-    #[serde(default = "yes")]
     pub use_parallel_residual: bool,
-    #[serde(default = "yes")]
     pub attention_bias: bool,
-    #[serde(default)]
-    pub tie_word_embeddings: bool,
     /// The rotating fraction as GPT-NeoX checkpoints spell it.
-    #[serde(default)]
     pub rotary_pct: Option<f64>,
     /// The same, spelt as other architectures do.
-    #[serde(default)]
     pub partial_rotary_factor: Option<f64>,
     /// The rotary base as GPT-NeoX checkpoints spell it.
-    #[serde(default)]
     pub rotary_emb_base: Option<f64>,
-    #[serde(default)]
-    pub bos_token_id: Option<u32>,
-}
-
-fn default_max_positions() -> usize {
-    2048
-}
-fn default_eps() -> f64 {
-    1e-5
-}
-fn yes() -> bool {
-    true
-}
-
-impl Config {
-    /// As `GPTNeoXConfig`: the parameters object wins, then `rotary_pct`, then 0.25.
-    fn rotary_fraction(&self) -> f64 {
-        let f = self.rope.partial_factor().or(self.rotary_pct);
-        f.or(self.partial_rotary_factor).unwrap_or(0.25)
-    }
 }
 
 /// Translates GPT-NeoX's config.json into the decoder's spec.
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
-    let mut c: Config = parse_config(json)?;
-    let (kv_heads, head_dim) = c.sizes.heads()?;
-    let Sizes {
-        vocab_size,
-        hidden_size,
-        intermediate_size,
-        num_hidden_layers: layers,
-        num_attention_heads: heads,
-        ..
-    } = c.sizes;
-    if kv_heads != heads || head_dim * heads != hidden_size {
+    // GPTNeoXConfig's defaults where Common's differ or it has none.
+    let defaults = json!({"hidden_act": "gelu", "layer_norm_eps": 1e-5,
+        "use_parallel_residual": true, "attention_bias": true});
+    let mut c: Config = parse_config(with_defaults(json, defaults))?;
+    let base = c.common.decoder("gpt_neox", 2048)?;
+    let (heads, head_dim) = (base.attention.heads, base.attention.head_dim);
+    if base.attention.kv_heads != heads || head_dim * heads != base.hidden_size {
         bail!("config.json: gpt_neox needs num_key_value_heads = num_attention_heads ({heads}) and head_dim = hidden_size / num_attention_heads");
     }
-    let dim = partial_dim(c.rotary_fraction(), head_dim)?;
-    c.rope.rope_theta = c.rotary_emb_base.or(c.rope.rope_theta);
-    let norm = NormSpec {
-        kind: NormKind::LayerNorm,
-        eps: c.layer_norm_eps,
-    };
+    // As GPTNeoXConfig: the parameters object wins, then `rotary_pct`, then 0.25.
+    let fraction = c.common.rope.partial_factor().or(c.rotary_pct);
+    let fraction = fraction.or(c.partial_rotary_factor).unwrap_or(0.25);
+    let dim = partial_dim(fraction, head_dim)?;
+    let rope = &mut c.common.rope;
+    rope.rope_theta = c.rotary_emb_base.or(rope.rope_theta);
+    let inv_freq = rope.inv_freq(dim, base.max_positions)?;
     Ok(DecoderSpec {
-        model_type: "gpt_neox".into(),
-        vocab_size,
-        hidden_size,
-        num_layers: layers,
-        max_positions: c.max_position_embeddings,
-        bos_token_id: c.bos_token_id,
-        norm,
+        norm: NormSpec::new(NormKind::LayerNorm, c.layer_norm_eps),
         layout: match c.use_parallel_residual {
             true => Layout::ParallelTwoNorms,
             false => Layout::Sequential,
         },
         attention: AttentionSpec {
-            hidden: hidden_size,
-            heads,
-            kv_heads,
-            head_dim,
             fused_qkv: true,
             fused_per_head: true,
             qkv_bias: c.attention_bias,
             o_bias: c.attention_bias,
-            qk_norm: QkNorm::None,
-            softcap: None,
+            ..base.attention
         },
-        scales: vec![1.0 / (head_dim as f64).sqrt(); layers],
-        windows: vec![None; layers],
-        rotary: Some(RotarySpec::uniform(
-            dim,
-            c.rope.inv_freq(dim, c.max_position_embeddings)?,
-            layers,
-        )),
+        rotary: Some(RotarySpec::uniform(dim, inv_freq, base.num_layers)),
         mlp: MlpSpec {
             kind: MlpKind::Plain,
-            act: c.hidden_act,
-            hidden: hidden_size,
-            intermediate: intermediate_size,
             bias: true,
+            ..base.mlp
         },
-        learned_positions: None,
-        embed_scale: None,
-        final_softcap: None,
-        head: match c.tie_word_embeddings {
+        head: match c.common.tie_word_embeddings {
             true => Head::Tied,
             false => Head::Own {
                 bias: false,
                 optional: false,
             },
         },
-        weight_layout: WeightLayout::OutIn,
+        ..base
     })
 }
 
@@ -149,29 +86,15 @@ pub fn names(_: &Vars) -> Names {
     Names {
         root: "gpt_neox",
         embed: "embed_in",
-        positions: "",
-        layers: "layers",
         final_norm: "final_layer_norm",
         head: "embed_out",
         block: BlockNames {
-            attn_norm: "input_layernorm",
-            attn_post_norm: "",
-            mlp_norm: "post_attention_layernorm",
-            mlp_post_norm: "",
             attn: "attention",
-            attn_names: AttentionNames {
-                qkv: "query_key_value",
-                o: "dense",
-                ..super::decoder::LLAMA_ATTENTION
-            },
-            mlp: "mlp",
-            mlp_names: MlpNames {
-                up: "dense_h_to_4h",
-                gate: "",
-                gate_up: "",
-                down: "dense_4h_to_h",
-            },
+            attn_names: AttentionNames::fused("query_key_value", "dense"),
+            mlp_names: MlpNames::plain("dense_h_to_4h", "dense_4h_to_h"),
+            ..BlockNames::default()
         },
+        ..Names::default()
     }
 }
 

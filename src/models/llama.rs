@@ -1,23 +1,17 @@
 //! Llama (Llama 2/3, SmolLM, TinyLlama) and Mistral, as transformers' `LlamaForCausalLM`
 //! and `MistralForCausalLM`, and llama-architecture GGUF files.
 //!
-//! A pre-norm block, `h = x + attn(rms(x))`, then `h + mlp(rms(h))`, with a SwiGLU MLP,
-//! grouped k/v heads and rotate-half rotary embeddings, optionally Llama 3 or linear scaled.
-//! [`Common`] and [`Variant`] also serve Qwen2 and Qwen3 (qwen2.rs) and OLMo 2 (olmo2.rs).
+//! [`DecoderSpec::new`]'s choices are Llama's: a pre-norm block, `h = x + attn(rms(x))`,
+//! then `h + mlp(rms(h))`, with a SwiGLU MLP, grouped k/v heads, and rotate-half rotary
+//! embeddings ([`Common::spec`]), optionally Llama 3 or linear scaled.
 
-use anyhow::{bail, Result};
-use candle_nn::Activation;
+use anyhow::Result;
 use serde::Deserialize;
+use serde_json::json;
 
-use super::components::block::BlockNames;
-use super::components::mlp::MlpNames;
-use super::components::rotary::Rope;
-use super::components::{
-    AttentionSpec, Layout, MlpKind, MlpSpec, NormKind, NormSpec, QkNorm, RotarySpec, Vars,
-    WeightLayout,
-};
-use super::decoder::{DecoderSpec, Head, Names, Sizes, LLAMA_ATTENTION};
-use super::parse_config;
+use super::components::{AttentionSpec, MlpSpec, Vars};
+use super::decoder::{Common, DecoderSpec, Names};
+use super::{parse_config, with_defaults};
 
 /// The config.json fields Llama and Mistral add to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
@@ -29,164 +23,85 @@ pub struct Config {
     pub attention_bias: bool,
     #[serde(default)]
     pub mlp_bias: bool,
-    /// Mistral only; transformers' MistralConfig defaults it to 4096 when absent.
-    #[serde(default = "default_window")]
+    /// Mistral only.
     pub sliding_window: Option<usize>,
-}
-
-fn default_window() -> Option<usize> {
-    Some(4096)
-}
-
-/// The config.json fields every Llama-like architecture spells the same way.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Common {
-    #[serde(flatten)]
-    pub sizes: Sizes,
-    #[serde(default = "default_act")]
-    pub hidden_act: Activation,
-    #[serde(default)]
-    pub max_position_embeddings: Option<usize>,
-    #[serde(default = "default_rms_eps")]
-    pub rms_norm_eps: f64,
-    #[serde(default)]
-    pub tie_word_embeddings: bool,
-    #[serde(default)]
-    pub bos_token_id: Option<u32>,
-    #[serde(flatten)]
-    pub rope: Rope,
-}
-
-fn default_act() -> Activation {
-    Activation::Silu
-}
-fn default_rms_eps() -> f64 {
-    1e-6
-}
-
-/// What sets one Llama-like architecture apart from another.
-#[derive(Debug, Clone)]
-pub struct Variant {
-    pub model_type: &'static str,
-    /// Biases on q/k/v, on o_proj, and on the MLP's three projections.
-    pub qkv_bias: bool,
-    pub o_bias: bool,
-    pub mlp_bias: bool,
-    /// transformers' default when config.json has no `max_position_embeddings`.
-    pub default_max_positions: usize,
-    /// Per layer, the sliding window (keys this many positions back or more are hidden),
-    /// or `None` for full causal attention.
-    pub windows: Vec<Option<usize>>,
-}
-
-impl Common {
-    /// The decoder spec of a Llama-like model: RMSNorm, sequential blocks, SwiGLU, rotary
-    /// over whole heads.
-    pub fn into_spec(self, v: Variant) -> Result<DecoderSpec> {
-        let (kv_heads, head_dim) = self.sizes.heads()?;
-        let Sizes {
-            vocab_size,
-            hidden_size,
-            intermediate_size,
-            num_hidden_layers: layers,
-            num_attention_heads: heads,
-            ..
-        } = self.sizes;
-        if head_dim % 2 != 0 {
-            bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
-        }
-        let max_positions = self
-            .max_position_embeddings
-            .unwrap_or(v.default_max_positions);
-        let inv_freq = self.rope.inv_freq(head_dim, max_positions)?;
-        Ok(DecoderSpec {
-            model_type: v.model_type.into(),
-            vocab_size,
-            hidden_size,
-            num_layers: layers,
-            max_positions,
-            bos_token_id: self.bos_token_id,
-            norm: NormSpec {
-                kind: NormKind::Rms,
-                eps: self.rms_norm_eps,
-            },
-            layout: Layout::Sequential,
-            attention: AttentionSpec {
-                hidden: hidden_size,
-                heads,
-                kv_heads,
-                head_dim,
-                fused_qkv: false,
-                fused_per_head: false,
-                qkv_bias: v.qkv_bias,
-                o_bias: v.o_bias,
-                qk_norm: QkNorm::None,
-                softcap: None,
-            },
-            scales: vec![1.0 / (head_dim as f64).sqrt(); layers],
-            windows: v.windows,
-            rotary: Some(RotarySpec::uniform(head_dim, inv_freq, layers)),
-            mlp: MlpSpec {
-                kind: MlpKind::Gated,
-                act: self.hidden_act,
-                hidden: hidden_size,
-                intermediate: intermediate_size,
-                bias: v.mlp_bias,
-            },
-            learned_positions: None,
-            head: match self.tie_word_embeddings {
-                true => Head::Tied,
-                false => Head::Own {
-                    bias: false,
-                    optional: true,
-                },
-            },
-            embed_scale: None,
-            final_softcap: None,
-            weight_layout: WeightLayout::OutIn,
-        })
-    }
 }
 
 /// Translates a Llama or Mistral config.json (Mistral is Llama with a sliding window).
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
-    let c: Config = parse_config(json)?;
+    // MistralConfig's window (LlamaConfig's defaults are Common's).
+    let c: Config = parse_config(with_defaults(json, json!({"sliding_window": 4096})))?;
     let mistral = c.model_type == "mistral";
-    let window = c.sliding_window.filter(|_| mistral);
-    let variant = Variant {
-        model_type: if mistral { "mistral" } else { "llama" },
-        qkv_bias: c.attention_bias,
-        o_bias: c.attention_bias,
-        mlp_bias: c.mlp_bias,
-        default_max_positions: if mistral { 4096 * 32 } else { 2048 },
-        windows: vec![window; c.common.sizes.num_hidden_layers],
+    let base = match mistral {
+        true => c.common.spec("mistral", 4096 * 32)?,
+        false => c.common.spec("llama", 2048)?,
     };
-    c.common.into_spec(variant)
+    let bias = c.attention_bias;
+    Ok(DecoderSpec {
+        attention: AttentionSpec {
+            qkv_bias: bias,
+            o_bias: bias,
+            ..base.attention
+        },
+        windows: vec![c.sliding_window.filter(|_| mistral); base.num_layers],
+        mlp: MlpSpec {
+            bias: c.mlp_bias,
+            ..base.mlp
+        },
+        ..base
+    })
 }
 
-/// The tensor names of Llama-like checkpoints (Llama, Mistral, Qwen2).
+/// The tensor names of Llama-like checkpoints (Llama, Mistral, Qwen2, Qwen3, Phi-3):
+/// [`Names::default`].
 pub fn names(_: &Vars) -> Names {
-    Names {
-        root: "model",
-        embed: "embed_tokens",
-        positions: "",
-        layers: "layers",
-        final_norm: "norm",
-        head: "lm_head",
-        block: BlockNames {
-            attn_norm: "input_layernorm",
-            attn_post_norm: "",
-            mlp_norm: "post_attention_layernorm",
-            mlp_post_norm: "",
-            attn: "self_attn",
-            attn_names: LLAMA_ATTENTION,
-            mlp: "mlp",
-            mlp_names: MlpNames {
-                up: "up_proj",
-                gate: "gate_proj",
-                gate_up: "gate_up_proj",
-                down: "down_proj",
-            },
-        },
+    Names::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::components::{Layout, MlpKind, NormKind, NormSpec, QkNorm};
+    use crate::models::decoder::Head;
+    use crate::models::test_config;
+    use candle_nn::Activation;
+
+    /// Llama is [`DecoderSpec::new`]'s choices with the config's values: RMSNorm at
+    /// `rms_norm_eps`, separate unbiased q/k/v, SwiGLU, rotary over whole heads (base 1e4),
+    /// full attention, and a head of its own that falls back to the embeddings. Mistral adds
+    /// MistralConfig's 4096-token window, which llama ignores.
+    #[test]
+    fn llama_is_the_default_decoder_and_mistral_adds_a_window() {
+        let extra = json!({"model_type": "llama", "rms_norm_eps": 1e-5,
+            "num_key_value_heads": 1, "sliding_window": 3});
+        let s = spec(test_config(extra)).unwrap();
+        assert_eq!(s.norm, NormSpec::new(NormKind::Rms, 1e-5));
+        assert_eq!(s.layout, Layout::Sequential);
+        assert_eq!((s.attention.kv_heads, s.attention.head_dim), (1, 8));
+        assert!(!s.attention.fused_qkv && !s.attention.qkv_bias && !s.attention.o_bias);
+        assert_eq!(s.attention.qk_norm, QkNorm::None);
+        assert_eq!((s.mlp.kind, s.mlp.act), (MlpKind::Gated, Activation::Silu));
+        assert!(!s.mlp.bias);
+        assert_eq!(s.scales, [1.0 / 8f64.sqrt(); 2]);
+        assert_eq!((s.windows, s.max_positions), (vec![None, None], 2048));
+        let r = s.rotary.unwrap();
+        assert_eq!((r.dim, r.tables.len()), (8, 1));
+        assert!((r.tables[0][1] - 0.1).abs() < 1e-7, "10000^(-2/8)");
+        let own = Head::Own {
+            bias: false,
+            optional: true,
+        };
+        assert_eq!(
+            (s.head, s.embed_scale, s.learned_positions),
+            (own, None, None)
+        );
+        let extra = json!({"model_type": "mistral", "tie_word_embeddings": true});
+        let m = spec(test_config(extra)).unwrap();
+        assert_eq!((m.windows, m.max_positions), (vec![Some(4096); 2], 131072));
+        assert_eq!((m.model_type.as_str(), m.head), ("mistral", Head::Tied));
+        let m = spec(test_config(
+            json!({"model_type": "mistral", "sliding_window": null}),
+        ));
+        assert_eq!(m.unwrap().windows, [None, None]);
     }
 }

@@ -8,6 +8,8 @@
 pub mod components;
 pub mod decoder;
 pub mod gemma;
+pub mod gemma2;
+pub mod gemma3;
 pub mod gguf;
 pub mod gpt2;
 pub mod gpt_neox;

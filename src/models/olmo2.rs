@@ -1,4 +1,4 @@
-//! OLMo 2, as transformers' `Olmo2ForCausalLM`: the Llama-like decoder (SwiGLU, rotary,
+//! OLMo 2, as transformers' `Olmo2ForCausalLM`: Llama's decoder (SwiGLU, rotary,
 //! grouped k/v heads) with post-norm blocks, `h = x + rms(attn(x))` then
 //! `h + rms(mlp(h))` with no norm before either branch, and RMSNorms over the whole q and k
 //! projections (`num_heads · head_dim` and `kv_heads · head_dim` channels) before the split
@@ -8,9 +8,9 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::components::{Layout, QkNorm, Vars};
-use super::decoder::{DecoderSpec, Names};
-use super::llama::{self, Common, Variant};
+use super::components::block::BlockNames;
+use super::components::{AttentionSpec, Layout, QkNorm, Vars};
+use super::decoder::{Common, DecoderSpec, Names};
 use super::{parse_config, with_defaults};
 
 /// The config.json fields OLMo 2 adds to [`Common`].
@@ -26,29 +26,25 @@ pub struct Config {
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     // Olmo2Config's RMSNorm eps default (Common's is 1e-6).
     let c: Config = parse_config(with_defaults(json, json!({"rms_norm_eps": 1e-5})))?;
-    let layers = c.common.sizes.num_hidden_layers;
-    let variant = Variant {
-        model_type: "olmo2",
-        qkv_bias: c.attention_bias,
-        o_bias: c.attention_bias,
-        mlp_bias: false,
-        default_max_positions: 2048,
-        windows: vec![None; layers],
-    };
-    let mut spec = c.common.into_spec(variant)?;
-    spec.layout = Layout::PostNorm;
-    spec.attention.qk_norm = QkNorm::Whole(spec.norm);
-    Ok(spec)
+    let base = c.common.spec("olmo2", 2048)?;
+    Ok(DecoderSpec {
+        layout: Layout::PostNorm,
+        attention: AttentionSpec {
+            qkv_bias: c.attention_bias,
+            o_bias: c.attention_bias,
+            qk_norm: QkNorm::Whole(base.norm),
+            ..base.attention
+        },
+        ..base
+    })
 }
 
 /// Llama's tensor names, with the block's two norms on the branch outputs.
-pub fn names(vb: &Vars) -> Names {
-    let mut names = llama::names(vb);
-    names.block.attn_norm = "";
-    names.block.mlp_norm = "";
-    names.block.attn_post_norm = "post_attention_layernorm";
-    names.block.mlp_post_norm = "post_feedforward_layernorm";
-    names
+pub fn names(_: &Vars) -> Names {
+    Names {
+        block: BlockNames::post_norms(),
+        ..Names::default()
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use anyhow::Result;
 use serde::Deserialize;
 
 use super::components::rotary::partial_dim;
-use super::components::{MlpKind, RotarySpec};
-use super::decoder::DecoderSpec;
-use super::llama::{Common, Variant};
+use super::components::{AttentionSpec, MlpKind, MlpSpec, RotarySpec};
+use super::decoder::{Common, DecoderSpec};
 use super::parse_config;
 
 /// The config.json fields Phi-3 adds to [`Common`].
@@ -30,39 +29,37 @@ const LONGROPE: [&str; 3] = ["longrope", "su", "yarn"];
 
 /// Translates Phi-3's config.json into the decoder's spec.
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
-    let mut c: Config = parse_config(json)?;
-    let rope = c.common.rope.clone();
-    let longrope = rope.kind().is_some_and(|k| LONGROPE.contains(&k.as_str()));
+    let c: Config = parse_config(json)?;
+    let base = c.common.decoder("phi3", 4096)?;
+    let rope = &c.common.rope;
     // As Phi3Config: the parameters object wins, then the top-level key, then 1.
     let fraction = rope.partial_factor().or(c.partial_rotary_factor);
-    let fraction = fraction.unwrap_or(1.0);
-    let layers = c.common.sizes.num_hidden_layers;
-    let variant = Variant {
-        model_type: "phi3",
-        qkv_bias: false,
-        o_bias: false,
-        mlp_bias: false,
-        default_max_positions: 4096,
-        windows: vec![c.sliding_window; layers],
-    };
-    // The Llama spec's whole-head rotary is replaced below; LongRoPE is not its to read.
-    c.common.rope = Default::default();
-    let mut spec = c.common.into_spec(variant)?;
-    spec.attention.fused_qkv = true;
-    spec.mlp.kind = MlpKind::GatedFused;
-    let dim = partial_dim(fraction, spec.attention.head_dim)?;
-    spec.rotary = Some(match longrope {
-        false => RotarySpec::uniform(dim, rope.inv_freq(dim, spec.max_positions)?, layers),
+    let dim = partial_dim(fraction.unwrap_or(1.0), base.even_head_dim()?)?;
+    let (max, layers) = (base.max_positions, base.num_layers);
+    let rotary = match rope.kind().is_some_and(|k| LONGROPE.contains(&k.as_str())) {
+        false => RotarySpec::uniform(dim, rope.inv_freq(dim, max)?, layers),
         true => {
             let original = c.original_max_position_embeddings;
-            let (short, long) = rope.longrope(dim, spec.max_positions, original)?;
+            let (short, long) = rope.longrope(dim, max, original)?;
             RotarySpec {
                 longrope: Some(long),
                 ..RotarySpec::uniform(dim, short, layers)
             }
         }
-    });
-    Ok(spec)
+    };
+    Ok(DecoderSpec {
+        attention: AttentionSpec {
+            fused_qkv: true,
+            ..base.attention
+        },
+        windows: vec![c.sliding_window; layers],
+        rotary: Some(rotary),
+        mlp: MlpSpec {
+            kind: MlpKind::GatedFused,
+            ..base.mlp
+        },
+        ..base
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Qwen2 and Qwen2.5, as transformers' `Qwen2ForCausalLM`: the Llama-like decoder with
+//! Qwen2 and Qwen2.5, as transformers' `Qwen2ForCausalLM`: Llama's decoder with
 //! biases on q/k/v only, never on o_proj or the MLP, and Qwen2's own way of switching on
 //! the sliding window per layer.
 //!
@@ -10,9 +10,8 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::components::QkNorm;
-use super::decoder::DecoderSpec;
-use super::llama::{Common, Variant};
+use super::components::{AttentionSpec, QkNorm};
+use super::decoder::{Common, DecoderSpec};
 use super::{parse_config, with_defaults};
 
 /// The config.json fields Qwen2 and Qwen3 add to [`Common`].
@@ -25,19 +24,10 @@ pub struct Config {
     pub attention_bias: bool,
     #[serde(default)]
     pub use_sliding_window: bool,
-    #[serde(default = "default_window")]
     pub sliding_window: Option<usize>,
-    #[serde(default = "default_max_window_layers")]
     pub max_window_layers: usize,
     #[serde(default)]
     pub layer_types: Option<Vec<String>>,
-}
-
-fn default_window() -> Option<usize> {
-    Some(4096)
-}
-fn default_max_window_layers() -> usize {
-    28
 }
 
 impl Config {
@@ -58,27 +48,31 @@ impl Config {
 
 /// Translates a Qwen2 or Qwen3 config.json into the decoder's spec.
 pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
-    // Qwen3Config's defaults where `Common`'s differ: head_dim 128, not hidden / heads, and
-    // 32 key/value heads.
     let qwen3 = json.get("model_type").and_then(|t| t.as_str()) == Some("qwen3");
-    let json = match qwen3 {
-        true => with_defaults(json, json!({"head_dim": 128, "num_key_value_heads": 32})),
-        false => json,
+    // Qwen2Config's defaults; Qwen3Config's also where `Common`'s differ: head_dim 128, not
+    // hidden / heads, and 32 key/value heads.
+    let defaults = match qwen3 {
+        false => json!({"sliding_window": 4096, "max_window_layers": 28}),
+        true => json!({"sliding_window": 4096, "max_window_layers": 28, "head_dim": 128,
+            "num_key_value_heads": 32}),
     };
-    let c: Config = parse_config(json)?;
-    let variant = Variant {
-        model_type: if qwen3 { "qwen3" } else { "qwen2" },
-        qkv_bias: !qwen3 || c.attention_bias,
-        o_bias: qwen3 && c.attention_bias,
-        mlp_bias: false,
-        default_max_positions: 32768,
+    let c: Config = parse_config(with_defaults(json, defaults))?;
+    let base = c
+        .common
+        .spec(if qwen3 { "qwen3" } else { "qwen2" }, 32768)?;
+    Ok(DecoderSpec {
+        attention: AttentionSpec {
+            qkv_bias: !qwen3 || c.attention_bias,
+            o_bias: qwen3 && c.attention_bias,
+            qk_norm: match qwen3 {
+                true => QkNorm::PerHead(base.norm),
+                false => QkNorm::None,
+            },
+            ..base.attention
+        },
         windows: c.windows(),
-    };
-    let mut spec = c.common.into_spec(variant)?;
-    if qwen3 {
-        spec.attention.qk_norm = QkNorm::PerHead(spec.norm);
-    }
-    Ok(spec)
+        ..base
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use super::components::Vars;
 use super::decoder::{DecoderSpec, Names};
 use super::gguf::{self, GgufSupport};
-use super::{gemma, gpt2, gpt_neox, llama, olmo2, phi, phi3, qwen2};
+use super::{gemma, gemma2, gemma3, gpt2, gpt_neox, llama, olmo2, phi, phi3, qwen2};
 use crate::loading::gguf::GgufFile;
 
 /// One architecture.
@@ -78,7 +78,7 @@ pub const ARCHITECTURES: &[Architecture] = &[
     Architecture {
         model_types: &["gemma"],
         spec: gemma::spec,
-        names: gemma::names_v1,
+        names: llama::names,
         gguf: Some(GgufSupport {
             architecture: "gemma",
             names: gguf::QWEN_NAMES,
@@ -88,8 +88,8 @@ pub const ARCHITECTURES: &[Architecture] = &[
     },
     Architecture {
         model_types: &["gemma2"],
-        spec: gemma::spec,
-        names: gemma::names,
+        spec: gemma2::spec,
+        names: gemma2::names,
         gguf: Some(GgufSupport {
             architecture: "gemma2",
             names: gguf::GEMMA2_NAMES,
@@ -99,8 +99,8 @@ pub const ARCHITECTURES: &[Architecture] = &[
     },
     Architecture {
         model_types: &["gemma3_text", "gemma3"],
-        spec: gemma::spec,
-        names: gemma::names,
+        spec: gemma3::spec,
+        names: gemma3::names,
         gguf: Some(GgufSupport {
             architecture: "gemma3",
             names: gguf::GEMMA2_NAMES,

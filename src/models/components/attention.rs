@@ -69,6 +69,32 @@ pub struct AttentionNames {
     pub k_norm: &'static str,
 }
 
+impl AttentionNames {
+    /// One fused `qkv` projection and the output projection `o`; the rest keep Llama's.
+    pub fn fused(qkv: &'static str, o: &'static str) -> Self {
+        Self {
+            qkv,
+            o,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for AttentionNames {
+    /// Llama's: `{q,k,v,o}_proj`, fused `qkv_proj`, `q_norm` and `k_norm`.
+    fn default() -> Self {
+        Self {
+            q: "q_proj",
+            k: "k_proj",
+            v: "v_proj",
+            qkv: "qkv_proj",
+            o: "o_proj",
+            q_norm: "q_norm",
+            k_norm: "k_norm",
+        }
+    }
+}
+
 enum Projections {
     Separate { q: Linear, k: Linear, v: Linear },
     Fused(Linear),

@@ -107,7 +107,34 @@ pub struct BlockNames {
     pub mlp_names: MlpNames,
 }
 
+impl Default for BlockNames {
+    /// Llama's: `input_layernorm` before `self_attn`, `post_attention_layernorm` before
+    /// `mlp`, no norms on their outputs.
+    fn default() -> Self {
+        Self {
+            attn_norm: "input_layernorm",
+            attn_post_norm: "",
+            mlp_norm: "post_attention_layernorm",
+            mlp_post_norm: "",
+            attn: "self_attn",
+            attn_names: AttentionNames::default(),
+            mlp: "mlp",
+            mlp_names: MlpNames::default(),
+        }
+    }
+}
+
 impl BlockNames {
+    /// Llama's names with norms on the branch outputs as transformers names them (OLMo 2,
+    /// Gemma 2 and 3): `post_attention_layernorm` and `post_feedforward_layernorm`.
+    pub fn post_norms() -> Self {
+        Self {
+            attn_post_norm: "post_attention_layernorm",
+            mlp_post_norm: "post_feedforward_layernorm",
+            ..Self::default()
+        }
+    }
+
     fn norm(&self, site: Site) -> &'static str {
         match site {
             Site::AttnIn => self.attn_norm,

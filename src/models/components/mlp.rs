@@ -47,6 +47,29 @@ pub struct MlpNames {
     pub down: &'static str,
 }
 
+impl MlpNames {
+    /// A [`MlpKind::Plain`] MLP's two projections; the gated ones keep Llama's names.
+    pub fn plain(up: &'static str, down: &'static str) -> Self {
+        Self {
+            up,
+            down,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for MlpNames {
+    /// Llama's: `up_proj`, `gate_proj`, fused `gate_up_proj`, `down_proj`.
+    fn default() -> Self {
+        Self {
+            up: "up_proj",
+            gate: "gate_proj",
+            gate_up: "gate_up_proj",
+            down: "down_proj",
+        }
+    }
+}
+
 enum Inputs {
     Plain(Linear),
     Gated { gate: Linear, up: Linear },

@@ -30,6 +30,13 @@ pub struct NormSpec {
     pub eps: f64,
 }
 
+impl NormSpec {
+    /// A `kind` normalisation adding `eps` to the variance.
+    pub fn new(kind: NormKind, eps: f64) -> Self {
+        Self { kind, eps }
+    }
+}
+
 /// A loaded normalisation over the last dimension.
 #[derive(Debug, Clone)]
 pub enum Norm {
