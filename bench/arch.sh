@@ -8,7 +8,7 @@
 #
 # For each checkpoint, with its weights in the page cache: logitlens --bos on a 9-token prompt
 # (BENCH_RUNS runs, default 5) and on a 512-token prompt (BENCH_LONG_RUNS, default 3), table
-# output to /dev/null, LOGITLENS_TIMING=1. Prints a Markdown table of medians: wall time and the
+# output to /dev/null, timed by bench/lib.sh. Prints a Markdown table of medians: wall time and the
 # forward / lens split, tokens/s = positions / (forward + lens), and the ratio to llama.
 # Prompts (counted with BOS) are English prose cut with bench/make_prompts.py's helpers using the
 # checkpoints' tokenizer (tests/fixtures/phi-tiny's).
@@ -20,38 +20,24 @@
 # idle while it measures.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${LOGITLENS_CACHE:-$HOME/.cache/logitlens}"
-export LOGITLENS_VENV="${LOGITLENS_VENV:-$CACHE/venv}"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init bench-arch
 DIR="$CACHE/bench-arch"
 WORK="$DIR/work"
 RUNS="${BENCH_RUNS:-5}"
 LONG_RUNS="${BENCH_LONG_RUNS:-3}"
 read -r -a MODELS <<<"${BENCH_MODELS:-llama gpt_neox gemma2 olmo2 phi3}"  # llama first (the reference)
 
-log() { echo "bench-arch: $*" >&2; }
-
-# shellcheck source=scripts/venv.sh
-source "$ROOT/scripts/venv.sh"
-ensure_venv   # sets PY
-
+bench_python
 for m in "${MODELS[@]}"; do
   "$PY" "$ROOT/bench/make_random_checkpoint.py" "$m" "$DIR/$m"
 done
-
-if [ -n "${LOGITLENS_BIN:-}" ]; then
-  BIN="$LOGITLENS_BIN"
-else
-  log "cargo build --release"
-  (cd "$ROOT" && cargo build --release --quiet)
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/logitlens"
-fi
-[ -x "$BIN" ] || { log "no binary at $BIN"; exit 1; }
+bench_binary
+bench_work "$WORK"
 
 # Prompts: 8 and 511 tokens (+ BOS = 9 and 512 positions).
-mkdir -p "$WORK/logs"
-rm -f "$WORK/logs/"*
-PYTHONPATH="$ROOT/bench" "$PY" -c '
+bench_py -c '
 import sys
 from tokenizers import Tokenizer
 from make_prompts import long_text, encode
@@ -64,28 +50,19 @@ for name, n, seed in (("short.txt", 8, 7), ("long.txt", 511, 0)):
 SHORT="$(cat "$WORK/short.txt")"
 LONG="$(cat "$WORK/long.txt")"
 
-export LOGITLENS_TIMING=1
-# run MODEL LABEL I PROMPT: one timed run; wall seconds and logitlens' timing lines in the log.
-run() {
-  local m="$1" label="$2" i="$3" prompt="$4" log="$WORK/logs/$1.$2.$3"
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$BIN" --model "$DIR/$m" --bos --prompt "$prompt" >/dev/null 2>"$log.err"
-  t1=$(date +%s.%N)
-  echo "$t0 $t1" | awk '{printf "wall %.3f\n", $2 - $1}' >>"$log.err"
-}
-
 for m in "${MODELS[@]}"; do
   log "$m"
-  cat "$DIR/$m/model.safetensors" >/dev/null   # page cache
-  run "$m" short 0 "$SHORT"                      # warm-up, not counted
-  for i in $(seq 1 "$RUNS"); do run "$m" short "$i" "$SHORT"; done
-  for i in $(seq 1 "$LONG_RUNS"); do run "$m" long "$i" "$LONG"; done
+  bench_warm "$DIR/$m/model.safetensors"
+  "$BIN" --model "$DIR/$m" --bos --prompt "$SHORT" >/dev/null 2>&1 # warm-up, not counted
+  for i in $(seq 1 "$RUNS"); do bench_run "$m" short "$BIN" --model "$DIR/$m" --bos --prompt "$SHORT"; done
+  for i in $(seq 1 "$LONG_RUNS"); do bench_run "$m" long "$BIN" --model "$DIR/$m" --bos --prompt "$LONG"; done
 done
 
-"$PY" - "$DIR" "$WORK/logs" "$RUNS" "$LONG_RUNS" "${MODELS[@]}" <<'PY'
-import re, statistics, sys
-d, logs, runs, long_runs, models = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
+bench_py - "$DIR" "$WORK" "${MODELS[@]}" <<'PY'
+import sys
+import harness
+d, work, models = sys.argv[1], sys.argv[2], sys.argv[3:]
+runs = harness.runs(work)
 BLOCK = {
     "llama": "pre-norm, SwiGLU (reference)",
     "gpt_neox": "parallel residual, LayerNorm, rotary 25 %, fused qkv (Pythia-410m shape)",
@@ -93,16 +70,11 @@ BLOCK = {
     "olmo2": "post-norm, q/k norm",
     "phi3": "fused qkv_proj / gate_up_proj",
 }
-def med(m, label, n):
-    wall, fwd, lens, pos = [], [], [], None
-    for i in range(1, n + 1):
-        text = open(f"{logs}/{m}.{label}.{i}.err").read()
-        t = re.search(r"timing: tokens (\d+) forward ([\d.]+)s lens ([\d.]+)s", text)
-        pos = int(t.group(1)); fwd.append(float(t.group(2))); lens.append(float(t.group(3)))
-        wall.append(float(re.search(r"wall ([\d.]+)", text).group(1)))
-    f, l = statistics.median(fwd), statistics.median(lens)
-    return pos, statistics.median(wall), f, l, pos / (f + l)
-rows = {m: (int(open(f"{d}/{m}/params.txt").read()), med(m, "short", runs), med(m, "long", long_runs)) for m in models}
+def med(m, side):
+    s = harness.summary(harness.select(runs, m, side))
+    pos, f, l = int(s["tokens"]), s["forward_s"], s["lens_s"]
+    return pos, s["wall"], f, l, pos / (f + l)
+rows = {m: (int(open(f"{d}/{m}/params.txt").read()), med(m, "short"), med(m, "long")) for m in models}
 ref_s, ref_l = rows["llama"][1][4], rows["llama"][2][4]
 print(f"| model | params | block type | {rows['llama'][1][0]} tok: wall / forward / lens | "
       f"{rows['llama'][2][0]} tok: wall / forward / lens | tokens/s ({rows['llama'][1][0]} / {rows['llama'][2][0]}) | vs llama ({rows['llama'][1][0]} / {rows['llama'][2][0]}) |")

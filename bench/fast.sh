@@ -13,81 +13,67 @@
 #   2. the full-size Phi-1.5-shaped checkpoint (random float16 weights, bench/run.sh's):
 #      the tutorial's 9-token prompt (--bos, FAST_RUNS rounds), 512 and 2048 tokens (one run
 #      each; FAST_LONG=0 skips 2048) and the 32-prompt batch (one run each).
-# The line "timing: load ... --fast: bf16 head, <path>" names the kernel path this CPU took.
+# The first line names the kernel path this CPU took (LOGITLENS_TIMING=json's "fast").
 # Not part of `cargo test` or CI.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$(realpath "${1:-$ROOT/target/release/logitlens}")"
-CACHE="${LOGITLENS_CACHE:-$HOME/.cache/logitlens}"
-export LOGITLENS_VENV="${LOGITLENS_VENV:-$CACHE/venv}"
-PHI="$CACHE/phi-1_5-random"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init fast-bench
+LOGITLENS_BIN="${1:-${LOGITLENS_BIN:-$ROOT/target/release/logitlens}}"
 SMOL="$CACHE/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 RUNS="${FAST_RUNS:-5}"
 LONG="${FAST_LONG:-1}"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-log() { echo "fast-bench: $*" >&2; }
+BENCH_ON_FAILURE=exit
 
-# shellcheck source=scripts/venv.sh
-source "$ROOT/scripts/venv.sh"
-ensure_venv
-"$PY" "$ROOT/scripts/make_phi_fullsize.py" "$PHI" >/dev/null
+bench_python
+bench_phi
+bench_binary
 [ -f "$SMOL" ] || bash "$ROOT/scripts/fetch_smollm2.sh" >/dev/null
-"$PY" "$ROOT/bench/make_prompts.py" "$PHI" "$WORK/prompts" >/dev/null
-P="$WORK/prompts"
+bench_work
+bench_prompts "$BENCH_WORK/prompts"
+P="$BENCH_WORK/prompts"
+# shellcheck disable=SC2034 # read by bench_pair
+SIDE_exact=("$BIN")
+# shellcheck disable=SC2034
+SIDE_fast=("$BIN" --fast)
 
-one() { # CASE MODE ARGS...: one run; appends its wall and lens seconds to $WORK/CASE.MODE
-  local case="$1" mode="$2" start end flag=()
-  shift 2
-  [ "$mode" = fast ] && flag=(--fast)
-  start=$(date +%s.%N)
-  LOGITLENS_TIMING=1 "$BIN" "$@" "${flag[@]}" -f jsonl --top-k 5 >"$WORK/$case.$mode.jsonl" \
-    2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
-  end=$(date +%s.%N)
-  grep -m1 '^timing: load' "$WORK/err" >"$WORK/$case.$mode.path" || true
-  local lens
-  lens=$(sed -n 's/^timing: tokens .* lens \([0-9.]*\)s$/\1/p' "$WORK/err" | awk '{s+=$1} END{print s+0}')
-  echo "$(awk "BEGIN{print $end - $start}") $lens" >>"$WORK/$case.$mode"
-}
-
-pair() { # CASE ROUNDS ARGS...: exact and --fast, alternating
-  local case="$1" rounds="$2" i
+pair() { # CASE ROUNDS ARGS...: exact and --fast, alternating; compares the last outputs
+  local case="$1" rounds="$2" i n
   shift 2
   log "$case ($rounds round(s))"
+  n=$(wc -l <"$BENCH_WORK/cases.tsv")
   for i in $(seq 1 "$rounds"); do
-    if [ $((i % 2)) = 1 ]; then one "$case" exact "$@"; one "$case" fast "$@"
-    else one "$case" fast "$@"; one "$case" exact "$@"; fi
+    BENCH_STDOUT="$BENCH_WORK/$n.{side}.jsonl" bench_pair "$i" "$case" exact fast "$@" -f jsonl --top-k 5
   done
-  "$PY" "$ROOT/bench/fast_compare.py" "$WORK/$case.exact.jsonl" "$WORK/$case.fast.jsonl" >"$WORK/$case.cmp"
-  echo "$case" >>"$WORK/cases"
+  bench_py "$ROOT/bench/fast_compare.py" "$BENCH_WORK/$n.exact.jsonl" "$BENCH_WORK/$n.fast.jsonl" >"$BENCH_WORK/$n.cmp"
+  printf '%s\t%s\n' "$case" "$BENCH_WORK/$n.cmp" >>"$BENCH_WORK/cases.tsv"
 }
 
-cat "$PHI/model.safetensors" "$SMOL" >/dev/null
+: >"$BENCH_WORK/cases.tsv"
+bench_warm "$PHI/model.safetensors" "$SMOL"
 "$BIN" -m "$SMOL" -p warm >/dev/null 2>&1
-pair "SmolLM2-135M, 32 prompts" "$RUNS" -m "$SMOL" --prompts "$P/batch32.txt"
+pair "SmolLM2-135M, 32 prompts" "$RUNS" -m "$SMOL" --prompts "$BATCH32"
 "$BIN" -m "$PHI" -p warm >/dev/null 2>&1
-pair "Phi-1.5 shape, 9 tokens" "$RUNS" -m "$PHI" --bos -p "$(cat "$P/fox.txt")"
-pair "Phi-1.5 shape, 32 x 9 tokens" 1 -m "$PHI" --bos --prompts "$P/batch32.txt"
-pair "Phi-1.5 shape, 512 tokens" 1 -m "$PHI" --bos -p "$(cat "$P/long512.txt")"
-[ "$LONG" = 1 ] && pair "Phi-1.5 shape, 2048 tokens" 1 -m "$PHI" --bos -p "$(cat "$P/long2048.txt")"
+pair "Phi-1.5 shape, 9 tokens" "$RUNS" -m "$PHI" --bos -p "$FOX"
+pair "Phi-1.5 shape, 32 x 9 tokens" 1 -m "$PHI" --bos --prompts "$BATCH32"
+pair "Phi-1.5 shape, 512 tokens" 1 -m "$PHI" --bos -p "$LONG512"
+[ "$LONG" = 1 ] && pair "Phi-1.5 shape, 2048 tokens" 1 -m "$PHI" --bos -p "$LONG2048"
 
-"$PY" - "$WORK" <<'PY'
-import json, statistics, sys
+bench_py - "$BENCH_WORK" <<'PY'
+import json, sys
+import harness
 work = sys.argv[1]
-cases = [l.rstrip("\n") for l in open(f"{work}/cases")]
-def runs(case, mode):
-    rows = [l.split() for l in open(f"{work}/{case}.{mode}")]
-    return [float(r[0]) for r in rows], [float(r[1]) for r in rows]
-path = open(f"{work}/{cases[0]}.fast.path").read().strip()
-print(f"fast path: {path.split('--fast: ')[-1]}")
+runs = harness.runs(work)
+cases = [l.rstrip("\n").split("\t") for l in open(f"{work}/cases.tsv")]
+fast = harness.select(runs, cases[0][0], "fast")[0]["timing"]
+print(f"fast path: {fast['fast'] if fast else '?'}")
 print("| case | runs | exact wall | --fast wall | speed-up | exact lens | --fast lens | lens speed-up | max abs d entropy | max abs d KL | argmax flips | flips where margin > 0.01 | output-row flips |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for case in cases:
-    (we, le), (wf, lf) = runs(case, "exact"), runs(case, "fast")
-    we, wf, le, lf = (statistics.median(v) for v in (we, wf, le, lf))
-    c = json.load(open(f"{work}/{case}.cmp"))
-    print(f"| {case} | {len(runs(case, 'exact')[0])} | {we:.2f} s | {wf:.2f} s | {we / wf:.2f}x | {le:.2f} s | {lf:.2f} s | {le / lf:.2f}x "
+for case, cmp in cases:
+    e, f = (harness.summary(harness.select(runs, case, side)) for side in ("exact", "fast"))
+    c = json.load(open(cmp))
+    print(f"| {case} | {e['n']} | {e['wall']:.2f} s | {f['wall']:.2f} s | {e['wall'] / f['wall']:.2f}x | {e['lens_s']:.2f} s | {f['lens_s']:.2f} s | {e['lens_s'] / f['lens_s']:.2f}x "
           f"| {c['max_abs_d_entropy']:.2e} | {c['max_abs_d_kl']:.2e} "
           f"| {c['argmax_flips']}/{c['cells']} ({100 * c['flip_fraction']:.2f} %) | {c['clear_flips']}/{c['clear_cells']} | {c['output_flips']}/{c['output_cells']} |")
 PY

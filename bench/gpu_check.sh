@@ -19,9 +19,10 @@
 #    the CPU's top-2 margin exceeds 1e-3, entropies within 1e-3 nats.
 # 4. Speed on the GPU, f32, load included (wall time of the whole process, median of
 #    $GPU_CHECK_RUNS): 9, 512 and 2048 tokens (bench/gpu/prompts, made by
-#    bench/gpu/make_prompts.py), and one process over 100 prompts of 9 tokens; with
-#    LOGITLENS_TIMING's load / forward / lens split of the last run. The CPU's 9-token time on
-#    the same machine is printed beside it.
+#    bench/gpu/make_prompts.py), and one process over 100 prompts of 9 tokens; with the
+#    medians of LOGITLENS_TIMING's load / forward / lens (forward and lens summed over the
+#    prompts of a run). The CPU's 9-token time on the same machine is printed beside it. The
+#    runs are timed by the bench harness (bench/lib.sh, bench/harness.py).
 #
 # Environment: GPU_CHECK_DEVICE (default cuda), GPU_CHECK_WORK (default
 # /tmp/logitlens-gpu-check), GPU_CHECK_RUNS (default 3), PYTHON (default python3), and
@@ -31,7 +32,9 @@
 # Exits 1 when a parity target is missed.
 set -uo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init gpu_check
 BIN="${1:-${LOGITLENS_BIN:-}}"
 if [ -z "$BIN" ]; then
   BIN="$ROOT/target-cuda/release/logitlens"
@@ -50,7 +53,6 @@ RUNS="${GPU_CHECK_RUNS:-3}"
 PY="${PYTHON:-python3}"
 PROMPTS="$ROOT/bench/gpu/prompts"
 mkdir -p "$WORK"
-log() { echo "gpu_check: $*" >&2; }
 
 case "$BIN" in
   *.xz)
@@ -86,7 +88,6 @@ fi
 
 seconds() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(seconds)" 'BEGIN {printf "%.2f", b - a}'; }
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 # ---- 2. checkpoint ------------------------------------------------------------------------
 MODEL="$WORK/phi-fullsize"
@@ -94,7 +95,7 @@ start="$(seconds)"
 "$PY" "$ROOT/bench/gpu/make_checkpoint.py" "$MODEL" ${GPU_CHECK_LAYERS:-} >&2 || { log "cannot make the checkpoint"; exit 1; }
 log "checkpoint ready in $(elapsed "$start") s"
 # Into the page cache, so that every timed run loads from memory.
-cat "$MODEL/model.safetensors" > /dev/null
+bench_warm "$MODEL/model.safetensors"
 
 # ---- 3. parity ----------------------------------------------------------------------------
 status=0
@@ -125,34 +126,36 @@ parity "phi-1.5 shape, 9 tokens" "$MODEL" --prompts "$PROMPTS/p9.txt"
 parity "phi-1.5 shape, 512 tokens" "$MODEL" --prompts "$PROMPTS/p512.txt"
 
 # ---- 4. speed -----------------------------------------------------------------------------
-timed() { # device|host PROMPTS_FILE : median wall seconds of RUNS runs; the last run's timing lines
-  local side="$1" file="$2" times=() device=cpu run=()
+timed() { # LABEL device|host PROMPTS_FILE : RUNS timed runs
+  local label="$1" side="$2" file="$3" device=cpu run=()
   [ "$side" = device ] && device="$DEVICE" && run=("${GENERIC[@]}")
   for _ in $(seq "$RUNS"); do
-    local t0
-    t0="$(seconds)"
-    env "${run[@]}" LOGITLENS_TIMING=1 "$BIN" --model "$MODEL" --device "$device" --prompts "$file" \
-      --format jsonl > /dev/null 2> "$WORK/timing.err" || { log "run failed: $(grep -v '^timing' "$WORK/timing.err" | head -1)"; status=1; }
-    times+=("$(elapsed "$t0")")
+    bench_run "$label" "$side" env "${run[@]}" "$BIN" --model "$MODEL" --device "$device" \
+      --prompts "$file" --format jsonl
   done
-  printf '%s\n' "${times[@]}" | median
-}
-split() { # the load / forward / lens seconds of the last timed run (forward and lens summed over prompts)
-  awk '/^timing: load [0-9]/ {l = $3 + 0} /^timing: tokens/ {f += $5 + 0; n += $7 + 0}
-       END {printf "%.3f / %.3f / %.3f s", l, f, n}' "$WORK/timing.err"
 }
 
-echo
-echo "| speed, phi-1.5 shape, f32 | device | wall (median of $RUNS, load included) | last run: load / forward / lens |"
-echo "|---|---|---|---|"
+bench_work "$WORK/speed"
 for n in 9 512 2048; do
-  wall="$(timed device "$PROMPTS/p$n.txt")"
-  echo "| $n tokens | $LABEL | $wall s | $(split) |"
+  timed "$n tokens" device "$PROMPTS/p$n.txt"
 done
-wall="$(timed device "$PROMPTS/batch100.txt")"
-echo "| 100 prompts of 9 tokens, one process | $LABEL | $wall s | $(split) |"
-wall="$(timed host "$PROMPTS/p9.txt")"
-echo "| 9 tokens | cpu ($(nproc) cores) | $wall s | $(split) |"
+timed "100 prompts of 9 tokens, one process" device "$PROMPTS/batch100.txt"
+timed "9 tokens" host "$PROMPTS/p9.txt"
+
+echo
+bench_py - "$BENCH_WORK" "$RUNS" "$LABEL" "cpu ($(nproc) cores)" <<'EOF' || status=1
+import sys
+import harness
+work, runs, device, host = sys.argv[1:5]
+all_runs = harness.runs(work)
+print(f"| speed, phi-1.5 shape, f32 | device | wall (median of {runs}, load included) | load / forward / lens (medians) |")
+print("|---|---|---|---|")
+for key in dict.fromkeys((r["label"], r["side"]) for r in all_runs):
+    s = harness.summary(harness.select(all_runs, *key))
+    failed = f" ({s['failed']} failed)" if s["failed"] else ""
+    print(f"| {key[0]} | {device if key[1] == 'device' else host} | {harness.fmt_s(s['wall'])}{failed} | {harness.split(s)} s |")
+sys.exit(1 if any(not r["ok"] for r in all_runs) else 0)
+EOF
 echo
 [ "$status" = 0 ] && log "every parity target met" || log "a target was missed or a run failed (see the tables)"
 exit "$status"

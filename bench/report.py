@@ -1,23 +1,19 @@
-"""Turns bench/run.sh's logs into the Markdown report: medians, ratios, targets (issue 5).
+"""Turns bench/run.sh's runs into the Markdown report: medians, ratios, targets (issue 5).
 
-    python bench/report.py --logs DIR --weights FILE [--runs N --long-runs N --batch-runs N]
+    python bench/report.py --work DIR --weights FILE [--runs N --long-runs N --batch-runs N]
 
-Each run left LABEL.RUN.time (GNU `/usr/bin/time -v -o`) and LABEL.RUN.err (its stderr) in
-DIR. Wall time is "Elapsed (wall clock)", peak RSS "Maximum resident set size". logitlens's
-stderr may hold `timing: KEY VALUE[s] ...` lines (LOGITLENS_TIMING=1), e.g.
-`timing: load 0.120s` once per process and `timing: tokens 9 forward 0.800s lens 0.300s` once
-per prompt; values of a key are summed over a run.
+DIR is the bench harness's work folder (bench/lib.sh's runs.tsv and logs): each run's wall
+time, peak RSS and LOGITLENS_TIMING's load / forward / lens, read by bench/harness.py.
 """
 
 import argparse
-import glob
 import os
-import platform
-import re
-import statistics
 import sys
 
-GIB = 1024**3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import GIB, fmt_s  # noqa: E402
+
 FOX_POSITIONS = 9  # "The quick brown fox jumps over the lazy" + BOS
 BATCH = 32
 
@@ -33,68 +29,10 @@ ROWS = [
 POSITIONS = {"logitlens-9": 9, "logitlens-512": 512, "logitlens-2048": 2048}
 
 
-def parse_wall(text):
-    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text)
-    parts = [float(p) for p in m.group(1).split(":")]
-    secs = 0.0
-    for p in parts:
-        secs = secs * 60 + p
-    return secs
-
-
-def parse_rss(text):
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    return int(m.group(1)) * 1024
-
-
-def parse_timing(text):
-    """Sums of every `timing:` key over the run, and how many times each key appeared."""
-    sums, counts = {}, {}
-    for line in text.splitlines():
-        if not line.startswith("timing:"):
-            continue
-        for key, value in re.findall(r"([A-Za-z_][\w-]*)\s+([0-9]+(?:\.[0-9]+)?)s?\b", line[7:]):
-            sums[key] = sums.get(key, 0.0) + float(value)
-            counts[key] = counts.get(key, 0) + 1
-    return sums, counts
-
-
-def load_runs(logs, label):
-    """(successful runs, number of failed runs) of one label."""
-    runs, failed = [], 0
-    for path in sorted(glob.glob(os.path.join(logs, f"{label}.*.time"))):
-        base = path[: -len(".time")]
-        if os.path.exists(base + ".failed"):
-            failed += 1
-            continue
-        with open(path) as f:
-            t = f.read()
-        err = open(base + ".err", errors="replace").read() if os.path.exists(base + ".err") else ""
-        sums, counts = parse_timing(err)
-        runs.append({"wall": parse_wall(t), "rss": parse_rss(t), "timing": sums, "counts": counts})
-    return runs, failed
-
-
-def summarize(runs, failed):
-    """Medians over the successful runs; None when there are none."""
-    if not runs:
-        return None
-    s = {
-        "n": len(runs),
-        "failed": failed,
-        "wall": statistics.median(r["wall"] for r in runs),
-        "rss": statistics.median(r["rss"] for r in runs),
-        "timing": {},
-        "counts": runs[0]["counts"],
-    }
-    keys = set.intersection(*(set(r["timing"]) for r in runs))
-    for k in keys:
-        s["timing"][k] = statistics.median(r["timing"][k] for r in runs)
-    return s
-
-
-def fmt_s(x):
-    return "—" if x is None else (f"{x:.2f} s" if x < 100 else f"{x:.0f} s")
+def summarize(runs, label):
+    """Medians over the label's successful runs (harness.summary); None when there are none."""
+    s = harness.summary(harness.select(runs, label))
+    return s if s["n"] else None
 
 
 def fmt_rate(x):
@@ -109,29 +47,9 @@ def verdict(ok):
     return "n/a" if ok is None else ("**PASS**" if ok else "**FAIL**")
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-            mem = f", {kb * 1024 / GIB:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}"
-
-
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--logs", required=True)
+    ap.add_argument("--work", required=True)
     ap.add_argument("--weights", required=True)
     ap.add_argument("--runs", default="?")
     ap.add_argument("--long-runs", default="?")
@@ -139,9 +57,9 @@ def main():
     ap.add_argument("--commit", default="unknown")
     a = ap.parse_args()
 
-    loaded = {label: load_runs(a.logs, label) for label, _ in ROWS}
-    S = {label: summarize(*loaded[label]) for label, _ in ROWS}
-    FAILED = {label: loaded[label][1] for label, _ in ROWS}
+    runs = harness.runs(a.work)
+    S = {label: summarize(runs, label) for label, _ in ROWS}
+    FAILED = {label: sum(not r["ok"] for r in harness.select(runs, label)) for label, _ in ROWS}
     weights = os.path.getsize(a.weights)
     long_rss_target = weights + GIB
     base = S["tutorial-bf16"]
@@ -150,7 +68,7 @@ def main():
     p = out.append
     p("## logitlens benchmark (issue 5)")
     p("")
-    p(f"- machine: {machine()}")
+    p(f"- machine: {harness.machine()}")
     p(
         f"- checkpoint: full-size Phi-1.5 shape, random float16 weights; "
         f"`model.safetensors` {weights / 1e9:.2f} GB ({weights / GIB:.2f} GiB)"
@@ -158,7 +76,7 @@ def main():
     p(
         f"- medians over runs: {a.runs} of each 9-token row (the four run alternately), "
         f"{a.long_runs} of each long prompt, {a.batch_runs} of the batch; page cache warm; "
-        f"`/usr/bin/time -v`"
+        f"wall measured outside the process, peak RSS by GNU time"
     )
     p(
         "- logitlens at its defaults (f32), with `--bos`, table to /dev/null, heatmap PNG written "
@@ -186,11 +104,11 @@ def main():
     p("")
 
     # -- logitlens breakdown
-    have_timing = any(S[l] and S[l]["timing"] for l in POSITIONS)
+    have_timing = any(S[l] and S[l]["forward_s"] is not None for l in POSITIONS)
     p("### logitlens: throughput and where the time goes")
     p("")
     if not have_timing:
-        p("(no `timing:` lines on logitlens's stderr with LOGITLENS_TIMING=1: no breakdown)")
+        p("(no timings on logitlens's stderr with LOGITLENS_TIMING=json: no breakdown)")
         p("")
     p("| prompt | positions | wall | tokens/s (end to end) | load | forward | lens | lens share of forward + lens | tokens/s (forward + lens) |")
     p("|---|---|---|---|---|---|---|---|---|")
@@ -198,9 +116,8 @@ def main():
         s = S[label]
         if s is None:
             continue
-        t = s["timing"]
-        n = int(t.get("tokens", n))
-        fw, ln, ld = t.get("forward"), t.get("lens"), t.get("load")
+        n = int(s["tokens"] or n)
+        fw, ln, ld = s["forward_s"], s["lens_s"], s["load_s"]
         share = f"{100 * ln / (fw + ln):.0f} %" if fw is not None and ln is not None and fw + ln > 0 else "—"
         tps_core = fmt_rate(n / (fw + ln)) if fw is not None and ln is not None and fw + ln > 0 else "—"
         p(
@@ -223,11 +140,10 @@ def main():
             f"- marginal cost per prompt = (batch wall − single 9-token run wall) / {BATCH - 1} = "
             f"({fmt_s(batch['wall'])} − {fmt_s(single['wall'])}) / {BATCH - 1} = **{fmt_s(marginal)}**"
         )
-        bt = batch["timing"]
-        if "load" in bt:
+        if batch["timing"]:
             p(
-                f"- in the batch: `timing: load` printed {batch['counts'].get('load', 0)}×, "
-                f"load {fmt_s(bt.get('load'))}, forward {fmt_s(bt.get('forward'))}, lens {fmt_s(bt.get('lens'))} in all"
+                f"- in the batch: {len(batch['timing']['prompts'])} prompts timed in one process, "
+                f"load {fmt_s(batch['load_s'])}, forward {fmt_s(batch['forward_s'])}, lens {fmt_s(batch['lens_s'])} in all"
             )
         p("")
 
@@ -263,7 +179,7 @@ def main():
             f"{rss} | {verdict(ok)} |"
         )
     if single and batch:
-        load = single["timing"].get("load")
+        load = single["load_s"]
         # One load for the whole batch: an extra prompt costs at most what a fresh process spends
         # beyond loading (10 % allowance for noise on a shared machine).
         bound = 1.1 * (single["wall"] - (load or 0.0))

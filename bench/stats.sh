@@ -16,66 +16,50 @@
 # Not part of `cargo test` or CI.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$(realpath "${1:-$ROOT/target/release/logitlens}")"
-CACHE="${LOGITLENS_CACHE:-$HOME/.cache/logitlens}"
-export LOGITLENS_VENV="${LOGITLENS_VENV:-$CACHE/venv}"
-MODEL="$CACHE/phi-1_5-random"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init stats-bench
+LOGITLENS_BIN="${1:-${LOGITLENS_BIN:-$ROOT/target/release/logitlens}}"
 RUNS="${STATS_RUNS:-7}"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-log() { echo "stats-bench: $*" >&2; }
+BENCH_ON_FAILURE=exit
 
-# shellcheck source=scripts/venv.sh
-source "$ROOT/scripts/venv.sh"
-ensure_venv
-"$PY" "$ROOT/scripts/make_phi_fullsize.py" "$MODEL" >/dev/null
-"$PY" "$ROOT/bench/make_prompts.py" "$MODEL" "$WORK/prompts" >/dev/null
-FOX="$(cat "$WORK/prompts/fox.txt")"
-LONG="$(cat "$WORK/prompts/long2048.txt")"
+bench_python
+bench_phi
+bench_binary
+bench_work
+bench_prompts "$BENCH_WORK/prompts"
+# shellcheck disable=SC2034 # read by bench_pair
+SIDE_plain=("$BIN" --top-k 0)
+# shellcheck disable=SC2034
+SIDE_stats=("$BIN" --target " dog")
 
-one() { # LABEL ARGS...: appends the wall time of one run to $WORK/LABEL
-  local label="$1" start end
-  shift
-  start=$(date +%s.%N)
-  "$BIN" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
-  end=$(date +%s.%N)
-  awk "BEGIN{print $end - $start}" >>"$WORK/$label"
-}
-
-cat "$MODEL/model.safetensors" >/dev/null
-BASE=(-m "$MODEL" --bos -p "$FOX" -f json)
+bench_warm "$PHI/model.safetensors"
+BASE=(-m "$PHI" --bos -p "$FOX" -f json)
 "$BIN" "${BASE[@]}" >/dev/null 2>&1
 for i in $(seq 1 "$RUNS"); do
   log "round $i of $RUNS (9 tokens)"
-  if [ $((i % 2)) = 1 ]; then
-    one plain "${BASE[@]}" --top-k 0
-    one stats "${BASE[@]}" --target " dog"
-  else
-    one stats "${BASE[@]}" --target " dog"
-    one plain "${BASE[@]}" --top-k 0
-  fi
+  bench_pair "$i" 9-tokens plain stats "${BASE[@]}"
 done
 
 log "2048 tokens, peak RSS"
-/usr/bin/time -f "%M %e" -o "$WORK/rss" "$BIN" -m "$MODEL" --bos -p "$LONG" -f jsonl \
-  --target " dog" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
-FILE_BYTES=$(stat -c %s "$MODEL/model.safetensors")
+command -v /usr/bin/time >/dev/null || { log "needs GNU time (peak RSS): apt-get install time"; exit 1; }
+bench_run 2048-tokens rss "$BIN" -m "$PHI" --bos -p "$LONG2048" -f jsonl --target " dog"
 
-"$PY" - "$WORK" "$RUNS" "$FILE_BYTES" <<'PY'
-import statistics, sys
+bench_py - "$BENCH_WORK" "$RUNS" "$(stat -c %s "$PHI/model.safetensors")" <<'PY'
+import sys
+import harness
 work, runs, file_bytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-med = lambda name: statistics.median(float(l) for l in open(f"{work}/{name}"))
-plain, stats = med("plain"), med("stats")
+all_runs = harness.runs(work)
+plain, stats = (harness.summary(harness.select(all_runs, "9-tokens", side))["wall"] for side in ("plain", "stats"))
 print(f"| case | runs | median wall |")
 print(f"|---|---|---|")
 print(f"| 9 tokens, JSON, --top-k 0, no target | {runs} | {plain:.3f} s |")
 print(f"| 9 tokens, JSON, top-k 5 + --target | {runs} | {stats:.3f} s |")
 print(f"overhead of top-k 5 + one target: {stats / plain:.3f}x (goal: at most 1.10x)")
-kib, wall = open(f"{work}/rss").read().split()
-rss = int(kib) * 1024
+long = harness.select(all_runs, "2048-tokens")[0]
+rss, wall = long["rss"], long["wall"]
 limit = file_bytes + (1 << 30)
-print(f"2048 tokens, top-k 5 + one target: peak RSS {rss / 2**30:.2f} GiB, wall {float(wall):.1f} s; "
+print(f"2048 tokens, top-k 5 + one target: peak RSS {rss / 2**30:.2f} GiB, wall {wall:.1f} s; "
       f"model file {file_bytes / 2**30:.2f} GiB + 1 GiB = {limit / 2**30:.2f} GiB "
       f"({'within' if rss <= limit else 'OVER'} the goal)")
 PY

@@ -24,6 +24,7 @@ pub mod output;
 pub mod prompts;
 pub mod provenance;
 pub mod session;
+pub mod timing;
 pub mod tokens;
 
 pub use loading::{gguf, gguf_tokenizer, source, weights};

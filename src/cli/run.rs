@@ -12,6 +12,7 @@ use crate::kernels::dot_bf16::Path;
 use crate::lens::{Lens, PACK_TOKENS};
 use crate::output::{Printer, Report, Sink};
 use crate::session::{RunOptions, Session};
+use crate::timing::Timing;
 use crate::tokens::one_line;
 
 /// Loads the model once and runs every prompt; returns the exit code.
@@ -21,17 +22,10 @@ use crate::tokens::one_line;
 /// prompt failed); without images it stops at once and exits 0. Any other stdout failure
 /// (a full disk) ends the run with one error line.
 pub fn run(mut args: Args) -> Result<i32> {
-    let started = std::time::Instant::now();
+    let mut timing = Timing::start();
     let session = Session::load(&args.model, &args.load)?;
-    let timing = std::env::var_os("LOGITLENS_TIMING").is_some_and(|v| !v.is_empty());
-    if timing {
-        let fast = session.compute().fast_path();
-        eprintln!(
-            "timing: load {:.3}s on {}{}",
-            started.elapsed().as_secs_f64(),
-            session.compute().describe(),
-            fast.map(|f| format!(", --fast: {f}")).unwrap_or_default()
-        );
+    if timing.on() {
+        timing.loaded(session.compute().describe(), session.compute().fast_path());
     }
     if !args.quiet {
         warn_about_vocabulary(&session, &args);
@@ -43,12 +37,7 @@ pub fn run(mut args: Args) -> Result<i32> {
             true => args.run.also = vec![tuned],
             false => args.run.lens.lens = tuned,
         }
-        if timing {
-            eprintln!(
-                "timing: load with tuned lens {:.3}s",
-                started.elapsed().as_secs_f64()
-            );
-        }
+        timing.tuned_lens_loaded();
     }
     let vocab = session.model().info().vocab_size;
     if args.run.lens.top_k > vocab {
@@ -90,7 +79,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         let prompt = &args.prompts[index];
         ran += 1;
         if pending.is_empty() {
-            pending = lens_window(&session, &args, &targets.per_prompt, index, timing).into();
+            pending = lens_window(&session, &args, &targets.per_prompt, index, &mut timing).into();
         }
         let result = pending.pop_front().expect("a window holds the next prompt");
         progress.inc(1);
@@ -153,6 +142,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         };
         eprintln!("logitlens: {failures} of {total} prompts failed{not_run}");
     }
+    timing.finish();
     Ok(if failures > 0 || unwritten { 1 } else { 0 })
 }
 
@@ -286,7 +276,7 @@ fn lens_window(
     args: &Args,
     targets: &[Result<Vec<u32>>],
     first: usize,
-    timing: bool,
+    timing: &mut Timing,
 ) -> Vec<Result<Vec<Report>>> {
     let mut end = first + 1;
     let mut bytes = args.prompts[first].text.len();
@@ -320,14 +310,7 @@ fn lens_window(
                 return Err(anyhow!("{e}"));
             }
             let (mut reports, t) = computed.next().expect("one result per prompt run")?;
-            if timing {
-                eprintln!(
-                    "timing: tokens {} forward {:.3}s lens {:.3}s",
-                    reports[0].tokens.len(),
-                    t.forward.as_secs_f64(),
-                    t.lens.as_secs_f64()
-                );
-            }
+            timing.prompt(prompt.index, reports[0].tokens.len(), t.forward, t.lens);
             for report in &mut reports {
                 report.prompt_index = prompt.index;
                 report.prompt_id = prompt.id.clone();
