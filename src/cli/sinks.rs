@@ -274,6 +274,27 @@ mod tests {
                 fail_finish: false,
             }
         }
+
+        fn unfit(self) -> Self {
+            Self {
+                unfit: true,
+                ..self
+            }
+        }
+
+        fn failing_at(self, prompt: usize) -> Self {
+            Self {
+                fail_prompt: Some(prompt),
+                ..self
+            }
+        }
+
+        fn failing_to_finish(self) -> Self {
+            Self {
+                fail_finish: true,
+                ..self
+            }
+        }
     }
 
     impl Sink for Probe {
@@ -336,11 +357,12 @@ mod tests {
     #[test]
     fn a_file_error_fails_its_prompt_and_every_sink_still_gets_the_reports() {
         let log = Rc::default();
-        let mut images = Probe::new("images", &log);
-        images.fail_prompt = Some(3);
         let mut sinks = sinks(vec![
             (OnError::EndRun, Probe::new("stdout", &log)),
-            (OnError::FailPrompt, images),
+            (
+                OnError::FailPrompt,
+                Probe::new("images", &log).failing_at(3),
+            ),
         ]);
         let written = sinks.write(&[report(3, "logit"), report(3, "tuned")]);
         let failed = written.unwrap().unwrap_err();
@@ -361,10 +383,8 @@ mod tests {
     #[test]
     fn a_stdout_or_summary_error_ends_the_run_at_once() {
         let log = Rc::default();
-        let mut summary = Probe::new("summary", &log);
-        summary.fail_prompt = Some(0);
         let mut sinks = sinks(vec![
-            (OnError::EndRun, summary),
+            (OnError::EndRun, Probe::new("summary", &log).failing_at(0)),
             (OnError::FailPrompt, Probe::new("images", &log)),
         ]);
         let ended = sinks.write(&[report(0, "logit")]).unwrap_err();
@@ -375,11 +395,9 @@ mod tests {
     #[test]
     fn a_prompt_a_sink_cannot_show_fails_before_anything_is_written() {
         let log = Rc::default();
-        let mut images = Probe::new("images", &log);
-        images.unfit = true;
         let mut sinks = sinks(vec![
             (OnError::EndRun, Probe::new("stdout", &log)),
-            (OnError::FailPrompt, images),
+            (OnError::FailPrompt, Probe::new("images", &log).unfit()),
         ]);
         let failed = sinks.write(&[report(0, "logit")]).unwrap().unwrap_err();
         assert_eq!(failed.to_string(), "images cannot show it");
@@ -390,20 +408,22 @@ mod tests {
     fn finishing_follows_each_policy() {
         // A report that cannot be written at the end: said, exit code 1, the rest finish.
         let log = Rc::default();
-        let mut page = Probe::new("page", &log);
-        page.fail_finish = true;
         let mut sinks_a = sinks(vec![
-            (OnError::FailPrompt, page),
+            (
+                OnError::FailPrompt,
+                Probe::new("page", &log).failing_to_finish(),
+            ),
             (OnError::EndRun, Probe::new("stdout", &log)),
         ]);
         assert!(sinks_a.finish().unwrap());
         assert_eq!(log_of(&log), ["page finish", "stdout finish"]);
         // A summary that cannot be written ends the run: the sinks after it do not finish.
         let log = Rc::default();
-        let mut summary = Probe::new("summary", &log);
-        summary.fail_finish = true;
         let mut sinks_b = sinks(vec![
-            (OnError::EndRun, summary),
+            (
+                OnError::EndRun,
+                Probe::new("summary", &log).failing_to_finish(),
+            ),
             (OnError::FailPrompt, Probe::new("page", &log)),
         ]);
         assert_eq!(

@@ -17,8 +17,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::heatmap::{
-    draw_error, encode, fit, register_font, text_width, visible, Figure, ImageFormat, Pen,
-    Scale, INK, MUTED,
+    draw_error, encode, fit, register_font, text_width, visible, Figure, ImageFormat, Pen, Scale,
+    INK, MUTED,
 };
 use super::summary::{add_report, write_if_any};
 use super::{Report, RunContext, Sink};
