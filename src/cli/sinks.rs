@@ -68,9 +68,9 @@ pub enum Files {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
     /// The run ends at once: one error line and exit code 1; the sinks after it are not
-    /// finished. stdout (whose errors [`Stdout`] words, and which ends quietly with exit
-    /// code 0 when closed, or is dropped when files are being written), `--summary` and
-    /// `--summary-plot`.
+    /// finished. stdout (its `Stdout` wrapper words its errors; a closed stdout ends the
+    /// run quietly with exit code 0, or is dropped while files are being written),
+    /// `--summary` and `--summary-plot`.
     EndRun,
     /// A report's error fails its prompt: one line naming the prompt, exit code 1 at the
     /// end; the other sinks still get the prompt's reports and the run goes on (unless
