@@ -23,6 +23,7 @@ pub mod ops;
 pub mod output;
 pub mod prompts;
 pub mod provenance;
+pub mod report;
 pub mod session;
 pub mod timing;
 pub mod tokens;
@@ -31,6 +32,6 @@ pub use loading::{gguf, gguf_tokenizer, source, weights};
 
 pub use lens::{Lens, LensOptions, LogitLens, TokenStat};
 pub use models::{LensModel, ModelFiles, ModelInfo};
-pub use output::Report;
+pub use report::Report;
 pub use session::{LoadOptions, RunOptions, Session};
 pub use source::{HubSettings, ModelSource};

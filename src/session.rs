@@ -16,8 +16,8 @@ use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
 use crate::loading::tuned_lens::{self, LensFiles};
 use crate::models::{self, LensModel, ModelFiles};
-use crate::output::{heatmap, Report};
 use crate::provenance::{Provenance, Source, TokenizerSource};
+use crate::report::Report;
 use crate::tokens::{self, Vocab};
 
 /// How to load a model.
@@ -153,7 +153,7 @@ impl Session {
         let model = models::load_gguf(&mut file, dtype, compute)?;
         let title = match file.opt_string("general.name") {
             Ok(Some(general)) if !general.trim().is_empty() => general.trim().to_string(),
-            _ => heatmap::display_name(&path.display().to_string()),
+            _ => display_name(&path.display().to_string()),
         };
         let provenance = Provenance::new(
             name,
@@ -191,7 +191,7 @@ impl Session {
         );
         Ok(Self {
             name: name.to_string(),
-            title: heatmap::display_name(name),
+            title: display_name(name),
             model,
             vocab,
             provenance,
@@ -395,8 +395,48 @@ impl Session {
     }
 }
 
+/// The model as a person knows it, from a `--model` argument: a Hub id as it is, a local
+/// directory or file by its name (never its whole path).
+pub fn display_name(model: &str) -> String {
+    let path = Path::new(model);
+    if !path.exists() {
+        return model.to_string();
+    }
+    let named = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    named(path)
+        .or_else(|| path.canonicalize().ok().as_deref().and_then(named))
+        .unwrap_or_else(|| model.to_string())
+}
+
 /// The directory a lens file sits in, for the lens's name.
 fn parent(file: &Path) -> String {
     file.parent()
         .map_or_else(String::new, |d| d.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_never_paths() {
+        assert_eq!(display_name("microsoft/phi-1_5"), "microsoft/phi-1_5");
+        let dir = std::env::temp_dir().join("logitlens-display-name-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("SmolLM2.Q4_1.gguf");
+        std::fs::write(&file, b"").unwrap();
+        assert_eq!(
+            display_name(&file.display().to_string()),
+            "SmolLM2.Q4_1.gguf"
+        );
+        assert_eq!(
+            display_name(&format!("{}/", dir.display())),
+            "logitlens-display-name-test"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            display_name("."),
+            display_name(&std::env::current_dir().unwrap().display().to_string())
+        );
+    }
 }

@@ -163,7 +163,7 @@ fn switching_the_metric_changes_the_cell_colours() {
 }
 
 /// Loads phi-tiny and runs `prompt` through the library, as the CLI does.
-fn phi_report(prompt: &str) -> logitlens::output::Report {
+fn phi_report(prompt: &str) -> logitlens::Report {
     let session = Session::load(&phi(), &LoadOptions::default()).unwrap();
     session.run(prompt, &RunOptions::default()).unwrap()
 }

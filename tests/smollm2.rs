@@ -118,7 +118,7 @@ fn paris_reaches_rank_one_only_at_the_output() {
     // Per-target settling: " Paris" is first the argmax at the output, where it stays;
     // " the" is the argmax at layers 25, 27 and 28 (transformers' golden argmaxes agree)
     // but not at the output, so it never settles.
-    let settle = |t: &logitlens::output::Target| (t.first_layer, t.settled_layer);
+    let settle = |t: &logitlens::report::Target| (t.first_layer, t.settled_layer);
     assert_eq!(settle(&report.targets[0]), (Some(30), Some(30)));
     assert_eq!(settle(&report.targets[1]), (Some(25), None));
     let ranks: Vec<u32> = report

@@ -755,7 +755,7 @@ fn smollm2_tuned_way(model: &Path, dir: &Path, src: &Path, way: Way) {
 // ---- --compare-lenses: images ----
 
 /// One prompt's logit and tuned reports on llama-tiny, from one forward pass.
-fn compared_reports(prompt: &str) -> Vec<logitlens::output::Report> {
+fn compared_reports(prompt: &str) -> Vec<logitlens::Report> {
     let (model, lens) = model_and_lens("llama-tiny");
     let session = session(Path::new(&model));
     let tuned = load_lens(&session, Path::new(&lens)).unwrap();

@@ -1,29 +1,24 @@
 //! Resolved arguments: the flags checked and turned into the values the run needs, before
 //! any expensive work. Nothing of clap's [`Flags`] is carried past [`Args::resolve`].
 
-use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use candle_core::DType;
 
 use super::flags::{Dtype, Flags, Format, ImageKind};
+use super::sinks::{Files, Outputs};
 use super::usage;
 use crate::atomic;
 use crate::compute::DeviceSpec;
 use crate::lens::{LensOptions, LogitLens, Stat};
 use crate::loading::source;
-use crate::output::delimited::{Columns, Delimited};
 use crate::output::heatmap::{HeatmapOptions, ImageFormat, Metric, Window};
-use crate::output::images::{self, Images, Target};
-use crate::output::json::Json;
-use crate::output::jsonl::Jsonl;
-use crate::output::report::{self, Html};
+use crate::output::images::{self, Target};
+use crate::output::report;
 use crate::output::summary::SummaryFile;
 use crate::output::summary_plot::SummaryPlot;
-use crate::output::table::Table;
-use crate::output::Printer;
 use crate::prompts::{self, Prompt};
-use crate::provenance::Provenance;
 use crate::session::{LoadOptions, RunOptions, TunedLensSource};
 
 /// Everything a run needs, owned and checked.
@@ -37,20 +32,8 @@ pub struct Args {
     pub run: RunOptions,
     /// The prompts, in order.
     pub prompts: Vec<Prompt>,
-    /// The stdout format.
-    pub format: Format,
-    /// The statistics the table shows after each token.
-    pub table_stats: Vec<Stat>,
-    /// JSON as one object rather than an array.
-    pub single_json: bool,
-    /// Where heatmaps go, if anywhere.
-    pub images: Option<Images>,
-    /// Where the HTML report goes, if anywhere.
-    pub report: Option<Html>,
-    /// Where the batch summary goes, if anywhere.
-    pub summary: Option<SummaryFile>,
-    /// Where the batch summary's curves are drawn, if anywhere.
-    pub summary_plot: Option<SummaryPlot>,
+    /// What is written where: stdout, files, summaries (built once the model is loaded).
+    pub outputs: Outputs,
     /// The tuned lens to load once the model is loaded (its shapes are checked then).
     pub tuned_lens: Option<TunedLensSource>,
     /// Run the logit lens and the tuned lens over the same forward pass.
@@ -93,14 +76,10 @@ impl Args {
             })?;
         let tuned_lens = tuned_lens(&flags)?;
         let single_json = flags.prompts.is_none() && flags.prompt.len() == 1;
-        let (images, report) = match wants_report(&flags) {
-            true => (None, html_report(&flags, &prompts, single_json)?),
-            false => (images(&flags, &prompts)?, None),
+        let files = match wants_report(&flags) {
+            true => html_report(&flags, &prompts)?.map(Files::Report),
+            false => images(&flags, &prompts)?,
         };
-        // Under --compare-lenses each prompt's two reports share one image or page.
-        let lenses = if flags.compare_lenses { 2 } else { 1 };
-        let images = images.map(|i| i.lenses(lenses));
-        let report = report.map(|r| r.lenses(lenses));
         let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
         let device = flags.device.open().map_err(|e| usage(e.to_string()))?;
@@ -117,9 +96,9 @@ impl Args {
         let mut lens = LensOptions::new(LogitLens {
             final_norm: !flags.no_final_norm,
         });
-        lens.top_k = match report.is_some() {
-            true => report_top_k(flags.top_k)?,
-            false => top_k(flags.top_k, flags.format)?,
+        lens.top_k = match files {
+            Some(Files::Report(_)) => report_top_k(flags.top_k)?,
+            _ => top_k(flags.top_k, flags.format)?,
         };
         lens.sublayers = flags.sublayers;
         let run = RunOptions {
@@ -128,25 +107,34 @@ impl Args {
             also: Vec::new(),
         };
         let summary = match &flags.summary {
-            Some(path) => Some(SummaryFile::new(path, None).map_err(|e| usage(e.to_string()))?),
+            Some(path) => Some((
+                path.clone(),
+                SummaryFile::check(path).map_err(|e| usage(e.to_string()))?,
+            )),
             None => None,
         };
         let table_stats = match flags.entropy {
             true => vec![Stat::Entropy],
             false => vec![],
         };
+        let outputs = Outputs {
+            format: flags.format,
+            table_stats,
+            single_json,
+            many: prompts.len() > 1,
+            // Under --compare-lenses each prompt's two reports share one image or page.
+            lenses: if flags.compare_lenses { 2 } else { 1 },
+            files,
+            summary,
+            summary_plot,
+            warn: !flags.quiet,
+        };
         Ok(Self {
             model: flags.model,
             load,
             run,
-            single_json,
             prompts,
-            format: flags.format,
-            table_stats,
-            images,
-            report,
-            summary,
-            summary_plot,
+            outputs,
             tuned_lens,
             compare_lenses: flags.compare_lenses,
             target_texts: flags.target,
@@ -155,38 +143,6 @@ impl Args {
             progress,
             quiet: flags.quiet,
         })
-    }
-
-    /// The stdout printer, writing to `out`; `targets` is the most targets any prompt
-    /// tracks (CSV/TSV columns).
-    pub fn printer<W: Write>(
-        &self,
-        out: W,
-        provenance: Option<&Provenance>,
-        targets: usize,
-    ) -> Printer<W> {
-        let columns = Columns {
-            top_k: self.run.lens.top_k,
-            targets,
-            lens: self.compare_lenses,
-        };
-        match self.format {
-            Format::Table => {
-                let table = Table::new(out, self.table_stats.clone(), self.prompts.len() > 1);
-                Printer::Table(match self.compare_lenses {
-                    true => table.with_lens_labels(),
-                    false => table,
-                })
-            }
-            Format::Json => Printer::Json(Json::new(out, self.single_json)),
-            Format::Jsonl => Printer::Jsonl(Jsonl::new(out)),
-            Format::Csv => {
-                Printer::Delimited(Box::new(Delimited::new(out, b',', provenance, columns)))
-            }
-            Format::Tsv => {
-                Printer::Delimited(Box::new(Delimited::new(out, b'\t', provenance, columns)))
-            }
-        }
     }
 }
 
@@ -329,7 +285,7 @@ fn check_flags_apply(flags: &Flags) -> Result<()> {
 
 /// Where each prompt's heatmap goes, checked: one prompt for `--out`, an existing
 /// directory and distinct file names for `--out-dir`.
-fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
+fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Files>> {
     let (target, format) = match (&flags.out, &flags.out_dir) {
         (Some(_), _) if prompts.len() > 1 => {
             return Err(usage(format!(
@@ -386,14 +342,16 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Images>> {
         window,
         ..HeatmapOptions::default()
     };
-    Ok(Some(
-        Images::new(target, format, options).warn(!flags.quiet),
-    ))
+    Ok(Some(Files::Images {
+        target,
+        format,
+        options,
+    }))
 }
 
-/// The `--summary-plot` file, checked: several prompts, a .png or .svg file that can be
-/// created.
-fn summary_plot(flags: &Flags, prompts: usize) -> Result<Option<SummaryPlot>> {
+/// The `--summary-plot` file and its format, checked: several prompts, a .png or .svg file
+/// that can be created.
+fn summary_plot(flags: &Flags, prompts: usize) -> Result<Option<(PathBuf, ImageFormat)>> {
     let Some(path) = &flags.summary_plot else {
         return Ok(None);
     };
@@ -403,8 +361,8 @@ fn summary_plot(flags: &Flags, prompts: usize) -> Result<Option<SummaryPlot>> {
              give several (--prompts FILE, or --prompt more than once), or use --out for one prompt's heatmap"
         )));
     }
-    SummaryPlot::new(path)
-        .map(Some)
+    SummaryPlot::check(path)
+        .map(|format| Some((path.clone(), format)))
         .map_err(|e| usage(format!("--summary-plot: {e}")))
 }
 
@@ -421,7 +379,7 @@ fn wants_report(flags: &Flags) -> bool {
 /// Where the HTML report goes, checked: one file holding every prompt for `--out`, or one
 /// file per prompt with distinct names in an existing `--out-dir`. The heatmap's drawing
 /// options do not apply to it.
-fn html_report(flags: &Flags, prompts: &[Prompt], single: bool) -> Result<Option<Html>> {
+fn html_report(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Target>> {
     if flags.color_range.is_some() {
         return Err(usage(
             "--color-range applies to PNG/SVG heatmaps; the HTML report scales each metric to its data, with a colour bar",
@@ -461,7 +419,7 @@ fn html_report(flags: &Flags, prompts: &[Prompt], single: bool) -> Result<Option
         }
         (None, None) => return Ok(None),
     };
-    Ok(Some(Html::new(target, single)))
+    Ok(Some(target))
 }
 
 /// Checks that `--out-dir` is a directory where files can be created.

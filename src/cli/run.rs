@@ -1,34 +1,36 @@
-//! The work: load the model once, run the lens on every prompt, and hand each report to
-//! the stdout printer and the images as soon as it is ready.
+//! The work: load the model once, check what depends on its vocabulary, build the sinks,
+//! run the lens on every prompt and hand each report to the sinks as soon as it is ready.
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
 use super::args::Args;
-use super::{is_broken_pipe, report_error, usage};
+use super::sinks::Sinks;
+use super::{report_error, usage};
 use crate::kernels::dot_bf16::Path;
 use crate::lens::{Lens, PACK_TOKENS};
-use crate::output::{Printer, Report, Sink};
+use crate::output::RunContext;
+use crate::report::Report;
 use crate::session::{RunOptions, Session};
 use crate::timing::Timing;
-use crate::tokens::one_line;
 
 /// Loads the model once and runs every prompt; returns the exit code.
 ///
-/// stdout closing early (`| head`): when images were asked for (`--out`, `--out-dir`), the
-/// run goes on without printing and writes every image, then exits 0 quietly (1 if a
-/// prompt failed); without images it stops at once and exits 0. Any other stdout failure
-/// (a full disk) ends the run with one error line.
+/// Each sink's errors follow its kind's policy ([`super::sinks::OnError`]): stdout's and
+/// the summaries' end the run, and stdout closing early (`| head`) ends it quietly with
+/// exit code 0, unless files are being written (`--out`, `--out-dir`): then the run goes on
+/// without printing and writes every file. A heatmap's or the HTML report's error fails its
+/// prompt. Exit code 1 when a prompt or a file failed.
 pub fn run(mut args: Args) -> Result<i32> {
     let mut timing = Timing::start();
     let session = Session::load(&args.model, &args.load)?;
     if timing.on() {
         timing.loaded(session.compute().describe(), session.compute().fast_path());
     }
+    let targets = check_vocabulary(&session, &args)?;
     if !args.quiet {
-        warn_about_vocabulary(&session, &args);
         warn_about_fast(&session);
     }
     if let Some(source) = &args.tuned_lens {
@@ -39,40 +41,17 @@ pub fn run(mut args: Args) -> Result<i32> {
         }
         timing.tuned_lens_loaded();
     }
-    let vocab = session.model().info().vocab_size;
-    if args.run.lens.top_k > vocab {
-        return Err(usage(format!(
-            "--top-k {} is more than the model's {vocab} tokens; give K of at most {vocab}",
-            args.run.lens.top_k
-        )));
-    }
-    let targets = Targets::resolve(&session, &args)?;
+    let context = RunContext {
+        title: session.title().to_string(),
+        provenance: session.provenance(&args.run),
+        vocab_size: session.model().info().vocab_size,
+        targets: targets.most(),
+    };
+    let out = io::BufWriter::new(io::stdout());
+    let mut sinks = Sinks::build(&args.outputs, args.run.lens.top_k, out);
     let total = args.prompts.len();
     let progress = progress_bar(total, args.progress);
-    let provenance = session.provenance(&args.run);
-    let mut summary = args.summary.take();
-    if let Some(summary) = &mut summary {
-        summary.set_provenance(provenance.clone());
-    }
-    let mut summary_plot = args.summary_plot.take();
-    if let Some(plot) = &mut summary_plot {
-        plot.set_model(session.title());
-    }
-    let mut images = args.images.take();
-    let mut html = args.report.take();
-    if let Some(images) = &mut images {
-        images.for_model(session.title(), session.model().info().vocab_size);
-    }
-    let printer = args.printer(
-        io::BufWriter::new(io::stdout()),
-        Some(&provenance),
-        targets.most(),
-    );
-    let mut stdout = Stdout {
-        printer: Some(printer),
-        images: images.is_some() || html.is_some(),
-    };
-    stdout.call(|p| p.begin())?;
+    sinks.begin(&context)?;
     let (mut failures, mut ran) = (0, 0);
     let mut pending = std::collections::VecDeque::new();
     for index in 0..args.prompts.len() {
@@ -84,33 +63,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         let result = pending.pop_front().expect("a window holds the next prompt");
         progress.inc(1);
         let result = match result {
-            Ok(reports) => match reports
-                .iter()
-                .find_map(|r| images.as_ref().and_then(|i| i.check(r).err()))
-            {
-                // A prompt its image cannot show (--positions past its end) fails whole.
-                Some(e) => Err(e),
-                None => {
-                    let mut drawn = Ok(());
-                    for report in &reports {
-                        // A stdout failure ends the run; an image failure is this prompt's.
-                        stdout.call(|p| p.report(report))?;
-                        if let Some(summary) = &mut summary {
-                            summary.report(report)?;
-                        }
-                        if let Some(plot) = &mut summary_plot {
-                            plot.report(report)?;
-                        }
-                        let shown = match (&mut images, &mut html) {
-                            (Some(images), _) => images.report(report),
-                            (None, Some(html)) => html.report(report),
-                            (None, None) => Ok(()),
-                        };
-                        drawn = drawn.and(shown);
-                    }
-                    drawn
-                }
-            },
+            Ok(reports) => sinks.write(&reports)?,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -122,19 +75,7 @@ pub fn run(mut args: Args) -> Result<i32> {
         }
     }
     progress.finish_and_clear();
-    stdout.call(|p| p.finish())?;
-    if let Some(summary) = &mut summary {
-        summary.finish()?;
-    }
-    if let Some(plot) = &mut summary_plot {
-        plot.finish()?;
-    }
-    // The one --out report holds every prompt, so it is written last.
-    let mut unwritten = false;
-    if let Some(Err(e)) = html.as_mut().map(|h| h.finish()) {
-        report_error(&e);
-        unwritten = true;
-    }
+    let unwritten = sinks.finish()?;
     if failures > 0 && total > 1 {
         let not_run = match total - ran {
             0 => String::new(),
@@ -146,35 +87,21 @@ pub fn run(mut args: Args) -> Result<i32> {
     Ok(if failures > 0 || unwritten { 1 } else { 0 })
 }
 
-/// The stdout printer under the closed-stdout policy of [`run`].
-struct Stdout<W: Write> {
-    /// None once stdout has closed.
-    printer: Option<Printer<W>>,
-    /// Whether images were asked for (then a closed stdout does not end the run).
-    images: bool,
-}
-
-impl<W: Write> Stdout<W> {
-    /// Runs `step` on the printer: Ok when it wrote, or stdout has closed and images remain
-    /// to be written; the error that ends the run otherwise (a closed stdout's broken pipe,
-    /// which exits quietly, or one line about any other failure).
-    fn call(&mut self, step: impl FnOnce(&mut Printer<W>) -> Result<()>) -> Result<()> {
-        let Some(printer) = self.printer.as_mut() else {
-            return Ok(());
-        };
-        match step(printer) {
-            Ok(()) => Ok(()),
-            Err(e) if is_broken_pipe(&e) && self.images => {
-                self.printer = None;
-                Ok(())
-            }
-            Err(e) if is_broken_pipe(&e) => Err(e),
-            Err(e) => Err(anyhow!(
-                "cannot write to stdout: {}; free some disk space, or send stdout elsewhere",
-                one_line(&format!("{e:#}"))
-            )),
-        }
+/// Everything checked against the loaded model's vocabulary, in one place, right after
+/// loading: a warning when the tokenizer can produce ids the model has no embedding row
+/// for (unless `--quiet`), `--top-k` at most the vocabulary, and the targets resolved.
+fn check_vocabulary(session: &Session, args: &Args) -> Result<Targets> {
+    if !args.quiet {
+        warn_about_vocabulary(session, args);
     }
+    let vocab = session.model().info().vocab_size;
+    if args.run.lens.top_k > vocab {
+        return Err(usage(format!(
+            "--top-k {} is more than the model's {vocab} tokens; give K of at most {vocab}",
+            args.run.lens.top_k
+        )));
+    }
+    Targets::resolve(session, args)
 }
 
 /// Warns, right after loading, when the tokenizer can produce ids the model has no

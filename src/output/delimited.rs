@@ -18,9 +18,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{Report, Sink};
+use super::{Report, RunContext, Sink};
 use crate::lens::STATS;
-use crate::provenance::Provenance;
 
 /// The columns that place a cell, before one column per statistic.
 const PLACE: [&str; 8] = [
@@ -65,38 +64,36 @@ pub fn columns(groups: Columns) -> Vec<String> {
 /// A CSV or TSV printer: the provenance comment and the header first, then each report's
 /// rows as soon as it is ready.
 pub struct Delimited<W: Write> {
-    /// The destination until [`Sink::begin`] wraps it.
+    /// The destination until the header is written.
     out: Option<W>,
     delimiter: u8,
+    /// The provenance line, once [`Sink::begin`] has told it.
     comment: Option<String>,
     groups: Columns,
     inner: Option<csv::Writer<W>>,
 }
 
 impl<W: Write> Delimited<W> {
-    /// `delimiter` is `b','` for CSV and `b'\t'` for TSV; `provenance`, when known, is the
-    /// first line.
-    pub fn new(out: W, delimiter: u8, provenance: Option<&Provenance>, groups: Columns) -> Self {
+    /// `delimiter` is `b','` for CSV and `b'\t'` for TSV. [`Sink::begin`] sets the first
+    /// line (the provenance) and the target columns (the most targets any prompt tracks).
+    pub fn new(out: W, delimiter: u8, groups: Columns) -> Self {
         Self {
             out: Some(out),
             delimiter,
-            comment: provenance.map(Provenance::comment_line),
+            comment: None,
             groups,
             inner: None,
         }
     }
 
-    /// The csv writer, begun.
+    /// The csv writer, after the header.
     fn writer(&mut self) -> Result<&mut csv::Writer<W>> {
-        if self.inner.is_none() {
-            self.begin()?;
-        }
-        Ok(self.inner.as_mut().expect("begun above"))
+        self.header()?;
+        Ok(self.inner.as_mut().expect("the header is written"))
     }
-}
 
-impl<W: Write> Sink for Delimited<W> {
-    fn begin(&mut self) -> Result<()> {
+    /// Writes the provenance line (when known) and the header, once.
+    fn header(&mut self) -> Result<()> {
         let Some(mut out) = self.out.take() else {
             return Ok(());
         };
@@ -109,6 +106,14 @@ impl<W: Write> Sink for Delimited<W> {
         inner.write_record(columns(self.groups))?;
         self.inner = Some(inner);
         Ok(())
+    }
+}
+
+impl<W: Write> Sink for Delimited<W> {
+    fn begin(&mut self, ctx: &RunContext) -> Result<()> {
+        self.comment = Some(ctx.provenance.comment_line());
+        self.groups.targets = ctx.targets;
+        self.header()
     }
 
     /// Appends every (layer, position) row of one report and flushes (so a broken pipe

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::heatmap::{self, HeatmapOptions, ImageFormat};
-use super::{Report, Sink};
+use super::{Report, RunContext, Sink};
 use crate::{atomic, prompts};
 
 /// Where the images go.
@@ -96,27 +96,27 @@ impl Images {
         self.warn = warn;
         self
     }
-
-    /// Fits the images to the loaded model: titles name it as `title` says, and the figures
-    /// of an `--out-dir` share the metric's whole range for a vocabulary of `vocab_size`
-    /// ([`heatmap::Metric::batch_range`]) unless a range was set, so that they compare.
-    pub fn for_model(&mut self, title: &str, vocab_size: usize) {
-        self.options.model = Some(title.to_string());
-        if matches!(self.target, Target::Dir { .. }) && self.options.color_range.is_none() {
-            self.options.color_range = self.options.metric.batch_range(vocab_size);
-        }
-    }
-
-    /// Checks, before anything of `report` is printed, that its image can be drawn as asked:
-    /// a `--positions` window must lie inside the prompt, and `--metric target` needs a
-    /// target.
-    pub fn check(&self, report: &Report) -> Result<()> {
-        self.options.metric.check(report)?;
-        self.options.window.resolve(report.tokens.len()).map(drop)
-    }
 }
 
 impl Sink for Images {
+    /// Fits the images to the loaded model: titles name it by the context's title, and the
+    /// figures of an `--out-dir` share the metric's whole range for its vocabulary
+    /// ([`heatmap::Metric::batch_range`]) unless a range was set, so that they compare.
+    fn begin(&mut self, ctx: &RunContext) -> Result<()> {
+        self.options.model = Some(ctx.title.clone());
+        if matches!(self.target, Target::Dir { .. }) && self.options.color_range.is_none() {
+            self.options.color_range = self.options.metric.batch_range(ctx.vocab_size);
+        }
+        Ok(())
+    }
+
+    /// A `--positions` window must lie inside the prompt, and `--metric target` needs a
+    /// target.
+    fn check(&self, report: &Report) -> Result<()> {
+        self.options.metric.check(report)?;
+        self.options.window.resolve(report.tokens.len()).map(drop)
+    }
+
     fn report(&mut self, report: &Report) -> Result<()> {
         if self.lenses.lenses == 1 {
             return self.write(&[report]);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
-use super::{Report, Sink};
+use super::{Report, RunContext, Sink};
 use crate::atomic;
 use crate::lens::summary::{Record, RowView, Summary};
 use crate::lens::TokenStat;
@@ -71,27 +71,24 @@ struct Document<'a> {
 }
 
 impl SummaryFile {
-    /// A summary to be written to `path` (checked: extension and a writable directory).
-    pub fn new(path: &Path, provenance: Option<Provenance>) -> Result<Self> {
+    /// The format a summary at `path` is written in, once `path` is checked: its
+    /// extension, and a directory where it can be created.
+    pub fn check(path: &Path) -> Result<SummaryFormat> {
         let format = SummaryFormat::from_path(path)?;
         atomic::check_can_create(path).map_err(|e| anyhow!("--summary: {e}"))?;
-        Ok(Self {
+        Ok(format)
+    }
+
+    /// A summary to be written to `path` in `format` (see [`SummaryFile::check`]); the
+    /// provenance written with it comes in [`Sink::begin`].
+    pub fn new(path: &Path, format: SummaryFormat) -> Self {
+        Self {
             path: path.to_path_buf(),
             format,
             summary: Summary::new(),
             head: None,
-            provenance,
-        })
-    }
-
-    /// Where it goes.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Sets the provenance written with it.
-    pub fn set_provenance(&mut self, provenance: Provenance) {
-        self.provenance = Some(provenance);
+            provenance: None,
+        }
     }
 
     /// The aggregates so far.
@@ -166,6 +163,11 @@ pub fn add_report(summary: &mut Summary, report: &Report) {
 }
 
 impl Sink for SummaryFile {
+    fn begin(&mut self, ctx: &RunContext) -> Result<()> {
+        self.provenance = Some(ctx.provenance.clone());
+        Ok(())
+    }
+
     fn report(&mut self, report: &Report) -> Result<()> {
         match &mut self.head {
             None => {

@@ -17,11 +17,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::heatmap::{
-    self, draw_error, encode, fit, register_font, text_width, visible, Figure, ImageFormat, Pen,
-    Scale, INK, MUTED,
+    draw_error, encode, fit, register_font, text_width, visible, Figure, ImageFormat, Pen, Scale,
+    INK, MUTED,
 };
 use super::summary::{add_report, write_if_any};
-use super::{Report, Sink};
+use super::{Report, RunContext, Sink};
 use crate::atomic;
 use crate::lens::summary::{Record, Summary};
 use crate::lens::Site;
@@ -135,8 +135,9 @@ pub struct SummaryPlot {
 }
 
 impl SummaryPlot {
-    /// A plot to be written to `path` (checked: a .png or .svg file in a writable directory).
-    pub fn new(path: &Path) -> Result<Self> {
+    /// The format a plot at `path` is drawn in, once `path` is checked: a .png or .svg
+    /// file in a directory where it can be created.
+    pub fn check(path: &Path) -> Result<ImageFormat> {
         let format = ImageFormat::from_path(path).map_err(|_| {
             anyhow!(
                 "{}: the summary plot is drawn as .png or .svg; name the file so",
@@ -144,17 +145,18 @@ impl SummaryPlot {
             )
         })?;
         atomic::check_can_create(path)?;
-        Ok(Self {
+        Ok(format)
+    }
+
+    /// A plot to be drawn to `path` in `format` (see [`SummaryPlot::check`]); its title
+    /// names the model as [`Sink::begin`]'s context does.
+    pub fn new(path: &Path, format: ImageFormat) -> Self {
+        Self {
             path: path.to_path_buf(),
             format,
             summary: Summary::new(),
             model: None,
-        })
-    }
-
-    /// Names the model in the title as a person knows it.
-    pub fn set_model(&mut self, title: &str) {
-        self.model = Some(title.to_string());
+        }
     }
 
     /// The plot of the prompts added so far.
@@ -169,10 +171,12 @@ impl SummaryPlot {
 }
 
 impl Sink for SummaryPlot {
+    fn begin(&mut self, ctx: &RunContext) -> Result<()> {
+        self.model = Some(ctx.title.clone());
+        Ok(())
+    }
+
     fn report(&mut self, report: &Report) -> Result<()> {
-        if self.model.is_none() {
-            self.model = Some(heatmap::display_name(&report.model));
-        }
         add_report(&mut self.summary, report);
         Ok(())
     }

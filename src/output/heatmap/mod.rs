@@ -34,6 +34,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::Report;
+use crate::session::display_name;
 pub(crate) use colour::{Scale, INK, MUTED};
 use draw::Plot;
 use layout::Layout;
@@ -315,19 +316,6 @@ pub fn cell_box(
     register_font();
     let plot = Plot::new(report, opts, Layout::new(report, opts)?, ImageFormat::Png);
     Ok(plot.cell_box(layer, position))
-}
-
-/// The model as a person knows it, from a `--model` argument: a Hub id as it is, a local
-/// directory or file by its name (never its whole path).
-pub fn display_name(model: &str) -> String {
-    let path = Path::new(model);
-    if !path.exists() {
-        return model.to_string();
-    }
-    let named = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    named(path)
-        .or_else(|| path.canonicalize().ok().as_deref().and_then(named))
-        .unwrap_or_else(|| model.to_string())
 }
 
 /// A drawing of a known size, for either backend.

@@ -11,7 +11,7 @@ use super::layout::*;
 use super::text::*;
 use super::*;
 use crate::lens::{LogitLens, TokenStat};
-use crate::output::{InputToken, Layer, Prediction};
+use crate::report::{InputToken, Layer, Prediction};
 
 /// 3 tokens × 5 layers; entropy rises with position so columns differ.
 fn report(layers: usize, tokens: &[&str]) -> Report {
@@ -600,7 +600,7 @@ fn target_colours_by_the_first_targets_probability() {
     };
     let err = render(&r, &opts, ImageFormat::Png).unwrap_err().to_string();
     assert!(err.contains("--target"), "{err}");
-    r.targets = vec![crate::output::Target {
+    r.targets = vec![crate::report::Target {
         id: 7,
         token: " Paris".into(),
         first_layer: None,
@@ -653,28 +653,6 @@ fn the_title_names_the_model_the_metric_and_the_window() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("4 tokens"), "{err}");
-}
-
-#[test]
-fn display_names_are_never_paths() {
-    assert_eq!(display_name("microsoft/phi-1_5"), "microsoft/phi-1_5");
-    let dir = std::env::temp_dir().join("logitlens-display-name-test");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("SmolLM2.Q4_1.gguf");
-    std::fs::write(&file, b"").unwrap();
-    assert_eq!(
-        display_name(&file.display().to_string()),
-        "SmolLM2.Q4_1.gguf"
-    );
-    assert_eq!(
-        display_name(&format!("{}/", dir.display())),
-        "logitlens-display-name-test"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(
-        display_name("."),
-        display_name(&std::env::current_dir().unwrap().display().to_string())
-    );
 }
 
 /// A report with `--sublayers` rows: embed 0, then "l attn" and l for each block.
