@@ -7,6 +7,7 @@ pub mod images;
 pub mod json;
 pub mod jsonl;
 pub mod report;
+pub mod stats;
 pub mod summary;
 pub mod summary_plot;
 pub mod table;
@@ -20,8 +21,9 @@ use serde::{Serialize, Serializer};
 
 use crate::lens::{
     block_outputs, first_appearance, settling, settling_layer, Cell, Lens, LensOptions, Row, Site,
-    Stat, TargetStat, TokenStat, Value, STATS,
+    TargetStat, TokenStat,
 };
+pub use stats::{Stat, Value, STATS};
 use crate::provenance::Provenance;
 use crate::tokens::{TokenText, Vocab};
 
@@ -207,10 +209,10 @@ impl Prediction {
 impl Serialize for Prediction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        for stat in STATS {
-            let value = self.value(stat);
+        for d in &STATS {
+            let value = self.value(d.stat);
             if value != Value::Absent {
-                map.serialize_entry(stat.name(), &value)?;
+                map.serialize_entry(d.key, &value)?;
             }
         }
         if !self.topk.is_empty() {

@@ -34,7 +34,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::Report;
-pub(crate) use colour::{Scale, INK, MUTED};
+pub(crate) use colour::{text_color, viridis, Scale, HATCH, INK, MUTED, NO_VALUE};
 use draw::Plot;
 use layout::Layout;
 pub use layout::{
