@@ -325,7 +325,8 @@ fn switching_the_metric_recolours_the_cells_by_their_values() {
     let metrics: Vec<String> = serde_json::from_value(metrics).unwrap();
     // `--metric`'s names, in its order; the titles are the heatmap's colour-bar titles.
     assert_eq!(metrics, ["entropy", "prob", "kl", "ce", "rank", "target"]);
-    let titles = page.eval("[...document.getElementById('metric').options].map(o => o.textContent)");
+    let titles =
+        page.eval("[...document.getElementById('metric').options].map(o => o.textContent)");
     assert_eq!(
         titles,
         json!([
@@ -828,12 +829,13 @@ fn compared_lenses_are_shown_side_by_side_on_one_scale() {
             first = Some(now);
         }
     }
-    // The summary has one line per lens per statistic, the tuned lens's dashed.
+    // The summary has one line per lens per statistic (the target's too, as in the summary
+    // plot), the tuned lens's dashed.
     let summary = page.eval(
         "(() => { const s = window.logitlens.view.summary; return s.nats.series.concat(s.fractions.series).map(x => [x.label, x.lens, x.dashed]); })()",
     );
     let summary = summary.as_array().unwrap();
-    assert_eq!(summary.len(), 2 * 5, "{summary:?}");
+    assert_eq!(summary.len(), 2 * 6, "{summary:?}");
     for pair in summary.chunks(2) {
         assert_eq!(pair[0][0], pair[1][0]);
         assert_eq!((&pair[0][1], &pair[0][2]), (&json!("logit"), &json!(false)));
@@ -877,12 +879,14 @@ fn compared_lenses_out_dir_writes_one_page_per_prompt() {
     }
 }
 
-/// `text` as an SVG text element holds it (XML-escaped).
+/// A text element of plotters' SVG holding exactly `text` (XML-escaped).
 fn svg_text(text: &str) -> String {
-    text.replace('&', "&amp;")
+    let escaped = text
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-        .replace('"', "&quot;")
+        .replace('"', "&quot;");
+    format!(">\n{escaped}\n</text>")
 }
 
 /// The page draws what the PNG/SVG heatmap draws: the same row labels, the same glyphs for
@@ -894,9 +898,10 @@ fn the_page_shows_the_heatmaps_labels_glyphs_and_palette() {
     let html = dir.path().join("tab.html");
     let svg = dir.path().join("tab.svg");
     let prompt = "a\tb\n c  d";
-    let args = ["-m", &phi(), "-p", prompt, "--metric", "prob"];
+    let args = ["-m", &phi(), "-p", prompt];
     let (doc, _) = report_and_json(&args, &html);
-    ok(&[&args[..], &["--out", svg.to_str().unwrap()]].concat());
+    let svg_args = ["--metric", "prob", "--out", svg.to_str().unwrap()];
+    ok(&[&args[..], &svg_args].concat());
     let svg = std::fs::read_to_string(&svg).unwrap();
     let Some(mut guard) = browser() else { return };
     let mut page = guard.as_mut().unwrap().page(1280, 900);
@@ -909,7 +914,10 @@ fn the_page_shows_the_heatmaps_labels_glyphs_and_palette() {
     assert_eq!(labels[0], "0 emb");
     assert!(labels.last().unwrap().ends_with(" out"), "{labels:?}");
     for label in &labels {
-        assert!(svg.contains(&format!(">{label}<")), "row label {label:?} not in the SVG");
+        assert!(
+            svg.contains(&svg_text(label)),
+            "row label {label:?} not in the SVG"
+        );
     }
 
     // Every input token's glyphs are the heatmap's axis label for it.
@@ -930,17 +938,30 @@ fn the_page_shows_the_heatmaps_labels_glyphs_and_palette() {
     assert!(glyphs.iter().any(|g| g.starts_with('·')), "{glyphs:?}");
     for (display, glyph) in displays.iter().zip(&glyphs) {
         assert!(
-            svg.contains(&format!(">{}<", svg_text(glyph))),
+            svg.contains(&svg_text(glyph)),
             "{display:?} is drawn {glyph:?} on the page, not so in the SVG"
         );
     }
 
+    // The prompt as the heatmap's subtitle writes it: the tab `→`, the newline `↵`.
+    let subtitle = page.eval("document.getElementById('subtitle').textContent");
+    let subtitle = subtitle.as_str().unwrap();
+    let (start, end) = (subtitle.find('“').unwrap(), subtitle.rfind('”').unwrap());
+    let quoted = &subtitle[start..end + '”'.len_utf8()];
+    assert_eq!(quoted, "“a→b↵ c  d”");
+    assert!(svg.contains(&svg_text(quoted)), "{quoted} not in the SVG");
+
     // The palette is viridis (matplotlib's anchors at 0, 0.2, ..., 1), and each cell's
     // colour is the palette's at its probability (a 0..1 scale, as the heatmap's).
+    page.eval(
+        "(() => { const s = document.getElementById('metric'); s.value = 'prob'; s.dispatchEvent(new Event('change')); })()",
+    );
     let palette = page.eval("window.logitlens.view.palette.colours");
     let palette: Vec<String> = serde_json::from_value(palette).unwrap();
     assert_eq!(palette.len(), 256);
-    let anchors = ["#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725"];
+    let anchors = [
+        "#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725",
+    ];
     for (k, want) in anchors.iter().enumerate() {
         assert_eq!(&palette[51 * k], want, "viridis at {}", k as f64 / 5.0);
     }
@@ -1012,7 +1033,10 @@ fn the_summary_charts_show_the_summary_files_values() {
         for series in view[chart]["series"].as_array().unwrap() {
             let label = series["label"].as_str().unwrap();
             shown.push(label.to_string());
-            assert!(plot.contains(&label.to_lowercase()), "{label:?} not in the plot");
+            assert!(
+                plot.contains(&label.to_lowercase()),
+                "{label:?} not in the plot"
+            );
             let colour = series["colour"].as_str().unwrap();
             assert!(plot.contains(colour), "{label:?}: {colour} not in the plot");
             let want: Vec<Option<f64>> = records.iter().map(|r| r[field(label)].as_f64()).collect();

@@ -23,9 +23,9 @@ use crate::lens::{
     block_outputs, first_appearance, settling, settling_layer, Cell, Lens, LensOptions, Row, Site,
     TargetStat, TokenStat,
 };
-pub use stats::{Stat, Value, STATS};
 use crate::provenance::Provenance;
 use crate::tokens::{TokenText, Vocab};
+pub use stats::{Stat, Value, STATS};
 
 /// One prompt's lens, with token text resolved: the shape of the JSON output.
 #[derive(Debug, Clone, Serialize)]

@@ -58,7 +58,12 @@ pub const STATS: [Descriptor; 9] = [
     stat(Stat::Prob, "prob", "prob", None),
     stat(Stat::Entropy, "entropy", "entropy", Some("nats")),
     stat(Stat::Kl, "kl", "kl", Some("nats")),
-    stat(Stat::NextLogprob, "next_logprob", "next_logprob", Some("nats")),
+    stat(
+        Stat::NextLogprob,
+        "next_logprob",
+        "next_logprob",
+        Some("nats"),
+    ),
     stat(Stat::NextRank, "next_rank", "next_rank", None),
 ];
 
@@ -291,7 +296,8 @@ pub const METRICS: [MetricInfo; 6] = [
     MetricInfo {
         metric: Metric::Ce,
         name: "ce",
-        help: "Next-token cross-entropy, -log p(next input token) (nats); none at the last position",
+        help:
+            "Next-token cross-entropy, -log p(next input token) (nats); none at the last position",
         title: "next-token cross-entropy (nats)",
         unit: "nats",
         scale: ScaleKind::FromZero,
@@ -304,7 +310,8 @@ pub const METRICS: [MetricInfo; 6] = [
     MetricInfo {
         metric: Metric::Rank,
         name: "rank",
-        help: "Rank of the next input token (1 = argmax), log colour scale; none at the last position",
+        help:
+            "Rank of the next input token (1 = argmax), log colour scale; none at the last position",
         title: "next-token rank (log scale)",
         unit: "rank",
         scale: ScaleKind::Log,

@@ -29,13 +29,22 @@ pub struct View {
     metrics: Vec<MetricView>,
     /// One per prompt: its reports, one per lens.
     groups: Vec<Group>,
-    /// Per report of the document: its rows' labels ("0 emb", "3 attn", "3", "L out").
-    rows: Vec<Vec<String>>,
+    /// One per report of the document, in order.
+    reports: Vec<ReportView>,
     /// Each token text the grid draws, with the glyphs drawn for it where they differ
     /// (`[text, glyphs]` pairs).
     glyphs: Vec<(String, String)>,
     /// The per-row summary curves, for a batch or for compared lenses.
     summary: Option<SummaryView>,
+}
+
+/// How a report's own texts are drawn.
+#[derive(Debug, Serialize)]
+struct ReportView {
+    /// The prompt's glyphs (a tab `→`, a newline `↵`), as the heatmap's subtitle has them.
+    prompt: String,
+    /// Its rows' labels ("0 emb", "3 attn", "3", "L out").
+    rows: Vec<String>,
 }
 
 /// Colours, as `#rrggbb`.
@@ -158,6 +167,11 @@ fn hex(c: RGBColor) -> String {
 /// The view of `reports`, the document's reports in order.
 pub fn view(reports: &[Report]) -> View {
     let groups = groups(reports);
+    // Every metric's largest value on the page, which its scales span.
+    let largest: Vec<f64> = Metric::ALL
+        .iter()
+        .map(|&m| extent(m, reports.iter()).0)
+        .collect();
     let summary = match groups.len() > 1 || lenses(reports).len() > 1 {
         true => Some(summary(reports)),
         false => None,
@@ -167,9 +181,15 @@ pub fn view(reports: &[Report]) -> View {
         metrics: Metric::ALL.iter().map(|&m| metric_view(m)).collect(),
         groups: groups
             .into_iter()
-            .map(|members| group(reports, members))
+            .map(|members| group(reports, members, &largest))
             .collect(),
-        rows: reports.iter().map(row_labels).collect(),
+        reports: reports
+            .iter()
+            .map(|r| ReportView {
+                prompt: visible(&r.prompt),
+                rows: row_labels(r),
+            })
+            .collect(),
         glyphs: glyphs(reports),
         summary,
     }
@@ -250,18 +270,16 @@ fn extent<'a>(metric: Metric, reports: impl Iterator<Item = &'a Report>) -> (f64
     (largest, missing)
 }
 
-fn group(reports: &[Report], members: Vec<usize>) -> Group {
+/// The group of `members`, whose colour scales span `largest`, the page's largest value of
+/// each metric of [`Metric::ALL`] (so that every prompt's colours compare).
+fn group(reports: &[Report], members: Vec<usize>, largest: &[f64]) -> Group {
     let first = &reports[members[0]];
     let own = || members.iter().map(|&i| &reports[i]);
     let metrics = Metric::ALL
         .iter()
-        .filter(|m| m.check(first).is_ok())
-        .map(|&metric| {
-            // A prompt's own targets scale over its own reports; the rest over the page.
-            let (largest, _) = match metric.info().read {
-                Read::FirstTarget => extent(metric, own()),
-                Read::Stat { .. } => extent(metric, reports.iter()),
-            };
+        .zip(largest)
+        .filter(|(m, _)| m.check(first).is_ok())
+        .map(|(&metric, &largest)| {
             let (_, missing) = extent(metric, own());
             GroupMetric {
                 key: metric.name(),
@@ -444,7 +462,10 @@ mod tests {
         let one = [report(0, "logit", e), report(1, "logit", e)];
         assert_eq!(groups(&one), [vec![0], vec![1]]);
         // The same prompt twice under one lens is two groups.
-        assert_eq!(groups(&[report(0, "logit", e), report(0, "logit", e)]).len(), 2);
+        assert_eq!(
+            groups(&[report(0, "logit", e), report(0, "logit", e)]).len(),
+            2
+        );
     }
 
     #[test]
@@ -454,7 +475,8 @@ mod tests {
             report(1, "logit", [[1.0, 1.0], [0.5, 0.25]]),
         ];
         let v = json(&reports);
-        assert_eq!(v["rows"][0], serde_json::json!(["0 emb", "1 out"]));
+        assert_eq!(v["reports"][0]["rows"], serde_json::json!(["0 emb", "1 out"]));
+        assert_eq!(v["reports"][0]["prompt"], "·ab");
         assert_eq!(v["glyphs"], serde_json::json!([[" a", "·a"]]));
         let keys: Vec<&str> = v["metrics"]
             .as_array()
@@ -494,8 +516,14 @@ mod tests {
     fn the_summary_holds_the_records_means() {
         let e = [[3.0, 1.0], [0.5, 0.25]];
         // One prompt under one lens: no summary.
-        assert_eq!(json(&[report(0, "logit", e)])["summary"], serde_json::Value::Null);
-        let v = json(&[report(0, "logit", e), report(1, "logit", [[1.0, 1.0], [0.5, 0.5]])]);
+        assert_eq!(
+            json(&[report(0, "logit", e)])["summary"],
+            serde_json::Value::Null
+        );
+        let v = json(&[
+            report(0, "logit", e),
+            report(1, "logit", [[1.0, 1.0], [0.5, 0.5]]),
+        ]);
         let s = &v["summary"];
         assert_eq!(s["rows"], serde_json::json!(["0 emb", "1 out"]));
         let entropy = &s["nats"]["series"][0];
@@ -506,6 +534,9 @@ mod tests {
         assert_eq!(entropy["values"], serde_json::json!([1.5, 0.4375]));
         // Fractions are dashed with one lens, as in the summary plot.
         assert_eq!(s["fractions"]["series"][0]["dashed"], true);
-        assert_eq!(s["fractions"]["scale"]["ticks"][1], serde_json::json!([0.2, "0.2"]));
+        assert_eq!(
+            s["fractions"]["scale"]["ticks"][1],
+            serde_json::json!([0.2, "0.2"])
+        );
     }
 }

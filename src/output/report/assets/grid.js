@@ -42,7 +42,7 @@ LL.Grid = class {
     this.report = report;
     this.lens = report.lens;
     this.rows = report.layers;
-    this.labels = this.view.rows[index];
+    this.labels = this.view.reports[index].rows;
     this.ctx.font = LL.FONT;
     this.cols = LL.columns(group || [report], (t) => this.glyphs(t), (t) => this.measure(t), 40, 140, 10);
     let gutter = 0;

@@ -83,7 +83,8 @@
     const shown = group();
     if (shown.length > 1) parts.push(shown.map((o) => o.lens + " lens").join(" and ") + " side by side, on one colour scale");
     else if (r.first_layer !== null && r.first_layer !== undefined) parts.push("final prediction first at layer " + r.first_layer + ", settled from " + r.settled_layer);
-    $("subtitle").textContent = "Prompt" + (r.prompt_id ? " " + r.prompt_id : "") + ": " + LL.quote(r.prompt) + "\n" + parts.join(" \u00b7 ");
+    const prompt = view.reports[groups[index].reports[0]].prompt;
+    $("subtitle").textContent = "Prompt" + (r.prompt_id ? " " + r.prompt_id : "") + ": " + LL.quote(prompt) + "\n" + parts.join(" \u00b7 ");
     $("footer").textContent = r.provenance ? "provenance: " + JSON.stringify(r.provenance) : "";
     const metrics = groups[index].metrics;
     const select = $("metric");
@@ -244,7 +245,7 @@
     const g = groups[state.index];
     const series = LL.trajectories(group(), scale, view.palette.lines);
     const axis = scale === "rank" ? g.target_rank : g.target_prob;
-    LL.lineChart($("targets-canvas"), view.rows[g.reports[0]], series, axis, scale === "rank" ? "rank (log scale)" : "probability");
+    LL.lineChart($("targets-canvas"), view.reports[g.reports[0]].rows, series, axis, scale === "rank" ? "rank (log scale)" : "probability");
   }
 
   function drawSummary() {
