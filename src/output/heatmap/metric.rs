@@ -1,5 +1,7 @@
-//! What colours the cells (`--metric`): each metric's value in a cell, its title and unit,
-//! and the kind of colour scale it gets.
+//! What colours the cells (`--metric`): each metric's value in a cell (where its
+//! [`crate::output::stats::METRICS`] row's `read` points), its colour-bar title for a report,
+//! its range across a batch and the inputs it refuses. Its name, help, unit and kind of scale
+//! are that row's.
 
 use anyhow::{bail, Result};
 

@@ -475,7 +475,10 @@ mod tests {
             report(1, "logit", [[1.0, 1.0], [0.5, 0.25]]),
         ];
         let v = json(&reports);
-        assert_eq!(v["reports"][0]["rows"], serde_json::json!(["0 emb", "1 out"]));
+        assert_eq!(
+            v["reports"][0]["rows"],
+            serde_json::json!(["0 emb", "1 out"])
+        );
         assert_eq!(v["reports"][0]["prompt"], "·ab");
         assert_eq!(v["glyphs"], serde_json::json!([[" a", "·a"]]));
         let keys: Vec<&str> = v["metrics"]
