@@ -309,12 +309,20 @@ fn row_labels(report: &Report) -> Vec<String> {
     report.layers.iter().map(|l| l.label(last)).collect()
 }
 
-/// Every token text the grid draws (input tokens and cells) whose glyphs differ from it.
+/// Every token text the page draws (input tokens, cells, targets) whose glyphs differ from
+/// it.
 fn glyphs(reports: &[Report]) -> Vec<(String, String)> {
     let mut all = BTreeMap::new();
     for r in reports {
         let cells = r.layers.iter().flat_map(|l| &l.positions).map(|p| &p.token);
-        for text in r.tokens.iter().map(|t| &t.display).chain(cells) {
+        let targets = r.targets.iter().map(|t| &t.token);
+        for text in r
+            .tokens
+            .iter()
+            .map(|t| &t.display)
+            .chain(cells)
+            .chain(targets)
+        {
             if !all.contains_key(text.as_str()) {
                 all.insert(text.as_str(), visible(text));
             }

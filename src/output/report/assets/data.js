@@ -85,17 +85,18 @@ LL.legend = function (series) {
 
 /**
  * Each target's probability or rank at the last position, by row: one series per target
- * and report of `reports` (one per lens), coloured by target from `lines`, dashed after
- * the first lens.
+ * and report of `reports` (one per lens), labelled with its glyphs from `view`, coloured
+ * by target from the view's line colours, dashed after the first lens.
  */
-LL.trajectories = function (reports, scale, lines) {
+LL.trajectories = function (reports, scale, view) {
+  const lines = view.palette.lines;
   const list = [];
   const lenses = reports.length;
   (reports[0].targets || []).forEach((t, i) => {
     reports.forEach((report, j) => {
       const last = report.tokens.length - 1;
       list.push({
-        label: LL.quote(t.token),
+        label: LL.quote(LL.glyphs(view, t.token)),
         lens: lenses > 1 ? report.lens : undefined,
         colour: lines[i % lines.length],
         dashed: j > 0,

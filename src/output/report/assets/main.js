@@ -243,7 +243,7 @@
     if (figure.hidden) return;
     const scale = $("targets-scale").value;
     const g = groups[state.index];
-    const series = LL.trajectories(group(), scale, view.palette.lines);
+    const series = LL.trajectories(group(), scale, view);
     const axis = scale === "rank" ? g.target_rank : g.target_prob;
     LL.lineChart($("targets-canvas"), view.reports[g.reports[0]].rows, series, axis, scale === "rank" ? "rank (log scale)" : "probability");
   }
