@@ -10,7 +10,10 @@
 # (the GGUF: the first two and the JSONL file) ×
 # no flag, --bos, --no-final-norm and --entropy; heatmaps through --out (.png, .svg) and
 # --out-dir (png, svg, --layer-step); a few usage and input errors; and the same on the SmolLM2
-# GGUF when ~/.cache/logitlens/smollm2/ holds it.
+# GGUF when ~/.cache/logitlens/smollm2/ holds it. Then HTML reports (--out, --out-dir, a
+# batch, sublayers and targets, compared lenses), --summary and --summary-plot files. An HTML
+# report is compared by the JSON document it embeds (the text of <script
+# id="logitlens-data">): the page around it, its scripts and view data, may change.
 set -u
 
 if [ $# -ne 2 ]; then
@@ -38,8 +41,22 @@ EOF
 identical=0
 differ=0
 
+# documents DIR: each HTML report under DIR replaced by the document it embeds (x.html.json).
+documents() {
+    python3 - "$1" <<'EOF'
+import pathlib, sys
+for page in sorted(pathlib.Path(sys.argv[1]).rglob("*.html")):
+    text = page.read_text(encoding="utf-8")
+    start = text.index('id="logitlens-data">') + len('id="logitlens-data">')
+    end = text.index("</script>", start)
+    pathlib.Path(str(page) + ".json").write_text(text[start:end], encoding="utf-8")
+    page.unlink()
+EOF
+}
+
 # run SIDE BIN ARGS...: runs in $work with an empty $work/out, stdin from $STDIN (or nothing),
-# and keeps stdout, stderr, the exit code and the files under $work/SIDE.*.
+# and keeps stdout, stderr, the exit code and the files under $work/SIDE.* (HTML reports as
+# their documents).
 run() {
     local side=$1 bin=$2
     shift 2
@@ -47,6 +64,7 @@ run() {
     mkdir "$work/out"
     (cd "$work" && "$bin" "$@" <"${STDIN:-/dev/null}" >"$work/$side.stdout" 2>"$work/$side.stderr")
     echo $? >"$work/$side.rc"
+    documents "$work/out"
     mv "$work/out" "$work/$side.files"
 }
 
@@ -116,6 +134,36 @@ matrix() {
 
 for fixture in phi-tiny phi-tiny-qk phi-tiny-f16 llama-tiny qwen2-tiny gpt2-tiny; do
     matrix "$fixture" "$root/tests/fixtures/$fixture"
+done
+
+phi="$root/tests/fixtures/phi-tiny"
+llama="$root/tests/fixtures/llama-tiny"
+lens=(--tuned-lens "$root/tests/fixtures/tuned-lens/llama-tiny" --compare-lenses)
+fox="The quick brown fox jumps over the lazy"
+case_ "report" --model "$phi" -p "$fox" --out out/r.html
+case_ "report -f json" --model "$phi" -p "$fox" --out out/r.html -f json
+case_ "report tab, newline, spaces" --model "$phi" -p $'a\tb\n c  d' --out out/r.html
+case_ "report --sublayers --target --top-k 3" --model "$phi" -p "$fox" --sublayers \
+    --target " the" --target-id 7 --top-k 3 --out out/r.html
+case_ "report --no-final-norm" --model "$phi" -p "$fox" --no-final-norm --out out/r.html
+case_ "report batch" --model "$phi" -p "The quick brown fox" -p "say </script> <!-- then" \
+    -p "$fox" --out out/r.html
+case_ "report --out-dir" --model "$phi" --prompts prompts.jsonl --out-dir out --image-format html
+case_ "report compared lenses" --model "$llama" "${lens[@]}" -p "The quick brown fox" \
+    -p "over the lazy dog" --target " because" --out out/r.html
+case_ "report compared lenses --out-dir" --model "$llama" "${lens[@]}" -p "The quick" \
+    -p "over the lazy dog" --out-dir out --image-format html
+for ext in json csv; do
+    case_ "summary .$ext" --model "$phi" -p "The quick" -p "$fox" --target " the" \
+        --summary "out/s.$ext"
+done
+for ext in png svg; do
+    case_ "summary-plot .$ext" --model "$phi" -p "The quick" -p "$fox" --target " the" \
+        --summary-plot "out/s.$ext"
+    case_ "summary-plot .$ext --sublayers" --model "$phi" -p "The quick" -p "$fox" --sublayers \
+        --summary-plot "out/s.$ext"
+    case_ "summary-plot .$ext compared lenses" --model "$llama" "${lens[@]}" -p "The quick" \
+        -p "over the lazy dog" --summary-plot "out/s.$ext"
 done
 
 case_ "error: no prompt" --model "$root/tests/fixtures/phi-tiny"

@@ -142,7 +142,7 @@ impl Layer {
 }
 
 /// The lens's prediction at one position of one layer: its statistics and the argmax
-/// token's texts. Its JSON form (every statistic of [`crate::lens::STATS`], then `topk`
+/// token's texts. Its JSON form (every statistic of [`crate::output::STATS`], then `topk`
 /// and `targets`) is the outputs' ([`crate::output`]), as is [`Prediction::value`].
 #[derive(Debug, Clone)]
 pub struct Prediction {

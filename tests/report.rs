@@ -302,8 +302,7 @@ fn metric_value(metric: &str, cell: &Value) -> Option<f64> {
         "entropy" | "prob" | "kl" => cell[metric].as_f64(),
         "ce" => cell["next_logprob"].as_f64().map(|l| -l),
         "rank" => cell["next_rank"].as_f64(),
-        m if m.starts_with("target-prob-") => target("prob", &m["target-prob-".len()..]),
-        m if m.starts_with("target-rank-") => target("rank", &m["target-rank-".len()..]),
+        "target" => target("prob", "0"),
         m => panic!("unknown metric {m}"),
     }
 }
@@ -324,16 +323,21 @@ fn switching_the_metric_recolours_the_cells_by_their_values() {
     open(&mut page, &html);
     let metrics = page.eval("[...document.getElementById('metric').options].map(o => o.value)");
     let metrics: Vec<String> = serde_json::from_value(metrics).unwrap();
-    let want = [
-        "entropy",
-        "prob",
-        "kl",
-        "ce",
-        "rank",
-        "target-prob-0",
-        "target-rank-0",
-    ];
-    assert_eq!(metrics, want);
+    // `--metric`'s names, in its order; the titles are the heatmap's colour-bar titles.
+    assert_eq!(metrics, ["entropy", "prob", "kl", "ce", "rank", "target"]);
+    let titles =
+        page.eval("[...document.getElementById('metric').options].map(o => o.textContent)");
+    assert_eq!(
+        titles,
+        json!([
+            "entropy (nats)",
+            "argmax probability",
+            "KL to the output (nats)",
+            "next-token cross-entropy (nats)",
+            "next-token rank (log scale)",
+            "probability of \u{201c}·the\u{201d}"
+        ])
+    );
     let mut seen: Vec<std::collections::BTreeMap<String, [u8; 3]>> = Vec::new();
     for metric in &metrics {
         page.eval(&format!(
@@ -400,8 +404,7 @@ fn sublayer_rows_targets_and_trajectories_are_shown() {
     assert_eq!(cells.len(), rows.len() * positions);
     let mids = cells.iter().filter(|c| c.2 == "resid_mid").count();
     assert_eq!(mids, (rows.len() - 1) / 2 * positions, "resid_mid cells");
-    let labels =
-        page.eval("window.logitlens.reports[0].layers.map((_, i, rows) => LL.rowLabel(rows, i))");
+    let labels = page.eval("window.logitlens.grid.labels");
     assert_eq!(labels[1], json!("1 attn"));
     assert_eq!(labels[2], json!("1"));
     assert_eq!(
@@ -826,12 +829,13 @@ fn compared_lenses_are_shown_side_by_side_on_one_scale() {
             first = Some(now);
         }
     }
-    // The summary has one line per lens per statistic, the tuned lens's dashed.
+    // The summary has one line per lens per statistic (the target's too, as in the summary
+    // plot), the tuned lens's dashed.
     let summary = page.eval(
-        "(() => { const s = LL.summary(window.logitlens.reports); return s.nats.concat(s.fractions).map(x => [x.stat, x.lens, x.dash]); })()",
+        "(() => { const s = window.logitlens.view.summary; return s.nats.series.concat(s.fractions.series).map(x => [x.label, x.lens, x.dashed]); })()",
     );
     let summary = summary.as_array().unwrap();
-    assert_eq!(summary.len(), 2 * 5, "{summary:?}");
+    assert_eq!(summary.len(), 2 * 6, "{summary:?}");
     for pair in summary.chunks(2) {
         assert_eq!(pair[0][0], pair[1][0]);
         assert_eq!((&pair[0][1], &pair[0][2]), (&json!("logit"), &json!(false)));
@@ -873,4 +877,181 @@ fn compared_lenses_out_dir_writes_one_page_per_prompt() {
         assert_eq!(embedded, json!([all[2 * i], all[2 * i + 1]]), "{name}");
         assert!(page.contains("(logit and tuned lens)</title>"), "{name}");
     }
+}
+
+/// A text element of plotters' SVG holding exactly `text` (XML-escaped).
+fn svg_text(text: &str) -> String {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    format!(">\n{escaped}\n</text>")
+}
+
+/// The page draws what the PNG/SVG heatmap draws: the same row labels, the same glyphs for
+/// every input token (a tab as the heatmap's glyph, spaces as `·`), and colours from the
+/// heatmap's viridis (matplotlib's anchors) with the colour of each cell at its value.
+#[test]
+fn the_page_shows_the_heatmaps_labels_glyphs_and_palette() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("tab.html");
+    let svg = dir.path().join("tab.svg");
+    let prompt = "a\tb\n c  d";
+    let args = ["-m", &phi(), "-p", prompt];
+    let (doc, _) = report_and_json(&args, &html);
+    let svg_args = ["--metric", "prob", "--out", svg.to_str().unwrap()];
+    ok(&[&args[..], &svg_args].concat());
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    let Some(mut guard) = browser() else { return };
+    let mut page = guard.as_mut().unwrap().page(1280, 900);
+    open(&mut page, &html);
+
+    // Row labels: the heatmap's, in order.
+    let labels = page.eval("window.logitlens.grid.labels");
+    let labels: Vec<String> = serde_json::from_value(labels).unwrap();
+    assert_eq!(labels.len(), doc["layers"].as_array().unwrap().len());
+    assert_eq!(labels[0], "0 emb");
+    assert!(labels.last().unwrap().ends_with(" out"), "{labels:?}");
+    for label in &labels {
+        assert!(
+            svg.contains(&svg_text(label)),
+            "row label {label:?} not in the SVG"
+        );
+    }
+
+    // Every input token's glyphs are the heatmap's axis label for it.
+    let displays: Vec<String> = doc["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["display"].as_str().unwrap().to_string())
+        .collect();
+    let glyphs = page.eval(&format!(
+        "{}.map(t => LL.glyphs(window.logitlens.view, t))",
+        serde_json::to_string(&displays).unwrap()
+    ));
+    let glyphs: Vec<String> = serde_json::from_value(glyphs).unwrap();
+    let tab = displays.iter().position(|d| d.contains('⇥'));
+    let tab = tab.expect("the prompt has a token with a tab");
+    assert!(glyphs[tab].contains('⇥'), "{:?}", glyphs[tab]);
+    assert!(glyphs.iter().any(|g| g.starts_with('·')), "{glyphs:?}");
+    for (display, glyph) in displays.iter().zip(&glyphs) {
+        assert!(
+            svg.contains(&svg_text(glyph)),
+            "{display:?} is drawn {glyph:?} on the page, not so in the SVG"
+        );
+    }
+
+    // The prompt as the heatmap's subtitle writes it: the tab `→`, the newline `↵`.
+    let subtitle = page.eval("document.getElementById('subtitle').textContent");
+    let subtitle = subtitle.as_str().unwrap();
+    let (start, end) = (subtitle.find('“').unwrap(), subtitle.rfind('”').unwrap());
+    let quoted = &subtitle[start..end + '”'.len_utf8()];
+    assert_eq!(quoted, "“a→b↵ c  d”");
+    assert!(svg.contains(&svg_text(quoted)), "{quoted} not in the SVG");
+
+    // The palette is viridis (matplotlib's anchors at 0, 0.2, ..., 1), and each cell's
+    // colour is the palette's at its probability (a 0..1 scale, as the heatmap's).
+    page.eval(
+        "(() => { const s = document.getElementById('metric'); s.value = 'prob'; s.dispatchEvent(new Event('change')); })()",
+    );
+    let palette = page.eval("window.logitlens.view.palette.colours");
+    let palette: Vec<String> = serde_json::from_value(palette).unwrap();
+    assert_eq!(palette.len(), 256);
+    let anchors = [
+        "#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725",
+    ];
+    for (k, want) in anchors.iter().enumerate() {
+        assert_eq!(&palette[51 * k], want, "viridis at {}", k as f64 / 5.0);
+    }
+    let ink = page.eval("[0, 255].map(i => window.logitlens.view.palette.ink[i])");
+    assert_eq!(ink, json!(["#ffffff", "#000000"]));
+    let hex = |[r, g, b]: [u8; 3]| format!("#{r:02x}{g:02x}{b:02x}");
+    let colours = colours(&mut page);
+    assert_eq!(colours.len(), labels.len() * displays.len());
+    for (key, colour) in &colours {
+        let (row, position) = key.split_once(',').unwrap();
+        let cell = &doc["layers"][row.parse::<usize>().unwrap()]["positions"]
+            [position.parse::<usize>().unwrap()];
+        let p = cell["prob"].as_f64().unwrap();
+        let want = &palette[(p * 255.0).round() as usize];
+        assert_eq!(&hex(*colour), want, "cell {key} (prob {p})");
+    }
+    assert_eq!(errors(&page.events()), Vec::<String>::new());
+}
+
+/// The summary charts show lens/summary.rs's records (as `--summary` writes them) under the
+/// `--summary-plot` curves' labels and colours.
+#[test]
+fn the_summary_charts_show_the_summary_files_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("batch.html");
+    let json_path = dir.path().join("summary.json");
+    let plot = dir.path().join("summary.svg");
+    let phi = phi();
+    let args = [
+        "-m",
+        &phi,
+        "-p",
+        "The quick brown fox",
+        "-p",
+        FOX,
+        "--target",
+        " the",
+        "--summary",
+        json_path.to_str().unwrap(),
+        "--summary-plot",
+        plot.to_str().unwrap(),
+    ];
+    report_and_json(&args, &html);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let plot = std::fs::read_to_string(&plot).unwrap().to_lowercase();
+    let Some(mut guard) = browser() else { return };
+    let mut page = guard.as_mut().unwrap().page(1280, 900);
+    open(&mut page, &html);
+    assert_eq!(
+        page.eval("!document.getElementById('summary-figure').hidden"),
+        json!(true)
+    );
+    let view = page.eval("window.logitlens.view.summary");
+    let records = summary["rows"].as_array().unwrap();
+    assert_eq!(view["rows"].as_array().unwrap().len(), records.len());
+    // Each curve's record field, as lens/summary.rs names it.
+    let field = |label: &str| match label {
+        "mean entropy (nats)" => "mean_entropy",
+        "mean KL to the output (nats)" => "mean_kl",
+        "mean next-token cross-entropy (nats)" => "mean_next_ce",
+        "next-token top-1 accuracy" => "next_top1",
+        "top-1 agreement with the output" => "output_agreement",
+        "mean target probability (last position)" => "mean_target_prob",
+        other => panic!("unknown curve {other:?}"),
+    };
+    let mut shown = Vec::new();
+    for chart in ["nats", "fractions"] {
+        for series in view[chart]["series"].as_array().unwrap() {
+            let label = series["label"].as_str().unwrap();
+            shown.push(label.to_string());
+            assert!(
+                plot.contains(&label.to_lowercase()),
+                "{label:?} not in the plot"
+            );
+            let colour = series["colour"].as_str().unwrap();
+            assert!(plot.contains(colour), "{label:?}: {colour} not in the plot");
+            let want: Vec<Option<f64>> = records.iter().map(|r| r[field(label)].as_f64()).collect();
+            let got: Vec<Option<f64>> = series["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(Value::as_f64)
+                .collect();
+            assert_eq!(got, want, "{label}");
+        }
+    }
+    assert_eq!(shown.len(), 6, "{shown:?}");
+    assert_eq!(view["nats"]["scale"]["min"].as_f64(), Some(0.0));
+    let top = &view["fractions"]["scale"]["ticks"][5];
+    assert_eq!((top[0].as_f64(), top[1].as_str()), (Some(1.0), Some("1.0")));
+    assert_eq!(errors(&page.events()), Vec::<String>::new());
 }

@@ -11,13 +11,14 @@ use super::sinks::{Files, Outputs};
 use super::usage;
 use crate::atomic;
 use crate::compute::DeviceSpec;
-use crate::lens::{LensOptions, LogitLens, Stat};
+use crate::lens::{LensOptions, LogitLens};
 use crate::loading::source;
 use crate::output::heatmap::{HeatmapOptions, ImageFormat, Metric, Window};
 use crate::output::images::{self, Target};
 use crate::output::report;
 use crate::output::summary::SummaryFile;
 use crate::output::summary_plot::SummaryPlot;
+use crate::output::Stat;
 use crate::prompts::{self, Prompt};
 use crate::session::{LoadOptions, RunOptions, TunedLensSource};
 

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 
 use super::flags::Format;
 use super::{is_broken_pipe, report_error};
-use crate::lens::Stat;
+use crate::output::Stat;
 use crate::output::delimited::{Columns, Delimited};
 use crate::output::heatmap::{HeatmapOptions, ImageFormat};
 use crate::output::images::{Images, Target};

@@ -29,7 +29,7 @@ pub use project::{
 };
 pub use stats::{
     cell_stats, first_appearance, row_stats, rows_stats, settling, settling_layer, Cell, Query,
-    Ranked, Reference, Stat, TargetStat, TokenStat, Value, STATS,
+    Ranked, Reference, TargetStat, TokenStat,
 };
 pub use tuned::{Translator, TunedLens};
 

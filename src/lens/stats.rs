@@ -1,16 +1,11 @@
-//! Per-cell statistics, declared once.
-//!
-//! A statistic is one [`Stat`]: its name (the JSON key), its CSV column, its unit, how the
-//! table shows it and how to read its [`Value`] from a cell. The row reducer
-//! ([`row_stats`]) computes every statistic of one logits row in one pass. The printers and
-//! the heatmap iterate over [`STATS`], so adding a statistic is a field of [`TokenStat`]
-//! filled by the reducer, plus one variant here with its entries in each `match`.
+//! Per-cell statistics, computed: the row reducer ([`row_stats`], [`cell_stats`]) fills
+//! every field of [`TokenStat`] from one logits row. How the outputs name and show each
+//! statistic (JSON key, CSV column, unit, table cell) is `output::stats`'s table, not here.
 
 use rayon::prelude::*;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::kernels::rows;
-use crate::tokens::TokenText;
 
 /// What one logits row says about the next token: its argmax, and how the row compares
 /// with the model's output and the actual next token.
@@ -270,167 +265,6 @@ pub fn rows_stats(logits: &[f32], vocab: usize) -> Vec<TokenStat> {
     logits.par_chunks(vocab).map(row_stats).collect()
 }
 
-/// One per-cell statistic of the lens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stat {
-    /// The argmax token id.
-    Id,
-    /// The argmax token's readable text ([`crate::tokens::printable`]).
-    Token,
-    /// The argmax token's exact text ([`crate::tokens::exact_text`]).
-    Text,
-    /// The argmax token's bytes in hex, only when they are not valid UTF-8.
-    Bytes,
-    /// The argmax token's probability.
-    Prob,
-    /// The entropy of the next-token distribution.
-    Entropy,
-    /// KL(p_out ‖ p_row), nats.
-    Kl,
-    /// log p of the actual next input token (null at the last position).
-    NextLogprob,
-    /// Rank of the actual next input token (null at the last position).
-    NextRank,
-}
-
-/// Every statistic, in output order (JSON keys, CSV columns).
-pub const STATS: [Stat; 9] = [
-    Stat::Id,
-    Stat::Token,
-    Stat::Text,
-    Stat::Bytes,
-    Stat::Prob,
-    Stat::Entropy,
-    Stat::Kl,
-    Stat::NextLogprob,
-    Stat::NextRank,
-];
-
-impl Stat {
-    /// The name: the JSON key and the heatmap's colour-bar title.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stat::Id => "id",
-            Stat::Token => "token",
-            Stat::Text => "text",
-            Stat::Bytes => "bytes",
-            Stat::Prob => "prob",
-            Stat::Entropy => "entropy",
-            Stat::Kl => "kl",
-            Stat::NextLogprob => "next_logprob",
-            Stat::NextRank => "next_rank",
-        }
-    }
-
-    /// The CSV/TSV column.
-    pub fn column(self) -> &'static str {
-        match self {
-            Stat::Id => "predicted_id",
-            Stat::Token => "predicted_token",
-            Stat::Text => "predicted_text",
-            Stat::Bytes => "predicted_bytes",
-            Stat::Prob => "prob",
-            Stat::Entropy => "entropy",
-            Stat::Kl => "kl",
-            Stat::NextLogprob => "next_logprob",
-            Stat::NextRank => "next_rank",
-        }
-    }
-
-    /// The unit, if the statistic has one.
-    pub fn unit(self) -> Option<&'static str> {
-        match self {
-            Stat::Entropy | Stat::Kl | Stat::NextLogprob => Some("nats"),
-            Stat::Id | Stat::Token | Stat::Text | Stat::Bytes | Stat::Prob | Stat::NextRank => None,
-        }
-    }
-
-    /// The name with its unit, as a plot labels an axis: "entropy (nats)".
-    pub fn title(self) -> String {
-        match self.unit() {
-            Some(unit) => format!("{} ({unit})", self.name()),
-            None => self.name().to_string(),
-        }
-    }
-
-    /// This statistic of a cell whose argmax token reads `token` and is exactly `exact`.
-    pub fn value<'a>(self, stat: &TokenStat, token: &'a str, exact: &'a TokenText) -> Value<'a> {
-        match self {
-            Stat::Id => Value::Int(stat.id),
-            Stat::Token => Value::Text(token),
-            Stat::Text => Value::Text(&exact.text),
-            Stat::Bytes => match &exact.bytes {
-                Some(hex) => Value::Text(hex),
-                None => Value::Absent,
-            },
-            Stat::Prob => Value::Real(stat.prob),
-            Stat::Entropy => Value::Real(stat.entropy),
-            Stat::Kl => Value::Real(stat.kl),
-            Stat::NextLogprob => stat.next_logprob.map_or(Value::Null, Value::Real),
-            Stat::NextRank => stat.next_rank.map_or(Value::Null, Value::Int),
-        }
-    }
-
-    /// The value as a table cell shows it (after the token): two decimals for reals.
-    pub fn cell(self, value: Value<'_>) -> String {
-        match value {
-            Value::Real(x) => format!("{x:.2}"),
-            Value::Null => "-".to_string(),
-            other => other.to_string(),
-        }
-    }
-}
-
-/// One statistic's value in one cell.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value<'a> {
-    /// A token id.
-    Int(u32),
-    /// Text.
-    Text(&'a str),
-    /// A real number, kept in f32 so printing gives its shortest round-trip digits.
-    Real(f32),
-    /// Nothing to say (a token's `bytes` when its text is exact): left out of JSON, an
-    /// empty CSV field.
-    Absent,
-    /// No value here (the next token's statistics at the last position): JSON null, an
-    /// empty CSV field, `-` in the table.
-    Null,
-}
-
-impl Value<'_> {
-    /// The value as a number for colour scales; `None` for text.
-    pub fn number(self) -> Option<f64> {
-        match self {
-            Value::Int(i) => Some(f64::from(i)),
-            Value::Text(_) | Value::Absent | Value::Null => None,
-            Value::Real(x) => Some(f64::from(x)),
-        }
-    }
-}
-
-impl std::fmt::Display for Value<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Value::Int(i) => i.fmt(f),
-            Value::Text(s) => f.write_str(s),
-            Value::Real(x) => x.fmt(f),
-            Value::Absent | Value::Null => Ok(()),
-        }
-    }
-}
-
-impl Serialize for Value<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match *self {
-            Value::Int(i) => s.serialize_u32(i),
-            Value::Text(t) => s.serialize_str(t),
-            Value::Real(x) => s.serialize_f32(x),
-            Value::Absent | Value::Null => s.serialize_none(),
-        }
-    }
-}
-
 /// Where a prediction forms along the rows, given whether it holds at each row: the first
 /// row where it holds, and the first row from which it holds through the last (`None`
 /// unless it holds at the last row).
@@ -635,49 +469,5 @@ mod tests {
         ];
         assert_eq!(settling_layer(&rows, 0), Some(3));
         assert_eq!(first_appearance(&rows, 0), Some(1));
-    }
-
-    #[test]
-    fn values_print_as_their_types_do() {
-        let s = TokenStat {
-            id: 7,
-            prob: 0.1,
-            entropy: 1.5,
-            kl: 0.5,
-            next_logprob: None,
-            next_rank: Some(4),
-        };
-        let exact = crate::tokens::exact_text(b"x\xE2");
-        let shown: Vec<String> = STATS
-            .iter()
-            .map(|st| st.value(&s, "x\\xE2", &exact).to_string())
-            .collect();
-        assert_eq!(
-            shown,
-            [
-                "7",
-                "x\\xE2",
-                "x\u{FFFD}",
-                "78e2",
-                "0.1",
-                "1.5",
-                "0.5",
-                "",
-                "4"
-            ]
-        );
-        assert_eq!(Stat::NextLogprob.cell(Value::Null), "-");
-        let plain = crate::tokens::exact_text(b"x");
-        assert_eq!(Stat::Bytes.value(&s, "x", &plain), Value::Absent);
-        assert_eq!(Stat::Bytes.value(&s, "x", &plain).to_string(), "");
-        assert_eq!(
-            Stat::Entropy.cell(Stat::Entropy.value(&s, "x", &plain)),
-            "1.50"
-        );
-        assert_eq!(Stat::Entropy.title(), "entropy (nats)");
-        assert_eq!(
-            serde_json::to_string(&Stat::Prob.value(&s, "x", &plain)).unwrap(),
-            "0.1"
-        );
     }
 }

@@ -18,8 +18,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{Report, RunContext, Sink};
-use crate::lens::STATS;
+use super::{Report, RunContext, Sink, STATS};
 
 /// The columns that place a cell, before one column per statistic.
 const PLACE: [&str; 8] = [
@@ -47,7 +46,7 @@ pub struct Columns {
 pub fn columns(groups: Columns) -> Vec<String> {
     let mut names: Vec<String> = PLACE
         .into_iter()
-        .chain(STATS.iter().map(|s| s.column()))
+        .chain(STATS.iter().map(|d| d.column))
         .chain(["site"])
         .chain(groups.lens.then_some("lens"))
         .map(String::from)
@@ -137,7 +136,7 @@ impl<W: Write> Sink for Delimited<W> {
                     input.text.clone(),
                     input.bytes.clone().unwrap_or_default(),
                 ];
-                let stats = STATS.iter().map(|&s| p.value(s).to_string());
+                let stats = STATS.iter().map(|d| p.value(d.stat).to_string());
                 let mut record: Vec<String> = place.into_iter().chain(stats).collect();
                 record.push(site.clone());
                 if groups.lens {

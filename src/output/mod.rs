@@ -7,6 +7,7 @@ pub mod images;
 pub mod json;
 pub mod jsonl;
 pub mod report;
+pub mod stats;
 pub mod summary;
 pub mod summary_plot;
 pub mod table;
@@ -15,10 +16,10 @@ use anyhow::Result;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::lens::{Stat, Value, STATS};
 use crate::provenance::Provenance;
 // The report's types, for the modules below (outside, they are `crate::report`'s).
 use crate::report::{Prediction, Report};
+pub use stats::{Stat, Value, STATS};
 
 impl Prediction {
     /// The value of `stat` in this cell.
@@ -33,10 +34,10 @@ impl Prediction {
 impl Serialize for Prediction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        for stat in STATS {
-            let value = self.value(stat);
+        for d in &STATS {
+            let value = self.value(d.stat);
             if value != Value::Absent {
-                map.serialize_entry(stat.name(), &value)?;
+                map.serialize_entry(d.key, &value)?;
             }
         }
         if !self.topk.is_empty() {

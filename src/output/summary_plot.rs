@@ -44,7 +44,7 @@ const LEGEND_FONT: f64 = 12.0;
 
 /// Which axis a curve reads on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Axis {
+pub(crate) enum Axis {
     Nats,
     Fraction,
 }
@@ -60,18 +60,18 @@ enum Mark {
     Plus,
 }
 
-/// One line of the plot.
-struct Curve {
-    label: &'static str,
-    axis: Axis,
-    colour: RGBColor,
+/// One line of the plot (and of the HTML report's summary charts).
+pub(crate) struct Curve {
+    pub(crate) label: &'static str,
+    pub(crate) axis: Axis,
+    pub(crate) colour: RGBColor,
     mark: Mark,
     /// A record's value, if it has one.
-    value: fn(&Record) -> Option<f64>,
+    pub(crate) value: fn(&Record) -> Option<f64>,
 }
 
 /// Okabe and Ito's colour-blind-safe palette.
-const CURVES: [Curve; 6] = [
+pub(crate) const CURVES: [Curve; 6] = [
     Curve {
         label: "mean entropy (nats)",
         axis: Axis::Nats,
@@ -115,6 +115,70 @@ const CURVES: [Curve; 6] = [
         value: |r| r.mean_target_prob,
     },
 ];
+
+/// The curves of [`CURVES`] that have a value in some record.
+pub(crate) fn curves(records: &[Record]) -> Vec<&'static Curve> {
+    CURVES
+        .iter()
+        .filter(|c| records.iter().any(|r| (c.value)(r).is_some()))
+        .collect()
+}
+
+/// The left axis (nats) of `curves` over `records`. The embeddings' KL and cross-entropy
+/// can be tens of times the other rows' (SmolLM2: 104 nats against 22): the axis then ends
+/// at the others' largest, and the embeddings' points sit on its top edge.
+pub(crate) fn nats_scale(records: &[Record], curves: &[&Curve]) -> Scale {
+    let largest = |embed: bool| {
+        curves
+            .iter()
+            .filter(|c| c.axis == Axis::Nats)
+            .flat_map(|c| {
+                records
+                    .iter()
+                    .filter(move |r| (r.site == Site::Embed) == embed)
+                    .filter_map(c.value)
+            })
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max)
+    };
+    let (rest, embed) = (largest(false), largest(true));
+    let largest = match embed > 2.0 * rest && rest > 0.0 {
+        true => rest,
+        false => rest.max(embed),
+    };
+    Scale::new(largest)
+}
+
+/// The right axis's ticks (fractions): 0 to 1 in fifths, labelled with one decimal.
+pub(crate) fn fraction_ticks() -> Vec<(f64, String)> {
+    (0..=5)
+        .map(|k| {
+            let t = f64::from(k) / 5.0;
+            (t, format!("{t:.1}"))
+        })
+        .collect()
+}
+
+/// The lenses whose rows `records` holds, in order of first appearance.
+pub(crate) fn lenses(records: &[Record]) -> Vec<&'static str> {
+    let mut lenses: Vec<&'static str> = Vec::new();
+    for r in records {
+        if !lenses.contains(&r.lens) {
+            lenses.push(r.lens);
+        }
+    }
+    lenses
+}
+
+/// Whether a curve on `axis` is dashed for the `lens`-th lens of `lenses`: the second
+/// lens's when there are several (line styles then tell the lenses apart), else the
+/// fractions'.
+pub(crate) fn dashed(axis: Axis, lens: usize, lenses: usize) -> bool {
+    match lenses > 1 {
+        true => lens > 0,
+        false => axis == Axis::Fraction,
+    }
+}
 
 /// Where a row sits on the layer axis: block l's output at l, its `resid_mid` at l − ½.
 fn x_of(record: &Record) -> f64 {
@@ -228,47 +292,18 @@ impl<'a> Chart<'a> {
             xs.clone().fold(f64::INFINITY, f64::min).min(0.0),
             xs.fold(0.0, f64::max),
         );
-        let curves: Vec<&Curve> = CURVES
-            .iter()
-            .filter(|c| records.iter().any(|r| (c.value)(r).is_some()))
-            .collect();
-        // The embeddings' KL and cross-entropy can be tens of times the other rows'
-        // (SmolLM2: 104 nats against 22): the axis then ends at the others' largest, and
-        // the embeddings' points sit on its top edge, labelled with their values.
-        let largest = |embed: bool| {
-            curves
-                .iter()
-                .filter(|c| c.axis == Axis::Nats)
-                .flat_map(|c| {
-                    records
-                        .iter()
-                        .filter(move |r| (r.site == Site::Embed) == embed)
-                        .filter_map(c.value)
-                })
-                .filter(|v| v.is_finite())
-                .fold(0.0, f64::max)
-        };
-        let mut lenses: Vec<&'static str> = Vec::new();
-        for r in records {
-            if !lenses.contains(&r.lens) {
-                lenses.push(r.lens);
-            }
-        }
-        let (rest, embed) = (largest(false), largest(true));
-        let largest = match embed > 2.0 * rest && rest > 0.0 {
-            true => rest,
-            false => rest.max(embed),
-        };
+        let curves = curves(records);
+        // Points past the nats axis's top sit on it, labelled with their values.
         Self {
             records,
             prompts,
             model,
             pen: Pen { format },
             x,
-            nats: Scale::new(largest),
+            nats: nats_scale(records, &curves),
             layers: Scale::new(x.1.max(1.0)),
             curves,
-            lenses,
+            lenses: lenses(records),
         }
     }
 
@@ -280,10 +315,8 @@ impl<'a> Chart<'a> {
     /// Whether `curve`'s line for `lens` is dashed: the second lens's when the plot
     /// compares lenses, else the fractions'.
     fn dashed(&self, curve: &Curve, lens: &str) -> bool {
-        match self.compares() {
-            true => self.lenses.iter().position(|&l| l == lens).unwrap_or(0) > 0,
-            false => curve.axis == Axis::Fraction,
-        }
+        let at = self.lenses.iter().position(|&l| l == lens).unwrap_or(0);
+        dashed(curve.axis, at, self.lenses.len())
     }
 
     /// The pixel of a point: `x` on the layer axis, `t` in 0..=1 up the box.
@@ -337,15 +370,13 @@ impl<'a> Chart<'a> {
             self.pen
                 .text(root, &label, (x0 - 8, y), TICK_FONT, &INK, HPos::Right)?;
         }
-        for k in 0..=5 {
-            let t = f64::from(k) / 5.0;
+        for (t, label) in fraction_ticks() {
             let (_, y) = self.at(0.0, t);
             root.draw(&PathElement::new(
                 [(x1, y), (x1 + 4, y)],
                 MUTED.stroke_width(1),
             ))
             .map_err(draw_error)?;
-            let label = format!("{t:.1}");
             self.pen
                 .text(root, &label, (x1 + 8, y), TICK_FONT, &INK, HPos::Left)?;
         }

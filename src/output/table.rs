@@ -5,8 +5,7 @@ use std::io::{self, Write};
 use anyhow::Result;
 use unicode_width::UnicodeWidthStr;
 
-use super::{Report, Sink};
-use crate::lens::Stat;
+use super::{Report, Sink, Stat};
 use crate::tokens::printable;
 
 /// Widest a column gets; longer tokens are cut with `…`.

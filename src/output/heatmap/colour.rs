@@ -3,13 +3,15 @@
 
 use plotters::prelude::*;
 
+use crate::output::stats::ScaleKind;
+
 pub(crate) const INK: RGBColor = RGBColor(34, 34, 34);
 pub(crate) const MUTED: RGBColor = RGBColor(110, 110, 110);
 /// Cells the report lacks (ragged rows): drawn, but visibly empty.
 pub(super) const MISSING: RGBColor = RGBColor(224, 224, 224);
 /// Cells whose metric has no value (ce or rank at the last position): hatched.
-pub(super) const NO_VALUE: RGBColor = RGBColor(236, 236, 236);
-pub(super) const HATCH: RGBColor = RGBColor(150, 150, 150);
+pub(crate) const NO_VALUE: RGBColor = RGBColor(236, 236, 236);
+pub(crate) const HATCH: RGBColor = RGBColor(150, 150, 150);
 
 /// Matplotlib's viridis at 0, 0.1, …, 1: perceptually uniform and readable
 /// in grey scale, so entropy differences look as large as they are.
@@ -34,7 +36,7 @@ pub(crate) struct Scale {
     pub(crate) max: f64,
     pub(super) step: f64,
     /// Logarithmic (ranks): `step` is then unused, and ticks fall on powers of 10.
-    pub(super) log: bool,
+    pub(crate) log: bool,
 }
 
 /// The "nice" step (1, 2, 2.5, 5 × 10ⁿ) that cuts `span` into at most 6.
@@ -48,6 +50,18 @@ pub(super) fn nice_step(span: f64) -> f64 {
 }
 
 impl Scale {
+    /// The colour scale of a metric of `kind`: `range` when given, else 0..1 for
+    /// probabilities, else up to `largest` (the largest value shown).
+    pub(crate) fn of(kind: ScaleKind, range: Option<(f32, f32)>, largest: f64) -> Self {
+        match (range, kind) {
+            (Some((min, max)), ScaleKind::Log) => Scale::log(f64::from(min), f64::from(max)),
+            (Some((min, max)), _) => Scale::fixed(min, max),
+            (None, ScaleKind::Unit) => Scale::fixed(0.0, 1.0),
+            (None, ScaleKind::Log) => Scale::log_observed(largest),
+            (None, _) => Scale::new(largest),
+        }
+    }
+
     /// 0 to `observed` rounded up to at most 6 "nice" steps (1, 2, 2.5, 5 × 10ⁿ).
     pub(crate) fn new(observed: f64) -> Self {
         if !(observed.is_finite() && observed > 0.0) {
@@ -91,7 +105,7 @@ impl Scale {
     }
 
     /// A logarithmic scale from 1 to `observed` rounded up to a power of 10 (at least 10).
-    pub(super) fn log_observed(observed: f64) -> Self {
+    pub(crate) fn log_observed(observed: f64) -> Self {
         let top = match observed.is_finite() && observed > 1.0 {
             true => 10f64.powf((observed.log10() - 1e-9).ceil()),
             false => 10.0,
@@ -160,7 +174,7 @@ impl Scale {
 }
 
 /// Viridis at `t` in 0..=1, linearly interpolated between the anchors.
-pub(super) fn viridis(t: f64) -> RGBColor {
+pub(crate) fn viridis(t: f64) -> RGBColor {
     let t = if t.is_finite() {
         t.clamp(0.0, 1.0)
     } else {
@@ -188,7 +202,7 @@ pub(super) fn luminance(c: RGBColor) -> f64 {
 }
 
 /// White or black, whichever contrasts more with `background`.
-pub(super) fn text_color(background: RGBColor) -> RGBColor {
+pub(crate) fn text_color(background: RGBColor) -> RGBColor {
     let l = luminance(background);
     // Contrast ratios (L1 + 0.05) / (L2 + 0.05) against white and black.
     if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 {

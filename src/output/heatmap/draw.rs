@@ -10,7 +10,7 @@ use plotters::style::text_anchor::HPos;
 
 use super::colour::{text_color, viridis, Scale, HATCH, INK, MISSING, MUTED, NO_VALUE};
 use super::layout::*;
-use super::metric::{Metric, ScaleKind};
+use super::metric::Metric;
 use super::text::{fit, label, text_width, truncate, visible, Pen};
 use super::{display_name, draw_error, Figure, HeatmapOptions, ImageFormat};
 use crate::output::{Prediction, Report};
@@ -159,13 +159,7 @@ pub(super) fn largest(
 /// The colour scale of `opts`' metric: `--color-range` when given, else 0..1 for
 /// probabilities, else up to `largest` (the largest value shown).
 pub(super) fn scale(opts: &HeatmapOptions, largest: f64) -> Scale {
-    match (opts.color_range, opts.metric.scale_kind()) {
-        (Some((min, max)), ScaleKind::Log) => Scale::log(f64::from(min), f64::from(max)),
-        (Some((min, max)), _) => Scale::fixed(min, max),
-        (None, ScaleKind::Unit) => Scale::fixed(0.0, 1.0),
-        (None, ScaleKind::Log) => Scale::log_observed(largest),
-        (None, _) => Scale::new(largest),
-    }
+    Scale::of(opts.metric.scale_kind(), opts.color_range, largest)
 }
 
 impl Figure for Plot<'_> {

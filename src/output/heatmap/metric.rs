@@ -1,133 +1,33 @@
-//! What colours the cells (`--metric`): each metric's value in a cell, its title and unit,
-//! and the kind of colour scale it gets.
+//! What colours the cells (`--metric`): each metric's value in a cell (where its
+//! [`crate::output::stats::METRICS`] row's `read` points), its colour-bar title for a report,
+//! its range across a batch and the inputs it refuses. Its name, help, unit and kind of scale
+//! are that row's.
 
 use anyhow::{bail, Result};
 
 use super::text::visible;
+pub use crate::output::stats::Metric;
+use crate::output::stats::Read;
 use crate::output::{Prediction, Report};
 
-/// The statistic that colours the heatmap's cells. The annotation is always the argmax token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Metric {
-    /// The entropy of the row's next-token distribution, in nats.
-    #[default]
-    Entropy,
-    /// The argmax token's probability.
-    Prob,
-    /// KL(p_out ‖ p_row) in nats: how far the row is from the model's output.
-    Kl,
-    /// Next-token cross-entropy, −log p(x_{t+1}), in nats; none at the last position.
-    Ce,
-    /// The rank of the actual next token (1 = the argmax), on a log scale; none at the last
-    /// position.
-    Rank,
-    /// The probability of the report's first tracked token (`--target`).
-    Target,
-}
-
-/// How a metric's values map onto the colour bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ScaleKind {
-    /// Linear from 0 to the largest value shown, rounded up to a tick.
-    FromZero,
-    /// Linear from 0 to 1 (probabilities).
-    Unit,
-    /// Logarithmic from 1 to the largest value shown, rounded up to a power of 10 (ranks).
-    Log,
-}
-
 impl Metric {
-    /// Every metric, in `--metric`'s order.
-    pub const ALL: [Metric; 6] = [
-        Metric::Entropy,
-        Metric::Prob,
-        Metric::Kl,
-        Metric::Ce,
-        Metric::Rank,
-        Metric::Target,
-    ];
-
-    /// The `--metric` name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Entropy => "entropy",
-            Metric::Prob => "prob",
-            Metric::Kl => "kl",
-            Metric::Ce => "ce",
-            Metric::Rank => "rank",
-            Metric::Target => "target",
-        }
-    }
-
-    /// One line on what the metric shows, for `--help`.
-    pub fn help(self) -> &'static str {
-        match self {
-            Metric::Entropy => "Entropy of the next-token distribution (nats)",
-            Metric::Prob => "The argmax token's probability",
-            Metric::Kl => "KL from the model's output to the row (nats)",
-            Metric::Ce => {
-                "Next-token cross-entropy, -log p(next input token) (nats); none at the last position"
-            }
-            Metric::Rank => {
-                "Rank of the next input token (1 = argmax), log colour scale; none at the last position"
-            }
-            Metric::Target => "Probability of the first target (--target, --target-id, JSONL \"target\")",
-        }
-    }
-
-    /// The unit of the metric's values, as `--color-range` takes them.
-    pub fn unit(self) -> &'static str {
-        match self {
-            Metric::Entropy | Metric::Kl | Metric::Ce => "nats",
-            Metric::Prob | Metric::Target => "probability",
-            Metric::Rank => "rank",
-        }
-    }
-
     /// The colour bar's title: the statistic and its unit.
     pub fn title(self, report: &Report) -> String {
-        match self {
-            Metric::Entropy => "entropy (nats)".to_string(),
-            Metric::Prob => "argmax probability".to_string(),
-            Metric::Kl => "KL to the output (nats)".to_string(),
-            Metric::Ce => "next-token cross-entropy (nats)".to_string(),
-            Metric::Rank => "next-token rank (log scale)".to_string(),
-            Metric::Target => match report.targets.first() {
-                Some(t) => format!("probability of “{}”", visible(&t.token)),
-                None => "target probability".to_string(),
-            },
+        match (self.info().read, report.targets.first()) {
+            (Read::FirstTarget, Some(t)) => format!("probability of “{}”", visible(&t.token)),
+            _ => self.info().title.to_string(),
         }
     }
 
     /// The metric's value in one cell; `None` where the cell has none (the next token's
     /// cross-entropy and rank at the last position, a target the cell does not track).
     pub fn value(self, pred: &Prediction) -> Option<f64> {
-        let s = &pred.stat;
-        let v = match self {
-            Metric::Entropy => s.entropy,
-            Metric::Prob => s.prob,
-            Metric::Kl => s.kl,
-            Metric::Ce => -s.next_logprob?,
-            Metric::Rank => return s.next_rank.map(f64::from),
-            Metric::Target => pred.targets.first()?.prob,
-        };
-        Some(f64::from(v))
-    }
-
-    /// What the legend calls a cell without a value.
-    pub(super) fn missing(self) -> &'static str {
-        match self {
-            Metric::Target => "no target",
-            _ => "no next token",
-        }
-    }
-
-    /// How values map onto colours.
-    pub(super) fn scale_kind(self) -> ScaleKind {
-        match self {
-            Metric::Entropy | Metric::Kl | Metric::Ce => ScaleKind::FromZero,
-            Metric::Prob | Metric::Target => ScaleKind::Unit,
-            Metric::Rank => ScaleKind::Log,
+        match self.info().read {
+            Read::Stat { stat, negate } => {
+                let v = pred.value(stat).number()?;
+                Some(if negate { -v } else { v })
+            }
+            Read::FirstTarget => Some(f64::from(pred.targets.first()?.prob)),
         }
     }
 
@@ -170,6 +70,7 @@ impl Metric {
 mod tests {
     use super::*;
     use crate::lens::{TargetStat, TokenStat};
+    use crate::output::stats::ScaleKind;
 
     fn cell(stat: TokenStat, targets: Vec<TargetStat>) -> Prediction {
         Prediction {

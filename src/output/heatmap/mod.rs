@@ -35,7 +35,7 @@ use plotters::prelude::*;
 
 use super::Report;
 use crate::session::display_name;
-pub(crate) use colour::{Scale, INK, MUTED};
+pub(crate) use colour::{text_color, viridis, Scale, HATCH, INK, MUTED, NO_VALUE};
 use draw::Plot;
 use layout::Layout;
 pub use layout::{

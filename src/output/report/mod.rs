@@ -3,12 +3,14 @@
 //! code that draws it.
 //!
 //! This module is the [`Sink`]: it decides which reports go into which file and writes
-//! each file atomically. [`page`] assembles one page from the static assets under
-//! `assets/` (the HTML template, the CSS, and the scripts: `data.js` derives metrics,
-//! scales and summaries from the JSON document, `grid.js` draws, `main.js` wires the
+//! each file atomically. [`view`] computes what the page shows beside the document (metrics,
+//! scales, palette, row labels, token glyphs, summary curves), and [`page`] assembles one
+//! page from the static assets under `assets/` (the HTML template, the CSS, and the scripts:
+//! `data.js` reads the document and the view, `grid.js` draws, `main.js` wires the
 //! controls), which are compiled in with `include_str!`.
 
 mod page;
+pub mod view;
 
 use std::path::Path;
 
@@ -96,7 +98,8 @@ fn write(path: &Path, single: bool, reports: &[Report]) -> Result<()> {
     let mut document = Vec::new();
     json::write_document(&mut document, single, reports, false)?;
     let document = String::from_utf8(document)?;
-    atomic::write(path, page(&document, &title(reports)).as_bytes())
+    let view = serde_json::to_string(&view::view(reports))?;
+    atomic::write(path, page(&document, &view, &title(reports)).as_bytes())
 }
 
 /// The page title: the model's name and the prompt, or the number of prompts.

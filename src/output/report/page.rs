@@ -1,24 +1,28 @@
 //! One self-contained page: the template with the styles, the scripts and the data
 //! filled in. Nothing in it refers to anything outside the file.
 
-/// The page skeleton, with `{{title}}`, `{{css}}`, `{{data}}` and `{{js}}` slots.
+/// The page skeleton, with `{{title}}`, `{{css}}`, `{{data}}`, `{{view}}` and `{{js}}` slots.
 const TEMPLATE: &str = include_str!("assets/template.html");
 /// The styles.
 const CSS: &str = include_str!("assets/report.css");
-/// The scripts, in order: data (no drawing), grid and charts (drawing), main (wiring).
+/// The scripts, in order: data (reading the document and the view), grid and charts
+/// (drawing), main (wiring).
 const SCRIPTS: [&str; 3] = [
     include_str!("assets/data.js"),
     include_str!("assets/grid.js"),
     include_str!("assets/main.js"),
 ];
 
-/// The page for the JSON `document` (as `--format json` prints it), titled `title`.
+/// The page for the JSON `document` (as `--format json` prints it) and its JSON `view`
+/// (what [`super::view`] computes for it), titled `title`.
 ///
-/// The document goes into `<script type="application/json" id="logitlens-data">` with
-/// every `<` written as `\u003c`, which JSON reads back as the same string, so no text in
-/// it can close the element or open a comment (`</script>`, `<!--`).
-pub fn page(document: &str, title: &str) -> String {
-    let mut out = String::with_capacity(TEMPLATE.len() + CSS.len() + document.len() + 100_000);
+/// The document goes into `<script type="application/json" id="logitlens-data">` and the
+/// view into `id="logitlens-view"`, with every `<` written as `\u003c`, which JSON reads
+/// back as the same string, so no text in them can close the element or open a comment
+/// (`</script>`, `<!--`).
+pub fn page(document: &str, view: &str, title: &str) -> String {
+    let room = TEMPLATE.len() + CSS.len() + document.len() + view.len() + 100_000;
+    let mut out = String::with_capacity(room);
     let mut rest = TEMPLATE;
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
@@ -27,6 +31,7 @@ pub fn page(document: &str, title: &str) -> String {
             "title" => out.push_str(&escape_html(title)),
             "css" => out.push_str(CSS),
             "data" => out.push_str(&document.trim_end().replace('<', "\\u003c")),
+            "view" => out.push_str(&view.trim_end().replace('<', "\\u003c")),
             "js" => SCRIPTS.iter().for_each(|s| out.push_str(s)),
             other => panic!("unknown template slot {other}"),
         }
@@ -67,7 +72,7 @@ mod tests {
 
     #[test]
     fn nothing_refers_outside_the_file() {
-        let page = page("{}", "t");
+        let page = page("{}", "{}", "t");
         for needle in [
             "http:", "https:", "//cdn", "@import", "url(", "fetch(", "src=",
         ] {
@@ -78,7 +83,7 @@ mod tests {
     #[test]
     fn data_is_embedded_verbatim_but_for_lt() {
         let doc = "{\"prompt\": \"a </script><!-- b & <c>\"}\n";
-        let page = page(doc, "x < y & \"z\"");
+        let page = page(doc, "{\"v\": \"</script>\"}", "x < y & \"z\"");
         let start = page.find("id=\"logitlens-data\">").unwrap() + 20;
         let end = start + page[start..].find("</script>").unwrap();
         let embedded = &page[start..end];
@@ -89,5 +94,9 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(doc).unwrap()
         );
         assert!(page.contains("<title>x &lt; y &amp; &quot;z&quot;</title>"));
+        let start = page.find("id=\"logitlens-view\">").unwrap() + 20;
+        let end = start + page[start..].find("</script>").unwrap();
+        let view: serde_json::Value = serde_json::from_str(&page[start..end]).unwrap();
+        assert_eq!(view, serde_json::json!({"v": "</script>"}));
     }
 }

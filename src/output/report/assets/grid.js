@@ -3,7 +3,8 @@
 // spacer as wide as the whole grid and, for the columns in view only, one transparent
 // element per cell (class "cell", with data-row, data-layer, data-site, data-position and
 // data-lens):
-// hover and click land on real elements, and tests can find every cell on screen.
+// hover and click land on real elements, and tests can find every cell on screen. Colours,
+// scales, ticks, row labels and token glyphs come from the view (LL.readView).
 
 LL.CELL_H = 22;
 LL.AXIS_H = 44;
@@ -13,7 +14,8 @@ LL.HIT = "#ff2e88";
 LL.PIN = "#ff9f1c";
 
 LL.Grid = class {
-  constructor(panel, canvas, scroller, space) {
+  constructor(panel, canvas, scroller, space, view) {
+    this.view = view;
     this.panel = panel;
     this.canvas = canvas;
     this.scroller = scroller;
@@ -32,18 +34,20 @@ LL.Grid = class {
   }
 
   /**
-   * Shows `report`, scrolled to its start; its columns are laid out over `group` (the
-   * same prompt under every lens shown), so that side-by-side grids line up.
+   * Shows `report`, the document's report number `index`, scrolled to its start; its
+   * columns are laid out over `group` (the same prompt under every lens shown), so that
+   * side-by-side grids line up.
    */
-  setReport(report, group) {
+  setReport(report, index, group) {
     this.report = report;
-    this.lens = LL.lensOf(report);
+    this.lens = report.lens;
     this.rows = report.layers;
+    this.labels = this.view.reports[index].rows;
     this.ctx.font = LL.FONT;
-    this.cols = LL.columns(group || [report], (t) => this.measure(t), 40, 140, 10);
+    this.cols = LL.columns(group || [report], (t) => this.glyphs(t), (t) => this.measure(t), 40, 140, 10);
     let gutter = 0;
-    this.rows.forEach((_, i) => {
-      gutter = Math.max(gutter, this.measure(LL.rowLabel(this.rows, i)));
+    this.labels.forEach((label) => {
+      gutter = Math.max(gutter, this.measure(label));
     });
     this.gutter = Math.ceil(Math.max(gutter, this.measure("position"))) + 16;
     this.pinned = null;
@@ -56,10 +60,15 @@ LL.Grid = class {
     this.resize();
   }
 
-  /** Colours cells by `metric` over `domain`. */
-  setColors(metric, domain) {
+  /** Colours cells by `metric` (the view's) on `scale` (the prompt's, from the view). */
+  setColors(metric, scale) {
     this.metric = metric;
-    this.domain = domain;
+    this.scale = scale;
+  }
+
+  /** The glyphs drawn for a token's text. */
+  glyphs(text) {
+    return LL.glyphs(this.view, text);
   }
 
   /** A label's width in the cell font (cached). */
@@ -131,9 +140,9 @@ LL.Grid = class {
     tile.width = 6;
     tile.height = 6;
     const g = tile.getContext("2d");
-    g.fillStyle = "#eceef1";
+    g.fillStyle = this.view.palette.no_value;
     g.fillRect(0, 0, 6, 6);
-    g.strokeStyle = "#d2d6dc";
+    g.strokeStyle = this.view.palette.hatch;
     g.lineWidth = 2;
     g.beginPath();
     g.moveTo(-1, 7);
@@ -167,12 +176,12 @@ LL.Grid = class {
         const cell = this.rows[r].positions[p];
         if (!cell) continue;
         const y = this.top(r);
-        const t = LL.fraction(this.metric, this.domain, this.metric.get(cell));
-        const rgb = t === null ? null : LL.viridis(t);
-        ctx.fillStyle = rgb ? "rgb(" + rgb.join(",") + ")" : this.missing;
+        const t = LL.fraction(this.scale, LL.value(this.metric, cell));
+        const colour = t === null ? null : LL.colour(this.view.palette, t);
+        ctx.fillStyle = colour ? colour.fill : this.missing;
         ctx.fillRect(x, y, w - 1, LL.CELL_H - 1);
-        ctx.fillStyle = rgb ? LL.ink(rgb) : "#333";
-        ctx.fillText(this.fit(LL.show(cell.token), w - 7), x + w / 2, y + LL.CELL_H / 2 + 0.5);
+        ctx.fillStyle = colour ? colour.ink : "#333";
+        ctx.fillText(this.fit(this.glyphs(cell.token), w - 7), x + w / 2, y + LL.CELL_H / 2 + 0.5);
         if (next !== null && cell.id === next) {
           ctx.strokeStyle = LL.HIT;
           ctx.lineWidth = 2;
@@ -180,7 +189,7 @@ LL.Grid = class {
         }
       }
       ctx.fillStyle = "#1d2330";
-      ctx.fillText(this.fit(LL.show(report.tokens[p].display), w - 4), x + w / 2, gridH + 12);
+      ctx.fillText(this.fit(this.glyphs(report.tokens[p].display), w - 4), x + w / 2, gridH + 12);
       if (w >= 34 || p % 5 === 0) {
         ctx.font = LL.SMALL_FONT;
         ctx.fillStyle = "#7a8292";
@@ -202,7 +211,7 @@ LL.Grid = class {
     for (let r = 0; r < this.rows.length; r++) {
       const mid = this.rows[r].site === "resid_mid";
       ctx.fillStyle = mid ? "#7a8292" : "#1d2330";
-      ctx.fillText(LL.rowLabel(this.rows, r), this.gutter - 8, this.top(r) + LL.CELL_H / 2 + 0.5);
+      ctx.fillText(this.labels[r], this.gutter - 8, this.top(r) + LL.CELL_H / 2 + 0.5);
     }
     ctx.fillStyle = "#1d2330";
     ctx.fillText("token", this.gutter - 8, gridH + 12);
@@ -233,7 +242,7 @@ LL.Grid = class {
         e.style.height = LL.CELL_H + "px";
         e.dataset.row = r;
         e.dataset.layer = this.rows[r].layer;
-        e.dataset.site = LL.site(this.rows[r], r);
+        e.dataset.site = this.rows[r].site;
         e.dataset.position = p;
         e.dataset.lens = this.lens;
         els.push(e);
@@ -245,8 +254,8 @@ LL.Grid = class {
   }
 };
 
-/** Draws a horizontal colour bar for `metric` over `domain`, with ticks and its unit. */
-LL.drawColorbar = function (canvas, metric, domain) {
+/** Draws a horizontal colour bar in `palette` for `scale`, with its ticks and `title`. */
+LL.drawColorbar = function (canvas, palette, scale, title) {
   const dpr = window.devicePixelRatio || 1;
   const W = 440;
   const H = 46;
@@ -258,7 +267,7 @@ LL.drawColorbar = function (canvas, metric, domain) {
   const x0 = 8;
   const x1 = W - 16;
   for (let x = x0; x < x1; x++) {
-    ctx.fillStyle = "rgb(" + LL.viridis((x - x0) / (x1 - x0 - 1)).join(",") + ")";
+    ctx.fillStyle = LL.colour(palette, (x - x0) / (x1 - x0 - 1)).fill;
     ctx.fillRect(x, 16, 1, 12);
   }
   ctx.strokeStyle = "#5b6475";
@@ -267,14 +276,14 @@ LL.drawColorbar = function (canvas, metric, domain) {
   ctx.fillStyle = "#1d2330";
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (const [v, label] of LL.ticks(metric, domain)) {
-    const x = x0 + LL.fraction(metric, domain, v) * (x1 - x0);
+  for (const [v, label] of scale.ticks) {
+    const x = x0 + LL.fraction(scale, v) * (x1 - x0);
     ctx.fillRect(Math.round(x), 28, 1, 4);
     ctx.fillText(label, x, 33);
   }
   ctx.font = LL.FONT;
   ctx.textAlign = "left";
-  ctx.fillText(metric.label + " \u2014 " + metric.unit, x0, 0);
+  ctx.fillText(title, x0, 0);
 };
 
 /** Strokes the current path on `ctx`, dashed when asked. */
@@ -285,12 +294,12 @@ LL.stroke = function (ctx, dash) {
 };
 
 /**
- * A line chart on `canvas`: x is the row (labels), y over {lo, hi, log, label}; one line
- * per series ({name, values, color?, dash?}), nulls leave gaps; under the plot a legend
- * ([{name, color, dash}], by default one entry per series).
+ * A line chart on `canvas`: x is the row (labels), y on `scale` (the view's: {min, max,
+ * log, ticks}) titled `title`; one line per series ({label, values, colour, dashed}), nulls
+ * leave gaps, values past the scale sit on its edge; under the plot the legend of the series.
  */
-LL.lineChart = function (canvas, labels, series, y, legend) {
-  const entries = legend || series.map((s, k) => ({ name: s.name, color: s.color || LL.PALETTE[k % LL.PALETTE.length], dash: s.dash }));
+LL.lineChart = function (canvas, labels, series, scale, title) {
+  const entries = LL.legend(series);
   const dpr = window.devicePixelRatio || 1;
   if (!canvas.dataset.w) {
     canvas.dataset.w = canvas.width;
@@ -307,8 +316,7 @@ LL.lineChart = function (canvas, labels, series, y, legend) {
   ctx.clearRect(0, 0, cw, ch);
   const legendRows = Math.ceil(entries.length / 2);
   const box = { l: 50, r: cw - 26, t: 18, b: ch - 34 - 16 * legendRows };
-  const metric = { log: y.log };
-  const frac = (v) => LL.fraction(metric, [y.lo, y.hi], v);
+  const frac = (v) => LL.fraction(scale, v);
   const px = (i) => box.l + (labels.length < 2 ? 0.5 : i / (labels.length - 1)) * (box.r - box.l);
   const py = (v) => box.b - frac(v) * (box.b - box.t);
   ctx.font = LL.SMALL_FONT;
@@ -316,7 +324,7 @@ LL.lineChart = function (canvas, labels, series, y, legend) {
   ctx.fillStyle = "#5b6475";
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (const [v, label] of LL.ticks(metric, [y.lo, y.hi])) {
+  for (const [v, label] of scale.ticks) {
     const yy = Math.round(py(v)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(box.l, yy);
@@ -336,12 +344,11 @@ LL.lineChart = function (canvas, labels, series, y, legend) {
   ctx.translate(11, (box.t + box.b) / 2);
   ctx.rotate(-Math.PI / 2);
   ctx.textBaseline = "middle";
-  ctx.fillText(y.label, 0, 0);
+  ctx.fillText(title, 0, 0);
   ctx.restore();
-  series.forEach((s, k) => {
-    const color = s.color || LL.PALETTE[k % LL.PALETTE.length];
-    ctx.strokeStyle = color;
-    ctx.fillStyle = color;
+  series.forEach((s) => {
+    ctx.strokeStyle = s.colour;
+    ctx.fillStyle = s.colour;
     ctx.lineWidth = 2;
     ctx.beginPath();
     let open = false;
@@ -354,7 +361,7 @@ LL.lineChart = function (canvas, labels, series, y, legend) {
       else ctx.moveTo(px(i), py(v));
       open = true;
     });
-    LL.stroke(ctx, s.dash);
+    LL.stroke(ctx, s.dashed);
     s.values.forEach((v, i) => {
       if (v !== null && v !== undefined && isFinite(v)) ctx.fillRect(px(i) - 1.5, py(v) - 1.5, 3, 3);
     });
@@ -362,15 +369,15 @@ LL.lineChart = function (canvas, labels, series, y, legend) {
   entries.forEach((entry, k) => {
     const lx = box.l + (k % 2) * ((box.r - box.l) / 2);
     const ly = box.b + 22 + 16 * Math.floor(k / 2);
-    ctx.strokeStyle = entry.color;
+    ctx.strokeStyle = entry.colour;
     ctx.lineWidth = 3;
     ctx.beginPath();
     ctx.moveTo(lx, ly + 6.5);
     ctx.lineTo(lx + 16, ly + 6.5);
-    LL.stroke(ctx, entry.dash);
+    LL.stroke(ctx, entry.dashed);
     ctx.fillStyle = "#1d2330";
     ctx.textAlign = "left";
     ctx.font = LL.FONT;
-    ctx.fillText(entry.name, lx + 20, ly);
+    ctx.fillText(entry.label, lx + 20, ly);
   });
 };

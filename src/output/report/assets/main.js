@@ -3,19 +3,23 @@
 // colour scale, scrolling together), the tooltip (hover shows, click pins, Esc unpins),
 // the target and summary charts, and the first-paint mark
 // (window.logitlensPaintedAt, in performance.now() milliseconds, and
-// <html data-painted="true">) that the browser tests wait for.
+// <html data-painted="true">) that the browser tests wait for. Every label, scale, colour
+// and summary value comes from the view (LL.readView); this file only wires and draws.
 
 (function () {
   const $ = (id) => document.getElementById(id);
   performance.mark("logitlens-start");
   const reports = LL.readReports($("logitlens-data"));
+  const view = LL.readView($("logitlens-view"));
   performance.mark("logitlens-parsed");
-  const groups = LL.groups(reports);
-  const lenses = LL.lenses(reports);
-  const state = { index: 0, metric: "entropy", metrics: [], hover: null };
+  const groups = view.groups;
+  const lenses = [...new Set(reports.map((r) => r.lens))];
+  const state = { index: 0, metric: "entropy", hover: null };
   const tooltip = $("tooltip");
   const grids = [];
-  window.logitlens = { reports: reports, groups: groups, state: state, grids: grids };
+  window.logitlens = { reports: reports, view: view, groups: groups, state: state, grids: grids };
+  document.documentElement.style.setProperty("--no-value", view.palette.no_value);
+  document.documentElement.style.setProperty("--hatch", view.palette.hatch);
   Object.defineProperty(window.logitlens, "grid", { get: () => grids[0] });
 
   /** An element with a class and text, or children. */
@@ -26,7 +30,7 @@
     return e;
   }
 
-  const group = () => groups[state.index].reports;
+  const group = () => groups[state.index].reports.map((i) => reports[i]);
   const report = () => group()[0];
 
   /**
@@ -51,7 +55,7 @@
     panel.append(canvas, scroll);
     const pane = h("div", "grid-pane", title, panel);
     $("grids").append(pane);
-    const grid = new LL.Grid(panel, canvas, scroll, space);
+    const grid = new LL.Grid(panel, canvas, scroll, space, view);
     grid.title = title;
     grids.push(grid);
     // Side-by-side grids share their columns, so they scroll together.
@@ -77,18 +81,19 @@
     ];
     if (r.top_k !== undefined) parts.push("top-" + r.top_k);
     const shown = group();
-    if (shown.length > 1) parts.push(shown.map((o) => LL.lensOf(o) + " lens").join(" and ") + " side by side, on one colour scale");
+    if (shown.length > 1) parts.push(shown.map((o) => o.lens + " lens").join(" and ") + " side by side, on one colour scale");
     else if (r.first_layer !== null && r.first_layer !== undefined) parts.push("final prediction first at layer " + r.first_layer + ", settled from " + r.settled_layer);
-    $("subtitle").textContent = "Prompt" + (r.prompt_id ? " " + r.prompt_id : "") + ": " + LL.quote(r.prompt) + "\n" + parts.join(" \u00b7 ");
+    const prompt = view.reports[groups[index].reports[0]].prompt;
+    $("subtitle").textContent = "Prompt" + (r.prompt_id ? " " + r.prompt_id : "") + ": " + LL.quote(prompt) + "\n" + parts.join(" \u00b7 ");
     $("footer").textContent = r.provenance ? "provenance: " + JSON.stringify(r.provenance) : "";
-    state.metrics = LL.metrics(reports, r);
+    const metrics = groups[index].metrics;
     const select = $("metric");
-    select.replaceChildren(...state.metrics.map((m) => {
-      const o = h("option", null, m.label);
+    select.replaceChildren(...metrics.map((m) => {
+      const o = h("option", null, m.title);
       o.value = m.key;
       return o;
     }));
-    if (!state.metrics.some((m) => m.key === state.metric)) state.metric = "entropy";
+    if (!metrics.some((m) => m.key === state.metric)) state.metric = "entropy";
     select.value = state.metric;
     unpin();
     while (grids.length < shown.length) addPane();
@@ -100,8 +105,8 @@
       const settled = mine.first_layer !== null && mine.first_layer !== undefined
         ? "final prediction first at layer " + mine.first_layer + ", settled from " + mine.settled_layer
         : "";
-      g.title.replaceChildren(LL.lensOf(mine) + " lens", h("span", "note", settled));
-      g.setReport(mine, shown);
+      g.title.replaceChildren(mine.lens + " lens", h("span", "note", settled));
+      g.setReport(mine, groups[index].reports[k], shown);
     });
     setMetric(state.metric);
     drawTargets();
@@ -109,12 +114,13 @@
 
   function setMetric(key) {
     state.metric = key;
-    const metric = state.metrics.find((m) => m.key === key);
-    const domain = LL.domain(metric, reports, group());
-    LL.drawColorbar($("colorbar-canvas"), metric, domain);
-    $("missing-legend").hidden = !(metric.key === "ce" || metric.key === "rank");
+    const metric = view.metrics.find((m) => m.key === key);
+    const shown = groups[state.index].metrics.find((m) => m.key === key);
+    LL.drawColorbar($("colorbar-canvas"), view.palette, shown.scale, shown.title);
+    $("missing-legend").hidden = !shown.missing;
+    $("missing-text").textContent = shown.missing || "";
     shownGrids().forEach((g) => {
-      g.setColors(metric, domain);
+      g.setColors(metric, shown.scale);
       g.draw();
     });
   }
@@ -125,11 +131,11 @@
     const r = grid.report;
     const rows = r.layers;
     const cell = rows[row].positions[position];
-    const site = LL.site(rows[row], row);
+    const site = rows[row].site;
     const where = { embed: "embeddings", resid_mid: "after attention (resid_mid)", resid_post: row === rows.length - 1 ? "the model's output" : "block output (resid_post)" }[site] || site;
     const next = r.tokens[position + 1];
     const body = [
-      h("div", "tt-head", (lenses.length > 1 || LL.lensOf(r) !== "logit" ? LL.lensOf(r) + " lens \u00b7 " : "") + "row " + LL.rowLabel(rows, row) + " \u00b7 position " + position),
+      h("div", "tt-head", (lenses.length > 1 || r.lens !== "logit" ? r.lens + " lens \u00b7 " : "") + "row " + grid.labels[row] + " \u00b7 position " + position),
       h("div", "tt-sub", where + "; input " + LL.quote(r.tokens[position].display) + " \u2192 next " + (next ? LL.quote(next.display) : "(none: last position)")),
     ];
     const top = cell.topk && cell.topk.length ? cell.topk : [{ id: cell.id, token: cell.token, prob: cell.prob }];
@@ -236,39 +242,22 @@
     figure.hidden = !(r.targets && r.targets.length);
     if (figure.hidden) return;
     const scale = $("targets-scale").value;
-    const series = LL.trajectories(group(), scale);
-    let hi = 1;
-    if (scale === "rank") series.forEach((s) => s.values.forEach((v) => { if (v > hi) hi = v; }));
-    const y = scale === "rank"
-      ? { lo: 1, hi: Math.max(10, hi), log: true, label: "rank (log)" }
-      : { lo: 0, hi: 1, log: false, label: "probability" };
-    LL.lineChart($("targets-canvas"), r.layers.map((_, i) => LL.rowLabel(r.layers, i)), series, y, LL.legend(series));
+    const g = groups[state.index];
+    const series = LL.trajectories(group(), scale, view);
+    const axis = scale === "rank" ? g.target_rank : g.target_prob;
+    LL.lineChart($("targets-canvas"), view.reports[g.reports[0]].rows, series, axis, scale === "rank" ? "rank (log scale)" : "probability");
   }
 
   function drawSummary() {
     // A batch's curves; with two lenses, one prompt's too (the tuned-lens paper's figure).
-    if (groups.length < 2 && lenses.length < 2) return;
+    const s = view.summary;
+    if (!s) return;
     $("summary-figure").hidden = false;
     const over = groups.length === 1 ? "the prompt's positions" : "all " + groups.length + " prompts and their positions";
-    const styles = lenses.length > 1 ? "; " + lenses.map((l, j) => (j === 0 ? "solid: " : "dashed: ") + l + " lens").join(", ") : "";
+    const styles = s.lenses.length > 1 ? "; " + s.lenses.map((l, j) => (j === 0 ? "solid: " : "dashed: ") + l + " lens").join(", ") : "";
     $("summary-caption").textContent = "Per-row means over " + over + styles;
-    const s = LL.summary(reports);
-    const values = [];
-    s.nats.forEach((series) => series.values.forEach((v) => { if (v !== null && isFinite(v)) values.push(v); }));
-    values.sort((a, b) => a - b);
-    const hi = values.length ? values[values.length - 1] : 1;
-    const select = $("summary-scale");
-    if (!select.dataset.chosen) {
-      // One row far above the rest (often the embeddings' KL) would flatten every curve.
-      const p90 = values.length ? values[Math.floor(values.length * 0.9)] : hi;
-      select.value = hi > 3 * p90 ? "log" : "linear";
-    }
-    const positive = values.filter((v) => v > 0);
-    const y = select.value === "log"
-      ? { lo: Math.pow(10, Math.floor(Math.log10(positive.length ? positive[0] : 0.01))), hi: Math.max(hi, 1), log: true, label: "nats (log)" }
-      : { lo: 0, hi: LL.niceCeil(hi || 1), log: false, label: "nats" };
-    LL.lineChart($("summary-nats"), s.labels, s.nats, y, LL.legend(s.nats));
-    LL.lineChart($("summary-fractions"), s.labels, s.fractions, { lo: 0, hi: 1, log: false, label: "fraction" }, LL.legend(s.fractions));
+    LL.lineChart($("summary-nats"), s.rows, s.nats.series, s.nats.scale, s.nats.label);
+    LL.lineChart($("summary-fractions"), s.rows, s.fractions.series, s.fractions.scale, s.fractions.label);
   }
 
   if (groups.length > 1) {
@@ -285,10 +274,6 @@
   }
   $("metric").addEventListener("change", (e) => setMetric(e.target.value));
   $("targets-scale").addEventListener("change", drawTargets);
-  $("summary-scale").addEventListener("change", (e) => {
-    e.target.dataset.chosen = "true";
-    drawSummary();
-  });
 
   showPrompt(0);
   performance.mark("logitlens-grid");

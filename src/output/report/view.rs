@@ -1,0 +1,553 @@
+//! What the page shows beside the document, computed here so that the page's scripts only
+//! draw and handle interaction: the metrics (from [`crate::output::stats::METRICS`]) with
+//! each prompt's colour scale and ticks, the palette (viridis and the text colour on it, as
+//! the heatmap draws them), every row's label and every token's glyphs (as the heatmap
+//! writes them), and the per-row summary curves (`lens::summary`'s records, drawn with the
+//! `--summary-plot` curves' labels, colours and axes).
+
+use std::collections::BTreeMap;
+
+use plotters::style::RGBColor;
+use serde::Serialize;
+
+use crate::lens::summary::{Record, Summary};
+use crate::lens::Site;
+use crate::output::heatmap::{text_color, viridis, visible, Metric, Scale, HATCH, NO_VALUE};
+use crate::output::stats::{Read, ScaleKind};
+use crate::output::summary::add_report;
+use crate::output::summary_plot::{self, Axis};
+use crate::output::Report;
+
+/// Entries of the palette's colour table, for 0..=1.
+const STEPS: usize = 256;
+
+/// The page's view data.
+#[derive(Debug, Serialize)]
+pub struct View {
+    palette: Palette,
+    /// Every metric, in `--metric`'s order.
+    metrics: Vec<MetricView>,
+    /// One per prompt: its reports, one per lens.
+    groups: Vec<Group>,
+    /// One per report of the document, in order.
+    reports: Vec<ReportView>,
+    /// Each token text the grid draws, with the glyphs drawn for it where they differ
+    /// (`[text, glyphs]` pairs).
+    glyphs: Vec<(String, String)>,
+    /// The per-row summary curves, for a batch or for compared lenses.
+    summary: Option<SummaryView>,
+}
+
+/// How a report's own texts are drawn.
+#[derive(Debug, Serialize)]
+struct ReportView {
+    /// The prompt's glyphs (a tab `→`, a newline `↵`), as the heatmap's subtitle has them.
+    prompt: String,
+    /// Its rows' labels ("0 emb", "3 attn", "3", "L out").
+    rows: Vec<String>,
+}
+
+/// Colours, as `#rrggbb`.
+#[derive(Debug, Serialize)]
+struct Palette {
+    /// Viridis at `i / 255`.
+    colours: Vec<String>,
+    /// The text colour on each of `colours`.
+    ink: Vec<String>,
+    /// A cell whose metric has no value: its fill and its hatching.
+    no_value: String,
+    hatch: String,
+    /// The line colours of the charts (the summary curves', in order).
+    lines: Vec<String>,
+}
+
+/// A metric, as the page reads and names it.
+#[derive(Debug, Serialize)]
+struct MetricView {
+    /// The `--metric` name.
+    key: &'static str,
+    unit: &'static str,
+    scale: ScaleKind,
+    /// Where a cell of the document holds its value.
+    read: ReadView,
+}
+
+/// Where a metric's value is in a cell of the document.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ReadView {
+    /// `cell[key]`, negated when `negate`.
+    Stat { key: &'static str, negate: bool },
+    /// `cell.targets[target][key]`.
+    Target { target: usize, key: &'static str },
+}
+
+/// A scale: its ends, whether it is logarithmic, and its ticks as `[value, label]`.
+#[derive(Debug, Serialize)]
+struct ScaleView {
+    min: f64,
+    max: f64,
+    log: bool,
+    ticks: Vec<(f64, String)>,
+}
+
+impl From<&Scale> for ScaleView {
+    fn from(scale: &Scale) -> Self {
+        Self {
+            min: scale.min,
+            max: scale.max,
+            log: scale.log,
+            ticks: scale
+                .ticks()
+                .into_iter()
+                .map(|v| (v, scale.label(v)))
+                .collect(),
+        }
+    }
+}
+
+/// One prompt: its reports and their scales.
+#[derive(Debug, Serialize)]
+struct Group {
+    /// Indices into the document's reports, one per lens, in the order shown.
+    reports: Vec<usize>,
+    /// The metrics its reports can be coloured by.
+    metrics: Vec<GroupMetric>,
+    /// The targets chart's axes: probability, and rank.
+    target_prob: ScaleView,
+    target_rank: ScaleView,
+}
+
+/// A metric's colour bar for one prompt.
+#[derive(Debug, Serialize)]
+struct GroupMetric {
+    key: &'static str,
+    /// The colour bar's title, as the heatmap's.
+    title: String,
+    scale: ScaleView,
+    /// What the legend calls a cell without a value, when some cell has none.
+    missing: Option<&'static str>,
+}
+
+/// The summary: one point per row, one series per curve and lens.
+#[derive(Debug, Serialize)]
+struct SummaryView {
+    /// The rows' labels, in order.
+    rows: Vec<String>,
+    lenses: Vec<&'static str>,
+    nats: ChartView,
+    fractions: ChartView,
+}
+
+/// One chart of the summary.
+#[derive(Debug, Serialize)]
+struct ChartView {
+    /// The y axis's title.
+    label: &'static str,
+    scale: ScaleView,
+    series: Vec<Series>,
+}
+
+/// One curve of one lens.
+#[derive(Debug, Serialize)]
+struct Series {
+    label: &'static str,
+    lens: &'static str,
+    colour: String,
+    dashed: bool,
+    /// One per row; null where the row has no value.
+    values: Vec<Option<f64>>,
+}
+
+/// `#rrggbb`.
+fn hex(c: RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+/// The view of `reports`, the document's reports in order.
+pub fn view(reports: &[Report]) -> View {
+    let groups = groups(reports);
+    // Every metric's largest value on the page, which its scales span.
+    let largest: Vec<f64> = Metric::ALL
+        .iter()
+        .map(|&m| extent(m, reports.iter()).0)
+        .collect();
+    let summary = match groups.len() > 1 || lenses(reports).len() > 1 {
+        true => Some(summary(reports)),
+        false => None,
+    };
+    View {
+        palette: palette(),
+        metrics: Metric::ALL.iter().map(|&m| metric_view(m)).collect(),
+        groups: groups
+            .into_iter()
+            .map(|members| group(reports, members, &largest))
+            .collect(),
+        reports: reports
+            .iter()
+            .map(|r| ReportView {
+                prompt: visible(&r.prompt),
+                rows: row_labels(r),
+            })
+            .collect(),
+        glyphs: glyphs(reports),
+        summary,
+    }
+}
+
+fn palette() -> Palette {
+    let colours: Vec<RGBColor> = (0..STEPS)
+        .map(|i| viridis(i as f64 / (STEPS - 1) as f64))
+        .collect();
+    Palette {
+        ink: colours.iter().map(|&c| hex(text_color(c))).collect(),
+        colours: colours.into_iter().map(hex).collect(),
+        no_value: hex(NO_VALUE),
+        hatch: hex(HATCH),
+        lines: summary_plot::CURVES.iter().map(|c| hex(c.colour)).collect(),
+    }
+}
+
+fn metric_view(metric: Metric) -> MetricView {
+    let info = metric.info();
+    MetricView {
+        key: info.name,
+        unit: info.unit,
+        scale: info.scale,
+        read: match info.read {
+            Read::Stat { stat, negate } => ReadView::Stat {
+                key: stat.name(),
+                negate,
+            },
+            Read::FirstTarget => ReadView::Target {
+                target: 0,
+                key: "prob",
+            },
+        },
+    }
+}
+
+/// The lenses of `reports`, each once, in order of first appearance.
+fn lenses(reports: &[Report]) -> Vec<&'static str> {
+    let mut lenses = Vec::new();
+    for r in reports {
+        if !lenses.contains(&r.lens_kind) {
+            lenses.push(r.lens_kind);
+        }
+    }
+    lenses
+}
+
+/// The reports grouped by prompt: under `--compare-lenses` a prompt's reports come in a
+/// row, one per lens, with the same `prompt_index`.
+fn groups(reports: &[Report]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, r) in reports.iter().enumerate() {
+        let joins = groups.last().is_some_and(|g| {
+            let first = &reports[g[0]];
+            first.prompt_index == r.prompt_index
+                && g.iter().all(|&o| reports[o].lens_kind != r.lens_kind)
+        });
+        match joins {
+            true => groups.last_mut().expect("checked").push(i),
+            false => groups.push(vec![i]),
+        }
+    }
+    groups
+}
+
+/// The largest finite value of `metric` in `reports` (0 when none), and whether some cell
+/// has no value.
+fn extent<'a>(metric: Metric, reports: impl Iterator<Item = &'a Report>) -> (f64, bool) {
+    let (mut largest, mut missing) = (0.0f64, false);
+    for p in reports.flat_map(|r| r.layers.iter().flat_map(|l| &l.positions)) {
+        match metric.value(p) {
+            Some(v) if v.is_finite() => largest = largest.max(v),
+            Some(_) => {}
+            None => missing = true,
+        }
+    }
+    (largest, missing)
+}
+
+/// The group of `members`, whose colour scales span `largest`, the page's largest value of
+/// each metric of [`Metric::ALL`] (so that every prompt's colours compare).
+fn group(reports: &[Report], members: Vec<usize>, largest: &[f64]) -> Group {
+    let first = &reports[members[0]];
+    let own = || members.iter().map(|&i| &reports[i]);
+    let metrics = Metric::ALL
+        .iter()
+        .zip(largest)
+        .filter(|(m, _)| m.check(first).is_ok())
+        .map(|(&metric, &largest)| {
+            let (_, missing) = extent(metric, own());
+            GroupMetric {
+                key: metric.name(),
+                title: metric.title(first),
+                scale: (&Scale::of(metric.scale_kind(), None, largest)).into(),
+                missing: missing.then(|| metric.missing()),
+            }
+        })
+        .collect();
+    // The targets chart reads each row's last position.
+    let rank = own()
+        .flat_map(|r| &r.layers)
+        .filter_map(|l| l.positions.last())
+        .flat_map(|p| p.targets.iter().map(|t| f64::from(t.rank)))
+        .fold(0.0, f64::max);
+    Group {
+        reports: members,
+        metrics,
+        target_prob: (&Scale::of(ScaleKind::Unit, None, 1.0)).into(),
+        target_rank: (&Scale::of(ScaleKind::Log, None, rank)).into(),
+    }
+}
+
+/// The labels of `report`'s rows, as the table and the heatmap write them.
+fn row_labels(report: &Report) -> Vec<String> {
+    let last = report.layers.last().map_or(0, |l| l.layer);
+    report.layers.iter().map(|l| l.label(last)).collect()
+}
+
+/// Every token text the page draws (input tokens, cells, targets) whose glyphs differ from
+/// it.
+fn glyphs(reports: &[Report]) -> Vec<(String, String)> {
+    let mut all = BTreeMap::new();
+    for r in reports {
+        let cells = r.layers.iter().flat_map(|l| &l.positions).map(|p| &p.token);
+        let targets = r.targets.iter().map(|t| &t.token);
+        for text in r
+            .tokens
+            .iter()
+            .map(|t| &t.display)
+            .chain(cells)
+            .chain(targets)
+        {
+            if !all.contains_key(text.as_str()) {
+                all.insert(text.as_str(), visible(text));
+            }
+        }
+    }
+    all.into_iter()
+        .filter(|(text, shown)| text != shown)
+        .map(|(text, shown)| (text.to_string(), shown))
+        .collect()
+}
+
+/// The summary of `reports` as the `--summary` file and `--summary-plot` have it.
+fn summary(reports: &[Report]) -> SummaryView {
+    let mut summary = Summary::new();
+    for r in reports {
+        add_report(&mut summary, r);
+    }
+    let records = summary.records();
+    // The rows in order of first appearance, each labelled as its first report labels it.
+    let mut rows: Vec<((Site, usize), String)> = Vec::new();
+    for r in reports {
+        for (l, label) in r.layers.iter().zip(row_labels(r)) {
+            if !rows.iter().any(|(k, _)| *k == (l.site, l.layer)) {
+                rows.push(((l.site, l.layer), label));
+            }
+        }
+    }
+    let lenses = summary_plot::lenses(&records);
+    let curves = summary_plot::curves(&records);
+    let series = |axis: Axis| -> Vec<Series> {
+        let mut list = Vec::new();
+        for curve in curves.iter().filter(|c| c.axis == axis) {
+            for (k, &lens) in lenses.iter().enumerate() {
+                let at = |key: &(Site, usize)| {
+                    records
+                        .iter()
+                        .find(|r| r.lens == lens && (r.site, r.layer) == *key)
+                };
+                list.push(Series {
+                    label: curve.label,
+                    lens,
+                    colour: hex(curve.colour),
+                    dashed: summary_plot::dashed(axis, k, lenses.len()),
+                    values: rows
+                        .iter()
+                        .map(|(key, _)| at(key).and_then(|r: &Record| (curve.value)(r)))
+                        .collect(),
+                });
+            }
+        }
+        list
+    };
+    let fraction = ScaleView {
+        min: 0.0,
+        max: 1.0,
+        log: false,
+        ticks: summary_plot::fraction_ticks(),
+    };
+    SummaryView {
+        nats: ChartView {
+            label: "nats",
+            scale: (&summary_plot::nats_scale(&records, &curves)).into(),
+            series: series(Axis::Nats),
+        },
+        fractions: ChartView {
+            label: "fraction",
+            scale: fraction,
+            series: series(Axis::Fraction),
+        },
+        rows: rows.into_iter().map(|(_, label)| label).collect(),
+        lenses,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::lens::{LogitLens, TokenStat};
+    use crate::output::{InputToken, Layer, Prediction};
+
+    /// A report of two tokens (" a", "b") and two rows (embeddings, output) whose cells have
+    /// the entropies `entropy[row][position]`.
+    fn report(prompt_index: usize, lens: &'static str, entropy: [[f32; 2]; 2]) -> Report {
+        let token = |id: u32, text: &str| InputToken {
+            id,
+            text: text.into(),
+            bytes: None,
+            display: text.into(),
+        };
+        let cell = |e: f32, position: usize| Prediction {
+            token: " a".into(),
+            exact: crate::tokens::exact_text(b" a"),
+            stat: TokenStat {
+                id: 1,
+                prob: 0.5,
+                entropy: e,
+                kl: 0.25,
+                next_logprob: (position == 0).then_some(-1.0),
+                next_rank: (position == 0).then_some(3),
+            },
+            topk: Vec::new(),
+            targets: Vec::new(),
+        };
+        let layer = |layer, site, row: [f32; 2]| Layer {
+            layer,
+            site,
+            positions: vec![cell(row[0], 0), cell(row[1], 1)],
+        };
+        Report {
+            model: "m".into(),
+            prompt: " ab".into(),
+            prompt_index,
+            prompt_id: None,
+            lens: Arc::new(LogitLens::default()),
+            lens_kind: lens,
+            first_layer: Some(0),
+            settled_layer: Some(0),
+            top_k: 0,
+            tokens: vec![token(1, " a"), token(2, "b")],
+            targets: Vec::new(),
+            layers: vec![
+                layer(0, Site::Embed, entropy[0]),
+                layer(1, Site::ResidPost, entropy[1]),
+            ],
+            provenance: None,
+        }
+    }
+
+    fn json(reports: &[Report]) -> serde_json::Value {
+        serde_json::to_value(view(reports)).unwrap()
+    }
+
+    #[test]
+    fn a_prompts_lenses_make_one_group() {
+        let e = [[1.0, 2.0], [0.5, 0.25]];
+        let both = [
+            report(0, "logit", e),
+            report(0, "tuned", e),
+            report(1, "logit", e),
+            report(1, "tuned", e),
+        ];
+        assert_eq!(groups(&both), [vec![0, 1], vec![2, 3]]);
+        let one = [report(0, "logit", e), report(1, "logit", e)];
+        assert_eq!(groups(&one), [vec![0], vec![1]]);
+        // The same prompt twice under one lens is two groups.
+        assert_eq!(
+            groups(&[report(0, "logit", e), report(0, "logit", e)]).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn scales_labels_and_glyphs_are_the_heatmaps() {
+        let reports = [
+            report(0, "logit", [[3.7, 2.0], [0.5, 0.25]]),
+            report(1, "logit", [[1.0, 1.0], [0.5, 0.25]]),
+        ];
+        let v = json(&reports);
+        assert_eq!(
+            v["reports"][0]["rows"],
+            serde_json::json!(["0 emb", "1 out"])
+        );
+        assert_eq!(v["reports"][0]["prompt"], "·ab");
+        assert_eq!(v["glyphs"], serde_json::json!([[" a", "·a"]]));
+        let keys: Vec<&str> = v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["entropy", "prob", "kl", "ce", "rank", "target"]);
+        assert_eq!(
+            v["metrics"][3]["read"],
+            serde_json::json!({"key": "next_logprob", "negate": true})
+        );
+        // No targets: no target metric; every prompt's entropy scale spans the page's
+        // largest (3.7), rounded up to a tick, as the heatmap's.
+        for group in v["groups"].as_array().unwrap() {
+            let metrics = group["metrics"].as_array().unwrap();
+            assert_eq!(metrics.len(), 5);
+            let entropy = &metrics[0];
+            assert_eq!(entropy["title"], "entropy (nats)");
+            assert_eq!(entropy["scale"]["max"], 4.0);
+            let ticks: Vec<&str> = entropy["scale"]["ticks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t[1].as_str().unwrap())
+                .collect();
+            assert_eq!(ticks, ["0", "1", "2", "3", "4"]);
+            assert_eq!(entropy["missing"], serde_json::Value::Null);
+            // Cross-entropy has no value at the last position.
+            assert_eq!(metrics[3]["missing"], "no next token");
+            assert_eq!(metrics[4]["scale"]["log"], true);
+            assert_eq!(metrics[4]["scale"]["max"], 10.0);
+        }
+    }
+
+    #[test]
+    fn the_summary_holds_the_records_means() {
+        let e = [[3.0, 1.0], [0.5, 0.25]];
+        // One prompt under one lens: no summary.
+        assert_eq!(
+            json(&[report(0, "logit", e)])["summary"],
+            serde_json::Value::Null
+        );
+        let v = json(&[
+            report(0, "logit", e),
+            report(1, "logit", [[1.0, 1.0], [0.5, 0.5]]),
+        ]);
+        let s = &v["summary"];
+        assert_eq!(s["rows"], serde_json::json!(["0 emb", "1 out"]));
+        let entropy = &s["nats"]["series"][0];
+        assert_eq!(entropy["label"], "mean entropy (nats)");
+        assert_eq!(entropy["colour"], "#0072b2");
+        assert_eq!(entropy["dashed"], false);
+        // Means over 2 prompts × 2 positions.
+        assert_eq!(entropy["values"], serde_json::json!([1.5, 0.4375]));
+        // Fractions are dashed with one lens, as in the summary plot.
+        assert_eq!(s["fractions"]["series"][0]["dashed"], true);
+        assert_eq!(
+            s["fractions"]["scale"]["ticks"][1],
+            serde_json::json!([0.2, "0.2"])
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! How the outputs present the lens's statistics: one descriptor table.
+//!
+//! [`STATS`] holds every per-cell statistic as the printers write it: its JSON key, CSV
+//! column, unit and table cell. [`METRICS`] holds every `--metric` as the heatmap and the
+//! HTML report colour by it: its name, help, title, unit, kind of colour scale and the
+//! statistic it reads ([`Read`]). The table, JSON/JSONL and CSV/TSV printers, the heatmap
+//! and the report's view data all read these two tables; [`crate::lens::stats`] only
+//! computes the numbers.
+
+use serde::{Serialize, Serializer};
+
+use crate::lens::TokenStat;
+use crate::tokens::TokenText;
+
+/// One per-cell statistic of the lens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    /// The argmax token id.
+    Id,
+    /// The argmax token's readable text ([`crate::tokens::printable`]).
+    Token,
+    /// The argmax token's exact text ([`crate::tokens::exact_text`]).
+    Text,
+    /// The argmax token's bytes in hex, only when they are not valid UTF-8.
+    Bytes,
+    /// The argmax token's probability.
+    Prob,
+    /// The entropy of the next-token distribution.
+    Entropy,
+    /// KL(p_out ‖ p_row), nats.
+    Kl,
+    /// log p of the actual next input token (null at the last position).
+    NextLogprob,
+    /// Rank of the actual next input token (null at the last position).
+    NextRank,
+}
+
+/// How the printers present one statistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Descriptor {
+    pub stat: Stat,
+    /// The JSON key (and the statistic's name).
+    pub key: &'static str,
+    /// The CSV/TSV column.
+    pub column: &'static str,
+    /// The unit, if the statistic has one.
+    pub unit: Option<&'static str>,
+    /// Decimals of a real value in a table cell.
+    pub decimals: usize,
+}
+
+/// Every statistic, in output order (JSON keys, CSV columns).
+pub const STATS: [Descriptor; 9] = [
+    stat(Stat::Id, "id", "predicted_id", None),
+    stat(Stat::Token, "token", "predicted_token", None),
+    stat(Stat::Text, "text", "predicted_text", None),
+    stat(Stat::Bytes, "bytes", "predicted_bytes", None),
+    stat(Stat::Prob, "prob", "prob", None),
+    stat(Stat::Entropy, "entropy", "entropy", Some("nats")),
+    stat(Stat::Kl, "kl", "kl", Some("nats")),
+    stat(
+        Stat::NextLogprob,
+        "next_logprob",
+        "next_logprob",
+        Some("nats"),
+    ),
+    stat(Stat::NextRank, "next_rank", "next_rank", None),
+];
+
+/// A row of [`STATS`]: reals show two decimals in the table.
+const fn stat(
+    stat: Stat,
+    key: &'static str,
+    column: &'static str,
+    unit: Option<&'static str>,
+) -> Descriptor {
+    Descriptor {
+        stat,
+        key,
+        column,
+        unit,
+        decimals: 2,
+    }
+}
+
+impl Stat {
+    /// Its row of [`STATS`].
+    pub fn descriptor(self) -> &'static Descriptor {
+        STATS
+            .iter()
+            .find(|d| d.stat == self)
+            .expect("every statistic has a row in STATS")
+    }
+
+    /// The name: the JSON key.
+    pub fn name(self) -> &'static str {
+        self.descriptor().key
+    }
+
+    /// The CSV/TSV column.
+    pub fn column(self) -> &'static str {
+        self.descriptor().column
+    }
+
+    /// The unit, if the statistic has one.
+    pub fn unit(self) -> Option<&'static str> {
+        self.descriptor().unit
+    }
+
+    /// The name with its unit, as a plot labels an axis: "entropy (nats)".
+    pub fn title(self) -> String {
+        match self.unit() {
+            Some(unit) => format!("{} ({unit})", self.name()),
+            None => self.name().to_string(),
+        }
+    }
+
+    /// This statistic of a cell whose argmax token reads `token` and is exactly `exact`.
+    pub fn value<'a>(self, stat: &TokenStat, token: &'a str, exact: &'a TokenText) -> Value<'a> {
+        match self {
+            Stat::Id => Value::Int(stat.id),
+            Stat::Token => Value::Text(token),
+            Stat::Text => Value::Text(&exact.text),
+            Stat::Bytes => match &exact.bytes {
+                Some(hex) => Value::Text(hex),
+                None => Value::Absent,
+            },
+            Stat::Prob => Value::Real(stat.prob),
+            Stat::Entropy => Value::Real(stat.entropy),
+            Stat::Kl => Value::Real(stat.kl),
+            Stat::NextLogprob => stat.next_logprob.map_or(Value::Null, Value::Real),
+            Stat::NextRank => stat.next_rank.map_or(Value::Null, Value::Int),
+        }
+    }
+
+    /// The value as a table cell shows it (after the token): reals with the row's decimals.
+    pub fn cell(self, value: Value<'_>) -> String {
+        match value {
+            Value::Real(x) => format!("{x:.*}", self.descriptor().decimals),
+            Value::Null => "-".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// One statistic's value in one cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// A token id.
+    Int(u32),
+    /// Text.
+    Text(&'a str),
+    /// A real number, kept in f32 so printing gives its shortest round-trip digits.
+    Real(f32),
+    /// Nothing to say (a token's `bytes` when its text is exact): left out of JSON, an
+    /// empty CSV field.
+    Absent,
+    /// No value here (the next token's statistics at the last position): JSON null, an
+    /// empty CSV field, `-` in the table.
+    Null,
+}
+
+impl Value<'_> {
+    /// The value as a number for colour scales; `None` for text.
+    pub fn number(self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(f64::from(i)),
+            Value::Text(_) | Value::Absent | Value::Null => None,
+            Value::Real(x) => Some(f64::from(x)),
+        }
+    }
+}
+
+impl std::fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Int(i) => i.fmt(f),
+            Value::Text(s) => f.write_str(s),
+            Value::Real(x) => x.fmt(f),
+            Value::Absent | Value::Null => Ok(()),
+        }
+    }
+}
+
+impl Serialize for Value<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Value::Int(i) => s.serialize_u32(i),
+            Value::Text(t) => s.serialize_str(t),
+            Value::Real(x) => s.serialize_f32(x),
+            Value::Absent | Value::Null => s.serialize_none(),
+        }
+    }
+}
+
+/// The statistic that colours the heatmap's cells (`--metric`). The annotation is always
+/// the argmax token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Metric {
+    /// The entropy of the row's next-token distribution, in nats.
+    #[default]
+    Entropy,
+    /// The argmax token's probability.
+    Prob,
+    /// KL(p_out ‖ p_row) in nats: how far the row is from the model's output.
+    Kl,
+    /// Next-token cross-entropy, −log p(x_{t+1}), in nats; none at the last position.
+    Ce,
+    /// The rank of the actual next token (1 = the argmax), on a log scale; none at the last
+    /// position.
+    Rank,
+    /// The probability of the report's first tracked token (`--target`).
+    Target,
+}
+
+/// How a metric's values map onto the colour bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleKind {
+    /// Linear from 0 to the largest value shown, rounded up to a tick.
+    FromZero,
+    /// Linear from 0 to 1 (probabilities).
+    Unit,
+    /// Logarithmic from 1 to the largest value shown, rounded up to a power of 10 (ranks).
+    Log,
+}
+
+/// Where a metric's value comes from in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// A statistic of the cell, negated when `negate` (cross-entropy from a log-probability).
+    Stat { stat: Stat, negate: bool },
+    /// The probability of the report's first tracked token.
+    FirstTarget,
+}
+
+/// How the heatmap and the report present one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricInfo {
+    pub metric: Metric,
+    /// The `--metric` name (the report's key).
+    pub name: &'static str,
+    /// One line on what the metric shows, for `--help`.
+    pub help: &'static str,
+    /// The colour bar's title (a target's names the token: [`Metric::title`]).
+    pub title: &'static str,
+    /// The unit of its values, as `--color-range` takes them.
+    pub unit: &'static str,
+    pub scale: ScaleKind,
+    pub read: Read,
+    /// What the legend calls a cell without a value.
+    pub missing: &'static str,
+}
+
+/// Every metric, in `--metric`'s order.
+pub const METRICS: [MetricInfo; 6] = [
+    MetricInfo {
+        metric: Metric::Entropy,
+        name: "entropy",
+        help: "Entropy of the next-token distribution (nats)",
+        title: "entropy (nats)",
+        unit: "nats",
+        scale: ScaleKind::FromZero,
+        read: Read::Stat {
+            stat: Stat::Entropy,
+            negate: false,
+        },
+        missing: "no next token",
+    },
+    MetricInfo {
+        metric: Metric::Prob,
+        name: "prob",
+        help: "The argmax token's probability",
+        title: "argmax probability",
+        unit: "probability",
+        scale: ScaleKind::Unit,
+        read: Read::Stat {
+            stat: Stat::Prob,
+            negate: false,
+        },
+        missing: "no next token",
+    },
+    MetricInfo {
+        metric: Metric::Kl,
+        name: "kl",
+        help: "KL from the model's output to the row (nats)",
+        title: "KL to the output (nats)",
+        unit: "nats",
+        scale: ScaleKind::FromZero,
+        read: Read::Stat {
+            stat: Stat::Kl,
+            negate: false,
+        },
+        missing: "no next token",
+    },
+    MetricInfo {
+        metric: Metric::Ce,
+        name: "ce",
+        help:
+            "Next-token cross-entropy, -log p(next input token) (nats); none at the last position",
+        title: "next-token cross-entropy (nats)",
+        unit: "nats",
+        scale: ScaleKind::FromZero,
+        read: Read::Stat {
+            stat: Stat::NextLogprob,
+            negate: true,
+        },
+        missing: "no next token",
+    },
+    MetricInfo {
+        metric: Metric::Rank,
+        name: "rank",
+        help:
+            "Rank of the next input token (1 = argmax), log colour scale; none at the last position",
+        title: "next-token rank (log scale)",
+        unit: "rank",
+        scale: ScaleKind::Log,
+        read: Read::Stat {
+            stat: Stat::NextRank,
+            negate: false,
+        },
+        missing: "no next token",
+    },
+    MetricInfo {
+        metric: Metric::Target,
+        name: "target",
+        help: "Probability of the first target (--target, --target-id, JSONL \"target\")",
+        title: "target probability",
+        unit: "probability",
+        scale: ScaleKind::Unit,
+        read: Read::FirstTarget,
+        missing: "no target",
+    },
+];
+
+impl Metric {
+    /// Every metric, in `--metric`'s order.
+    pub const ALL: [Metric; 6] = [
+        Metric::Entropy,
+        Metric::Prob,
+        Metric::Kl,
+        Metric::Ce,
+        Metric::Rank,
+        Metric::Target,
+    ];
+
+    /// Its row of [`METRICS`].
+    pub fn info(self) -> &'static MetricInfo {
+        METRICS
+            .iter()
+            .find(|m| m.metric == self)
+            .expect("every metric has a row in METRICS")
+    }
+
+    /// The `--metric` name.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// One line on what the metric shows, for `--help`.
+    pub fn help(self) -> &'static str {
+        self.info().help
+    }
+
+    /// The unit of the metric's values, as `--color-range` takes them.
+    pub fn unit(self) -> &'static str {
+        self.info().unit
+    }
+
+    /// How values map onto colours.
+    pub fn scale_kind(self) -> ScaleKind {
+        self.info().scale
+    }
+
+    /// What the legend calls a cell without a value.
+    pub fn missing(self) -> &'static str {
+        self.info().missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statistic_and_metric_has_one_row() {
+        for (i, d) in STATS.iter().enumerate() {
+            assert_eq!(d.stat.descriptor(), d, "row {i}");
+            assert_eq!(STATS.iter().filter(|o| o.key == d.key).count(), 1);
+        }
+        let all: Vec<Metric> = METRICS.iter().map(|m| m.metric).collect();
+        assert_eq!(all, Metric::ALL);
+    }
+
+    #[test]
+    fn values_print_as_their_types_do() {
+        let s = TokenStat {
+            id: 7,
+            prob: 0.1,
+            entropy: 1.5,
+            kl: 0.5,
+            next_logprob: None,
+            next_rank: Some(4),
+        };
+        let exact = crate::tokens::exact_text(b"x\xE2");
+        let shown: Vec<String> = STATS
+            .iter()
+            .map(|d| d.stat.value(&s, "x\\xE2", &exact).to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "7",
+                "x\\xE2",
+                "x\u{FFFD}",
+                "78e2",
+                "0.1",
+                "1.5",
+                "0.5",
+                "",
+                "4"
+            ]
+        );
+        assert_eq!(Stat::NextLogprob.cell(Value::Null), "-");
+        let plain = crate::tokens::exact_text(b"x");
+        assert_eq!(Stat::Bytes.value(&s, "x", &plain), Value::Absent);
+        assert_eq!(Stat::Bytes.value(&s, "x", &plain).to_string(), "");
+        assert_eq!(
+            Stat::Entropy.cell(Stat::Entropy.value(&s, "x", &plain)),
+            "1.50"
+        );
+        assert_eq!(Stat::Entropy.title(), "entropy (nats)");
+        assert_eq!(
+            serde_json::to_string(&Stat::Prob.value(&s, "x", &plain)).unwrap(),
+            "0.1"
+        );
+    }
+}
