@@ -403,7 +403,7 @@ mod tests {
 
     use super::*;
     use crate::lens::{LogitLens, TokenStat};
-    use crate::output::{InputToken, Layer, Prediction};
+    use crate::report::{InputToken, Layer, Prediction};
 
     /// A report of two tokens (" a", "b") and two rows (embeddings, output) whose cells have
     /// the entropies `entropy[row][position]`.
