@@ -94,7 +94,7 @@ impl DeviceSpec {
                 Device::new_cuda(n).map_err(|e| {
                     anyhow::anyhow!(
                         "--device {self}: no usable CUDA device {n} ({}); check nvidia-smi and that the CUDA libraries are on LD_LIBRARY_PATH (docs/GPU.md)",
-                        crate::tokens::one_line(&e.to_string())
+                        crate::error::one_line(&e.to_string())
                     )
                 })
             }
@@ -105,7 +105,7 @@ impl DeviceSpec {
                 Device::new_metal(n).map_err(|e| {
                     anyhow::anyhow!(
                         "--device {self}: no usable Metal device {n} ({})",
-                        crate::tokens::one_line(&e.to_string())
+                        crate::error::one_line(&e.to_string())
                     )
                 })
             }

@@ -15,6 +15,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod compute;
+pub mod error;
 pub mod kernels;
 pub mod lens;
 pub mod loading;

@@ -20,6 +20,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use tokenizers::{DecoderWrapper, Tokenizer};
 
+use crate::error::one_line;
+
 /// How the vocabulary spells its tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spelling {
@@ -256,38 +258,6 @@ pub fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Collapses a multi-line message onto one line, for single-line stderr reports, and drops
-/// the backtraces that some errors carry in their text (candle's, when `RUST_BACKTRACE` is
-/// set): its frame lines (`  12: symbol`) and location lines (`  at src/x.rs:3:5`) go, text
-/// around them stays.
-pub fn one_line(s: &str) -> String {
-    s.lines()
-        .enumerate()
-        .filter(|&(n, line)| n == 0 || !is_backtrace_line(line))
-        .flat_map(|(_, line)| line.split_whitespace())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A line of a printed backtrace: an indented frame (`   3: name`), an indented location
-/// (`at file:line:column`) or a backtrace header.
-fn is_backtrace_line(line: &str) -> bool {
-    let trimmed = line.trim_start();
-    let indented = trimmed.len() < line.len();
-    let frame = trimmed
-        .split_once(':')
-        .is_some_and(|(index, _)| is_number(index));
-    let location = trimmed.strip_prefix("at ").is_some_and(|place| {
-        let mut parts = place.trim_end().rsplitn(3, ':');
-        parts.next().is_some_and(is_number) && parts.next().is_some_and(is_number)
-    });
-    (indented && (frame || location)) || trimmed.eq_ignore_ascii_case("stack backtrace:")
-}
-
-fn is_number(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// Checks that a prompt has something to encode.
 pub fn check_prompt(prompt: &str) -> Result<()> {
     if prompt.trim().is_empty() {
@@ -452,33 +422,6 @@ mod tests {
         assert_eq!(t.bytes.as_deref(), Some("61e280"));
         assert_eq!(exact_text(b"\\xE2").text, "\\xE2");
         assert_eq!(exact_text(b"").text, "");
-    }
-
-    #[test]
-    fn one_line_drops_backtraces() {
-        let bt = std::backtrace::Backtrace::force_capture().to_string();
-        assert!(bt.lines().count() > 2, "{bt}");
-        let candle = candle_core::Error::WithBacktrace {
-            inner: Box::new(candle_core::Error::Msg("unexpected end of file".into())),
-            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
-        };
-        let rendered = candle.to_string();
-        assert!(
-            rendered.len() > 200,
-            "candle prints the backtrace: {rendered}"
-        );
-        let chained = anyhow::Error::from(candle).context("cannot read model.gguf");
-        assert_eq!(
-            one_line(&format!("{chained:#}")),
-            "cannot read model.gguf: unexpected end of file"
-        );
-        let embedded = format!("cannot load x: {rendered}\n; check the file");
-        assert_eq!(
-            one_line(&embedded),
-            "cannot load x: unexpected end of file ; check the file"
-        );
-        assert_eq!(one_line("a\n  b\tc  "), "a b c");
-        assert_eq!(one_line("3: first line stays"), "3: first line stays");
     }
 
     #[test]

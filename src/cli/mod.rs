@@ -10,7 +10,7 @@ use std::io::{self, IsTerminal};
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 pub mod args;
 pub mod flags;

@@ -21,7 +21,7 @@ use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
 use crate::output::{RunContext, Sink};
 use crate::report::Report;
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 /// The outputs asked for: checked, not built ([`Sinks::build`] builds them once the model
 /// is loaded).

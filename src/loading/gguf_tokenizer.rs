@@ -33,7 +33,7 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::gguf::GgufFile;
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 /// `tokenizer.ggml.token_type` of control tokens (`<|im_start|>`, `<|endoftext|>`, …).
 const CONTROL: i64 = 3;

@@ -323,7 +323,7 @@ pub fn repo_file(repo: &Repo, hub: &HubSettings, name: &str) -> Result<PathBuf, 
     let api = api(hub).map_err(Missing::Client)?;
     api.repo(repo.clone())
         .get(name)
-        .map_err(|e| Missing::NotFetched(crate::tokens::one_line(&e.to_string())))
+        .map_err(|e| Missing::NotFetched(crate::error::one_line(&e.to_string())))
 }
 
 /// Online: fetch what the cache lacks through hf-hub.
@@ -333,7 +333,7 @@ fn download(repo_id: &str, revision: &str, hub: &HubSettings) -> Result<ModelFil
         repo.get(name).map_err(|e| {
             anyhow!(
                 "cannot fetch {name} of {repo_id} (revision {revision}) from the Hugging Face Hub: {}; check the id and your network, set HF_TOKEN for gated models, or use HF_HUB_OFFLINE=1 with a filled cache",
-                crate::tokens::one_line(&e.to_string())
+                crate::error::one_line(&e.to_string())
             )
         })
     };

@@ -16,7 +16,7 @@ use hf_hub::{Repo, RepoType};
 use serde::Deserialize;
 
 use super::source::{self, HubSettings, Missing};
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 /// The Space the tuned-lens package reads published lenses from (its `TUNED_LENS_REPO_ID`).
 pub const DEFAULT_REPO: &str = "AlignmentResearch/tuned-lens";

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use safetensors::{Dtype as StDtype, SafeTensors};
 
 use super::store::{Matrix, Strategy, WeightSource};
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 /// Where one tensor lies in which file.
 #[derive(Debug, Clone)]

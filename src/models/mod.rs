@@ -34,7 +34,7 @@ use crate::loading::gguf::GgufFile;
 use crate::loading::gguf_weights::GgufWeights;
 use crate::loading::store::WeightSource;
 use crate::loading::weights::Weights;
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 pub use crate::loading::ModelFiles;
 pub use registry::SUPPORTED;
