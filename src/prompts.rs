@@ -23,6 +23,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
+use crate::error::Error;
+
 /// A prompt as a file gives it: its id, its text and the texts of its tracked targets.
 pub type Parsed = (Option<String>, String, Vec<String>);
 
@@ -76,19 +78,6 @@ impl PromptsFormat {
         }
     }
 }
-
-/// A `--prompts` file whose content contradicts the format it was read in: a usage error
-/// (the fix is a flag), so the command line maps it to exit code 2.
-#[derive(Debug)]
-pub struct WrongFormat(pub String);
-
-impl std::fmt::Display for WrongFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for WrongFormat {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,7 +141,7 @@ pub fn collect_as(
         texts.extend(parse(&bytes, &name, path, format)?);
     }
     if texts.is_empty() {
-        bail!("no prompt given; pass --prompt TEXT or --prompts FILE");
+        return Err(Error::NoPrompt.into());
     }
     Ok(texts
         .into_iter()
@@ -227,9 +216,12 @@ fn refuse_json_as_text(bytes: &[u8], name: &str) -> Result<()> {
             serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object() && is_item(&v))
         });
     if all_objects {
-        return Err(WrongFormat(format!(
-            "{name} is read as plain text (one prompt per line), but every line is a JSON object with a \"prompt\" key; pass --prompts-format jsonl to read them as JSONL, or --prompts-format text to run the lines as they are"
-        ))
+        return Err(Error::JsonReadAsText {
+            problem: format!("{name} is read as plain text (one prompt per line), but every line is a JSON object with a \"prompt\" key"),
+            format: "jsonl",
+            label: "JSONL",
+            them: "them",
+        }
         .into());
     }
     let array = serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| {
@@ -237,9 +229,12 @@ fn refuse_json_as_text(bytes: &[u8], name: &str) -> Result<()> {
             .is_some_and(|a| !a.is_empty() && a.iter().all(is_item))
     });
     if array {
-        return Err(WrongFormat(format!(
-            "{name} is read as plain text (one prompt per line), but it is a JSON array of prompt objects; pass --prompts-format json to read it as JSON, or --prompts-format text to run the lines as they are"
-        ))
+        return Err(Error::JsonReadAsText {
+            problem: format!("{name} is read as plain text (one prompt per line), but it is a JSON array of prompt objects"),
+            format: "json",
+            label: "JSON",
+            them: "it",
+        }
         .into());
     }
     Ok(())
@@ -317,13 +312,13 @@ pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
 pub fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let text = std::str::from_utf8(strip_bom(bytes))
         .map_err(|_| anyhow!("{name}: not valid UTF-8; save the file as UTF-8"))?;
-    let items: Vec<Item> = serde_json::from_str(text).map_err(|e| {
-        anyhow!(
-            "{name} line {}, column {}: {}; the file must be one JSON array of objects like [{{\"prompt\": \"...\", \"id\": \"...\"}}] (for one object per line use --prompts-format jsonl)",
+    let items: Vec<Item> = serde_json::from_str(text).map_err(|e| Error::NotAJsonArray {
+        problem: format!(
+            "{name} line {}, column {}: {}; the file must be one JSON array of objects like [{{\"prompt\": \"...\", \"id\": \"...\"}}]",
             e.line(),
             e.column(),
             without_position(&e)
-        )
+        ),
     })?;
     items
         .into_iter()
@@ -475,11 +470,25 @@ mod tests {
         let jsonl = b"{\"prompt\": \"a\", \"id\": \"x\"}\n\n{\"prompt\": \"b\"}\n";
         for path in ["p.txt", "-", "prompts"] {
             let err = parse(jsonl, path, Path::new(path), None).unwrap_err();
-            assert!(err.downcast_ref::<WrongFormat>().is_some(), "{err}");
-            assert!(err.to_string().contains("--prompts-format jsonl"), "{err}");
+            let typed = err.downcast_ref::<Error>();
+            assert!(
+                matches!(
+                    typed,
+                    Some(Error::JsonReadAsText {
+                        format: "jsonl",
+                        ..
+                    })
+                ),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .ends_with("; read them as JSONL, or as text to run the lines as they are"),
+                "{err}"
+            );
         }
         let err = parse(b"[{\"prompt\": \"a\"}]", "p.txt", Path::new("p.txt"), None).unwrap_err();
-        assert!(err.to_string().contains("--prompts-format json"), "{err}");
+        assert!(err.to_string().contains("; read it as JSON,"), "{err}");
         let raw = parse(jsonl, "-", Path::new("-"), Some(PromptsFormat::Text)).unwrap();
         assert_eq!(raw[0].1, "{\"prompt\": \"a\", \"id\": \"x\"}");
         let read = parse(jsonl, "-", Path::new("-"), Some(PromptsFormat::Jsonl)).unwrap();

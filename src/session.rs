@@ -7,10 +7,11 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
 use crate::compute::Compute;
+use crate::error::Error;
 
 use crate::lens::{
     lens_rows_batch, lens_rows_multi, logit_lens, Lens, LensOptions, Row, Timings, TokenStat,
-    TunedLens,
+    Translator, TunedLens,
 };
 use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
@@ -244,7 +245,11 @@ impl Session {
             ),
         };
         let info = self.model.info();
-        let mut translators = tuned_lens::load(&files, info.hidden_size, info.num_layers)?;
+        let mut translators: Vec<Translator> =
+            tuned_lens::load(&files, info.hidden_size, info.num_layers)?
+                .into_iter()
+                .map(Translator::from)
+                .collect();
         if self.compute.backend() == crate::compute::Backend::Tensors {
             // The tensor backend multiplies f32 translators on the model's device.
             for t in &mut translators {
@@ -265,7 +270,7 @@ impl Session {
         }
         let (n, max) = (ids.len(), self.model.info().max_positions);
         if ids.is_empty() {
-            bail!("the prompt encodes to no tokens; pass some text with --prompt");
+            return Err(Error::EmptyPrompt { empty: false }.into());
         }
         if n > max {
             bail!("the prompt is {n} tokens but the model takes at most {max}; shorten the prompt");
@@ -285,9 +290,10 @@ impl Session {
         let ids = self.vocab.encode_plain(text)?;
         match ids.first() {
             Some(&id) => Ok((id, ids.len())),
-            None => bail!(
-                "--target {text:?} encodes to no tokens; give a text with at least one token, or --target-id N"
-            ),
+            None => Err(Error::EmptyTarget {
+                text: text.to_string(),
+            }
+            .into()),
         }
     }
 

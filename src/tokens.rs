@@ -16,11 +16,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::Serialize;
 use tokenizers::{DecoderWrapper, Tokenizer};
 
-use crate::error::one_line;
+use crate::error::{one_line, Error};
 
 /// How the vocabulary spells its tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +261,7 @@ pub fn is_invisible(c: char) -> bool {
 /// Checks that a prompt has something to encode.
 pub fn check_prompt(prompt: &str) -> Result<()> {
     if prompt.trim().is_empty() {
-        bail!("the prompt is empty; pass some text with --prompt");
+        return Err(Error::EmptyPrompt { empty: true }.into());
     }
     Ok(())
 }
@@ -282,7 +282,12 @@ pub fn find_bos(config_bos: Option<u32>, vocab: &Vocab) -> Result<u32> {
     ["<|endoftext|>", "<s>", "<|begin_of_text|>", "<bos>", "<|im_start|>"]
         .iter()
         .find_map(|t| vocab.token_to_id(t))
-        .context("this model declares no BOS token (bos_token_id in config.json) and its vocabulary has none of <|endoftext|>, <s>, <|begin_of_text|>, <bos>; drop --bos")
+        .ok_or_else(|| {
+            Error::NoBos {
+                problem: "this model declares no BOS token (bos_token_id in config.json) and its vocabulary has none of <|endoftext|>, <s>, <|begin_of_text|>, <bos>",
+            }
+            .into()
+        })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use candle_core::DType;
 
 use super::flags::{Dtype, Flags, Format, ImageKind};
 use super::sinks::{Files, Outputs};
-use super::usage;
+use super::{usage, worded_top};
 use crate::atomic;
 use crate::compute::DeviceSpec;
 use crate::lens::{LensOptions, LogitLens, Stat};
@@ -69,8 +69,12 @@ impl Args {
         let prompts = prompts::collect_as(&flags.prompt, flags.prompts.as_deref(), format)
             .map_err(|e| {
                 let no_input = flags.prompt.is_empty() && flags.prompts.is_none();
-                match no_input || e.downcast_ref::<prompts::WrongFormat>().is_some() {
-                    true => usage(e.to_string()),
+                let wrong_format = matches!(
+                    e.downcast_ref::<crate::error::Error>(),
+                    Some(crate::error::Error::JsonReadAsText { .. })
+                );
+                match no_input || wrong_format {
+                    true => usage(worded_top(&e)),
                     false => e,
                 }
             })?;
@@ -82,7 +86,7 @@ impl Args {
         };
         let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
-        let device = flags.device.open().map_err(|e| usage(e.to_string()))?;
+        let device = flags.device.open().map_err(|e| usage(worded_top(&e)))?;
         let mut load = LoadOptions {
             revision: flags.revision.unwrap_or_else(|| "main".to_string()),
             dtype: flags.dtype.into(),

@@ -9,6 +9,7 @@ use anyhow::{anyhow, Result};
 
 use super::flags::Format;
 use super::{is_broken_pipe, report_error};
+use crate::error::one_line;
 use crate::lens::Stat;
 use crate::output::delimited::{Columns, Delimited};
 use crate::output::heatmap::{HeatmapOptions, ImageFormat};
@@ -21,7 +22,6 @@ use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
 use crate::output::{RunContext, Sink};
 use crate::report::Report;
-use crate::error::one_line;
 
 /// The outputs asked for: checked, not built ([`Sinks::build`] builds them once the model
 /// is loaded).

@@ -12,6 +12,7 @@ use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 
 use super::ModelFiles;
+use crate::error::Error;
 
 const SINGLE: &str = "model.safetensors";
 const INDEX: &str = "model.safetensors.index.json";
@@ -76,9 +77,6 @@ pub enum ModelSource {
     Gguf(PathBuf),
 }
 
-/// What `--model` accepts, for messages.
-const ACCEPTED: &str = "--model takes a Hub repo id (e.g. microsoft/phi-1_5), a model directory (config.json, tokenizer.json, *.safetensors) or a .gguf file";
-
 /// Whether `--model` names local files (a directory or a GGUF file) rather than a Hub id.
 pub fn is_local(model: &str) -> bool {
     let path = Path::new(model);
@@ -94,7 +92,11 @@ pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelSo
         return gguf_file(path).map(ModelSource::Gguf);
     }
     if path.is_file() {
-        bail!("{model} is a file but not a model; {ACCEPTED}");
+        return Err(Error::NotAModel {
+            model: model.to_string(),
+            problem: "is a file but not a model",
+        }
+        .into());
     }
     if path.is_dir() && !path.join("config.json").exists() {
         if let Some(gguf) = only_gguf(path)? {
@@ -105,7 +107,11 @@ pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelSo
         return local_dir(path).map(ModelSource::Safetensors);
     }
     if looks_like_path(model) {
-        bail!("{model} does not exist; {ACCEPTED}");
+        return Err(Error::NotAModel {
+            model: model.to_string(),
+            problem: "does not exist",
+        }
+        .into());
     }
     let files = match hub.offline {
         true => from_cache(model, revision, &hub.cache_dir),
@@ -131,11 +137,11 @@ fn only_gguf(dir: &Path) -> Result<Option<PathBuf>> {
                 .iter()
                 .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .collect();
-            bail!(
-                "{} has no config.json and several .gguf files ({}); pass one of them with --model",
-                dir.display(),
-                names.join(", ")
-            )
+            Err(Error::SeveralGguf {
+                dir: dir.display().to_string(),
+                names,
+            }
+            .into())
         }
     }
 }

@@ -30,11 +30,11 @@ use self::components::rotary::divide;
 use self::components::Vars;
 use self::decoder::{Decoder, DecoderSpec, Names};
 use crate::compute::Compute;
+use crate::error::one_line;
 use crate::loading::gguf::GgufFile;
 use crate::loading::gguf_weights::GgufWeights;
 use crate::loading::store::WeightSource;
 use crate::loading::weights::Weights;
-use crate::error::one_line;
 
 pub use crate::loading::ModelFiles;
 pub use registry::SUPPORTED;
