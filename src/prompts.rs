@@ -68,17 +68,6 @@ pub enum PromptsFormat {
     Json,
 }
 
-impl PromptsFormat {
-    /// The name used by `--prompts-format`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Jsonl => "jsonl",
-            Self::Json => "json",
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Item {
@@ -116,12 +105,7 @@ impl Item {
 }
 
 /// Collects prompts from `--prompt` values and an optional `--prompts` file (`-` = stdin),
-/// the file's format inferred (see the module docs).
-pub fn collect(inline: &[String], file: Option<&Path>) -> Result<Vec<Prompt>> {
-    collect_as(inline, file, None)
-}
-
-/// [`collect`] with the file's format given (`None`: inferred). `--prompt` values come
+/// the file's format given (`None`: inferred, see the module docs). `--prompt` values come
 /// first, then the file's prompts, numbered in that order.
 pub fn collect_as(
     inline: &[String],
@@ -541,7 +525,9 @@ mod tests {
                 .to_string();
             assert!(err.contains(&format!("{name} is empty")), "{err}");
         }
-        let err = collect(&["a".into()], None).map(|p| p.len()).unwrap();
+        let err = collect_as(&["a".into()], None, None)
+            .map(|p| p.len())
+            .unwrap();
         assert_eq!(err, 1);
     }
 }

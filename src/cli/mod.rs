@@ -12,10 +12,10 @@ use clap::{CommandFactory, FromArgMatches};
 
 use crate::error::{one_line, Words};
 
-pub mod args;
+pub(crate) mod args;
 pub mod flags;
-pub mod run;
-pub mod sinks;
+pub(crate) mod run;
+pub(crate) mod sinks;
 
 use args::Args;
 use flags::Flags;

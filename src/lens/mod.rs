@@ -16,11 +16,11 @@ use candle_core::Tensor;
 
 use crate::models::LensModel;
 
-pub mod project;
-pub mod reduce;
-pub mod stats;
-pub mod summary;
-pub mod tuned;
+pub(crate) mod project;
+pub(crate) mod reduce;
+pub(crate) mod stats;
+pub(crate) mod summary;
+pub(crate) mod tuned;
 
 pub use crate::models::Site;
 pub use project::{

@@ -8,9 +8,9 @@
 
 pub mod gguf;
 pub mod gguf_tokenizer;
-pub mod gguf_weights;
+pub(crate) mod gguf_weights;
 pub mod source;
-pub mod store;
+pub(crate) mod store;
 pub mod tuned_lens;
 pub mod weights;
 

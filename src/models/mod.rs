@@ -5,20 +5,20 @@
 //! The lens and the printers only see [`LensModel`]: the layers' hidden states, the final
 //! norm and the head.
 
-pub mod components;
-pub mod decoder;
-pub mod gemma;
-pub mod gemma2;
-pub mod gemma3;
-pub mod gguf;
-pub mod gpt2;
-pub mod gpt_neox;
-pub mod llama;
-pub mod olmo2;
-pub mod phi;
-pub mod phi3;
-pub mod qwen2;
-pub mod registry;
+pub(crate) mod components;
+pub(crate) mod decoder;
+pub(crate) mod gemma;
+pub(crate) mod gemma2;
+pub(crate) mod gemma3;
+pub(crate) mod gguf;
+pub(crate) mod gpt2;
+pub(crate) mod gpt_neox;
+pub(crate) mod llama;
+pub(crate) mod olmo2;
+pub(crate) mod phi;
+pub(crate) mod phi3;
+pub(crate) mod qwen2;
+pub(crate) mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

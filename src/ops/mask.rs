@@ -46,7 +46,8 @@ impl Mask {
         }
     }
 
-    /// One prompt of `seq_len` tokens, plain causal attention.
+    /// One prompt of `seq_len` tokens, plain causal attention (the tests' mask).
+    #[cfg(test)]
     pub fn causal(seq_len: usize, dtype: DType, dev: &Device) -> Self {
         Self::packed(&[seq_len], None, dtype, dev)
     }

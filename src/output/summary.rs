@@ -91,11 +91,6 @@ impl SummaryFile {
         }
     }
 
-    /// The aggregates so far.
-    pub fn summary(&self) -> &Summary {
-        &self.summary
-    }
-
     /// The file's bytes.
     pub fn render(&self) -> Result<Vec<u8>> {
         let rows = self.summary.records();

@@ -29,11 +29,6 @@ impl Embedding {
         })
     }
 
-    /// `(vocab, hidden)`.
-    pub fn dims(&self) -> (usize, usize) {
-        self.dims
-    }
-
     /// The table, as held (a tied head reuses it).
     pub fn table(&self) -> &Matrix {
         &self.table
