@@ -26,11 +26,11 @@ use serde::Deserialize;
 use crate::error::Error;
 
 /// A prompt as a file gives it: its id, its text and the texts of its tracked targets.
-pub type Parsed = (Option<String>, String, Vec<String>);
+pub(crate) type Parsed = (Option<String>, String, Vec<String>);
 
 /// One prompt of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     /// 0-based position in the run.
     pub index: usize,
     /// The JSONL/JSON `id`, when given.
@@ -44,13 +44,13 @@ pub struct Prompt {
 
 impl Prompt {
     /// How messages and file names refer to this prompt: its id, else its index.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         label(self.index, self.id.as_deref())
     }
 }
 
 /// How messages refer to the prompt at `index` with `id`: its id, else its index.
-pub fn label(index: usize, id: Option<&str>) -> String {
+pub(crate) fn label(index: usize, id: Option<&str>) -> String {
     match id {
         Some(id) => format!("prompt {id:?}"),
         None => format!("prompt {index}"),
@@ -59,7 +59,7 @@ pub fn label(index: usize, id: Option<&str>) -> String {
 
 /// How a `--prompts` file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromptsFormat {
+pub(crate) enum PromptsFormat {
     /// One prompt per line.
     Text,
     /// One JSON object per line.
@@ -107,7 +107,7 @@ impl Item {
 /// Collects prompts from `--prompt` values and an optional `--prompts` file (`-` = stdin),
 /// the file's format given (`None`: inferred, see the module docs). `--prompt` values come
 /// first, then the file's prompts, numbered in that order.
-pub fn collect_as(
+pub(crate) fn collect_as(
     inline: &[String],
     file: Option<&Path>,
     format: Option<PromptsFormat>,
@@ -140,7 +140,7 @@ pub fn collect_as(
 }
 
 /// Parses a prompts file's bytes; `path` only serves to infer the format.
-pub fn parse(
+pub(crate) fn parse(
     bytes: &[u8],
     name: &str,
     path: &Path,
@@ -170,7 +170,7 @@ pub fn parse(
 }
 
 /// The format a file's extension (and, for `.json`, its first character) implies.
-pub fn infer(path: &Path, bytes: &[u8]) -> PromptsFormat {
+pub(crate) fn infer(path: &Path, bytes: &[u8]) -> PromptsFormat {
     let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
     match ext.as_deref() {
         Some("jsonl" | "ndjson") => PromptsFormat::Jsonl,
@@ -183,7 +183,7 @@ pub fn infer(path: &Path, bytes: &[u8]) -> PromptsFormat {
 }
 
 /// Drops a leading UTF-8 byte-order mark.
-pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
@@ -257,7 +257,7 @@ fn lines<'a>(bytes: &'a [u8], name: &'a str) -> impl Iterator<Item = Result<(usi
 }
 
 /// One prompt per line; empty and whitespace-only lines are skipped.
-pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let mut out = Vec::new();
     for line in lines(bytes, name) {
         let (_, line) = line?;
@@ -270,7 +270,7 @@ pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
 }
 
 /// One JSON object per line; blank lines are skipped.
-pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let mut out = Vec::new();
     for line in lines(bytes, name) {
         let (n, line) = line?;
@@ -293,7 +293,7 @@ pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
 }
 
 /// One JSON array of `{"prompt": ..., "id": ...}` objects.
-pub fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let text = std::str::from_utf8(strip_bom(bytes))
         .map_err(|_| anyhow!("{name}: not valid UTF-8; save the file as UTF-8"))?;
     let items: Vec<Item> = serde_json::from_str(text).map_err(|e| Error::NotAJsonArray {

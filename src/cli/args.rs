@@ -23,7 +23,7 @@ use crate::session::{LoadOptions, RunOptions, TunedLensSource};
 
 /// Everything a run needs, owned and checked.
 #[derive(Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The model to load: a Hub repo id, a directory or a .gguf file.
     pub model: String,
     /// How to load it.
@@ -52,7 +52,7 @@ pub struct Args {
 
 impl Args {
     /// Checks `flags` and resolves them; a usage error (exit code 2) when they do not fit.
-    pub fn resolve(flags: Flags, stderr_tty: bool) -> Result<Self> {
+    pub(crate) fn resolve(flags: Flags, stderr_tty: bool) -> Result<Self> {
         if flags.layer_step == 0 {
             return Err(usage("--layer-step must be at least 1"));
         }
@@ -181,7 +181,7 @@ fn report_top_k(given: Option<usize>) -> Result<usize> {
 }
 
 /// The K of JSON and JSONL without `--top-k`.
-pub const DEFAULT_TOP_K: usize = 5;
+pub(crate) const DEFAULT_TOP_K: usize = 5;
 
 fn format_name(format: Format) -> &'static str {
     match format {

@@ -23,7 +23,7 @@ use crate::timing::Timing;
 /// exit code 0, unless files are being written (`--out`, `--out-dir`): then the run goes on
 /// without printing and writes every file. A heatmap's or the HTML report's error fails its
 /// prompt. Exit code 1 when a prompt or a file failed.
-pub fn run(mut args: Args) -> Result<i32> {
+pub(crate) fn run(mut args: Args) -> Result<i32> {
     let mut timing = Timing::start();
     let session = Session::load(&args.model, &args.load)?;
     if timing.on() {
