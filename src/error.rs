@@ -1,5 +1,6 @@
-//! Error text: how a message is put on the one line that stderr reports get. Below every
-//! other module, so the library and the CLI word errors the same way.
+//! Error text: how a message is put on the one line that stderr reports get, and the
+//! library's typed errors about a caller's choices, worded neutrally here and with flags by
+//! the CLI. Below every other module, so the library and the CLI word errors the same way.
 
 /// Collapses a multi-line message onto one line, for single-line stderr reports, and drops
 /// the backtraces that some errors carry in their text (candle's, when `RUST_BACKTRACE` is
@@ -90,21 +91,37 @@ pub const MODEL_KINDS: &str = "a Hub repo id (e.g. microsoft/phi-1_5), a model d
 /// `Display` with neutral words.
 #[derive(Debug, Clone, Copy)]
 pub struct Words {
+    /// What names the device, before its name.
     pub device: &'static str,
+    /// How to give a tokenizer.json instead of the GGUF's.
     pub tokenizer: &'static str,
+    /// What introduces the kinds of model path ([`MODEL_KINDS`]).
     pub model: &'static str,
+    /// How to pick one of several GGUF files.
     pub one_gguf: &'static str,
+    /// What names a tuned lens path, before it.
     pub tuned_lens: &'static str,
+    /// After a tuned lens path that is no directory: the other way (with its own lead).
     pub tuned_lens_hub: &'static str,
+    /// How to use a local tuned lens directory.
     pub tuned_lens_dir: &'static str,
+    /// The whole no-prompt message.
     pub no_prompt: &'static str,
+    /// After an empty prompt: how to give text (with its own lead).
     pub prompt_text: &'static str,
+    /// How to read a prompts file as `format` (named `label`; `them`: the file's pronoun).
     pub read_as: fn(format: &str, label: &str, them: &str) -> String,
+    /// How to read a prompts file as JSONL.
     pub jsonl: &'static str,
+    /// The whole message for sublayer sites asked of a tuned lens.
     pub sublayers_tuned: &'static str,
+    /// What names the sublayer sites.
     pub sublayers: &'static str,
+    /// What names a target text, before it.
     pub target: &'static str,
+    /// After a target of no tokens: what to give instead (with its own lead).
     pub target_hint: &'static str,
+    /// How to run without a BOS token.
     pub bos: &'static str,
 }
 
