@@ -403,7 +403,7 @@ impl Session {
 
 /// The model as a person knows it, from a `--model` argument: a Hub id as it is, a local
 /// directory or file by its name (never its whole path).
-pub fn display_name(model: &str) -> String {
+pub(crate) fn display_name(model: &str) -> String {
     let path = Path::new(model);
     if !path.exists() {
         return model.to_string();

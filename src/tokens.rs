@@ -167,12 +167,12 @@ fn byte_for_char(c: char) -> Option<u8> {
 }
 
 /// Bytes of a byte-level BPE piece, or `None` if it has characters outside the table.
-pub fn byte_level_bytes(piece: &str) -> Option<Vec<u8>> {
+pub(crate) fn byte_level_bytes(piece: &str) -> Option<Vec<u8>> {
     piece.chars().map(byte_for_char).collect()
 }
 
 /// Bytes of a SentencePiece piece: `▁` → space, `<0xNN>` → that byte.
-pub fn sentencepiece_bytes(piece: &str) -> Vec<u8> {
+pub(crate) fn sentencepiece_bytes(piece: &str) -> Vec<u8> {
     if let Some(hex) = piece.strip_prefix("<0x").and_then(|s| s.strip_suffix('>')) {
         if let Ok(b) = u8::from_str_radix(hex, 16) {
             if hex.len() == 2 {
@@ -243,7 +243,7 @@ fn push_visible(out: &mut String, c: char) {
 /// Characters that print as nothing, or as a blank that looks like an ordinary space, or
 /// that reorder the text around them: soft hyphen, the Unicode spaces other than U+0020,
 /// zero-width and joiner characters, bidirectional controls and the byte-order mark.
-pub fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{AD}'
@@ -259,7 +259,7 @@ pub fn is_invisible(c: char) -> bool {
 }
 
 /// Checks that a prompt has something to encode.
-pub fn check_prompt(prompt: &str) -> Result<()> {
+pub(crate) fn check_prompt(prompt: &str) -> Result<()> {
     if prompt.trim().is_empty() {
         return Err(Error::EmptyPrompt { empty: true }.into());
     }
@@ -267,7 +267,7 @@ pub fn check_prompt(prompt: &str) -> Result<()> {
 }
 
 /// Prepends `bos` unless the tokenizer already put it first.
-pub fn with_bos(mut ids: Vec<u32>, bos: u32) -> Vec<u32> {
+pub(crate) fn with_bos(mut ids: Vec<u32>, bos: u32) -> Vec<u32> {
     if ids.first() != Some(&bos) {
         ids.insert(0, bos);
     }
@@ -275,7 +275,7 @@ pub fn with_bos(mut ids: Vec<u32>, bos: u32) -> Vec<u32> {
 }
 
 /// Finds the BOS id: config.json first, then the usual BOS spellings in the vocabulary.
-pub fn find_bos(config_bos: Option<u32>, vocab: &Vocab) -> Result<u32> {
+pub(crate) fn find_bos(config_bos: Option<u32>, vocab: &Vocab) -> Result<u32> {
     if let Some(id) = config_bos {
         return Ok(id);
     }

@@ -78,7 +78,7 @@ pub enum ModelSource {
 }
 
 /// Whether `--model` names local files (a directory or a GGUF file) rather than a Hub id.
-pub fn is_local(model: &str) -> bool {
+pub(crate) fn is_local(model: &str) -> bool {
     let path = Path::new(model);
     is_gguf(path) || path.exists() || looks_like_path(model)
 }
@@ -310,7 +310,7 @@ fn api(hub: &HubSettings) -> Result<hf_hub::api::sync::Api> {
 
 /// Why [`repo_file`] found no file.
 #[derive(Debug)]
-pub enum Missing {
+pub(crate) enum Missing {
     /// Offline, and the cache lacks it.
     NotCached,
     /// The Hub did not give it: hf-hub's reason, on one line.
@@ -322,7 +322,7 @@ pub enum Missing {
 /// One file of a Hub repository of any type (a model, or the Space that publishes tuned
 /// lenses), by the rules models follow: with `hub.offline`, the cache only; otherwise
 /// hf-hub fetches what the cache lacks, with the token and into the cache of `hub`.
-pub fn repo_file(repo: &Repo, hub: &HubSettings, name: &str) -> Result<PathBuf, Missing> {
+pub(crate) fn repo_file(repo: &Repo, hub: &HubSettings, name: &str) -> Result<PathBuf, Missing> {
     if hub.offline {
         return cached(repo, &hub.cache_dir, name).ok_or(Missing::NotCached);
     }

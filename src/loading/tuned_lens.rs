@@ -52,7 +52,7 @@ fn linear() -> String {
 const LENS_TYPE: &str = "linear_tuned_lens";
 
 /// What a lens directory holds, for messages.
-pub const LAYOUT: &str = "a tuned lens directory holds config.json and params.pt, as tuned-lens's TunedLens.save writes them";
+pub(crate) const LAYOUT: &str = "a tuned lens directory holds config.json and params.pt, as tuned-lens's TunedLens.save writes them";
 
 /// The files of the lens in `dir`.
 pub fn local(dir: &Path) -> Result<LensFiles> {
@@ -78,7 +78,7 @@ pub fn local(dir: &Path) -> Result<LensFiles> {
 
 /// Where the Space keeps the lens of `model_id`: `lens/<model id>/`. GPT-2's lenses sit
 /// under its old bare names (`lens/gpt2/`), so `openai-community/gpt2*` maps there.
-pub fn hub_folder(model_id: &str) -> String {
+pub(crate) fn hub_folder(model_id: &str) -> String {
     let id = model_id
         .strip_prefix("openai-community/")
         .unwrap_or(model_id);
@@ -128,7 +128,7 @@ pub struct LayerParams {
 
 /// Refuses a lens of `d_model` and `layers` for a model of `hidden_size` and `num_layers`,
 /// in one line naming both shapes.
-pub fn check_fit(
+pub(crate) fn check_fit(
     d_model: usize,
     layers: usize,
     hidden_size: usize,

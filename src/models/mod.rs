@@ -165,7 +165,7 @@ pub trait LensModel {
 
 /// [`LensModel::forward_packed`] by one forward pass per prompt, each row's states
 /// concatenated over the prompts before it is visited.
-pub fn forward_one_by_one<M: LensModel + ?Sized>(
+pub(crate) fn forward_one_by_one<M: LensModel + ?Sized>(
     model: &M,
     prompts: &[&[u32]],
     sublayers: bool,
@@ -193,7 +193,7 @@ pub fn forward_one_by_one<M: LensModel + ?Sized>(
 }
 
 /// Reads and parses config.json, returning its `model_type` and the whole document.
-pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
+pub(crate) fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
     let json = crate::loading::read_json(path, "restore the model's config.json")?;
     let model_type = json
         .get("model_type")
@@ -330,7 +330,7 @@ pub(crate) fn test_config(extra: serde_json::Value) -> serde_json::Value {
 }
 
 /// Parses an architecture's config, naming the field at fault.
-pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T> {
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T> {
     serde_json::from_value(json).map_err(|e| {
         anyhow!("config.json does not describe this architecture: {e}; fix or replace config.json")
     })
@@ -338,7 +338,7 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> 
 
 /// `json` with each of `defaults`' keys that it lacks added: for a config class whose
 /// defaults differ from those of the shared serde struct it is parsed into.
-pub fn with_defaults(
+pub(crate) fn with_defaults(
     mut json: serde_json::Value,
     defaults: serde_json::Value,
 ) -> serde_json::Value {
