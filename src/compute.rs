@@ -2,7 +2,7 @@
 //!
 //! There is one model description per architecture and one decoder. It runs two ways, the
 //! two [`Backend`]s, decided here once and passed to every operation of the compute seam
-//! ([`crate::ops`], and the lens's reduction `lens::reduce`):
+//! (`crate::ops`, and the lens's reduction `lens::reduce`):
 //!
 //! - **CPU kernels** ([`Backend::Kernels`], the default on the CPU): half-precision weights
 //!   are multiplied in place from the mapped checkpoint ([`crate::kernels`]), attention runs
@@ -122,7 +122,7 @@ impl DeviceSpec {
     }
 }
 
-/// How the operations of the compute seam ([`crate::ops`]) run: each operation matches on
+/// How the operations of the compute seam (`crate::ops`) run: each operation matches on
 /// it, with both implementations side by side. Decided once per model ([`Compute::backend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

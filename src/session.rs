@@ -123,7 +123,7 @@ impl Session {
 
     /// Loads a GGUF file on the CPU; its tokenizer comes from `tokenizer` when given, else
     /// from the file's metadata. Block matrices stay quantized in memory and are dequantized
-    /// per block, for exact parity with transformers (see [`crate::loading::gguf_weights`]).
+    /// per block, for exact parity with transformers (see `crate::loading::gguf_weights`).
     pub fn from_gguf(
         name: &str,
         path: &Path,

@@ -1,7 +1,7 @@
 //! The command line, the ripgrep way: flag definitions ([`flags`]), then resolved
-//! arguments that own their values ([`args`]), including the outputs asked for, unbuilt;
-//! then the work ([`run`]), which loads the model, builds the sinks of [`crate::output`]
-//! from what it learnt ([`sinks`]) and feeds each report to them.
+//! arguments that own their values (`args`), including the outputs asked for, unbuilt;
+//! then the work (`run`), which loads the model, builds the sinks of [`crate::output`]
+//! from what it learnt (`sinks`) and feeds each report to them.
 //!
 //! Exit codes: 0 when every prompt succeeded, 1 when any failed (the others are still
 //! processed and written), 2 for usage errors. A closed stdout (`| head`) ends quietly.

@@ -106,7 +106,7 @@ pub trait LensModel {
     /// row's `(ΣT, D)` hidden states, the prompts' positions one after the other, each
     /// prompt computed as if it ran alone (its own positions, attending only to itself).
     /// One pass reads the weights once for all of them. The default runs the prompts one
-    /// by one ([`forward_one_by_one`]).
+    /// by one (`forward_one_by_one`).
     fn forward_packed(
         &self,
         prompts: &[&[u32]],
