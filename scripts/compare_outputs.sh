@@ -168,6 +168,21 @@ done
 
 case_ "error: no prompt" --model "$root/tests/fixtures/phi-tiny"
 case_ "error: no such model" --model "$work/nothing-here" -p a
+# Library errors that the command line words with its flags.
+phi="$root/tests/fixtures/phi-tiny"
+cp "$work/prompts.jsonl" "$work/jsonl.txt"
+echo '[{"prompt": "a"}]' >"$work/array.txt"
+echo '[{"prompt": "a"},' >"$work/broken.json"
+mkdir "$work/two-gguf" && touch "$work/two-gguf/a.gguf" "$work/two-gguf/b.gguf"
+case_ "error: --device cuda" --model "$phi" -p a --device cuda
+case_ "error: --device metal:1" --model "$phi" -p a --device metal:1
+case_ "error: --tuned-lens not a directory" --model "$phi" -p a --tuned-lens "$work/nothing-here"
+case_ "error: JSONL read as text" --model "$phi" --prompts jsonl.txt
+case_ "error: JSON array read as text" --model "$phi" --prompts array.txt
+case_ "error: broken JSON array" --model "$phi" --prompts broken.json
+case_ "error: --model a file" --model prompts.txt -p a
+case_ "error: --model a dir of two GGUFs" --model two-gguf -p a
+case_ "error: --target of no tokens" --model "$phi" -p a --target ""
 case_ "error: unknown flag" --model "$root/tests/fixtures/phi-tiny" -p a --frobnicate
 case_ "--help" --help
 case_ "--version" --version

@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 /// Checks, before any work, that `path` can be created: its directory exists and it is not
 /// itself a directory.
-pub fn check_writable(path: &Path) -> Result<()> {
+pub(crate) fn check_writable(path: &Path) -> Result<()> {
     if path.is_dir() {
         bail!(
             "output path {} is a directory; give a file name such as {}/heatmap.png",
@@ -36,13 +36,13 @@ pub fn check_writable(path: &Path) -> Result<()> {
 
 /// [`check_writable`], then a probe: a temporary file is created in the directory and
 /// removed, so that a read-only or full location is found before any work.
-pub fn check_can_create(path: &Path) -> Result<()> {
+pub(crate) fn check_can_create(path: &Path) -> Result<()> {
     check_writable(path)?;
     probe_dir(parent_dir(path))
 }
 
 /// Checks that files can be created in `dir` by creating and removing a temporary one.
-pub fn probe_dir(dir: &Path) -> Result<()> {
+pub(crate) fn probe_dir(dir: &Path) -> Result<()> {
     LIVE.create(dir, std::fs::Permissions::from_mode(0o600))
         .map(drop)
         .map_err(|e| {

@@ -2,7 +2,7 @@
 //!
 //! There is one model description per architecture and one decoder. It runs two ways, the
 //! two [`Backend`]s, decided here once and passed to every operation of the compute seam
-//! ([`crate::ops`], and the lens's reduction `lens::reduce`):
+//! (`crate::ops`, and the lens's reduction `lens::reduce`):
 //!
 //! - **CPU kernels** ([`Backend::Kernels`], the default on the CPU): half-precision weights
 //!   are multiplied in place from the mapped checkpoint ([`crate::kernels`]), attention runs
@@ -17,7 +17,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::{Device, DeviceLocation};
 
 /// The device a person asks for with `--device`.
@@ -79,6 +79,15 @@ impl From<DeviceLocation> for DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// Why this device cannot be opened, as a typed error.
+    fn error(self, reason: String) -> anyhow::Error {
+        crate::error::Error::Device {
+            device: self.to_string(),
+            reason,
+        }
+        .into()
+    }
+
     /// Opens the device, or says in one line why it cannot: a build without the feature
     /// says how to build with it.
     pub fn open(self) -> Result<Device> {
@@ -86,34 +95,34 @@ impl DeviceSpec {
             Self::Cpu => Ok(Device::Cpu),
             Self::Cuda(n) => {
                 if !cfg!(feature = "cuda") {
-                    bail!("--device {self}: this logitlens was built without CUDA; rebuild it with `cargo install --features cuda` (or scripts/build_cuda.sh, see docs/GPU.md)");
+                    return Err(self.error("this logitlens was built without CUDA; rebuild it with `cargo install --features cuda` (or scripts/build_cuda.sh, see docs/GPU.md)".to_string()));
                 }
                 // Exact mode: f32 products accumulate in f32 (no TF32), as on the CPU. It is
                 // candle's default; said here so that nothing turns it on unnoticed.
                 candle_core::cuda::set_gemm_reduced_precision_f32(false);
                 Device::new_cuda(n).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--device {self}: no usable CUDA device {n} ({}); check nvidia-smi and that the CUDA libraries are on LD_LIBRARY_PATH (docs/GPU.md)",
-                        crate::tokens::one_line(&e.to_string())
-                    )
+                    self.error(format!(
+                        "no usable CUDA device {n} ({}); check nvidia-smi and that the CUDA libraries are on LD_LIBRARY_PATH (docs/GPU.md)",
+                        crate::error::one_line(&e.to_string())
+                    ))
                 })
             }
             Self::Metal(n) => {
                 if !cfg!(feature = "metal") {
-                    bail!("--device {self}: this logitlens was built without Metal; rebuild it with `cargo install --features metal` on macOS");
+                    return Err(self.error("this logitlens was built without Metal; rebuild it with `cargo install --features metal` on macOS".to_string()));
                 }
                 Device::new_metal(n).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--device {self}: no usable Metal device {n} ({})",
-                        crate::tokens::one_line(&e.to_string())
-                    )
+                    self.error(format!(
+                        "no usable Metal device {n} ({})",
+                        crate::error::one_line(&e.to_string())
+                    ))
                 })
             }
         }
     }
 }
 
-/// How the operations of the compute seam ([`crate::ops`]) run: each operation matches on
+/// How the operations of the compute seam (`crate::ops`) run: each operation matches on
 /// it, with both implementations side by side. Decided once per model ([`Compute::backend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

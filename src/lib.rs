@@ -15,17 +15,18 @@
 pub mod atomic;
 pub mod cli;
 pub mod compute;
+pub mod error;
 pub mod kernels;
 pub mod lens;
 pub mod loading;
 pub mod models;
-pub mod ops;
+pub(crate) mod ops;
 pub mod output;
-pub mod prompts;
+pub(crate) mod prompts;
 pub mod provenance;
 pub mod report;
 pub mod session;
-pub mod timing;
+pub(crate) mod timing;
 pub mod tokens;
 
 pub use loading::{gguf, gguf_tokenizer, source, weights};

@@ -23,12 +23,14 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
+use crate::error::Error;
+
 /// A prompt as a file gives it: its id, its text and the texts of its tracked targets.
-pub type Parsed = (Option<String>, String, Vec<String>);
+pub(crate) type Parsed = (Option<String>, String, Vec<String>);
 
 /// One prompt of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prompt {
+pub(crate) struct Prompt {
     /// 0-based position in the run.
     pub index: usize,
     /// The JSONL/JSON `id`, when given.
@@ -42,13 +44,13 @@ pub struct Prompt {
 
 impl Prompt {
     /// How messages and file names refer to this prompt: its id, else its index.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         label(self.index, self.id.as_deref())
     }
 }
 
 /// How messages refer to the prompt at `index` with `id`: its id, else its index.
-pub fn label(index: usize, id: Option<&str>) -> String {
+pub(crate) fn label(index: usize, id: Option<&str>) -> String {
     match id {
         Some(id) => format!("prompt {id:?}"),
         None => format!("prompt {index}"),
@@ -57,7 +59,7 @@ pub fn label(index: usize, id: Option<&str>) -> String {
 
 /// How a `--prompts` file is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromptsFormat {
+pub(crate) enum PromptsFormat {
     /// One prompt per line.
     Text,
     /// One JSON object per line.
@@ -65,30 +67,6 @@ pub enum PromptsFormat {
     /// One JSON array of objects.
     Json,
 }
-
-impl PromptsFormat {
-    /// The name used by `--prompts-format`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Jsonl => "jsonl",
-            Self::Json => "json",
-        }
-    }
-}
-
-/// A `--prompts` file whose content contradicts the format it was read in: a usage error
-/// (the fix is a flag), so the command line maps it to exit code 2.
-#[derive(Debug)]
-pub struct WrongFormat(pub String);
-
-impl std::fmt::Display for WrongFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for WrongFormat {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,14 +105,9 @@ impl Item {
 }
 
 /// Collects prompts from `--prompt` values and an optional `--prompts` file (`-` = stdin),
-/// the file's format inferred (see the module docs).
-pub fn collect(inline: &[String], file: Option<&Path>) -> Result<Vec<Prompt>> {
-    collect_as(inline, file, None)
-}
-
-/// [`collect`] with the file's format given (`None`: inferred). `--prompt` values come
+/// the file's format given (`None`: inferred, see the module docs). `--prompt` values come
 /// first, then the file's prompts, numbered in that order.
-pub fn collect_as(
+pub(crate) fn collect_as(
     inline: &[String],
     file: Option<&Path>,
     format: Option<PromptsFormat>,
@@ -152,7 +125,7 @@ pub fn collect_as(
         texts.extend(parse(&bytes, &name, path, format)?);
     }
     if texts.is_empty() {
-        bail!("no prompt given; pass --prompt TEXT or --prompts FILE");
+        return Err(Error::NoPrompt.into());
     }
     Ok(texts
         .into_iter()
@@ -167,7 +140,7 @@ pub fn collect_as(
 }
 
 /// Parses a prompts file's bytes; `path` only serves to infer the format.
-pub fn parse(
+pub(crate) fn parse(
     bytes: &[u8],
     name: &str,
     path: &Path,
@@ -197,7 +170,7 @@ pub fn parse(
 }
 
 /// The format a file's extension (and, for `.json`, its first character) implies.
-pub fn infer(path: &Path, bytes: &[u8]) -> PromptsFormat {
+pub(crate) fn infer(path: &Path, bytes: &[u8]) -> PromptsFormat {
     let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
     match ext.as_deref() {
         Some("jsonl" | "ndjson") => PromptsFormat::Jsonl,
@@ -210,7 +183,7 @@ pub fn infer(path: &Path, bytes: &[u8]) -> PromptsFormat {
 }
 
 /// Drops a leading UTF-8 byte-order mark.
-pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
@@ -227,9 +200,12 @@ fn refuse_json_as_text(bytes: &[u8], name: &str) -> Result<()> {
             serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object() && is_item(&v))
         });
     if all_objects {
-        return Err(WrongFormat(format!(
-            "{name} is read as plain text (one prompt per line), but every line is a JSON object with a \"prompt\" key; pass --prompts-format jsonl to read them as JSONL, or --prompts-format text to run the lines as they are"
-        ))
+        return Err(Error::JsonReadAsText {
+            problem: format!("{name} is read as plain text (one prompt per line), but every line is a JSON object with a \"prompt\" key"),
+            format: "jsonl",
+            label: "JSONL",
+            them: "them",
+        }
         .into());
     }
     let array = serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| {
@@ -237,9 +213,12 @@ fn refuse_json_as_text(bytes: &[u8], name: &str) -> Result<()> {
             .is_some_and(|a| !a.is_empty() && a.iter().all(is_item))
     });
     if array {
-        return Err(WrongFormat(format!(
-            "{name} is read as plain text (one prompt per line), but it is a JSON array of prompt objects; pass --prompts-format json to read it as JSON, or --prompts-format text to run the lines as they are"
-        ))
+        return Err(Error::JsonReadAsText {
+            problem: format!("{name} is read as plain text (one prompt per line), but it is a JSON array of prompt objects"),
+            format: "json",
+            label: "JSON",
+            them: "it",
+        }
         .into());
     }
     Ok(())
@@ -278,7 +257,7 @@ fn lines<'a>(bytes: &'a [u8], name: &'a str) -> impl Iterator<Item = Result<(usi
 }
 
 /// One prompt per line; empty and whitespace-only lines are skipped.
-pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let mut out = Vec::new();
     for line in lines(bytes, name) {
         let (_, line) = line?;
@@ -291,7 +270,7 @@ pub fn parse_lines(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
 }
 
 /// One JSON object per line; blank lines are skipped.
-pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let mut out = Vec::new();
     for line in lines(bytes, name) {
         let (n, line) = line?;
@@ -314,16 +293,16 @@ pub fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
 }
 
 /// One JSON array of `{"prompt": ..., "id": ...}` objects.
-pub fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
+pub(crate) fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let text = std::str::from_utf8(strip_bom(bytes))
         .map_err(|_| anyhow!("{name}: not valid UTF-8; save the file as UTF-8"))?;
-    let items: Vec<Item> = serde_json::from_str(text).map_err(|e| {
-        anyhow!(
-            "{name} line {}, column {}: {}; the file must be one JSON array of objects like [{{\"prompt\": \"...\", \"id\": \"...\"}}] (for one object per line use --prompts-format jsonl)",
+    let items: Vec<Item> = serde_json::from_str(text).map_err(|e| Error::NotAJsonArray {
+        problem: format!(
+            "{name} line {}, column {}: {}; the file must be one JSON array of objects like [{{\"prompt\": \"...\", \"id\": \"...\"}}]",
             e.line(),
             e.column(),
             without_position(&e)
-        )
+        ),
     })?;
     items
         .into_iter()
@@ -475,11 +454,25 @@ mod tests {
         let jsonl = b"{\"prompt\": \"a\", \"id\": \"x\"}\n\n{\"prompt\": \"b\"}\n";
         for path in ["p.txt", "-", "prompts"] {
             let err = parse(jsonl, path, Path::new(path), None).unwrap_err();
-            assert!(err.downcast_ref::<WrongFormat>().is_some(), "{err}");
-            assert!(err.to_string().contains("--prompts-format jsonl"), "{err}");
+            let typed = err.downcast_ref::<Error>();
+            assert!(
+                matches!(
+                    typed,
+                    Some(Error::JsonReadAsText {
+                        format: "jsonl",
+                        ..
+                    })
+                ),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .ends_with("; read them as JSONL, or as text to run the lines as they are"),
+                "{err}"
+            );
         }
         let err = parse(b"[{\"prompt\": \"a\"}]", "p.txt", Path::new("p.txt"), None).unwrap_err();
-        assert!(err.to_string().contains("--prompts-format json"), "{err}");
+        assert!(err.to_string().contains("; read it as JSON,"), "{err}");
         let raw = parse(jsonl, "-", Path::new("-"), Some(PromptsFormat::Text)).unwrap();
         assert_eq!(raw[0].1, "{\"prompt\": \"a\", \"id\": \"x\"}");
         let read = parse(jsonl, "-", Path::new("-"), Some(PromptsFormat::Jsonl)).unwrap();
@@ -532,7 +525,9 @@ mod tests {
                 .to_string();
             assert!(err.contains(&format!("{name} is empty")), "{err}");
         }
-        let err = collect(&["a".into()], None).map(|p| p.len()).unwrap();
+        let err = collect_as(&["a".into()], None, None)
+            .map(|p| p.len())
+            .unwrap();
         assert_eq!(err, 1);
     }
 }

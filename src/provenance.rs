@@ -132,7 +132,7 @@ impl Source {
 }
 
 /// The commit of a Hugging Face cache snapshot holding `file`: `…/snapshots/<commit>/file`.
-pub fn snapshot_commit(file: &Path) -> Option<String> {
+pub(crate) fn snapshot_commit(file: &Path) -> Option<String> {
     let snapshot = file.parent()?;
     let is_snapshots = snapshot.parent()?.file_name()? == "snapshots";
     let commit = snapshot.file_name()?.to_str()?;

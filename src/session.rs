@@ -7,10 +7,11 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
 use crate::compute::Compute;
+use crate::error::Error;
 
 use crate::lens::{
     lens_rows_batch, lens_rows_multi, logit_lens, Lens, LensOptions, Row, Timings, TokenStat,
-    TunedLens,
+    Translator, TunedLens,
 };
 use crate::loading::gguf::GgufFile;
 use crate::loading::source::{self, HubSettings, ModelSource};
@@ -122,7 +123,7 @@ impl Session {
 
     /// Loads a GGUF file on the CPU; its tokenizer comes from `tokenizer` when given, else
     /// from the file's metadata. Block matrices stay quantized in memory and are dequantized
-    /// per block, for exact parity with transformers (see [`crate::loading::gguf_weights`]).
+    /// per block, for exact parity with transformers (see `crate::loading::gguf_weights`).
     pub fn from_gguf(
         name: &str,
         path: &Path,
@@ -244,7 +245,11 @@ impl Session {
             ),
         };
         let info = self.model.info();
-        let mut translators = tuned_lens::load(&files, info.hidden_size, info.num_layers)?;
+        let mut translators: Vec<Translator> =
+            tuned_lens::load(&files, info.hidden_size, info.num_layers)?
+                .into_iter()
+                .map(Translator::from)
+                .collect();
         if self.compute.backend() == crate::compute::Backend::Tensors {
             // The tensor backend multiplies f32 translators on the model's device.
             for t in &mut translators {
@@ -265,7 +270,7 @@ impl Session {
         }
         let (n, max) = (ids.len(), self.model.info().max_positions);
         if ids.is_empty() {
-            bail!("the prompt encodes to no tokens; pass some text with --prompt");
+            return Err(Error::EmptyPrompt { empty: false }.into());
         }
         if n > max {
             bail!("the prompt is {n} tokens but the model takes at most {max}; shorten the prompt");
@@ -285,9 +290,10 @@ impl Session {
         let ids = self.vocab.encode_plain(text)?;
         match ids.first() {
             Some(&id) => Ok((id, ids.len())),
-            None => bail!(
-                "--target {text:?} encodes to no tokens; give a text with at least one token, or --target-id N"
-            ),
+            None => Err(Error::EmptyTarget {
+                text: text.to_string(),
+            }
+            .into()),
         }
     }
 
@@ -397,7 +403,7 @@ impl Session {
 
 /// The model as a person knows it, from a `--model` argument: a Hub id as it is, a local
 /// directory or file by its name (never its whole path).
-pub fn display_name(model: &str) -> String {
+pub(crate) fn display_name(model: &str) -> String {
     let path = Path::new(model);
     if !path.exists() {
         return model.to_string();

@@ -36,7 +36,7 @@ use serde_json::Value;
 
 /// What `LOGITLENS_TIMING` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Unset or empty: no timings.
     Off,
     /// Any other value: today's `timing:` text lines, as the run goes.
@@ -47,7 +47,7 @@ pub enum Mode {
 
 impl Mode {
     /// The mode a value of `LOGITLENS_TIMING` selects.
-    pub fn parse(value: Option<&std::ffi::OsStr>) -> Self {
+    pub(crate) fn parse(value: Option<&std::ffi::OsStr>) -> Self {
         match value {
             None => Mode::Off,
             Some(v) if v.is_empty() => Mode::Off,
@@ -57,7 +57,7 @@ impl Mode {
     }
 
     /// The mode of this process's `LOGITLENS_TIMING`.
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         Self::parse(std::env::var_os("LOGITLENS_TIMING").as_deref())
     }
 }
@@ -74,7 +74,7 @@ struct PromptTime {
 /// The clock of one run: started before loading, told of each stage, printed as the mode
 /// asks.
 #[derive(Debug)]
-pub struct Timing {
+pub(crate) struct Timing {
     mode: Mode,
     started: Instant,
     device: String,
@@ -86,12 +86,12 @@ pub struct Timing {
 
 impl Timing {
     /// Starts the clock, in the mode of `LOGITLENS_TIMING`.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::with_mode(Mode::from_env())
     }
 
     /// Starts the clock in `mode`.
-    pub fn with_mode(mode: Mode) -> Self {
+    pub(crate) fn with_mode(mode: Mode) -> Self {
         Self {
             mode,
             started: Instant::now(),
@@ -104,12 +104,12 @@ impl Timing {
     }
 
     /// Whether anything is recorded at all.
-    pub fn on(&self) -> bool {
+    pub(crate) fn on(&self) -> bool {
         self.mode != Mode::Off
     }
 
     /// The model has loaded on `device` (`fast`: `--fast`'s path, if on).
-    pub fn loaded(&mut self, device: String, fast: Option<String>) {
+    pub(crate) fn loaded(&mut self, device: String, fast: Option<String>) {
         self.load = self.started.elapsed();
         if self.mode == Mode::Text {
             eprintln!(
@@ -126,7 +126,7 @@ impl Timing {
     }
 
     /// The tuned lens has loaded, after the model.
-    pub fn tuned_lens_loaded(&mut self) {
+    pub(crate) fn tuned_lens_loaded(&mut self) {
         let since_start = self.started.elapsed();
         self.tuned_lens = Some(since_start.saturating_sub(self.load));
         if self.mode == Mode::Text {
@@ -138,7 +138,13 @@ impl Timing {
     }
 
     /// Prompt `index` (0-based) of `tokens` positions was computed.
-    pub fn prompt(&mut self, index: usize, tokens: usize, forward: Duration, lens: Duration) {
+    pub(crate) fn prompt(
+        &mut self,
+        index: usize,
+        tokens: usize,
+        forward: Duration,
+        lens: Duration,
+    ) {
         if self.mode == Mode::Text {
             eprintln!(
                 "timing: tokens {} forward {:.3}s lens {:.3}s",
@@ -158,7 +164,7 @@ impl Timing {
     }
 
     /// The run is over: prints the JSON line (in JSON mode).
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if self.mode == Mode::Json {
             eprintln!("{}", self.json(self.started.elapsed()));
         }

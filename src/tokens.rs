@@ -16,9 +16,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::Serialize;
 use tokenizers::{DecoderWrapper, Tokenizer};
+
+use crate::error::{one_line, Error};
 
 /// How the vocabulary spells its tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,12 +167,12 @@ fn byte_for_char(c: char) -> Option<u8> {
 }
 
 /// Bytes of a byte-level BPE piece, or `None` if it has characters outside the table.
-pub fn byte_level_bytes(piece: &str) -> Option<Vec<u8>> {
+pub(crate) fn byte_level_bytes(piece: &str) -> Option<Vec<u8>> {
     piece.chars().map(byte_for_char).collect()
 }
 
 /// Bytes of a SentencePiece piece: `▁` → space, `<0xNN>` → that byte.
-pub fn sentencepiece_bytes(piece: &str) -> Vec<u8> {
+pub(crate) fn sentencepiece_bytes(piece: &str) -> Vec<u8> {
     if let Some(hex) = piece.strip_prefix("<0x").and_then(|s| s.strip_suffix('>')) {
         if let Ok(b) = u8::from_str_radix(hex, 16) {
             if hex.len() == 2 {
@@ -241,7 +243,7 @@ fn push_visible(out: &mut String, c: char) {
 /// Characters that print as nothing, or as a blank that looks like an ordinary space, or
 /// that reorder the text around them: soft hyphen, the Unicode spaces other than U+0020,
 /// zero-width and joiner characters, bidirectional controls and the byte-order mark.
-pub fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{AD}'
@@ -256,48 +258,16 @@ pub fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Collapses a multi-line message onto one line, for single-line stderr reports, and drops
-/// the backtraces that some errors carry in their text (candle's, when `RUST_BACKTRACE` is
-/// set): its frame lines (`  12: symbol`) and location lines (`  at src/x.rs:3:5`) go, text
-/// around them stays.
-pub fn one_line(s: &str) -> String {
-    s.lines()
-        .enumerate()
-        .filter(|&(n, line)| n == 0 || !is_backtrace_line(line))
-        .flat_map(|(_, line)| line.split_whitespace())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A line of a printed backtrace: an indented frame (`   3: name`), an indented location
-/// (`at file:line:column`) or a backtrace header.
-fn is_backtrace_line(line: &str) -> bool {
-    let trimmed = line.trim_start();
-    let indented = trimmed.len() < line.len();
-    let frame = trimmed
-        .split_once(':')
-        .is_some_and(|(index, _)| is_number(index));
-    let location = trimmed.strip_prefix("at ").is_some_and(|place| {
-        let mut parts = place.trim_end().rsplitn(3, ':');
-        parts.next().is_some_and(is_number) && parts.next().is_some_and(is_number)
-    });
-    (indented && (frame || location)) || trimmed.eq_ignore_ascii_case("stack backtrace:")
-}
-
-fn is_number(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// Checks that a prompt has something to encode.
-pub fn check_prompt(prompt: &str) -> Result<()> {
+pub(crate) fn check_prompt(prompt: &str) -> Result<()> {
     if prompt.trim().is_empty() {
-        bail!("the prompt is empty; pass some text with --prompt");
+        return Err(Error::EmptyPrompt { empty: true }.into());
     }
     Ok(())
 }
 
 /// Prepends `bos` unless the tokenizer already put it first.
-pub fn with_bos(mut ids: Vec<u32>, bos: u32) -> Vec<u32> {
+pub(crate) fn with_bos(mut ids: Vec<u32>, bos: u32) -> Vec<u32> {
     if ids.first() != Some(&bos) {
         ids.insert(0, bos);
     }
@@ -305,14 +275,19 @@ pub fn with_bos(mut ids: Vec<u32>, bos: u32) -> Vec<u32> {
 }
 
 /// Finds the BOS id: config.json first, then the usual BOS spellings in the vocabulary.
-pub fn find_bos(config_bos: Option<u32>, vocab: &Vocab) -> Result<u32> {
+pub(crate) fn find_bos(config_bos: Option<u32>, vocab: &Vocab) -> Result<u32> {
     if let Some(id) = config_bos {
         return Ok(id);
     }
     ["<|endoftext|>", "<s>", "<|begin_of_text|>", "<bos>", "<|im_start|>"]
         .iter()
         .find_map(|t| vocab.token_to_id(t))
-        .context("this model declares no BOS token (bos_token_id in config.json) and its vocabulary has none of <|endoftext|>, <s>, <|begin_of_text|>, <bos>; drop --bos")
+        .ok_or_else(|| {
+            Error::NoBos {
+                problem: "this model declares no BOS token (bos_token_id in config.json) and its vocabulary has none of <|endoftext|>, <s>, <|begin_of_text|>, <bos>",
+            }
+            .into()
+        })
 }
 
 #[cfg(test)]
@@ -452,33 +427,6 @@ mod tests {
         assert_eq!(t.bytes.as_deref(), Some("61e280"));
         assert_eq!(exact_text(b"\\xE2").text, "\\xE2");
         assert_eq!(exact_text(b"").text, "");
-    }
-
-    #[test]
-    fn one_line_drops_backtraces() {
-        let bt = std::backtrace::Backtrace::force_capture().to_string();
-        assert!(bt.lines().count() > 2, "{bt}");
-        let candle = candle_core::Error::WithBacktrace {
-            inner: Box::new(candle_core::Error::Msg("unexpected end of file".into())),
-            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
-        };
-        let rendered = candle.to_string();
-        assert!(
-            rendered.len() > 200,
-            "candle prints the backtrace: {rendered}"
-        );
-        let chained = anyhow::Error::from(candle).context("cannot read model.gguf");
-        assert_eq!(
-            one_line(&format!("{chained:#}")),
-            "cannot read model.gguf: unexpected end of file"
-        );
-        let embedded = format!("cannot load x: {rendered}\n; check the file");
-        assert_eq!(
-            one_line(&embedded),
-            "cannot load x: unexpected end of file ; check the file"
-        );
-        assert_eq!(one_line("a\n  b\tc  "), "a b c");
-        assert_eq!(one_line("3: first line stays"), "3: first line stays");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use candle_core::DType;
 
 use super::flags::{Dtype, Flags, Format, ImageKind};
 use super::sinks::{Files, Outputs};
-use super::usage;
+use super::{usage, worded_top};
 use crate::atomic;
 use crate::compute::DeviceSpec;
 use crate::lens::{LensOptions, LogitLens};
@@ -24,7 +24,7 @@ use crate::session::{LoadOptions, RunOptions, TunedLensSource};
 
 /// Everything a run needs, owned and checked.
 #[derive(Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The model to load: a Hub repo id, a directory or a .gguf file.
     pub model: String,
     /// How to load it.
@@ -53,7 +53,7 @@ pub struct Args {
 
 impl Args {
     /// Checks `flags` and resolves them; a usage error (exit code 2) when they do not fit.
-    pub fn resolve(flags: Flags, stderr_tty: bool) -> Result<Self> {
+    pub(crate) fn resolve(flags: Flags, stderr_tty: bool) -> Result<Self> {
         if flags.layer_step == 0 {
             return Err(usage("--layer-step must be at least 1"));
         }
@@ -70,8 +70,12 @@ impl Args {
         let prompts = prompts::collect_as(&flags.prompt, flags.prompts.as_deref(), format)
             .map_err(|e| {
                 let no_input = flags.prompt.is_empty() && flags.prompts.is_none();
-                match no_input || e.downcast_ref::<prompts::WrongFormat>().is_some() {
-                    true => usage(e.to_string()),
+                let wrong_format = matches!(
+                    e.downcast_ref::<crate::error::Error>(),
+                    Some(crate::error::Error::JsonReadAsText { .. })
+                );
+                match no_input || wrong_format {
+                    true => usage(worded_top(&e)),
                     false => e,
                 }
             })?;
@@ -83,7 +87,7 @@ impl Args {
         };
         let summary_plot = summary_plot(&flags, prompts.len())?;
         let progress = stderr_tty && !flags.quiet;
-        let device = flags.device.open().map_err(|e| usage(e.to_string()))?;
+        let device = flags.device.open().map_err(|e| usage(worded_top(&e)))?;
         let mut load = LoadOptions {
             revision: flags.revision.unwrap_or_else(|| "main".to_string()),
             dtype: flags.dtype.into(),
@@ -178,7 +182,7 @@ fn report_top_k(given: Option<usize>) -> Result<usize> {
 }
 
 /// The K of JSON and JSONL without `--top-k`.
-pub const DEFAULT_TOP_K: usize = 5;
+pub(crate) const DEFAULT_TOP_K: usize = 5;
 
 fn format_name(format: Format) -> &'static str {
     match format {

@@ -1,5 +1,5 @@
 //! Flag definitions: what the command line accepts, as clap parses it. Nothing here is
-//! checked beyond clap's own rules; [`super::args`] resolves it.
+//! checked beyond clap's own rules; `super::args` resolves it.
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! The command line, the ripgrep way: flag definitions ([`flags`]), then resolved
-//! arguments that own their values ([`args`]), including the outputs asked for, unbuilt;
-//! then the work ([`run`]), which loads the model, builds the sinks of [`crate::output`]
-//! from what it learnt ([`sinks`]) and feeds each report to them.
+//! arguments that own their values (`args`), including the outputs asked for, unbuilt;
+//! then the work (`run`), which loads the model, builds the sinks of [`crate::output`]
+//! from what it learnt (`sinks`) and feeds each report to them.
 //!
 //! Exit codes: 0 when every prompt succeeded, 1 when any failed (the others are still
 //! processed and written), 2 for usage errors. A closed stdout (`| head`) ends quietly.
@@ -10,12 +10,12 @@ use std::io::{self, IsTerminal};
 
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::tokens::one_line;
+use crate::error::{one_line, Words};
 
-pub mod args;
+pub(crate) mod args;
 pub mod flags;
-pub mod run;
-pub mod sinks;
+pub(crate) mod run;
+pub(crate) mod sinks;
 
 use args::Args;
 use flags::Flags;
@@ -35,6 +35,47 @@ impl std::error::Error for Usage {}
 /// A usage error with this message.
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     Usage(msg.into()).into()
+}
+
+/// The library's typed errors ([`crate::error::Error`]) in the command line's words: each
+/// names the flag that makes the choice.
+const FLAGS: Words = Words {
+    device: "--device",
+    tokenizer: "pass the model's tokenizer.json with --tokenizer",
+    model: "--model takes",
+    one_gguf: "pass one of them with --model",
+    tuned_lens: "--tuned-lens",
+    tuned_lens_hub: " (or pass --tuned-lens hub)",
+    tuned_lens_dir: "pass --tuned-lens DIR",
+    no_prompt: "no prompt given; pass --prompt TEXT or --prompts FILE",
+    prompt_text: "; pass some text with --prompt",
+    read_as: |format, label, them| {
+        format!("pass --prompts-format {format} to read {them} as {label}, or --prompts-format text to run the lines as they are")
+    },
+    jsonl: "use --prompts-format jsonl",
+    sublayers_tuned: "--sublayers needs a translator for resid_mid, and a tuned lens has none",
+    sublayers: "--sublayers",
+    target: "--target",
+    target_hint: "; give a text with at least one token, or --target-id N",
+    bos: "drop --bos",
+};
+
+/// One error of a chain in the command line's words.
+fn worded_one(e: &(dyn std::error::Error + 'static)) -> String {
+    match e.downcast_ref::<crate::error::Error>() {
+        Some(typed) => typed.worded(&FLAGS),
+        None => e.to_string(),
+    }
+}
+
+/// An error's outermost message (as `{e}` prints it) in the command line's words.
+fn worded_top(e: &anyhow::Error) -> String {
+    e.chain().next().map(worded_one).unwrap_or_default()
+}
+
+/// An error with its causes (as `{e:#}` prints it) in the command line's words.
+fn worded(e: &anyhow::Error) -> String {
+    e.chain().map(worded_one).collect::<Vec<_>>().join(": ")
 }
 
 /// Runs the command line; returns the process exit code.
@@ -94,7 +135,7 @@ fn clap_one_line(e: &clap::Error) -> String {
 
 /// Prints an error on one line of stderr.
 fn report_error(e: &anyhow::Error) {
-    eprintln!("logitlens: error: {}", one_line(&format!("{e:#}")));
+    eprintln!("logitlens: error: {}", one_line(&worded(e)));
 }
 
 /// Whether the error comes from a closed stdout.
@@ -103,4 +144,123 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
             || c.downcast_ref::<csv::Error>().is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == io::ErrorKind::BrokenPipe))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    /// Every typed error, with the exact line the command line printed when the library
+    /// still worded it (before the errors were typed).
+    fn cases() -> Vec<(Error, &'static str)> {
+        vec![
+            (
+                Error::Device { device: "cuda:1".into(), reason: "no usable CUDA device 1 (x)".into() },
+                "--device cuda:1: no usable CUDA device 1 (x)",
+            ),
+            (
+                Error::GgufTokenizer { problem: "m.gguf has a \"llama\" tokenizer".into() },
+                "m.gguf has a \"llama\" tokenizer; pass the model's tokenizer.json with --tokenizer",
+            ),
+            (
+                Error::NotAModel { model: "x.txt".into(), problem: "is a file but not a model" },
+                "x.txt is a file but not a model; --model takes a Hub repo id (e.g. microsoft/phi-1_5), a model directory (config.json, tokenizer.json, *.safetensors) or a .gguf file",
+            ),
+            (
+                Error::SeveralGguf { dir: "d".into(), names: vec!["a.gguf".into(), "b.gguf".into()] },
+                "d has no config.json and several .gguf files (a.gguf, b.gguf); pass one of them with --model",
+            ),
+            (
+                Error::TunedLensNotDir { dir: "l".into(), layout: crate::loading::tuned_lens::LAYOUT },
+                "--tuned-lens l is not a directory; a tuned lens directory holds config.json and params.pt, as tuned-lens's TunedLens.save writes them (or pass --tuned-lens hub)",
+            ),
+            (
+                Error::TunedLensNotCached { problem: "no tuned lens for m".into() },
+                "no tuned lens for m; fetch it once with network access, or pass --tuned-lens DIR",
+            ),
+            (
+                Error::TunedLensNotFetched { problem: "cannot fetch f".into() },
+                "cannot fetch f: train one with the tuned-lens package and pass --tuned-lens DIR",
+            ),
+            (Error::NoPrompt, "no prompt given; pass --prompt TEXT or --prompts FILE"),
+            (Error::EmptyPrompt { empty: true }, "the prompt is empty; pass some text with --prompt"),
+            (
+                Error::EmptyPrompt { empty: false },
+                "the prompt encodes to no tokens; pass some text with --prompt",
+            ),
+            (
+                Error::JsonReadAsText { problem: "p".into(), format: "jsonl", label: "JSONL", them: "them" },
+                "p; pass --prompts-format jsonl to read them as JSONL, or --prompts-format text to run the lines as they are",
+            ),
+            (
+                Error::JsonReadAsText { problem: "p".into(), format: "json", label: "JSON", them: "it" },
+                "p; pass --prompts-format json to read it as JSON, or --prompts-format text to run the lines as they are",
+            ),
+            (
+                Error::NotAJsonArray { problem: "p".into() },
+                "p (for one object per line use --prompts-format jsonl)",
+            ),
+            (
+                Error::SublayersTuned,
+                "--sublayers needs a translator for resid_mid, and a tuned lens has none",
+            ),
+            (
+                Error::SublayersDisagree,
+                "prompts packed into one forward pass must agree on --sublayers",
+            ),
+            (
+                Error::EmptyTarget { text: " ".into() },
+                "--target \" \" encodes to no tokens; give a text with at least one token, or --target-id N",
+            ),
+            (Error::NoBos { problem: "no BOS" }, "no BOS; drop --bos"),
+        ]
+    }
+
+    /// The flags the library used to name in its messages.
+    const FLAG_NAMES: [&str; 9] = [
+        "--device",
+        "--tokenizer",
+        "--model",
+        "--tuned-lens",
+        "--prompt",
+        "--sublayers",
+        "--target",
+        "--bos",
+        "--prompts-format",
+    ];
+
+    #[test]
+    fn the_library_names_no_flag_and_the_command_line_words_each_error_as_before() {
+        for (error, cli) in cases() {
+            let neutral = error.to_string();
+            assert!(
+                FLAG_NAMES.iter().all(|f| !neutral.contains(f)),
+                "the library names a flag: {neutral}"
+            );
+            assert_ne!(neutral, cli);
+            assert_eq!(error.worded(&FLAGS), cli);
+        }
+    }
+
+    #[test]
+    fn typed_errors_keep_their_words_through_context() {
+        let e = anyhow::Error::from(Error::SublayersTuned).context("prompt 2");
+        assert_eq!(
+            worded(&e),
+            "prompt 2: --sublayers needs a translator for resid_mid, and a tuned lens has none"
+        );
+        assert_eq!(
+            format!("{e:#}"),
+            "prompt 2: the resid_mid site needs a translator, and a tuned lens has none"
+        );
+        assert_eq!(worded_top(&e), "prompt 2");
+        let plain = anyhow::anyhow!("disk full").context("cannot write x");
+        assert_eq!(worded(&plain), format!("{plain:#}"));
+        let top = anyhow::Error::from(Error::NoPrompt);
+        assert_eq!(
+            worded_top(&top),
+            "no prompt given; pass --prompt TEXT or --prompts FILE"
+        );
+    }
 }

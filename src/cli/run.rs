@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 
 use super::args::Args;
 use super::sinks::Sinks;
-use super::{report_error, usage};
+use super::{report_error, usage, worded_top};
 use crate::kernels::dot_bf16::Path;
 use crate::lens::{Lens, PACK_TOKENS};
 use crate::output::RunContext;
@@ -23,7 +23,7 @@ use crate::timing::Timing;
 /// exit code 0, unless files are being written (`--out`, `--out-dir`): then the run goes on
 /// without printing and writes every file. A heatmap's or the HTML report's error fails its
 /// prompt. Exit code 1 when a prompt or a file failed.
-pub fn run(mut args: Args) -> Result<i32> {
+pub(crate) fn run(mut args: Args) -> Result<i32> {
     let mut timing = Timing::start();
     let session = Session::load(&args.model, &args.load)?;
     if timing.on() {
@@ -146,7 +146,7 @@ impl Targets {
         let vocab = session.model().info().vocab_size;
         let mut run = Vec::new();
         for text in &args.target_texts {
-            run.push(target_id(session, text, args.quiet).map_err(|e| usage(e.to_string()))?);
+            run.push(target_id(session, text, args.quiet).map_err(|e| usage(worded_top(&e)))?);
         }
         for &id in &args.target_ids {
             if id as usize >= vocab {
@@ -234,7 +234,7 @@ fn lens_window(
         .zip(&targets[first..end])
         .map(|(prompt, ids)| {
             if let Err(e) = ids {
-                return Err(anyhow!("{e}"));
+                return Err(anyhow!("{}", worded_top(e)));
             }
             let (mut reports, t) = computed.next().expect("one result per prompt run")?;
             timing.prompt(prompt.index, reports[0].tokens.len(), t.forward, t.lens);

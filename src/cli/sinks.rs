@@ -9,6 +9,7 @@ use anyhow::{anyhow, Result};
 
 use super::flags::Format;
 use super::{is_broken_pipe, report_error};
+use crate::error::one_line;
 use crate::output::Stat;
 use crate::output::delimited::{Columns, Delimited};
 use crate::output::heatmap::{HeatmapOptions, ImageFormat};
@@ -21,12 +22,11 @@ use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
 use crate::output::{RunContext, Sink};
 use crate::report::Report;
-use crate::tokens::one_line;
 
 /// The outputs asked for: checked, not built ([`Sinks::build`] builds them once the model
 /// is loaded).
 #[derive(Debug, Clone)]
-pub struct Outputs {
+pub(crate) struct Outputs {
     /// The stdout format.
     pub format: Format,
     /// The statistics the table shows after each token.
@@ -50,7 +50,7 @@ pub struct Outputs {
 
 /// The files written per prompt: heatmaps or the HTML report, never both.
 #[derive(Debug, Clone)]
-pub enum Files {
+pub(crate) enum Files {
     /// Heatmaps (`--out FILE.png|svg`, `--out-dir DIR`) in `format`, drawn with `options`.
     Images {
         target: Target,
@@ -66,7 +66,7 @@ pub enum Files {
 /// Whatever the policy, an error in [`Sink::begin`] ends the run (nothing has been written
 /// yet), and a [`Sink::check`] error fails the prompt before anything of it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
+pub(crate) enum OnError {
     /// The run ends at once: one error line and exit code 1; the sinks after it are not
     /// finished. stdout (its `Stdout` wrapper words its errors; a closed stdout ends the
     /// run quietly with exit code 0, or is dropped while files are being written),
@@ -83,12 +83,12 @@ pub enum OnError {
 /// The run's sinks, in the order each report reaches them: stdout, `--summary`,
 /// `--summary-plot`, then the heatmaps or the HTML report (finished last: the one `--out`
 /// report holds every prompt).
-pub struct Sinks(Vec<(OnError, Box<dyn Sink>)>);
+pub(crate) struct Sinks(Vec<(OnError, Box<dyn Sink>)>);
 
 impl Sinks {
     /// The sinks of `outputs`, stdout's printing to `out`; `top_k` is the run's K (the
     /// CSV/TSV top-k columns).
-    pub fn build(outputs: &Outputs, top_k: usize, out: impl Write + 'static) -> Self {
+    pub(crate) fn build(outputs: &Outputs, top_k: usize, out: impl Write + 'static) -> Self {
         let stdout = Stdout {
             printer: Some(printer(outputs, top_k, out)),
             files: outputs.files.is_some(),
@@ -120,13 +120,13 @@ impl Sinks {
     }
 
     /// Begins every sink with what the run is about.
-    pub fn begin(&mut self, ctx: &RunContext) -> Result<()> {
+    pub(crate) fn begin(&mut self, ctx: &RunContext) -> Result<()> {
         self.0.iter_mut().try_for_each(|(_, sink)| sink.begin(ctx))
     }
 
     /// Writes one prompt's `reports` (one per lens) to every sink, in order: an error that
     /// ends the run, else whether the prompt was written or why it failed ([`OnError`]).
-    pub fn write(&mut self, reports: &[Report]) -> Result<Result<()>> {
+    pub(crate) fn write(&mut self, reports: &[Report]) -> Result<Result<()>> {
         let unfit = reports
             .iter()
             .find_map(|r| self.0.iter().find_map(|(_, sink)| sink.check(r).err()));
@@ -148,7 +148,7 @@ impl Sinks {
 
     /// Finishes every sink, in order: an error that ends the run, else whether a sink
     /// failed to finish (said on stderr; the run exits 1).
-    pub fn finish(&mut self) -> Result<bool> {
+    pub(crate) fn finish(&mut self) -> Result<bool> {
         let mut failed = false;
         for (on_error, sink) in &mut self.0 {
             match (sink.finish(), on_error) {

@@ -297,7 +297,7 @@ mod amx {
 
     /// CPUID says AMX-TILE and AMX-BF16, and Linux grants this process the tile data
     /// state (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), once per process.
-    pub fn available() -> bool {
+    pub(super) fn available() -> bool {
         static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *OK.get_or_init(|| {
             // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is read only where the
@@ -358,7 +358,7 @@ mod amx {
     /// # Safety
     /// AMX must be [`available`]; `xb` holds `mp` rows of `kp` bf16 values; the caller owns
     /// columns `c0..c0+cols` of `dst`.
-    pub unsafe fn task(
+    pub(super) unsafe fn task(
         w: &Packed,
         xb: &[u16],
         m: usize,
@@ -440,7 +440,7 @@ mod dp {
     /// Rows of `x` per register group: 8 rows × 2 blocks of 16 columns = 16 accumulators.
     const ROWS: usize = 8;
 
-    pub fn available() -> bool {
+    pub(super) fn available() -> bool {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
     }
 
@@ -450,7 +450,7 @@ mod dp {
     /// # Safety
     /// AVX512-BF16 must be [`available`]; as [`super::amx::task`].
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub unsafe fn task(
+    pub(super) unsafe fn task(
         w: &Packed,
         xb: &[u16],
         m: usize,

@@ -228,19 +228,26 @@ mod avx512 {
     use rayon::prelude::*;
 
     /// Most rows of `x` kept in registers: 2·12 accumulators of the 32 vector registers.
-    pub const MAX_M: usize = 12;
+    pub(super) const MAX_M: usize = 12;
 
     /// Up to this many rows of `x` this kernel beats converting W and calling gemm.
-    pub const MAX_ROWS: usize = super::LIMIT;
+    pub(super) const MAX_ROWS: usize = super::LIMIT;
 
     /// Weight rows per rayon task.
     const TASK_ROWS: usize = 64;
 
-    pub fn available() -> bool {
+    pub(super) fn available() -> bool {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("f16c")
     }
 
-    pub fn matmul<H: Half>(x: &[f32], w: &[H], m: usize, k: usize, n: usize, out: &mut [f32]) {
+    pub(super) fn matmul<H: Half>(
+        x: &[f32],
+        w: &[H],
+        m: usize,
+        k: usize,
+        n: usize,
+        out: &mut [f32],
+    ) {
         let bits = H::BITS.expect("checked by the caller");
         // SAFETY: H is f16 or bf16 (BITS is Some), both plain 16-bit values.
         let w: &[u16] = unsafe { std::slice::from_raw_parts(w.as_ptr().cast(), w.len()) };

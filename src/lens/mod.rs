@@ -1,10 +1,10 @@
 //! The lens: turn each layer's hidden state into next-token logits and reduce every logits
-//! row to the per-cell statistics of [`stats`].
+//! row to the per-cell statistics of `stats`.
 //!
 //! A [`Lens`] is an object, as in tuned-lens's `nn/lenses.py`: [`Lens::transform_hidden`]
 //! maps a hidden state to what the model's head reads, and [`Lens::forward`] applies the
 //! head. The logit lens ([`LogitLens`]) is the first implementation; the tuned lens
-//! ([`TunedLens`]) adds a per-layer translator in `transform_hidden`. [`project`] runs one
+//! ([`TunedLens`]) adds a per-layer translator in `transform_hidden`. `project` runs one
 //! or several lenses over a whole prompt, on one forward pass.
 //!
 //! Everything here is pure computation: no I/O, no printing.
@@ -16,11 +16,11 @@ use candle_core::Tensor;
 
 use crate::models::LensModel;
 
-pub mod project;
-pub mod reduce;
-pub mod stats;
-pub mod summary;
-pub mod tuned;
+pub(crate) mod project;
+pub(crate) mod reduce;
+pub(crate) mod stats;
+pub(crate) mod summary;
+pub(crate) mod tuned;
 
 pub use crate::models::Site;
 pub use project::{
@@ -62,7 +62,7 @@ pub trait Lens: Debug + Send + Sync {
     ) -> Result<Tensor>;
 
     /// The `(T, vocab)` logits the lens reads at `layer` and `site`: the head applied to
-    /// [`Lens::transform_hidden`]. [`project`] batches the head over layers instead, so an
+    /// [`Lens::transform_hidden`]. `project` batches the head over layers instead, so an
     /// implementation changes `transform_hidden`, never this.
     fn forward(
         &self,

@@ -174,7 +174,7 @@ fn lens_rows_packed(
     }
     for (_, o) in prompts {
         if o.sublayers != sublayers {
-            bail!("prompts packed into one forward pass must agree on --sublayers");
+            return Err(crate::error::Error::SublayersDisagree.into());
         }
         if let Some(&bad) = o.targets.iter().find(|&&t| t as usize >= info.vocab_size) {
             bail!(

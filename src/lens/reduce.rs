@@ -27,7 +27,7 @@ use crate::ops::{with_f32, Backend};
 /// row per position), the last group the output rows the others are compared with. `queries`
 /// has one entry per position (its own next token, targets and top-k). Returned in row
 /// order, as `logits`.
-pub fn cells(
+pub(crate) fn cells(
     backend: Backend,
     logits: &Tensor,
     inputs: usize,

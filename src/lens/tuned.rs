@@ -15,8 +15,28 @@ use candle_core::{CpuStorage, DType, Storage, Tensor};
 use super::{Lens, Site};
 use crate::kernels;
 use crate::loading::tuned_lens::check_fit;
-pub use crate::loading::tuned_lens::Translator;
+use crate::loading::tuned_lens::LayerParams;
 use crate::models::LensModel;
+
+/// One layer's translator: `x ↦ x·Wᵀ + b`, `W` being `[out, in]` = `[D, D]` as
+/// `nn.Linear` stores it.
+#[derive(Debug, Clone)]
+pub struct Translator {
+    /// `[D, D]`, f32, f16 or bf16 (half weights stay half and are widened as they are
+    /// multiplied).
+    pub weight: Tensor,
+    /// `[D]`, when the lens has biases.
+    pub bias: Option<Tensor>,
+}
+
+impl From<LayerParams> for Translator {
+    fn from(p: LayerParams) -> Self {
+        Self {
+            weight: p.weight,
+            bias: p.bias,
+        }
+    }
+}
 
 impl Translator {
     /// This translator converted to `dtype` on `device` (the generic path's placement).
@@ -141,9 +161,7 @@ impl Lens for TunedLens {
 
     fn check_site(&self, site: Site) -> Result<()> {
         match site {
-            Site::ResidMid => {
-                bail!("--sublayers needs a translator for resid_mid, and a tuned lens has none")
-            }
+            Site::ResidMid => Err(crate::error::Error::SublayersTuned.into()),
             _ => Ok(()),
         }
     }
@@ -204,7 +222,10 @@ mod tests {
         let msg = lens.check_model(576, 30).unwrap_err().to_string();
         assert_eq!(msg, "the tuned lens has d_model 2 and 2 layers, but the model has hidden size 576 and 30 layers; use the lens trained for this model");
         let msg = lens.check_site(Site::ResidMid).unwrap_err().to_string();
-        assert!(msg.starts_with("--sublayers needs a translator"), "{msg}");
+        assert_eq!(
+            msg,
+            "the resid_mid site needs a translator, and a tuned lens has none"
+        );
         let bad = Translator {
             bias: Some(Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap()),
             ..square

@@ -14,7 +14,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::QTensor;
 use candle_core::Device;
 
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 /// A GGUF file's header, and a reader for its tensors.
 pub struct GgufFile {

@@ -21,7 +21,7 @@
 //! Control tokens (`token_type` 3) become special added tokens, matched whole in the input
 //! as the original tokenizer does; user-defined tokens (4) become plain added tokens.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{Vocab as BpeVocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -33,7 +33,7 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::gguf::GgufFile;
-use crate::tokens::one_line;
+use crate::error::{one_line, Error};
 
 /// `tokenizer.ggml.token_type` of control tokens (`<|im_start|>`, `<|endoftext|>`, …).
 const CONTROL: i64 = 3;
@@ -69,10 +69,13 @@ fn known_pre() -> String {
 pub fn from_gguf(file: &GgufFile) -> Result<Tokenizer> {
     let model = file.string("tokenizer.ggml.model")?;
     if model != "gpt2" {
-        bail!(
-            "{} has a \"{model}\" tokenizer in its metadata, which logitlens cannot rebuild (only byte-level BPE, \"gpt2\"); pass the model's tokenizer.json with --tokenizer",
-            file.path().display()
-        );
+        return Err(Error::GgufTokenizer {
+            problem: format!(
+                "{} has a \"{model}\" tokenizer in its metadata, which logitlens cannot rebuild (only byte-level BPE, \"gpt2\")",
+                file.path().display()
+            ),
+        }
+        .into());
     }
     let pre = file.opt_string("tokenizer.ggml.pre")?;
     let pre = pre.as_deref().unwrap_or("default");
@@ -134,11 +137,16 @@ fn pre_tokenizer(file: &GgufFile, pre: &str) -> Result<PreTokenizerWrapper> {
         }
         "llama-bpe" => split_then_bytes(pre, LLAMA3_REGEX)?,
         "qwen2" => split_then_bytes(pre, QWEN2_REGEX)?,
-        other => bail!(
-            "{} names the pre-tokenizer \"{other}\" (tokenizer.ggml.pre), which logitlens does not know (known: {}); pass the model's tokenizer.json with --tokenizer",
-            file.path().display(),
-            known_pre()
-        ),
+        other => {
+            return Err(Error::GgufTokenizer {
+                problem: format!(
+                    "{} names the pre-tokenizer \"{other}\" (tokenizer.ggml.pre), which logitlens does not know (known: {})",
+                    file.path().display(),
+                    known_pre()
+                ),
+            }
+            .into())
+        }
     })
 }
 
@@ -272,17 +280,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_tokenizers_point_to_the_flag() {
+    fn unknown_tokenizers_point_to_the_tokenizer_json() {
         let (_dir, file) = file_with("gpt2", "mystery");
         let err = from_gguf(&file).unwrap_err().to_string();
         assert!(
-            err.contains("\"mystery\"") && err.contains("--tokenizer"),
+            err.contains("\"mystery\"")
+                && err.ends_with("; load the model's tokenizer.json instead"),
             "{err}"
         );
         let (_dir, file) = file_with("llama", "default");
         let err = from_gguf(&file).unwrap_err().to_string();
         assert!(
-            err.contains("\"llama\" tokenizer") && err.contains("--tokenizer"),
+            err.contains("\"llama\" tokenizer")
+                && err.ends_with("; load the model's tokenizer.json instead"),
             "{err}"
         );
     }

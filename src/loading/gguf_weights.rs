@@ -31,7 +31,7 @@ use super::store::WeightSource;
 
 /// What to do with a tensor's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rows {
+pub(crate) enum Rows {
     /// Served as stored.
     AsStored,
     /// Undo llama.cpp's per-head q/k row permutation (done once, at load).
@@ -41,7 +41,7 @@ pub enum Rows {
 /// One entry of a name map: a Hugging Face name and the GGUF name it is stored under, both
 /// without the `.weight`/`.bias` suffix; `{}` stands for the block index.
 #[derive(Debug, Clone, Copy)]
-pub struct GgufName {
+pub(crate) struct GgufName {
     /// e.g. `model.layers.{}.self_attn.q_proj`.
     pub hf: &'static str,
     /// e.g. `blk.{}.attn_q`.
@@ -51,7 +51,7 @@ pub struct GgufName {
 }
 
 /// Every tensor of a GGUF file, quantized as stored, served under Hugging Face names.
-pub struct GgufWeights {
+pub(crate) struct GgufWeights {
     path: PathBuf,
     arch: String,
     names: &'static [GgufName],
@@ -64,7 +64,11 @@ impl GgufWeights {
     /// Reads every tensor of `file` (quantized, as stored; q/k rows put back in
     /// Hugging Face order). `names` maps the Hugging Face names onto the file's; `head_dim`
     /// is the head size q/k rows are permuted in.
-    pub fn read(file: &mut GgufFile, names: &'static [GgufName], head_dim: usize) -> Result<Self> {
+    pub(crate) fn read(
+        file: &mut GgufFile,
+        names: &'static [GgufName],
+        head_dim: usize,
+    ) -> Result<Self> {
         let mut tensors = HashMap::new();
         for name in file.tensor_names() {
             let shape = file.shape(&name).unwrap_or_default().to_vec();

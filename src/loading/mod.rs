@@ -1,5 +1,5 @@
 //! Where weights and tokenizers come from: model files on disk or on the Hub, memory-mapped
-//! safetensors, GGUF files, and the [`store::WeightSource`] trait through which the models
+//! safetensors, GGUF files, and the `store::WeightSource` trait through which the models
 //! ask any of them for tensors by their Hugging Face names; and tuned lenses
 //! ([`tuned_lens`]: a directory, or the Space that publishes them).
 //!
@@ -8,9 +8,9 @@
 
 pub mod gguf;
 pub mod gguf_tokenizer;
-pub mod gguf_weights;
+pub(crate) mod gguf_weights;
 pub mod source;
-pub mod store;
+pub(crate) mod store;
 pub mod tuned_lens;
 pub mod weights;
 

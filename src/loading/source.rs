@@ -12,6 +12,7 @@ use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 
 use super::ModelFiles;
+use crate::error::Error;
 
 const SINGLE: &str = "model.safetensors";
 const INDEX: &str = "model.safetensors.index.json";
@@ -76,11 +77,8 @@ pub enum ModelSource {
     Gguf(PathBuf),
 }
 
-/// What `--model` accepts, for messages.
-const ACCEPTED: &str = "--model takes a Hub repo id (e.g. microsoft/phi-1_5), a model directory (config.json, tokenizer.json, *.safetensors) or a .gguf file";
-
 /// Whether `--model` names local files (a directory or a GGUF file) rather than a Hub id.
-pub fn is_local(model: &str) -> bool {
+pub(crate) fn is_local(model: &str) -> bool {
     let path = Path::new(model);
     is_gguf(path) || path.exists() || looks_like_path(model)
 }
@@ -94,7 +92,11 @@ pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelSo
         return gguf_file(path).map(ModelSource::Gguf);
     }
     if path.is_file() {
-        bail!("{model} is a file but not a model; {ACCEPTED}");
+        return Err(Error::NotAModel {
+            model: model.to_string(),
+            problem: "is a file but not a model",
+        }
+        .into());
     }
     if path.is_dir() && !path.join("config.json").exists() {
         if let Some(gguf) = only_gguf(path)? {
@@ -105,7 +107,11 @@ pub fn resolve(model: &str, revision: &str, hub: &HubSettings) -> Result<ModelSo
         return local_dir(path).map(ModelSource::Safetensors);
     }
     if looks_like_path(model) {
-        bail!("{model} does not exist; {ACCEPTED}");
+        return Err(Error::NotAModel {
+            model: model.to_string(),
+            problem: "does not exist",
+        }
+        .into());
     }
     let files = match hub.offline {
         true => from_cache(model, revision, &hub.cache_dir),
@@ -131,11 +137,11 @@ fn only_gguf(dir: &Path) -> Result<Option<PathBuf>> {
                 .iter()
                 .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .collect();
-            bail!(
-                "{} has no config.json and several .gguf files ({}); pass one of them with --model",
-                dir.display(),
-                names.join(", ")
-            )
+            Err(Error::SeveralGguf {
+                dir: dir.display().to_string(),
+                names,
+            }
+            .into())
         }
     }
 }
@@ -304,7 +310,7 @@ fn api(hub: &HubSettings) -> Result<hf_hub::api::sync::Api> {
 
 /// Why [`repo_file`] found no file.
 #[derive(Debug)]
-pub enum Missing {
+pub(crate) enum Missing {
     /// Offline, and the cache lacks it.
     NotCached,
     /// The Hub did not give it: hf-hub's reason, on one line.
@@ -316,14 +322,14 @@ pub enum Missing {
 /// One file of a Hub repository of any type (a model, or the Space that publishes tuned
 /// lenses), by the rules models follow: with `hub.offline`, the cache only; otherwise
 /// hf-hub fetches what the cache lacks, with the token and into the cache of `hub`.
-pub fn repo_file(repo: &Repo, hub: &HubSettings, name: &str) -> Result<PathBuf, Missing> {
+pub(crate) fn repo_file(repo: &Repo, hub: &HubSettings, name: &str) -> Result<PathBuf, Missing> {
     if hub.offline {
         return cached(repo, &hub.cache_dir, name).ok_or(Missing::NotCached);
     }
     let api = api(hub).map_err(Missing::Client)?;
     api.repo(repo.clone())
         .get(name)
-        .map_err(|e| Missing::NotFetched(crate::tokens::one_line(&e.to_string())))
+        .map_err(|e| Missing::NotFetched(crate::error::one_line(&e.to_string())))
 }
 
 /// Online: fetch what the cache lacks through hf-hub.
@@ -333,7 +339,7 @@ fn download(repo_id: &str, revision: &str, hub: &HubSettings) -> Result<ModelFil
         repo.get(name).map_err(|e| {
             anyhow!(
                 "cannot fetch {name} of {repo_id} (revision {revision}) from the Hugging Face Hub: {}; check the id and your network, set HF_TOKEN for gated models, or use HF_HUB_OFFLINE=1 with a filled cache",
-                crate::tokens::one_line(&e.to_string())
+                crate::error::one_line(&e.to_string())
             )
         })
     };

@@ -9,7 +9,7 @@ use crate::compute::{Backend, Compute};
 
 /// How a source hands out matrices, chosen once per model from the device and dtype.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     /// f32 compute with the CPU's own kernels: matrices stored in f16/bf16 stay in the mapped file and are
     /// multiplied there ([`Matrix::MappedHalf`]); anything else is converted.
     MappedHalf,
@@ -20,7 +20,7 @@ pub enum Strategy {
 impl Strategy {
     /// The strategy for computing in `dtype` on `compute`: mapped halves only for f32 with
     /// the CPU's own kernels.
-    pub fn choose(dtype: DType, compute: &Compute) -> Self {
+    pub(crate) fn choose(dtype: DType, compute: &Compute) -> Self {
         match (dtype, compute.backend()) {
             (DType::F32, Backend::Kernels) => Self::MappedHalf,
             _ => Self::Dense,
@@ -30,7 +30,7 @@ impl Strategy {
 
 /// A matrix as a source serves it.
 #[derive(Clone)]
-pub enum Matrix {
+pub(crate) enum Matrix {
     /// A tensor in the compute dtype.
     Dense(Tensor),
     /// A half-precision matrix left in the mapped file.
@@ -38,7 +38,7 @@ pub enum Matrix {
 }
 
 /// Tensors by Hugging Face name, with shapes known before anything is read.
-pub trait WeightSource: Send + Sync {
+pub(crate) trait WeightSource: Send + Sync {
     /// The stored shape of `name` (rows first), if the source has it.
     fn shape(&self, name: &str) -> Option<Vec<usize>>;
 

@@ -16,7 +16,7 @@ use hf_hub::{Repo, RepoType};
 use serde::Deserialize;
 
 use super::source::{self, HubSettings, Missing};
-use crate::tokens::one_line;
+use crate::error::{one_line, Error};
 
 /// The Space the tuned-lens package reads published lenses from (its `TUNED_LENS_REPO_ID`).
 pub const DEFAULT_REPO: &str = "AlignmentResearch/tuned-lens";
@@ -52,15 +52,16 @@ fn linear() -> String {
 const LENS_TYPE: &str = "linear_tuned_lens";
 
 /// What a lens directory holds, for messages.
-const LAYOUT: &str = "a tuned lens directory holds config.json and params.pt, as tuned-lens's TunedLens.save writes them";
+pub(crate) const LAYOUT: &str = "a tuned lens directory holds config.json and params.pt, as tuned-lens's TunedLens.save writes them";
 
 /// The files of the lens in `dir`.
 pub fn local(dir: &Path) -> Result<LensFiles> {
     if !dir.is_dir() {
-        bail!(
-            "--tuned-lens {} is not a directory; {LAYOUT} (or pass --tuned-lens hub)",
-            dir.display()
-        );
+        return Err(Error::TunedLensNotDir {
+            dir: dir.display().to_string(),
+            layout: LAYOUT,
+        }
+        .into());
     }
     let need = |name: &str| -> Result<PathBuf> {
         let p = dir.join(name);
@@ -77,7 +78,7 @@ pub fn local(dir: &Path) -> Result<LensFiles> {
 
 /// Where the Space keeps the lens of `model_id`: `lens/<model id>/`. GPT-2's lenses sit
 /// under its old bare names (`lens/gpt2/`), so `openai-community/gpt2*` maps there.
-pub fn hub_folder(model_id: &str) -> String {
+pub(crate) fn hub_folder(model_id: &str) -> String {
     let id = model_id
         .strip_prefix("openai-community/")
         .unwrap_or(model_id);
@@ -91,13 +92,19 @@ pub fn hub(model_id: &str, repo: &str, hub: &HubSettings) -> Result<LensFiles> {
     let space = Repo::with_revision(repo.to_string(), RepoType::Space, "main".to_string());
     let get = |name: &str| -> Result<PathBuf> {
         source::repo_file(&space, hub, &format!("{folder}/{name}")).map_err(|miss| match miss {
-            Missing::NotCached => anyhow!(
-                "no tuned lens for {model_id} in the Hugging Face cache {} (Space {repo}, {folder}/{name}) and HF_HUB_OFFLINE is set; fetch it once with network access, or pass --tuned-lens DIR",
-                hub.cache_dir.display()
-            ),
-            Missing::NotFetched(why) => anyhow!(
-                "cannot fetch {folder}/{name} from the Space {repo}: {why}; the Space publishes lenses for some models only (GPT-2, Pythia, Llama, OPT, Vicuna among them): train one with the tuned-lens package and pass --tuned-lens DIR"
-            ),
+            Missing::NotCached => Error::TunedLensNotCached {
+                problem: format!(
+                    "no tuned lens for {model_id} in the Hugging Face cache {} (Space {repo}, {folder}/{name}) and HF_HUB_OFFLINE is set",
+                    hub.cache_dir.display()
+                ),
+            }
+            .into(),
+            Missing::NotFetched(why) => Error::TunedLensNotFetched {
+                problem: format!(
+                    "cannot fetch {folder}/{name} from the Space {repo}: {why}; the Space publishes lenses for some models only (GPT-2, Pythia, Llama, OPT, Vicuna among them)"
+                ),
+            }
+            .into(),
             Missing::Client(e) => e,
         })
     };
@@ -107,10 +114,11 @@ pub fn hub(model_id: &str, repo: &str, hub: &HubSettings) -> Result<LensFiles> {
     })
 }
 
-/// One layer's translator as stored: `x ↦ x·Wᵀ + b`, `W` being `[out, in]` = `[D, D]` as
-/// `nn.Linear` stores it (the tuned lens applies it).
+/// One layer's translator parameters as stored: `W` is `[out, in]` = `[D, D]` as
+/// `nn.Linear` stores it. Plain data: [`crate::lens::Translator`] is built from it and
+/// applied by the tuned lens.
 #[derive(Debug, Clone)]
-pub struct Translator {
+pub struct LayerParams {
     /// `[D, D]`, f32, f16 or bf16 (half weights stay half and are widened as they are
     /// multiplied).
     pub weight: Tensor,
@@ -120,7 +128,7 @@ pub struct Translator {
 
 /// Refuses a lens of `d_model` and `layers` for a model of `hidden_size` and `num_layers`,
 /// in one line naming both shapes.
-pub fn check_fit(
+pub(crate) fn check_fit(
     d_model: usize,
     layers: usize,
     hidden_size: usize,
@@ -134,9 +142,9 @@ pub fn check_fit(
     Ok(())
 }
 
-/// Reads the translators of the lens in `files` (layer 0 first) for a model of
+/// Reads the translators' parameters of the lens in `files` (layer 0 first) for a model of
 /// `hidden_size` and `num_layers` blocks, checking that it fits before reading one.
-pub fn load(files: &LensFiles, hidden_size: usize, num_layers: usize) -> Result<Vec<Translator>> {
+pub fn load(files: &LensFiles, hidden_size: usize, num_layers: usize) -> Result<Vec<LayerParams>> {
     let config = read_config(&files.config)?;
     check_fit(
         config.d_model,
@@ -185,7 +193,7 @@ pub fn load(files: &LensFiles, hidden_size: usize, num_layers: usize) -> Result<
     };
     let translators = (0..config.num_hidden_layers)
         .map(|i| {
-            Ok(Translator {
+            Ok(LayerParams {
                 weight: get(format!("{i}.weight"), &[d, d])?,
                 bias: match config.bias {
                     true => Some(get(format!("{i}.bias"), &[d])?),

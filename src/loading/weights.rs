@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use safetensors::{Dtype as StDtype, SafeTensors};
 
 use super::store::{Matrix, Strategy, WeightSource};
-use crate::tokens::one_line;
+use crate::error::one_line;
 
 /// Where one tensor lies in which file.
 #[derive(Debug, Clone)]
@@ -272,7 +272,7 @@ fn index_file(
 const CHUNK: usize = 1 << 16;
 
 /// Little-endian f16 bytes → f32, with F16C where the CPU has it, on all cores.
-pub fn f16_to_f32(bytes: &[u8]) -> Vec<f32> {
+pub(crate) fn f16_to_f32(bytes: &[u8]) -> Vec<f32> {
     use half::slice::HalfFloatSliceExt;
     let src = le_u16(bytes);
     let mut out = zeroed::<f32>(src.len());
@@ -286,7 +286,7 @@ pub fn f16_to_f32(bytes: &[u8]) -> Vec<f32> {
 }
 
 /// Little-endian bf16 bytes → f32 (a shift), on all cores.
-pub fn bf16_to_f32(bytes: &[u8]) -> Vec<f32> {
+pub(crate) fn bf16_to_f32(bytes: &[u8]) -> Vec<f32> {
     let src = le_u16(bytes);
     let mut out = zeroed::<f32>(src.len());
     out.par_chunks_mut(CHUNK)

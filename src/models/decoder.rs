@@ -20,7 +20,7 @@ use crate::ops::{softcap::softcap, Backend};
 
 /// Where the head comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Head {
+pub(crate) enum Head {
     /// The token embedding table (tied).
     Tied,
     /// Its own matrix; `optional` falls back to the embedding table when the checkpoint has
@@ -36,7 +36,7 @@ pub enum Head {
 /// Everything a decoder is, resolved from a config: sizes, norms, layout, attention,
 /// rotary, MLP and embedding settings. Per-layer settings have one entry per layer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DecoderSpec {
+pub(crate) struct DecoderSpec {
     /// The `model_type` reported.
     pub model_type: String,
     /// Rows of the embedding and the head.
@@ -81,7 +81,7 @@ pub struct DecoderSpec {
 /// names the spec reads are looked up (no gate in a plain MLP, no norm where the layout has
 /// none), so a translator states the names that differ from Llama's ([`Names::default`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Names {
+pub(crate) struct Names {
     /// Prefix of everything but the head ("model", "transformer", or "").
     pub root: &'static str,
     /// The token embedding, under `root`.
@@ -101,7 +101,7 @@ pub struct Names {
 impl Head {
     /// transformers' `tie_word_embeddings`: the token embedding table, else a head of its
     /// own without bias, which falls back to the table when the checkpoint ships none.
-    pub fn tied(tie: bool) -> Self {
+    pub(crate) fn tied(tie: bool) -> Self {
         match tie {
             true => Self::Tied,
             false => Self::Own {
@@ -120,7 +120,7 @@ impl DecoderSpec {
     /// layer, a SwiGLU MLP without biases, weights stored `(out, in)`, and a head of its own
     /// that falls back to the embeddings; no rotary, learned positions, embedding scale,
     /// soft-caps or BOS.
-    pub fn new(model_type: &str, sizes: &Sizes, max_positions: usize) -> Result<Self> {
+    pub(crate) fn new(model_type: &str, sizes: &Sizes, max_positions: usize) -> Result<Self> {
         let (kv_heads, head_dim) = sizes.heads()?;
         let (hidden, layers) = (sizes.hidden_size, sizes.num_hidden_layers);
         Ok(Self {
@@ -163,7 +163,7 @@ impl DecoderSpec {
     }
 
     /// The head size, for rotary embeddings over whole heads, which must be even.
-    pub fn even_head_dim(&self) -> Result<usize> {
+    pub(crate) fn even_head_dim(&self) -> Result<usize> {
         let head_dim = self.attention.head_dim;
         if !head_dim.is_multiple_of(2) {
             bail!("config.json: head_dim ({head_dim}) must be even for rotary embeddings");
@@ -190,7 +190,7 @@ impl Default for Names {
 
 /// The size fields Hugging Face configs of rotary decoders spell the same way.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Sizes {
+pub(crate) struct Sizes {
     /// Embedding rows.
     pub vocab_size: usize,
     /// Residual width.
@@ -212,7 +212,7 @@ pub struct Sizes {
 impl Sizes {
     /// The head/kv-head/head-size checks every architecture shares; returns
     /// `(kv_heads, head_dim)`.
-    pub fn heads(&self) -> Result<(usize, usize)> {
+    pub(crate) fn heads(&self) -> Result<(usize, usize)> {
         let (hidden, heads) = (self.hidden_size, self.num_attention_heads);
         let kv_heads = self.num_key_value_heads.unwrap_or(heads);
         if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
@@ -233,7 +233,7 @@ impl Sizes {
 /// defaults; a translator whose config class has other defaults states them with
 /// [`with_defaults`](super::with_defaults).
 #[derive(Debug, Clone, Deserialize)]
-pub struct Common {
+pub(crate) struct Common {
     #[serde(flatten)]
     pub sizes: Sizes,
     #[serde(default = "default_act")]
@@ -261,7 +261,11 @@ impl Common {
     /// [`DecoderSpec::new`] with what these fields state: the RMSNorm's eps, the MLP's
     /// activation, the head, BOS and the longest input (`default_max_positions`, the config
     /// class's default, when absent). No rotary: see [`Common::spec`].
-    pub fn decoder(&self, model_type: &str, default_max_positions: usize) -> Result<DecoderSpec> {
+    pub(crate) fn decoder(
+        &self,
+        model_type: &str,
+        default_max_positions: usize,
+    ) -> Result<DecoderSpec> {
         let max_positions = self
             .max_position_embeddings
             .unwrap_or(default_max_positions);
@@ -279,7 +283,11 @@ impl Common {
     }
 
     /// The Llama decoder: [`Common::decoder`] rotating whole heads by `rope`.
-    pub fn spec(&self, model_type: &str, default_max_positions: usize) -> Result<DecoderSpec> {
+    pub(crate) fn spec(
+        &self,
+        model_type: &str,
+        default_max_positions: usize,
+    ) -> Result<DecoderSpec> {
         let base = self.decoder(model_type, default_max_positions)?;
         let dim = base.even_head_dim()?;
         let inv_freq = self.rope.inv_freq(dim, base.max_positions)?;
@@ -292,7 +300,7 @@ impl Common {
 
 /// A causal LM run from a [`DecoderSpec`]. Blocks are built from `layers` when the forward
 /// pass reaches them and dropped after use, so the converted checkpoint is never held whole.
-pub struct Decoder {
+pub(crate) struct Decoder {
     info: ModelInfo,
     spec: DecoderSpec,
     names: Names,
@@ -309,7 +317,7 @@ pub struct Decoder {
 impl Decoder {
     /// Builds what every row needs (embeddings, final norm, head) and keeps `vb` for the
     /// blocks.
-    pub fn new(spec: DecoderSpec, names: Names, vb: &Vars) -> Result<Self> {
+    pub(crate) fn new(spec: DecoderSpec, names: Names, vb: &Vars) -> Result<Self> {
         let (d, vocab) = (spec.hidden_size, spec.vocab_size);
         let root = vb.pp(names.root);
         let embed_vb = root.pp(names.embed);
@@ -385,7 +393,7 @@ impl Decoder {
 
     /// Builds every block once; over a dry [`Vars`] this validates the checkpoint against
     /// the config without reading weights.
-    pub fn check_blocks(&self) -> Result<()> {
+    pub(crate) fn check_blocks(&self) -> Result<()> {
         (0..self.spec.num_layers).try_for_each(|i| self.block(i).map(drop))
     }
 

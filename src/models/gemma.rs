@@ -16,7 +16,7 @@ use super::{parse_config, with_defaults};
 /// The config.json fields the Gemma family reads; absent ones take the defaults of the
 /// generation's transformers config class, which each translator states.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(flatten)]
     pub sizes: Sizes,
     pub hidden_act: Option<Activation>,
@@ -43,7 +43,7 @@ impl Config {
     /// Llama's decoder as every Gemma changes it: RMSNorm with `1 + w`, the MLP's `act`,
     /// q/k/v/o biases with `attention_bias`, embeddings scaled by `sqrt(hidden_size)`, the
     /// head tied as `tie_word_embeddings` says, and BOS. No rotary yet.
-    pub fn decoder(&self, model_type: &str, act: Activation) -> Result<DecoderSpec> {
+    pub(crate) fn decoder(&self, model_type: &str, act: Activation) -> Result<DecoderSpec> {
         let base = DecoderSpec::new(model_type, &self.sizes, self.max_position_embeddings)?;
         let bias = self.attention_bias;
         Ok(DecoderSpec {
@@ -62,7 +62,7 @@ impl Config {
     }
 
     /// The RoPE settings at the top level.
-    pub fn rope(&self) -> Result<Rope> {
+    pub(crate) fn rope(&self) -> Result<Rope> {
         Ok(Rope {
             rope_theta: self.rope_theta,
             rope_scaling: self.rope_scaling.clone(),
@@ -72,7 +72,7 @@ impl Config {
 }
 
 /// Translates a Gemma config.json.
-pub fn spec(json: Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: Value) -> Result<DecoderSpec> {
     // GemmaConfig's defaults.
     let defaults = json!({"vocab_size": 256000, "hidden_size": 3072,
         "intermediate_size": 24576, "num_hidden_layers": 28, "num_attention_heads": 16,

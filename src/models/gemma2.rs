@@ -14,7 +14,7 @@ use super::gemma::Config;
 use super::{parse_config, with_defaults};
 
 /// Translates a Gemma 2 config.json.
-pub fn spec(json: Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: Value) -> Result<DecoderSpec> {
     // Gemma2Config's defaults.
     let defaults = json!({"vocab_size": 256000, "hidden_size": 2304,
         "intermediate_size": 9216, "num_hidden_layers": 26, "num_attention_heads": 8,
@@ -34,7 +34,7 @@ pub fn spec(json: Value) -> Result<DecoderSpec> {
 
 /// Per layer, the sliding window, or `None` for full attention: in the layers `layer_types`
 /// marks `sliding_attention`, else in all but every `pattern`th.
-pub fn windows(c: &Config, pattern: usize) -> Result<Vec<Option<usize>>> {
+pub(crate) fn windows(c: &Config, pattern: usize) -> Result<Vec<Option<usize>>> {
     let layers = c.sizes.num_hidden_layers;
     let sliding: Vec<bool> = match &c.layer_types {
         Some(types) if types.len() != layers => bail!(
@@ -53,7 +53,7 @@ pub fn windows(c: &Config, pattern: usize) -> Result<Vec<Option<usize>>> {
 
 /// What Gemma 2 and 3 change in Gemma's decoder: sandwich blocks, `windows`, `rotary`, the
 /// query scale `query_pre_attn_scalar^-½` (1/√head_dim without one), and the soft-caps set.
-pub fn sandwich(
+pub(crate) fn sandwich(
     c: &Config,
     base: DecoderSpec,
     windows: Vec<Option<usize>>,
@@ -84,7 +84,7 @@ pub fn sandwich(
 }
 
 /// Gemma 2's tensor names: Llama's, with norms before and after attention and the MLP.
-pub fn names(_: &Vars) -> Names {
+pub(crate) fn names(_: &Vars) -> Names {
     Names {
         block: BlockNames {
             mlp_norm: "pre_feedforward_layernorm",

@@ -14,7 +14,7 @@ use super::gemma::Config;
 use super::{gemma2, parse_config, with_defaults};
 
 /// Translates a Gemma 3 config.json (for `gemma3`, its `text_config`).
-pub fn spec(json: Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: Value) -> Result<DecoderSpec> {
     let model_type = json["model_type"].as_str().unwrap_or_default().to_string();
     let text = match model_type.as_str() {
         "gemma3" => match json.get("text_config") {
@@ -80,7 +80,7 @@ const LANGUAGE_MODEL_ROOTS: [(&str, &str); 2] = [
 ];
 
 /// Gemma 2's tensor names, under the language model's root in a multimodal checkpoint.
-pub fn names(vb: &Vars) -> Names {
+pub(crate) fn names(vb: &Vars) -> Names {
     // A multimodal checkpoint without either (its projector gives it away) is read at the
     // Hub's spelling, so that the error names the language model it lacks.
     let multimodal = vb.contains("multi_modal_projector.mm_input_projection_weight");

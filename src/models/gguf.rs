@@ -12,7 +12,7 @@ use crate::loading::gguf::GgufFile;
 use crate::loading::gguf_weights::{GgufName, Rows};
 
 /// What a registry row needs to run GGUF files.
-pub struct GgufSupport {
+pub(crate) struct GgufSupport {
     /// `general.architecture`.
     pub architecture: &'static str,
     /// Hugging Face names onto llama.cpp's.
@@ -26,11 +26,11 @@ pub struct GgufSupport {
 
 /// The file holds the tensors as the checkpoint does (q/k row permutation aside, which the
 /// name map undoes).
-pub fn as_checkpoint(_: &mut DecoderSpec) {}
+pub(crate) fn as_checkpoint(_: &mut DecoderSpec) {}
 
 /// Gemma: the converter adds one to every norm weight (`GemmaModel.modify_tensors`, and
 /// `norm_shift` for Gemma 3), which the checkpoint's `1 + w` norms must not add again.
-pub fn gemma_norms_hold_the_one(spec: &mut DecoderSpec) {
+pub(crate) fn gemma_norms_hold_the_one(spec: &mut DecoderSpec) {
     let added = |kind: NormKind| match kind {
         NormKind::RmsPlusOne => NormKind::RmsPlusOneAdded,
         other => other,
@@ -44,12 +44,12 @@ pub fn gemma_norms_hold_the_one(spec: &mut DecoderSpec) {
 /// GPT-NeoX: the converter reorders the fused `query_key_value` rows from per head
 /// (`[h][q, k, v][d]`) into whole blocks `[Q; K; V]` (`GPTNeoXModel.modify_tensors`), the
 /// layout llama.cpp's `attn_qkv` has everywhere.
-pub fn gptneox_qkv_in_blocks(spec: &mut DecoderSpec) {
+pub(crate) fn gptneox_qkv_in_blocks(spec: &mut DecoderSpec) {
     spec.attention.fused_per_head = false;
 }
 
 /// A GGUF file's metadata, translated.
-pub struct GgufConfig {
+pub(crate) struct GgufConfig {
     /// The config.json the architecture's translator reads.
     pub json: serde_json::Value,
     /// `rope_freqs.weight`: each rotary frequency's divisor, when the file has one.
@@ -66,7 +66,7 @@ const fn name(hf: &'static str, gguf: &'static str) -> GgufName {
 
 /// llama.cpp's names for Llama-like checkpoints (as mistral.rs's `gguf/` bindings and
 /// llama.cpp's `tensor_mapping.py` spell them); q/k rows are un-permuted.
-pub const LLAMA_NAMES: &[GgufName] = &[
+pub(crate) const LLAMA_NAMES: &[GgufName] = &[
     name("model.embed_tokens", "token_embd"),
     name("model.norm", "output_norm"),
     name("lm_head", "output"),
@@ -94,7 +94,7 @@ pub const LLAMA_NAMES: &[GgufName] = &[
 /// for the llama architecture (`LlamaModel.modify_tensors`), so here every tensor is served
 /// as stored; q/k/v biases (Qwen2) come under the same names with `.bias`, and Qwen3's
 /// per-head q/k norms are `attn_q_norm`/`attn_k_norm`.
-pub const QWEN_NAMES: &[GgufName] = &[
+pub(crate) const QWEN_NAMES: &[GgufName] = &[
     name("model.embed_tokens", "token_embd"),
     name("model.norm", "output_norm"),
     name("lm_head", "output"),
@@ -118,7 +118,7 @@ pub const QWEN_NAMES: &[GgufName] = &[
 /// Qwen3's), but for the sandwich norms, `attn_norm`, `post_attention_norm`, `ffn_norm` and
 /// `post_ffw_norm` (Gemma 1 has Qwen's names as they are: its MLP norm is
 /// `post_attention_layernorm`). The first entry for a name wins.
-pub const GEMMA2_NAMES: &[GgufName] =
+pub(crate) const GEMMA2_NAMES: &[GgufName] =
     &concat::<{ GEMMA2_NORMS.len() + QWEN_NAMES.len() }>(GEMMA2_NORMS, QWEN_NAMES);
 
 const GEMMA2_NORMS: &[GgufName] = &[
@@ -153,7 +153,7 @@ const fn concat<const N: usize>(a: &[GgufName], b: &[GgufName]) -> [GgufName; N]
 /// llama.cpp's names for Phi-3: the fused `qkv_proj` is `attn_qkv` (`[Q; K; V]` rows, as
 /// stored), and the fused `gate_up_proj` is `ffn_up`, `2·n_ff` rows with the gate first, as
 /// llama.cpp's SwiGLU over one tensor splits it.
-pub const PHI3_NAMES: &[GgufName] = &[
+pub(crate) const PHI3_NAMES: &[GgufName] = &[
     name("model.embed_tokens", "token_embd"),
     name("model.norm", "output_norm"),
     name("lm_head", "output"),
@@ -169,7 +169,7 @@ pub const PHI3_NAMES: &[GgufName] = &[
 ];
 
 /// llama.cpp's names for GPT-NeoX (Pythia); see [`gptneox_qkv_in_blocks`] for `attn_qkv`.
-pub const GPTNEOX_NAMES: &[GgufName] = &[
+pub(crate) const GPTNEOX_NAMES: &[GgufName] = &[
     name("gpt_neox.embed_in", "token_embd"),
     name("gpt_neox.final_layer_norm", "output_norm"),
     name("embed_out", "output"),
@@ -191,7 +191,7 @@ pub const GPTNEOX_NAMES: &[GgufName] = &[
 /// head size is `qwen3.attention.key_length`), plus `attention_bias` when the file has q
 /// biases (Qwen3 has none unless its config says so; Qwen2 always has them). llama.cpp
 /// writes no sliding window for either, and runs every layer with full attention.
-pub fn qwen_config(file: &mut GgufFile) -> Result<GgufConfig> {
+pub(crate) fn qwen_config(file: &mut GgufFile) -> Result<GgufConfig> {
     let mut config = llama_config(file)?;
     let bias = file.shape("blk.0.attn_q.bias").is_some();
     if let Some(json) = config.json.as_object_mut() {
@@ -202,7 +202,7 @@ pub fn qwen_config(file: &mut GgufFile) -> Result<GgufConfig> {
 
 /// The `llama.*` metadata (or another architecture's, under its own prefix) as a Llama
 /// config.json, checked as llama.cpp's loader would.
-pub fn llama_config(file: &mut GgufFile) -> Result<GgufConfig> {
+pub(crate) fn llama_config(file: &mut GgufFile) -> Result<GgufConfig> {
     let mut m = Meta::read(file)?;
     let (rope_dim, head_dim) = (m.rope_dim, m.head_dim);
     if rope_dim != head_dim || !head_dim.is_multiple_of(2) {
@@ -232,7 +232,7 @@ pub fn llama_config(file: &mut GgufFile) -> Result<GgufConfig> {
 ///   unscaled, global ones with `rope.freq_base` and `rope.scaling`.
 ///
 /// The norm weights hold the one the converter added; see [`gemma_norms_hold_the_one`].
-pub fn gemma_config(file: &mut GgufFile) -> Result<GgufConfig> {
+pub(crate) fn gemma_config(file: &mut GgufFile) -> Result<GgufConfig> {
     let mut m = Meta::read(file)?;
     let layers = file.usize(&m.key("block_count"))?;
     let hidden = file.usize(&m.key("embedding_length"))?;
@@ -326,7 +326,7 @@ pub fn gemma_config(file: &mut GgufFile) -> Result<GgufConfig> {
 /// `rope.scaling.original_context_length`; it writes no `rope.scaling.type` for Phi-3).
 /// The sliding window is applied as the checkpoint's config has it, although llama.cpp's
 /// Phi-3 graph currently ignores it; 0 (Phi-4) means none.
-pub fn phi3_config(file: &mut GgufFile) -> Result<GgufConfig> {
+pub(crate) fn phi3_config(file: &mut GgufFile) -> Result<GgufConfig> {
     let mut m = Meta::read(file)?;
     let original = file.opt_usize(&m.key("rope.scaling.original_context_length"))?;
     let window = file.opt_usize(&m.key("attention.sliding_window"))?;
@@ -356,7 +356,7 @@ pub fn phi3_config(file: &mut GgufFile) -> Result<GgufConfig> {
 /// transformers'), biases when the file has them. The activation is transformers' exact
 /// GELU, as the checkpoint's `hidden_act` says for Pythia (llama.cpp computes its tanh
 /// approximation).
-pub fn gptneox_config(file: &mut GgufFile) -> Result<GgufConfig> {
+pub(crate) fn gptneox_config(file: &mut GgufFile) -> Result<GgufConfig> {
     let mut m = Meta::read(file)?;
     let eps = file.f64(&m.key("attention.layer_norm_epsilon"))?;
     let parallel = file.opt_bool(&m.key("use_parallel_residual"))?;

@@ -13,7 +13,7 @@ use super::{parse_config, with_defaults};
 
 /// The config.json fields GPT-2 uses.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     pub vocab_size: usize,
     pub n_embd: usize,
     pub n_layer: usize,
@@ -29,7 +29,7 @@ pub struct Config {
 }
 
 /// Translates GPT-2's config.json, with GPT2Config's defaults, into the decoder's spec.
-pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     let defaults = json!({"n_positions": 1024, "activation_function": "gelu_new",
         "layer_norm_epsilon": 1e-5, "scale_attn_weights": true,
         "scale_attn_by_inverse_layer_idx": false, "tie_word_embeddings": true});
@@ -79,7 +79,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
 }
 
 /// GPT-2's tensor names: `transformer.*` as save_pretrained writes them, or bare (the Hub's).
-pub fn names(vb: &Vars) -> Names {
+pub(crate) fn names(vb: &Vars) -> Names {
     let prefixed = vb.contains("transformer.wte.weight");
     Names {
         root: if prefixed { "transformer" } else { "" },

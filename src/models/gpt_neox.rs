@@ -19,7 +19,7 @@ use super::{parse_config, with_defaults};
 
 /// The config.json fields GPT-NeoX adds to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(flatten)]
     pub common: Common,
     pub layer_norm_eps: f64,
@@ -34,7 +34,7 @@ pub struct Config {
 }
 
 /// Translates GPT-NeoX's config.json into the decoder's spec.
-pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     // GPTNeoXConfig's defaults where Common's differ or it has none.
     let defaults = json!({"hidden_act": "gelu", "layer_norm_eps": 1e-5,
         "use_parallel_residual": true, "attention_bias": true});
@@ -82,7 +82,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
 }
 
 /// GPT-NeoX's tensor names.
-pub fn names(_: &Vars) -> Names {
+pub(crate) fn names(_: &Vars) -> Names {
     Names {
         root: "gpt_neox",
         embed: "embed_in",

@@ -15,7 +15,7 @@ use super::{parse_config, with_defaults};
 
 /// The config.json fields Llama and Mistral add to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     pub model_type: String,
     #[serde(flatten)]
     pub common: Common,
@@ -28,7 +28,7 @@ pub struct Config {
 }
 
 /// Translates a Llama or Mistral config.json (Mistral is Llama with a sliding window).
-pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     // MistralConfig's window (LlamaConfig's defaults are Common's).
     let c: Config = parse_config(with_defaults(json, json!({"sliding_window": 4096})))?;
     let mistral = c.model_type == "mistral";
@@ -54,7 +54,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
 
 /// The tensor names of Llama-like checkpoints (Llama, Mistral, Qwen2, Qwen3, Phi-3):
 /// [`Names::default`].
-pub fn names(_: &Vars) -> Names {
+pub(crate) fn names(_: &Vars) -> Names {
     Names::default()
 }
 

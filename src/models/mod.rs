@@ -5,20 +5,20 @@
 //! The lens and the printers only see [`LensModel`]: the layers' hidden states, the final
 //! norm and the head.
 
-pub mod components;
-pub mod decoder;
-pub mod gemma;
-pub mod gemma2;
-pub mod gemma3;
-pub mod gguf;
-pub mod gpt2;
-pub mod gpt_neox;
-pub mod llama;
-pub mod olmo2;
-pub mod phi;
-pub mod phi3;
-pub mod qwen2;
-pub mod registry;
+pub(crate) mod components;
+pub(crate) mod decoder;
+pub(crate) mod gemma;
+pub(crate) mod gemma2;
+pub(crate) mod gemma3;
+pub(crate) mod gguf;
+pub(crate) mod gpt2;
+pub(crate) mod gpt_neox;
+pub(crate) mod llama;
+pub(crate) mod olmo2;
+pub(crate) mod phi;
+pub(crate) mod phi3;
+pub(crate) mod qwen2;
+pub(crate) mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,11 +30,11 @@ use self::components::rotary::divide;
 use self::components::Vars;
 use self::decoder::{Decoder, DecoderSpec, Names};
 use crate::compute::Compute;
+use crate::error::one_line;
 use crate::loading::gguf::GgufFile;
 use crate::loading::gguf_weights::GgufWeights;
 use crate::loading::store::WeightSource;
 use crate::loading::weights::Weights;
-use crate::tokens::one_line;
 
 pub use crate::loading::ModelFiles;
 pub use registry::SUPPORTED;
@@ -106,7 +106,7 @@ pub trait LensModel {
     /// row's `(ΣT, D)` hidden states, the prompts' positions one after the other, each
     /// prompt computed as if it ran alone (its own positions, attending only to itself).
     /// One pass reads the weights once for all of them. The default runs the prompts one
-    /// by one ([`forward_one_by_one`]).
+    /// by one (`forward_one_by_one`).
     fn forward_packed(
         &self,
         prompts: &[&[u32]],
@@ -165,7 +165,7 @@ pub trait LensModel {
 
 /// [`LensModel::forward_packed`] by one forward pass per prompt, each row's states
 /// concatenated over the prompts before it is visited.
-pub fn forward_one_by_one<M: LensModel + ?Sized>(
+pub(crate) fn forward_one_by_one<M: LensModel + ?Sized>(
     model: &M,
     prompts: &[&[u32]],
     sublayers: bool,
@@ -193,7 +193,7 @@ pub fn forward_one_by_one<M: LensModel + ?Sized>(
 }
 
 /// Reads and parses config.json, returning its `model_type` and the whole document.
-pub fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
+pub(crate) fn read_config(path: &Path) -> Result<(String, serde_json::Value)> {
     let json = crate::loading::read_json(path, "restore the model's config.json")?;
     let model_type = json
         .get("model_type")
@@ -330,7 +330,7 @@ pub(crate) fn test_config(extra: serde_json::Value) -> serde_json::Value {
 }
 
 /// Parses an architecture's config, naming the field at fault.
-pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T> {
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T> {
     serde_json::from_value(json).map_err(|e| {
         anyhow!("config.json does not describe this architecture: {e}; fix or replace config.json")
     })
@@ -338,7 +338,7 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> 
 
 /// `json` with each of `defaults`' keys that it lacks added: for a config class whose
 /// defaults differ from those of the shared serde struct it is parsed into.
-pub fn with_defaults(
+pub(crate) fn with_defaults(
     mut json: serde_json::Value,
     defaults: serde_json::Value,
 ) -> serde_json::Value {

@@ -15,7 +15,7 @@ use super::{parse_config, with_defaults};
 
 /// The config.json fields OLMo 2 adds to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(flatten)]
     pub common: Common,
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct Config {
 }
 
 /// Translates OLMo 2's config.json into the decoder's spec.
-pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     // Olmo2Config's RMSNorm eps default (Common's is 1e-6).
     let c: Config = parse_config(with_defaults(json, json!({"rms_norm_eps": 1e-5})))?;
     let base = c.common.spec("olmo2", 2048)?;
@@ -40,7 +40,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
 }
 
 /// Llama's tensor names, with the block's two norms on the branch outputs.
-pub fn names(_: &Vars) -> Names {
+pub(crate) fn names(_: &Vars) -> Names {
     Names {
         block: BlockNames::post_norms(),
         ..Names::default()

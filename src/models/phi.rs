@@ -18,7 +18,7 @@ use super::{parse_config, with_defaults};
 
 /// The config.json fields Phi adds to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(flatten)]
     pub common: Common,
     pub layer_norm_eps: f64,
@@ -28,7 +28,7 @@ pub struct Config {
 }
 
 /// Translates Phi's config.json into the decoder's spec.
-pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     // PhiConfig's defaults where Common's differ or it has none.
     let defaults = json!({"hidden_act": "gelu_new", "layer_norm_eps": 1e-5,
         "partial_rotary_factor": 0.5});
@@ -72,7 +72,7 @@ pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
 }
 
 /// Phi's tensor names: Llama's, but `final_layernorm`, `self_attn.dense` and `mlp.fc1/fc2`.
-pub fn names(_: &Vars) -> Names {
+pub(crate) fn names(_: &Vars) -> Names {
     Names {
         final_norm: "final_layernorm",
         block: BlockNames {

@@ -13,7 +13,7 @@ use super::parse_config;
 
 /// The config.json fields Phi-3 adds to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(flatten)]
     pub common: Common,
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct Config {
 const LONGROPE: [&str; 3] = ["longrope", "su", "yarn"];
 
 /// Translates Phi-3's config.json into the decoder's spec.
-pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     let c: Config = parse_config(json)?;
     let base = c.common.decoder("phi3", 4096)?;
     let rope = &c.common.rope;

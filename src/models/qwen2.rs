@@ -16,7 +16,7 @@ use super::{parse_config, with_defaults};
 
 /// The config.json fields Qwen2 and Qwen3 add to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     #[serde(flatten)]
     pub common: Common,
     /// Qwen3 only (Qwen2 always has q/k/v biases).
@@ -47,7 +47,7 @@ impl Config {
 }
 
 /// Translates a Qwen2 or Qwen3 config.json into the decoder's spec.
-pub fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
+pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
     let qwen3 = json.get("model_type").and_then(|t| t.as_str()) == Some("qwen3");
     // Qwen2Config's defaults; Qwen3Config's also where `Common`'s differ: head_dim 128, not
     // hidden / heads, and 32 key/value heads.

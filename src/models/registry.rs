@@ -11,7 +11,7 @@ use super::{gemma, gemma2, gemma3, gpt2, gpt_neox, llama, olmo2, phi, phi3, qwen
 use crate::loading::gguf::GgufFile;
 
 /// One architecture.
-pub struct Architecture {
+pub(crate) struct Architecture {
     /// config.json `model_type`s it serves.
     pub model_types: &'static [&'static str],
     /// config.json → resolved spec.
@@ -23,7 +23,7 @@ pub struct Architecture {
 }
 
 /// The registry.
-pub const ARCHITECTURES: &[Architecture] = &[
+pub(crate) const ARCHITECTURES: &[Architecture] = &[
     Architecture {
         model_types: &["phi"],
         spec: phi::spec,
@@ -157,7 +157,7 @@ const MIXTURE_OF_EXPERTS: &[&str] = &[
 ];
 
 /// Whether `model_type` names a mixture-of-experts architecture.
-pub fn is_mixture_of_experts(model_type: &str) -> bool {
+pub(crate) fn is_mixture_of_experts(model_type: &str) -> bool {
     MIXTURE_OF_EXPERTS.contains(&model_type) || model_type.to_ascii_lowercase().contains("moe")
 }
 
@@ -190,14 +190,14 @@ const MODEL_TYPES: [&str; count_model_types()] = {
 pub const SUPPORTED: &[&str] = &MODEL_TYPES;
 
 /// The row serving `model_type`.
-pub fn for_model_type(model_type: &str) -> Option<&'static Architecture> {
+pub(crate) fn for_model_type(model_type: &str) -> Option<&'static Architecture> {
     ARCHITECTURES
         .iter()
         .find(|a| a.model_types.contains(&model_type))
 }
 
 /// GGUF architectures (`general.architecture`) this build can run.
-pub fn gguf_architectures() -> Vec<&'static str> {
+pub(crate) fn gguf_architectures() -> Vec<&'static str> {
     ARCHITECTURES
         .iter()
         .filter_map(|a| Some(a.gguf.as_ref()?.architecture))
@@ -205,7 +205,7 @@ pub fn gguf_architectures() -> Vec<&'static str> {
 }
 
 /// The row running `file`'s architecture; else a one-line refusal that lists what runs.
-pub fn for_gguf(file: &GgufFile) -> Result<(&'static Architecture, &'static GgufSupport)> {
+pub(crate) fn for_gguf(file: &GgufFile) -> Result<(&'static Architecture, &'static GgufSupport)> {
     let arch = file.architecture()?;
     // llama.cpp stores Mixtral as "llama" with experts; its MoE architectures all count them.
     let experts = file

@@ -16,7 +16,7 @@ use crate::kernels::attention::{attention, Scores, Shape};
 /// How scores are formed before the mask: `q·kᵀ` multiplied by `scale`, then
 /// `cap · tanh(scores / cap)` when a cap is given (Gemma 2).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scaling {
+pub(crate) struct Scaling {
     /// The factor on `q·kᵀ`.
     pub scale: f64,
     /// The soft-cap, if any.
@@ -27,7 +27,7 @@ pub struct Scaling {
 /// scores formed as `scaling` says, masked, softmaxed and multiplied by the values. [`Backend::Kernels`] on f32 runs the
 /// blocked kernel over the mask's spans ([`kernels`]); anything else the dense tensor form
 /// over its additive mask ([`tensors`]).
-pub fn attend(
+pub(crate) fn attend(
     backend: Backend,
     q: &Tensor,
     k: &Tensor,

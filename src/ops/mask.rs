@@ -13,7 +13,7 @@ use crate::kernels::attention::Span;
 
 /// The keys each query position attends to, `lo..hi` per position.
 #[derive(Debug, Clone)]
-pub struct Mask {
+pub(crate) struct Mask {
     spans: Arc<[Span]>,
     dtype: DType,
     device: Device,
@@ -25,7 +25,12 @@ impl Mask {
     /// Prompts of `segments` tokens each, packed one after the other: each position sees
     /// the positions of its own prompt up to itself, and within `window` (transformers'
     /// sliding window: query i sees keys j with `i - window < j <= i`) when given.
-    pub fn packed(segments: &[usize], window: Option<usize>, dtype: DType, dev: &Device) -> Self {
+    pub(crate) fn packed(
+        segments: &[usize],
+        window: Option<usize>,
+        dtype: DType,
+        dev: &Device,
+    ) -> Self {
         let mut spans = Vec::with_capacity(segments.iter().sum());
         let mut start = 0u32;
         for &len in segments {
@@ -46,18 +51,19 @@ impl Mask {
         }
     }
 
-    /// One prompt of `seq_len` tokens, plain causal attention.
+    /// One prompt of `seq_len` tokens, plain causal attention (the tests' mask).
+    #[cfg(test)]
     pub fn causal(seq_len: usize, dtype: DType, dev: &Device) -> Self {
         Self::packed(&[seq_len], None, dtype, dev)
     }
 
     /// One span per position.
-    pub fn spans(&self) -> &[Span] {
+    pub(crate) fn spans(&self) -> &[Span] {
         &self.spans
     }
 
     /// The additive `(T, T)` mask: 0 where a query sees a key, −∞ elsewhere.
-    pub fn additive(&self) -> Result<Tensor> {
+    pub(crate) fn additive(&self) -> Result<Tensor> {
         if let Some(t) = self.dense.get() {
             return Ok(t.clone());
         }
@@ -80,7 +86,7 @@ impl Mask {
 /// The mask of each layer, given its sliding window (`None`: full causal attention), for
 /// prompts of `segments` tokens packed into one sequence. Each distinct mask is built once;
 /// a window at least as long as the longest prompt is the causal mask.
-pub fn layer_masks(
+pub(crate) fn layer_masks(
     windows: &[Option<usize>],
     segments: &[usize],
     dtype: DType,

@@ -19,19 +19,19 @@
 //! docs/ARCHITECTURE.md says how a backward pass (vector-Jacobian products) and a KV cache
 //! plug into the same functions.
 
-pub mod attention;
-pub mod mask;
-pub mod rotary;
-pub mod softcap;
+pub(crate) mod attention;
+pub(crate) mod mask;
+pub(crate) mod rotary;
+pub(crate) mod softcap;
 
-pub use crate::compute::Backend;
+pub(crate) use crate::compute::Backend;
 
 use anyhow::Result;
 use candle_core::Tensor;
 
 /// Runs `f` on a contiguous f32 CPU tensor's values without copying them (a chunk of logits,
 /// a layer's values), or on a copy for any other storage.
-pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     {
         let (storage, layout) = t.storage_and_layout();
         if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)), Some((a, b))) =

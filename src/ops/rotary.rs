@@ -9,7 +9,7 @@ use super::Backend;
 
 /// cos/sin for positions `0..T` over the first `dim` channels.
 #[derive(Debug, Clone)]
-pub struct RotaryTables {
+pub(crate) struct RotaryTables {
     dim: usize,
     cos: Tensor,
     sin: Tensor,
@@ -17,7 +17,7 @@ pub struct RotaryTables {
 
 impl RotaryTables {
     /// The tables' rows at `positions` (u32), for prompts packed into one sequence.
-    pub fn at(&self, positions: &Tensor) -> Result<Self> {
+    pub(crate) fn at(&self, positions: &Tensor) -> Result<Self> {
         Ok(Self {
             dim: self.dim,
             cos: self.cos.index_select(positions, 0)?,
@@ -56,7 +56,7 @@ impl RotaryTables {
     /// through; the result has the same layout. [`Backend::Kernels`] on f32 rotates a copy
     /// of the values in place ([`Self::kernels`]); anything else runs candle's `rope` on
     /// the `(B, heads, T, head_dim)` view ([`Self::tensors`]). Both compute the same bits.
-    pub fn rotate(&self, backend: Backend, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn rotate(&self, backend: Backend, x: &Tensor) -> Result<Tensor> {
         match (backend, x.dtype()) {
             (Backend::Kernels, DType::F32) => {
                 let (b, t, heads, head_dim) = x.dims4()?;

@@ -9,7 +9,7 @@ use super::Backend;
 /// `cap · tanh(x / cap)` over a whole tensor. [`Backend::Kernels`] on f32 caps the values in
 /// one parallel pass over a single copy ([`kernels`]: a chunk of logits is tens of MB per
 /// call); anything else takes the three tensor ops ([`tensors`]). Both compute the same bits.
-pub fn softcap(backend: Backend, x: Tensor, cap: f64) -> Result<Tensor> {
+pub(crate) fn softcap(backend: Backend, x: Tensor, cap: f64) -> Result<Tensor> {
     match (backend, x.dtype()) {
         (Backend::Kernels, DType::F32) => kernels(x, cap),
         _ => tensors(&x, cap),

@@ -10,7 +10,7 @@ use crate::{atomic, prompts};
 
 /// Where the images go.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(crate) enum Target {
     /// One file, for a run of one prompt.
     File(PathBuf),
     /// A directory; each prompt's file is named by [`stem`] among `total` prompts.
@@ -24,7 +24,7 @@ pub enum Target {
 
 /// Writes each report's heatmap atomically as soon as the report is ready.
 #[derive(Debug, Clone)]
-pub struct Images {
+pub(crate) struct Images {
     target: Target,
     format: ImageFormat,
     options: HeatmapOptions,
@@ -37,7 +37,7 @@ pub struct Images {
 /// Gathers each prompt's reports, one per lens (`--compare-lenses` hands a prompt's logit
 /// report, then its tuned report), until the prompt has all of them.
 #[derive(Debug, Clone)]
-pub struct PerPrompt {
+pub(crate) struct PerPrompt {
     /// How many reports each prompt has (2 under `--compare-lenses`, else 1).
     lenses: usize,
     /// The reports of the prompt being gathered.
@@ -46,7 +46,7 @@ pub struct PerPrompt {
 
 impl PerPrompt {
     /// Prompts of `lenses` reports each (at least 1).
-    pub fn new(lenses: usize) -> Self {
+    pub(crate) fn new(lenses: usize) -> Self {
         Self {
             lenses: lenses.max(1),
             held: Vec::new(),
@@ -55,7 +55,7 @@ impl PerPrompt {
 
     /// Adds `report`; all of its prompt's reports once it is the last of them. A prompt
     /// left incomplete (another prompt's report comes first) is dropped.
-    pub fn add(&mut self, report: &Report) -> Option<Vec<Report>> {
+    pub(crate) fn add(&mut self, report: &Report) -> Option<Vec<Report>> {
         if self
             .held
             .first()
@@ -73,7 +73,7 @@ impl PerPrompt {
 
 impl Images {
     /// Images in `format`, drawn with `options`.
-    pub fn new(target: Target, format: ImageFormat, options: HeatmapOptions) -> Self {
+    pub(crate) fn new(target: Target, format: ImageFormat, options: HeatmapOptions) -> Self {
         Self {
             target,
             format,
@@ -85,14 +85,14 @@ impl Images {
 
     /// Each prompt comes as `lenses` reports in a row, one per lens (`--compare-lenses`:
     /// the logit lens's, then the tuned lens's), drawn side by side in one image.
-    pub fn lenses(mut self, lenses: usize) -> Self {
+    pub(crate) fn lenses(mut self, lenses: usize) -> Self {
         self.lenses = PerPrompt::new(lenses);
         self
     }
 
     /// Whether to say on stderr when a prompt's positions do not fit in one image (one line
     /// per such prompt; on by default).
-    pub fn warn(mut self, warn: bool) -> Self {
+    pub(crate) fn warn(mut self, warn: bool) -> Self {
         self.warn = warn;
         self
     }
@@ -152,7 +152,7 @@ impl Images {
 
 /// The file stem of a prompt's image: its id made file-safe, else its index zero-padded to
 /// the width of the largest of `total` indices (at least 3 digits).
-pub fn stem(id: Option<&str>, index: usize, total: usize) -> String {
+pub(crate) fn stem(id: Option<&str>, index: usize, total: usize) -> String {
     match id {
         Some(id) => id
             .chars()

@@ -7,13 +7,13 @@ use anyhow::Result;
 use super::{Report, Sink};
 
 /// The JSON Lines printer: each report on one line as soon as it is ready.
-pub struct Jsonl<W: Write> {
+pub(crate) struct Jsonl<W: Write> {
     out: W,
 }
 
 impl<W: Write> Jsonl<W> {
     /// Writes to `out`.
-    pub fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         Self { out }
     }
 }

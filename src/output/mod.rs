@@ -1,16 +1,16 @@
 //! Outputs: one module per format, each a self-contained [`Sink`] fed the same [`Report`]s.
 //! A sink learns what the loaded model is ([`RunContext`]) in [`Sink::begin`].
 
-pub mod delimited;
+pub(crate) mod delimited;
 pub mod heatmap;
-pub mod images;
-pub mod json;
-pub mod jsonl;
-pub mod report;
-pub mod stats;
-pub mod summary;
-pub mod summary_plot;
-pub mod table;
+pub(crate) mod images;
+pub(crate) mod json;
+pub(crate) mod jsonl;
+pub(crate) mod report;
+pub(crate) mod stats;
+pub(crate) mod summary;
+pub(crate) mod summary_plot;
+pub(crate) mod table;
 
 use anyhow::Result;
 use serde::ser::SerializeMap;

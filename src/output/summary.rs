@@ -20,14 +20,14 @@ use crate::provenance::Provenance;
 
 /// The summary's file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SummaryFormat {
+pub(crate) enum SummaryFormat {
     Json,
     Csv,
 }
 
 impl SummaryFormat {
     /// From the path's extension, or a one-line error naming the choices.
-    pub fn from_path(path: &Path) -> Result<Self> {
+    pub(crate) fn from_path(path: &Path) -> Result<Self> {
         let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
         match ext.as_deref() {
             Some("json") => Ok(Self::Json),
@@ -42,7 +42,7 @@ impl SummaryFormat {
 
 /// The summary sink: adds each report, writes the file at the end.
 #[derive(Debug)]
-pub struct SummaryFile {
+pub(crate) struct SummaryFile {
     path: PathBuf,
     format: SummaryFormat,
     summary: Summary,
@@ -73,7 +73,7 @@ struct Document<'a> {
 impl SummaryFile {
     /// The format a summary at `path` is written in, once `path` is checked: its
     /// extension, and a directory where it can be created.
-    pub fn check(path: &Path) -> Result<SummaryFormat> {
+    pub(crate) fn check(path: &Path) -> Result<SummaryFormat> {
         let format = SummaryFormat::from_path(path)?;
         atomic::check_can_create(path).map_err(|e| anyhow!("--summary: {e}"))?;
         Ok(format)
@@ -81,7 +81,7 @@ impl SummaryFile {
 
     /// A summary to be written to `path` in `format` (see [`SummaryFile::check`]); the
     /// provenance written with it comes in [`Sink::begin`].
-    pub fn new(path: &Path, format: SummaryFormat) -> Self {
+    pub(crate) fn new(path: &Path, format: SummaryFormat) -> Self {
         Self {
             path: path.to_path_buf(),
             format,
@@ -91,13 +91,8 @@ impl SummaryFile {
         }
     }
 
-    /// The aggregates so far.
-    pub fn summary(&self) -> &Summary {
-        &self.summary
-    }
-
     /// The file's bytes.
-    pub fn render(&self) -> Result<Vec<u8>> {
+    pub(crate) fn render(&self) -> Result<Vec<u8>> {
         let rows = self.summary.records();
         match self.format {
             SummaryFormat::Json => {
@@ -129,7 +124,7 @@ impl SummaryFile {
 
 /// Writes `bytes()` to `path` atomically once `summary` holds a prompt; nothing when no
 /// prompt succeeded.
-pub fn write_if_any(
+pub(crate) fn write_if_any(
     summary: &Summary,
     path: &Path,
     bytes: impl FnOnce() -> Result<Vec<u8>>,
@@ -141,7 +136,7 @@ pub fn write_if_any(
 }
 
 /// Adds `report` to `summary`.
-pub fn add_report(summary: &mut Summary, report: &Report) {
+pub(crate) fn add_report(summary: &mut Summary, report: &Report) {
     let ids: Vec<u32> = report.tokens.iter().map(|t| t.id).collect();
     let stats: Vec<Vec<TokenStat>> = report
         .layers

@@ -15,7 +15,7 @@ use crate::ops::Backend;
 
 /// Where q/k norms apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum QkNorm {
+pub(crate) enum QkNorm {
     /// No q/k norms.
     None,
     /// Over each head's `head_dim` channels (Phi's `qk_layernorm`, Qwen3).
@@ -26,7 +26,7 @@ pub enum QkNorm {
 
 /// Attention settings shared by every layer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AttentionSpec {
+pub(crate) struct AttentionSpec {
     /// Residual width.
     pub hidden: usize,
     /// Query heads.
@@ -52,7 +52,7 @@ pub struct AttentionSpec {
 
 /// Tensor names of one attention module, relative to it.
 #[derive(Debug, Clone, Copy)]
-pub struct AttentionNames {
+pub(crate) struct AttentionNames {
     /// Separate projections.
     pub q: &'static str,
     /// Separate projections.
@@ -71,7 +71,7 @@ pub struct AttentionNames {
 
 impl AttentionNames {
     /// One fused `qkv` projection and the output projection `o`; the rest keep Llama's.
-    pub fn fused(qkv: &'static str, o: &'static str) -> Self {
+    pub(crate) fn fused(qkv: &'static str, o: &'static str) -> Self {
         Self {
             qkv,
             o,
@@ -101,7 +101,7 @@ enum Projections {
 }
 
 /// One layer's attention.
-pub struct Attention {
+pub(crate) struct Attention {
     qkv: Projections,
     o: Linear,
     q_norm: Option<Norm>,
@@ -114,7 +114,7 @@ pub struct Attention {
 
 impl Attention {
     /// Loads the projections (and norms) under `vb`; `scale` multiplies the scores.
-    pub fn new(
+    pub(crate) fn new(
         spec: &AttentionSpec,
         names: &AttentionNames,
         layout: WeightLayout,
@@ -201,7 +201,7 @@ impl Attention {
     }
 
     /// Attention over `(B, T, D)` with rotary tables (if the model rotates) and a mask.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         xs: &Tensor,
         rotary: Option<&RotaryTables>,

@@ -13,7 +13,7 @@ use crate::ops::rotary::RotaryTables;
 
 /// How a block joins its branches to the residual stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// `h = x + attn(n₁(x))`, then `h + mlp(n₂(h))` (Llama, GPT-2).
     Sequential,
     /// `x + attn(n₁(x)) + mlp(n₁(x))`, one norm for both (Phi).
@@ -28,7 +28,7 @@ pub enum Layout {
 
 /// Where a block's norms sit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Site {
+pub(crate) enum Site {
     /// Before attention.
     AttnIn,
     /// On attention's output.
@@ -41,7 +41,7 @@ pub enum Site {
 
 impl Layout {
     /// The norm sites this layout has.
-    pub fn sites(self) -> &'static [Site] {
+    pub(crate) fn sites(self) -> &'static [Site] {
         match self {
             Self::Sequential => &[Site::AttnIn, Site::MlpIn],
             Self::Parallel => &[Site::AttnIn],
@@ -56,7 +56,7 @@ impl Layout {
     /// the attention branch is added and before the MLP's is (TransformerLens's
     /// `resid_mid`): for the parallel layouts `x + attn(…)`, computed apart so that the
     /// block's output is the same sum, bit for bit, as without it.
-    pub fn join(
+    pub(crate) fn join(
         self,
         x: &Tensor,
         norm: impl Fn(Site, &Tensor) -> Result<Tensor>,
@@ -88,7 +88,7 @@ impl Layout {
 
 /// Tensor names of one block, relative to it; a site the layout lacks is never read.
 #[derive(Debug, Clone, Copy)]
-pub struct BlockNames {
+pub(crate) struct BlockNames {
     /// Norm before attention.
     pub attn_norm: &'static str,
     /// Norm on attention's output.
@@ -127,7 +127,7 @@ impl Default for BlockNames {
 impl BlockNames {
     /// Llama's names with norms on the branch outputs as transformers names them (OLMo 2,
     /// Gemma 2 and 3): `post_attention_layernorm` and `post_feedforward_layernorm`.
-    pub fn post_norms() -> Self {
+    pub(crate) fn post_norms() -> Self {
         Self {
             attn_post_norm: "post_attention_layernorm",
             mlp_post_norm: "post_feedforward_layernorm",
@@ -146,7 +146,7 @@ impl BlockNames {
 }
 
 /// One block, built when the forward pass reaches it.
-pub struct Block {
+pub(crate) struct Block {
     layout: Layout,
     norms: Vec<(Site, Norm)>,
     attn: Attention,
@@ -155,7 +155,7 @@ pub struct Block {
 
 impl Block {
     /// Loads the block's norms under `vb` around an already loaded attention and MLP.
-    pub fn new(
+    pub(crate) fn new(
         layout: Layout,
         norm: NormSpec,
         hidden: usize,
@@ -179,7 +179,7 @@ impl Block {
 
     /// `(B, T, D)` → `(B, T, D)`, and with `want_mid` the residual after attention
     /// ([`Layout::join`]).
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         xs: &Tensor,
         rotary: Option<&RotaryTables>,

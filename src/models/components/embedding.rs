@@ -11,7 +11,7 @@ use crate::loading::weights::Mapped;
 
 /// A `(vocab, hidden)` lookup table.
 #[derive(Clone)]
-pub struct Embedding {
+pub(crate) struct Embedding {
     table: Matrix,
     dims: (usize, usize),
     dtype: DType,
@@ -20,7 +20,7 @@ pub struct Embedding {
 
 impl Embedding {
     /// Loads `weight` of shape `(vocab, hidden)`; rows come out in `vb`'s dtype.
-    pub fn new(vocab: usize, hidden: usize, vb: &Vars) -> Result<Self> {
+    pub(crate) fn new(vocab: usize, hidden: usize, vb: &Vars) -> Result<Self> {
         Ok(Self {
             table: vb.matrix(vocab, hidden, "weight")?,
             dims: (vocab, hidden),
@@ -29,23 +29,18 @@ impl Embedding {
         })
     }
 
-    /// `(vocab, hidden)`.
-    pub fn dims(&self) -> (usize, usize) {
-        self.dims
-    }
-
     /// The table, as held (a tied head reuses it).
-    pub fn table(&self) -> &Matrix {
+    pub(crate) fn table(&self) -> &Matrix {
         &self.table
     }
 
     /// The device the rows come out on.
-    pub fn device(&self) -> &Device {
+    pub(crate) fn device(&self) -> &Device {
         &self.device
     }
 
     /// Rows for `ids` of shape `(B, T)` → `(B, T, hidden)`.
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let rows = match &self.table {
             Matrix::MappedHalf(table) => {

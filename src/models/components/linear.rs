@@ -17,7 +17,7 @@ use crate::loading::weights::Mapped;
 
 /// A linear layer, of one of its real kinds.
 #[derive(Clone)]
-pub enum Linear {
+pub(crate) enum Linear {
     /// W is a `(out, in)` tensor in the compute dtype.
     Dense {
         /// `(out, in)`.
@@ -44,7 +44,7 @@ pub enum Linear {
 
 impl Linear {
     /// A layer over a matrix as its source served it.
-    pub fn new(weight: Matrix, bias: Option<Tensor>) -> Self {
+    pub(crate) fn new(weight: Matrix, bias: Option<Tensor>) -> Self {
         match weight {
             Matrix::Dense(weight) => Self::Dense { weight, bias },
             Matrix::MappedHalf(mapped) => Self::MappedHalf { mapped, bias },
@@ -56,7 +56,7 @@ impl Linear {
     /// [`WeightLayout::InOut`] is transformers' `Conv1D`: the weight is stored `(in, out)`
     /// and applied as `x @ W + b`, a linear layer over its transpose. That layout cannot be
     /// read in place by the half-weight kernel, so it is converted to the compute dtype.
-    pub fn load(
+    pub(crate) fn load(
         in_dim: usize,
         out_dim: usize,
         bias: bool,
@@ -72,7 +72,7 @@ impl Linear {
 
     /// The same layer with W rounded to bf16 and packed for the bf16 kernels (`--fast`).
     /// Mapped half weights are read once and let go; the bias stays as it is.
-    pub fn to_bf16(&self) -> Result<Self> {
+    pub(crate) fn to_bf16(&self) -> Result<Self> {
         let (packed, bias) = match self {
             Self::Dense { weight, bias } => {
                 let (n, k) = weight.dims2()?;
@@ -102,7 +102,7 @@ impl Linear {
 
 /// How a checkpoint stores a linear layer's weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightLayout {
+pub(crate) enum WeightLayout {
     /// `(out, in)`, as `nn.Linear`.
     OutIn,
     /// `(in, out)`, as GPT-2's `Conv1D`.
@@ -126,7 +126,11 @@ impl Linear {
     /// `act(x·Wᵀ + b)`. Over mapped half weights the bias and the activation are applied in
     /// one parallel pass over the output ([`elementwise::bias_act`]) where the activation
     /// is one it implements; otherwise by candle's ops.
-    pub fn forward_act(&self, x: &Tensor, act: Option<Activation>) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward_act(
+        &self,
+        x: &Tensor,
+        act: Option<Activation>,
+    ) -> candle_core::Result<Tensor> {
         let fused = match act {
             None => Some(None),
             Some(Activation::NewGelu | Activation::GeluPytorchTanh) => Some(Some(Act::GeluTanh)),

@@ -10,7 +10,7 @@ use super::vars::Vars;
 
 /// The MLP's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MlpKind {
+pub(crate) enum MlpKind {
     /// `down(act(up(x)))` (GPT-2's `c_fc`/`c_proj`, Phi's `fc1`/`fc2`).
     Plain,
     /// `down(act(gate(x)) · up(x))`, gate and up as two projections.
@@ -21,7 +21,7 @@ pub enum MlpKind {
 
 /// MLP settings shared by every layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MlpSpec {
+pub(crate) struct MlpSpec {
     /// The shape.
     pub kind: MlpKind,
     /// The activation.
@@ -36,7 +36,7 @@ pub struct MlpSpec {
 
 /// Tensor names of one MLP, relative to it.
 #[derive(Debug, Clone, Copy)]
-pub struct MlpNames {
+pub(crate) struct MlpNames {
     /// The up (or only input) projection.
     pub up: &'static str,
     /// The gate projection.
@@ -49,7 +49,7 @@ pub struct MlpNames {
 
 impl MlpNames {
     /// A [`MlpKind::Plain`] MLP's two projections; the gated ones keep Llama's names.
-    pub fn plain(up: &'static str, down: &'static str) -> Self {
+    pub(crate) fn plain(up: &'static str, down: &'static str) -> Self {
         Self {
             up,
             down,
@@ -77,7 +77,7 @@ enum Inputs {
 }
 
 /// One layer's MLP.
-pub struct Mlp {
+pub(crate) struct Mlp {
     inputs: Inputs,
     down: Linear,
     act: Activation,
@@ -86,7 +86,12 @@ pub struct Mlp {
 
 impl Mlp {
     /// Loads the projections under `vb`.
-    pub fn new(spec: &MlpSpec, names: &MlpNames, layout: WeightLayout, vb: &Vars) -> Result<Self> {
+    pub(crate) fn new(
+        spec: &MlpSpec,
+        names: &MlpNames,
+        layout: WeightLayout,
+        vb: &Vars,
+    ) -> Result<Self> {
         let (d, i) = (spec.hidden, spec.intermediate);
         let proj = |out: usize, name: &str| Linear::load(d, out, spec.bias, layout, &vb.pp(name));
         let inputs = match spec.kind {
@@ -106,7 +111,7 @@ impl Mlp {
     }
 
     /// `(B, T, D)` → `(B, T, D)`.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let inner = match &self.inputs {
             Inputs::Plain(up) => up.forward_act(xs, Some(self.act))?,
             Inputs::Gated { gate, up } => {

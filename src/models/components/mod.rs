@@ -5,23 +5,23 @@
 //! operation has a CPU kernel and a tensor form, a component calls the compute seam
 //! ([`crate::ops`]) and never chooses between them itself.
 
-pub mod attention;
-pub mod block;
-pub mod embedding;
-pub mod linear;
-pub mod mlp;
-pub mod norm;
-pub mod rotary;
-pub mod vars;
+pub(crate) mod attention;
+pub(crate) mod block;
+pub(crate) mod embedding;
+pub(crate) mod linear;
+pub(crate) mod mlp;
+pub(crate) mod norm;
+pub(crate) mod rotary;
+pub(crate) mod vars;
 
-pub use attention::{Attention, AttentionSpec, QkNorm};
-pub use block::{Block, Layout};
-pub use embedding::Embedding;
-pub use linear::{Linear, WeightLayout};
-pub use mlp::{Mlp, MlpKind, MlpSpec};
-pub use norm::{Norm, NormKind, NormSpec};
-pub use rotary::RotarySpec;
-pub use vars::Vars;
+pub(crate) use attention::{Attention, AttentionSpec, QkNorm};
+pub(crate) use block::{Block, Layout};
+pub(crate) use embedding::Embedding;
+pub(crate) use linear::{Linear, WeightLayout};
+pub(crate) use mlp::{Mlp, MlpKind, MlpSpec};
+pub(crate) use norm::{Norm, NormKind, NormSpec};
+pub(crate) use rotary::RotarySpec;
+pub(crate) use vars::Vars;
 
 /// Components built over in-memory tensors, for unit tests.
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::vars::Vars;
 
 /// Which normalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NormKind {
+pub(crate) enum NormKind {
     /// `(x − mean) / sqrt(var + eps) · w + b`.
     LayerNorm,
     /// `x / sqrt(mean(x²) + eps) · w`.
@@ -23,7 +23,7 @@ pub enum NormKind {
 
 /// A normalisation and its epsilon.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NormSpec {
+pub(crate) struct NormSpec {
     /// Which normalisation.
     pub kind: NormKind,
     /// Added to the variance.
@@ -32,14 +32,14 @@ pub struct NormSpec {
 
 impl NormSpec {
     /// A `kind` normalisation adding `eps` to the variance.
-    pub fn new(kind: NormKind, eps: f64) -> Self {
+    pub(crate) fn new(kind: NormKind, eps: f64) -> Self {
         Self { kind, eps }
     }
 }
 
 /// A loaded normalisation over the last dimension.
 #[derive(Debug, Clone)]
-pub enum Norm {
+pub(crate) enum Norm {
     /// With weight and bias.
     Layer(LayerNorm),
     /// With a weight.
@@ -51,7 +51,7 @@ pub enum Norm {
 
 impl Norm {
     /// Loads the norm's `weight` (and a LayerNorm's `bias`) of length `size` under `vb`.
-    pub fn new(spec: NormSpec, size: usize, vb: &Vars) -> Result<Self> {
+    pub(crate) fn new(spec: NormSpec, size: usize, vb: &Vars) -> Result<Self> {
         let weight = vb.get(&[size], "weight")?;
         Ok(match spec.kind {
             NormKind::LayerNorm => {
@@ -69,7 +69,7 @@ impl Norm {
     }
 
     /// Normalises `xs` over its last dimension.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Layer(n) => n.forward(xs)?,
             Self::Rms(n) => n.forward(xs)?,

@@ -7,12 +7,12 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device};
 use serde::Deserialize;
 
-pub use crate::ops::rotary::RotaryTables;
+pub(crate) use crate::ops::rotary::RotaryTables;
 
 /// RoPE settings as transformers 4 (`rope_theta`, `rope_scaling`) or 5 (`rope_parameters`)
 /// writes them.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Rope {
+pub(crate) struct Rope {
     /// The base.
     #[serde(default)]
     pub rope_theta: Option<f64>,
@@ -26,7 +26,7 @@ pub struct Rope {
 
 /// One `rope_scaling` / `rope_parameters` object.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct RopeParams {
+pub(crate) struct RopeParams {
     /// "default", "linear" or "llama3".
     #[serde(default)]
     pub rope_type: Option<String>,
@@ -79,12 +79,12 @@ impl Rope {
     }
 
     /// `partial_rotary_factor` from the parameters object, if there.
-    pub fn partial_factor(&self) -> Option<f64> {
+    pub(crate) fn partial_factor(&self) -> Option<f64> {
         self.params().partial_rotary_factor
     }
 
     /// The rope type (`rope_type`, or the older `type`), if the parameters name one.
-    pub fn kind(&self) -> Option<String> {
+    pub(crate) fn kind(&self) -> Option<String> {
         let p = self.params();
         p.rope_type.or(p.legacy_type)
     }
@@ -93,7 +93,7 @@ impl Rope {
     /// modeling_rope_utils.py) for `dim` rotary channels, in f32 and in the same order of
     /// operations. As there, `rope_scaling` wins over `rope_parameters`, and a theta inside
     /// them over the top-level `rope_theta`.
-    pub fn inv_freq(&self, dim: usize, max_positions: usize) -> Result<Vec<f32>> {
+    pub(crate) fn inv_freq(&self, dim: usize, max_positions: usize) -> Result<Vec<f32>> {
         let p = self.params();
         let theta = self.theta(&p);
         let plain = (0..dim)
@@ -145,7 +145,7 @@ impl Rope {
     /// `_compute_longrope_parameters` for `dim` rotary channels: the short-context
     /// frequencies, and the [`LongRope`] switch to the long ones. `original_max` is the
     /// top-level `original_max_position_embeddings`, which the parameters' own wins over.
-    pub fn longrope(
+    pub(crate) fn longrope(
         &self,
         dim: usize,
         max_positions: usize,
@@ -193,7 +193,7 @@ impl Rope {
 /// LongRoPE (Phi-3 128k): inputs longer than `original_max` rotate with the `long`
 /// frequencies instead, and cos and sin are multiplied by `attention_factor` at any length.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LongRope {
+pub(crate) struct LongRope {
     /// The longest input that keeps the short frequencies.
     pub original_max: usize,
     /// The long-context frequencies, `dim / 2`.
@@ -205,7 +205,7 @@ pub struct LongRope {
 /// The rotating channels of a `head_dim`-channel head, `int(head_dim · fraction)` as
 /// transformers computes them (its frequencies span these channels only); a fraction
 /// outside [0, 1] is refused.
-pub fn partial_dim(fraction: f64, head_dim: usize) -> Result<usize> {
+pub(crate) fn partial_dim(fraction: f64, head_dim: usize) -> Result<usize> {
     if !(0.0..=1.0).contains(&fraction) {
         bail!("config.json: partial_rotary_factor ({fraction}) must lie in [0, 1]");
     }
@@ -214,7 +214,7 @@ pub fn partial_dim(fraction: f64, head_dim: usize) -> Result<usize> {
 
 /// Divides each inverse frequency by its own divisor, as llama.cpp's `rope_freqs.weight`
 /// (Llama 3.1-style scaling stored as a tensor) asks.
-pub fn divide(inv_freq: &[f32], divisors: &[f32]) -> Result<Vec<f32>> {
+pub(crate) fn divide(inv_freq: &[f32], divisors: &[f32]) -> Result<Vec<f32>> {
     if inv_freq.len() != divisors.len() {
         bail!(
             "{} rotary frequency divisors for {} frequencies",
@@ -227,7 +227,7 @@ pub fn divide(inv_freq: &[f32], divisors: &[f32]) -> Result<Vec<f32>> {
 
 /// Rotary settings of a whole model, resolved.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RotarySpec {
+pub(crate) struct RotarySpec {
     /// Channels of each head that rotate (the first `dim`); the rest pass through.
     pub dim: usize,
     /// Distinct inverse-frequency tables, `dim / 2` each.
@@ -240,7 +240,7 @@ pub struct RotarySpec {
 
 impl RotarySpec {
     /// One table for all `layers`.
-    pub fn uniform(dim: usize, inv_freq: Vec<f32>, layers: usize) -> Self {
+    pub(crate) fn uniform(dim: usize, inv_freq: Vec<f32>, layers: usize) -> Self {
         Self {
             dim,
             tables: vec![inv_freq],
@@ -251,7 +251,7 @@ impl RotarySpec {
 
     /// Whether prompts of `a` and `b` tokens rotate by the same tables (LongRoPE switches
     /// tables past its original context), so that they can share one packed pass.
-    pub fn same_tables(&self, a: usize, b: usize) -> bool {
+    pub(crate) fn same_tables(&self, a: usize, b: usize) -> bool {
         match &self.longrope {
             Some(l) => (a > l.original_max) == (b > l.original_max),
             None => true,
@@ -260,7 +260,12 @@ impl RotarySpec {
 
     /// cos/sin tables for positions `0..seq_len`, one per distinct table (computed per
     /// pass, so a huge context length costs nothing).
-    pub fn tables(&self, seq_len: usize, dtype: DType, dev: &Device) -> Result<Vec<RotaryTables>> {
+    pub(crate) fn tables(
+        &self,
+        seq_len: usize,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Vec<RotaryTables>> {
         let new = |f: &[f32], scale| RotaryTables::new(self.dim, f, scale, seq_len, dtype, dev);
         match &self.longrope {
             Some(l) if seq_len > l.original_max => Ok(vec![new(&l.long, l.attention_factor)?]),

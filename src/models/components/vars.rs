@@ -14,7 +14,7 @@ use crate::loading::store::{Matrix, Strategy, WeightSource};
 
 /// A prefixed, typed view of a weight source.
 #[derive(Clone)]
-pub struct Vars {
+pub(crate) struct Vars {
     source: Arc<dyn WeightSource>,
     prefix: String,
     dtype: DType,
@@ -26,7 +26,12 @@ pub struct Vars {
 impl Vars {
     /// A view at the root of `source`; the weight strategy follows from `dtype` and
     /// `compute`. `dry` views only check shapes.
-    pub fn new(source: Arc<dyn WeightSource>, dtype: DType, compute: &Compute, dry: bool) -> Self {
+    pub(crate) fn new(
+        source: Arc<dyn WeightSource>,
+        dtype: DType,
+        compute: &Compute,
+        dry: bool,
+    ) -> Self {
         Self {
             source,
             prefix: String::new(),
@@ -38,7 +43,7 @@ impl Vars {
     }
 
     /// The view under `name` (`a.pp("b")` reads `a.b.*`); an empty name stays here.
-    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+    pub(crate) fn pp(&self, name: impl std::fmt::Display) -> Self {
         let name = name.to_string();
         let prefix = match (self.prefix.is_empty(), name.is_empty()) {
             (_, true) => self.prefix.clone(),
@@ -52,7 +57,7 @@ impl Vars {
     }
 
     /// The full name of `name` under this view.
-    pub fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         match self.prefix.is_empty() {
             true => name.to_string(),
             false => format!("{}.{name}", self.prefix),
@@ -60,37 +65,37 @@ impl Vars {
     }
 
     /// The compute dtype.
-    pub fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         self.dtype
     }
 
     /// The compute device.
-    pub fn device(&self) -> &Device {
+    pub(crate) fn device(&self) -> &Device {
         self.compute.device()
     }
 
     /// The device and the path the model runs on.
-    pub fn compute(&self) -> &Compute {
+    pub(crate) fn compute(&self) -> &Compute {
         &self.compute
     }
 
     /// How the compute seam's operations run ([`Compute::backend`]).
-    pub fn backend(&self) -> Backend {
+    pub(crate) fn backend(&self) -> Backend {
         self.compute.backend()
     }
 
     /// Whether this view only checks shapes.
-    pub fn is_dry(&self) -> bool {
+    pub(crate) fn is_dry(&self) -> bool {
         self.dry
     }
 
     /// Whether the source has `name` under this view.
-    pub fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.source.shape(&self.path(name)).is_some()
     }
 
     /// `name` of shape `shape`, in the compute dtype (a broadcast zero when dry).
-    pub fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
+    pub(crate) fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
         let path = self.path(name);
         self.source.check(&path, shape)?;
         match self.dry {
@@ -100,7 +105,7 @@ impl Vars {
     }
 
     /// The `(out, in)` matrix `name`, as the weight strategy serves it.
-    pub fn matrix(&self, out_dim: usize, in_dim: usize, name: &str) -> Result<Matrix> {
+    pub(crate) fn matrix(&self, out_dim: usize, in_dim: usize, name: &str) -> Result<Matrix> {
         if self.dry {
             return Ok(Matrix::Dense(self.get(&[out_dim, in_dim], name)?));
         }
@@ -111,7 +116,7 @@ impl Vars {
     }
 
     /// Lets the source ready everything under this view at once (a no-op when dry).
-    pub fn prepare(&self) -> Result<()> {
+    pub(crate) fn prepare(&self) -> Result<()> {
         match self.dry {
             true => Ok(()),
             false => self

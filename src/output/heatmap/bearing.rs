@@ -5,7 +5,7 @@ use super::text::FONT_TTF;
 
 /// The pixels between a glyph's pen position and its ink, as ab_glyph
 /// rasterises it at `size` (0 for chars the font lacks).
-pub fn left(c: char, size: f64) -> i32 {
+pub(super) fn left(c: char, size: f64) -> i32 {
     units(FONT_TTF, c)
         .map(|(lsb, height)| (f64::from(lsb) * size / f64::from(height)).floor() as i32)
         .unwrap_or(0)

@@ -96,7 +96,7 @@ pub struct HeatmapOptions {
     pub color_range: Option<(f32, f32)>,
     /// The positions shown; a prompt too long for one image shows the last that fit.
     pub window: Window,
-    /// The model's name in the title; `None`: [`display_name`] of the report's `model`.
+    /// The model's name in the title; `None`: `display_name` of the report's `model`.
     pub model: Option<String>,
 }
 
