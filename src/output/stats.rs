@@ -253,7 +253,7 @@ impl Read {
 pub struct Colouring {
     /// The `--metric` name, or a target's rank's (`target-rank`).
     pub name: &'static str,
-    /// The colour bar's title (a target's names the token: [`Metric::title`]).
+    /// The colour bar's title (a target's names the token: [`Colouring::title`]).
     pub title: &'static str,
     /// The unit of its values, as `--color-range` takes them.
     pub unit: &'static str,

@@ -1,9 +1,10 @@
 //! What the page shows beside the document, computed here so that the page's scripts only
-//! draw and handle interaction: the metrics (from [`crate::output::stats::METRICS`]) with
-//! each prompt's colour scale and ticks, the palette (viridis and the text colour on it, as
-//! the heatmap draws them), every row's label and every token's glyphs (as the heatmap
-//! writes them), and the per-row summary curves (`lens::summary`'s records, drawn with the
-//! `--summary-plot` curves' labels, colours and axes).
+//! draw and handle interaction: the metrics ([`crate::output::stats::Colouring::all`]:
+//! `--metric`'s, with every tracked token's probability and rank) with each prompt's colour
+//! scale and ticks, the palette (viridis and the text colour on it, as the heatmap draws
+//! them), every row's label and every token's glyphs (as the heatmap writes them), and the
+//! per-row summary curves (`lens::summary`'s records, drawn with the `--summary-plot`
+//! curves' labels, colours and axes).
 
 use std::collections::BTreeMap;
 
