@@ -476,6 +476,12 @@ mod tests {
         serde_json::to_value(view(reports)).unwrap()
     }
 
+    /// The keys of a list of metrics.
+    fn keys(metrics: &serde_json::Value) -> Vec<&str> {
+        let list = metrics.as_array().unwrap().iter();
+        list.map(|m| m["key"].as_str().unwrap()).collect()
+    }
+
     #[test]
     fn a_prompts_lenses_make_one_group() {
         let e = [[1.0, 2.0], [0.5, 0.25]];
@@ -508,14 +514,8 @@ mod tests {
         );
         assert_eq!(v["reports"][0]["prompt"], "·ab");
         assert_eq!(v["glyphs"], serde_json::json!([[" a", "·a"]]));
-        let keys: Vec<&str> = v["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["key"].as_str().unwrap())
-            .collect();
         // No targets: no target metric.
-        assert_eq!(keys, ["entropy", "prob", "kl", "ce", "rank"]);
+        assert_eq!(keys(&v["metrics"]), ["entropy", "prob", "kl", "ce", "rank"]);
         assert_eq!(
             v["metrics"][3]["read"],
             serde_json::json!({"key": "next_logprob", "negate": true})
@@ -579,12 +579,6 @@ mod tests {
             tracking(1, [[[2, 40], [1, 7]], [[1, 1], [1, 2]]]),
         ];
         let v = json(&reports);
-        let keys: Vec<&str> = v["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["key"].as_str().unwrap())
-            .collect();
         let all = [
             "entropy",
             "prob",
@@ -596,7 +590,7 @@ mod tests {
             "target-2",
             "target-rank-2",
         ];
-        assert_eq!(keys, all);
+        assert_eq!(keys(&v["metrics"]), all);
         let m = &v["metrics"];
         assert_eq!(
             m[5]["read"],
@@ -611,8 +605,7 @@ mod tests {
         assert_eq!(m[7]["scale"], "unit");
         for (g, top) in [(0, 1000.0), (1, 100.0)] {
             let metrics = v["groups"][g]["metrics"].as_array().unwrap();
-            let keys: Vec<&str> = metrics.iter().map(|m| m["key"].as_str().unwrap()).collect();
-            assert_eq!(keys, all);
+            assert_eq!(keys(&v["groups"][g]["metrics"]), all);
             let titles: Vec<&str> = metrics[5..]
                 .iter()
                 .map(|m| m["title"].as_str().unwrap())
