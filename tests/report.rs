@@ -303,6 +303,7 @@ fn metric_value(metric: &str, cell: &Value) -> Option<f64> {
         "ce" => cell["next_logprob"].as_f64().map(|l| -l),
         "rank" => cell["next_rank"].as_f64(),
         "target" => target("prob", "0"),
+        "target-rank" => target("rank", "0"),
         m => panic!("unknown metric {m}"),
     }
 }
@@ -323,8 +324,20 @@ fn switching_the_metric_recolours_the_cells_by_their_values() {
     open(&mut page, &html);
     let metrics = page.eval("[...document.getElementById('metric').options].map(o => o.value)");
     let metrics: Vec<String> = serde_json::from_value(metrics).unwrap();
-    // `--metric`'s names, in its order; the titles are the heatmap's colour-bar titles.
-    assert_eq!(metrics, ["entropy", "prob", "kl", "ce", "rank", "target"]);
+    // `--metric`'s names, in its order, and the target's rank; the titles are the heatmap's
+    // colour-bar titles.
+    assert_eq!(
+        metrics,
+        [
+            "entropy",
+            "prob",
+            "kl",
+            "ce",
+            "rank",
+            "target",
+            "target-rank"
+        ]
+    );
     let titles =
         page.eval("[...document.getElementById('metric').options].map(o => o.textContent)");
     assert_eq!(
@@ -335,7 +348,8 @@ fn switching_the_metric_recolours_the_cells_by_their_values() {
             "KL to the output (nats)",
             "next-token cross-entropy (nats)",
             "next-token rank (log scale)",
-            "probability of \u{201c}·the\u{201d}"
+            "probability of \u{201c}·the\u{201d}",
+            "rank of \u{201c}·the\u{201d} (log scale)"
         ])
     );
     let mut seen: Vec<std::collections::BTreeMap<String, [u8; 3]>> = Vec::new();
@@ -978,6 +992,83 @@ fn the_page_shows_the_heatmaps_labels_glyphs_and_palette() {
         let want = &palette[(p * 255.0).round() as usize];
         assert_eq!(&hex(*colour), want, "cell {key} (prob {p})");
     }
+    assert_eq!(errors(&page.events()), Vec::<String>::new());
+}
+
+/// With two targets the menu offers each one's probability and rank (log scale), titled with
+/// its token; the second's rank colours each cell with the palette's entry at the cell's rank
+/// on a log scale from 1 to the prompt's largest rank of that target, rounded up to a power
+/// of 10 (the heatmap's `--metric rank` scale).
+#[test]
+fn every_targets_probability_and_rank_colour_the_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("targets.html");
+    let args = [
+        "-m",
+        &phi(),
+        "-p",
+        FOX,
+        "--target",
+        " the",
+        "--target-id",
+        "7",
+    ];
+    let (doc, _) = report_and_json(&args, &html);
+    let Some(mut guard) = browser() else { return };
+    let mut page = guard.as_mut().unwrap().page(1280, 900);
+    open(&mut page, &html);
+    let options = page.eval(
+        "[...document.getElementById('metric').options].slice(5).map(o => [o.value, o.textContent])",
+    );
+    let second = format!(
+        "\u{201c}{}\u{201d}",
+        doc["targets"][1]["token"].as_str().unwrap()
+    );
+    assert_eq!(
+        options,
+        json!([
+            ["target", "probability of \u{201c}·the\u{201d}"],
+            ["target-rank", "rank of \u{201c}·the\u{201d} (log scale)"],
+            ["target-2", format!("probability of {second}")],
+            ["target-rank-2", format!("rank of {second} (log scale)")],
+        ])
+    );
+    page.eval(
+        "(() => { const s = document.getElementById('metric'); s.value = 'target-rank-2'; s.dispatchEvent(new Event('change')); })()",
+    );
+    let rank = |cell: &Value| cell["targets"][1]["rank"].as_f64().unwrap();
+    let rows = doc["layers"].as_array().unwrap();
+    let largest = rows
+        .iter()
+        .flat_map(|r| r["positions"].as_array().unwrap())
+        .map(rank)
+        .fold(1.0, f64::max);
+    let top = 10f64.powf(largest.log10().ceil()).max(10.0);
+    let scale = page
+        .eval("window.logitlens.view.groups[0].metrics.find(m => m.key === 'target-rank-2').scale");
+    assert_eq!(scale["max"].as_f64(), Some(top), "{scale}");
+    assert_eq!(scale["log"], true);
+    let palette = page.eval("window.logitlens.view.palette.colours");
+    let palette: Vec<String> = serde_json::from_value(palette).unwrap();
+    let hex = |[r, g, b]: [u8; 3]| format!("#{r:02x}{g:02x}{b:02x}");
+    let colours = colours(&mut page);
+    assert_eq!(
+        colours.len(),
+        rows.len() * doc["tokens"].as_array().unwrap().len()
+    );
+    let mut shades = std::collections::BTreeSet::new();
+    for (key, colour) in &colours {
+        let (row, position) = key.split_once(',').unwrap();
+        let cell =
+            &rows[row.parse::<usize>().unwrap()]["positions"][position.parse::<usize>().unwrap()];
+        let r = rank(cell);
+        let want = &palette[(r.ln() / top.ln() * 255.0).round() as usize];
+        assert_eq!(&hex(*colour), want, "cell {key} (rank {r} of 1..{top})");
+        shades.insert(want.clone());
+    }
+    assert!(shades.len() > 3, "few shades: {shades:?}");
+    let bar = page.eval("window.logitlens.grid.metric.unit");
+    assert_eq!(bar, "rank");
     assert_eq!(errors(&page.events()), Vec::<String>::new());
 }
 

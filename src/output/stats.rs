@@ -230,19 +230,30 @@ pub enum ScaleKind {
 pub enum Read {
     /// A statistic of the cell, negated when `negate` (cross-entropy from a log-probability).
     Stat { stat: Stat, negate: bool },
-    /// The probability of the report's first tracked token.
-    FirstTarget,
+    /// The probability of the report's tracked token `i` (its `targets[i]`).
+    TargetProb(usize),
+    /// The rank of the report's tracked token `i` (1 = the argmax).
+    TargetRank(usize),
 }
 
-/// How the heatmap and the report present one metric.
+impl Read {
+    /// The tracked token it reads, if any.
+    pub fn target(self) -> Option<usize> {
+        match self {
+            Read::Stat { .. } => None,
+            Read::TargetProb(i) | Read::TargetRank(i) => Some(i),
+        }
+    }
+}
+
+/// How the heatmap and the report colour the cells by one value: a `--metric`'s (its
+/// [`METRICS`] row), or a tracked token's probability or rank, which the report's menu offers
+/// for every target ([`Colouring::targets`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricInfo {
-    pub metric: Metric,
-    /// The `--metric` name (the report's key).
+pub struct Colouring {
+    /// The `--metric` name, or a target's rank's (`target-rank`).
     pub name: &'static str,
-    /// One line on what the metric shows, for `--help`.
-    pub help: &'static str,
-    /// The colour bar's title (a target's names the token: [`Metric::title`]).
+    /// The colour bar's title (a target's names the token: [`Colouring::title`]).
     pub title: &'static str,
     /// The unit of its values, as `--color-range` takes them.
     pub unit: &'static str,
@@ -252,86 +263,161 @@ pub struct MetricInfo {
     pub missing: &'static str,
 }
 
+/// How the heatmap and the report present one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricInfo {
+    pub metric: Metric,
+    /// One line on what the metric shows, for `--help`.
+    pub help: &'static str,
+    pub colouring: Colouring,
+}
+
 /// Every metric, in `--metric`'s order.
 pub const METRICS: [MetricInfo; 6] = [
     MetricInfo {
         metric: Metric::Entropy,
-        name: "entropy",
         help: "Entropy of the next-token distribution (nats)",
-        title: "entropy (nats)",
-        unit: "nats",
-        scale: ScaleKind::FromZero,
-        read: Read::Stat {
-            stat: Stat::Entropy,
-            negate: false,
+        colouring: Colouring {
+            name: "entropy",
+            title: "entropy (nats)",
+            unit: "nats",
+            scale: ScaleKind::FromZero,
+            read: Read::Stat {
+                stat: Stat::Entropy,
+                negate: false,
+            },
+            missing: "no next token",
         },
-        missing: "no next token",
     },
     MetricInfo {
         metric: Metric::Prob,
-        name: "prob",
         help: "The argmax token's probability",
-        title: "argmax probability",
-        unit: "probability",
-        scale: ScaleKind::Unit,
-        read: Read::Stat {
-            stat: Stat::Prob,
-            negate: false,
+        colouring: Colouring {
+            name: "prob",
+            title: "argmax probability",
+            unit: "probability",
+            scale: ScaleKind::Unit,
+            read: Read::Stat {
+                stat: Stat::Prob,
+                negate: false,
+            },
+            missing: "no next token",
         },
-        missing: "no next token",
     },
     MetricInfo {
         metric: Metric::Kl,
-        name: "kl",
         help: "KL from the model's output to the row (nats)",
-        title: "KL to the output (nats)",
-        unit: "nats",
-        scale: ScaleKind::FromZero,
-        read: Read::Stat {
-            stat: Stat::Kl,
-            negate: false,
+        colouring: Colouring {
+            name: "kl",
+            title: "KL to the output (nats)",
+            unit: "nats",
+            scale: ScaleKind::FromZero,
+            read: Read::Stat {
+                stat: Stat::Kl,
+                negate: false,
+            },
+            missing: "no next token",
         },
-        missing: "no next token",
     },
     MetricInfo {
         metric: Metric::Ce,
-        name: "ce",
         help:
             "Next-token cross-entropy, -log p(next input token) (nats); none at the last position",
-        title: "next-token cross-entropy (nats)",
-        unit: "nats",
-        scale: ScaleKind::FromZero,
-        read: Read::Stat {
-            stat: Stat::NextLogprob,
-            negate: true,
+        colouring: Colouring {
+            name: "ce",
+            title: "next-token cross-entropy (nats)",
+            unit: "nats",
+            scale: ScaleKind::FromZero,
+            read: Read::Stat {
+                stat: Stat::NextLogprob,
+                negate: true,
+            },
+            missing: "no next token",
         },
-        missing: "no next token",
     },
     MetricInfo {
         metric: Metric::Rank,
-        name: "rank",
         help:
             "Rank of the next input token (1 = argmax), log colour scale; none at the last position",
-        title: "next-token rank (log scale)",
-        unit: "rank",
-        scale: ScaleKind::Log,
-        read: Read::Stat {
-            stat: Stat::NextRank,
-            negate: false,
+        colouring: Colouring {
+            name: "rank",
+            title: "next-token rank (log scale)",
+            unit: "rank",
+            scale: ScaleKind::Log,
+            read: Read::Stat {
+                stat: Stat::NextRank,
+                negate: false,
+            },
+            missing: "no next token",
         },
-        missing: "no next token",
     },
     MetricInfo {
         metric: Metric::Target,
-        name: "target",
         help: "Probability of the first target (--target, --target-id, JSONL \"target\")",
-        title: "target probability",
-        unit: "probability",
-        scale: ScaleKind::Unit,
-        read: Read::FirstTarget,
-        missing: "no target",
+        colouring: Colouring {
+            name: "target",
+            title: "target probability",
+            unit: "probability",
+            scale: ScaleKind::Unit,
+            read: Read::TargetProb(0),
+            missing: "no target",
+        },
     },
 ];
+
+/// A tracked token's rank, on a log scale (as `--metric rank` shows the next token's): the
+/// report's menu offers it beside each target's probability.
+const TARGET_RANK: Colouring = Colouring {
+    name: "target-rank",
+    title: "target rank (log scale)",
+    unit: "rank",
+    scale: ScaleKind::Log,
+    read: Read::TargetRank(0),
+    missing: "no target",
+};
+
+impl Colouring {
+    /// Every colouring of a report tracking `targets` tokens, as its menu lists them:
+    /// `--metric`'s, with `target` (the first target's probability) replaced by each
+    /// target's probability and rank, in the targets' order.
+    pub fn all(targets: usize) -> Vec<Colouring> {
+        let mut all = Vec::new();
+        for m in &METRICS {
+            match m.metric {
+                Metric::Target => all.extend(Colouring::targets(targets)),
+                _ => all.push(m.colouring),
+            }
+        }
+        all
+    }
+
+    /// Each of `targets` tracked tokens' probability (target 0's is `--metric target`) and
+    /// rank, in order.
+    pub fn targets(targets: usize) -> impl Iterator<Item = Colouring> {
+        let prob = Metric::Target.colouring();
+        (0..targets).flat_map(move |i| {
+            [
+                Colouring {
+                    read: Read::TargetProb(i),
+                    ..prob
+                },
+                Colouring {
+                    read: Read::TargetRank(i),
+                    ..TARGET_RANK
+                },
+            ]
+        })
+    }
+
+    /// Its key in the report's menu: the name, and after the first target the target's
+    /// number (`target`, `target-rank`, `target-2`, `target-rank-2`).
+    pub fn key(&self) -> String {
+        match self.read.target() {
+            Some(i) if i > 0 => format!("{}-{}", self.name, i + 1),
+            _ => self.name.to_string(),
+        }
+    }
+}
 
 impl Metric {
     /// Every metric, in `--metric`'s order.
@@ -352,9 +438,14 @@ impl Metric {
             .expect("every metric has a row in METRICS")
     }
 
+    /// How it colours the cells.
+    pub fn colouring(self) -> Colouring {
+        self.info().colouring
+    }
+
     /// The `--metric` name.
     pub fn name(self) -> &'static str {
-        self.info().name
+        self.colouring().name
     }
 
     /// One line on what the metric shows, for `--help`.
@@ -364,17 +455,17 @@ impl Metric {
 
     /// The unit of the metric's values, as `--color-range` takes them.
     pub fn unit(self) -> &'static str {
-        self.info().unit
+        self.colouring().unit
     }
 
     /// How values map onto colours.
     pub fn scale_kind(self) -> ScaleKind {
-        self.info().scale
+        self.colouring().scale
     }
 
     /// What the legend calls a cell without a value.
     pub fn missing(self) -> &'static str {
-        self.info().missing
+        self.colouring().missing
     }
 }
 

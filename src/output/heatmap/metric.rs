@@ -7,28 +7,50 @@ use anyhow::{bail, Result};
 
 use super::text::visible;
 pub use crate::output::stats::Metric;
-use crate::output::stats::Read;
+use crate::output::stats::{Colouring, Read};
 use crate::output::{Prediction, Report};
+
+impl Colouring {
+    /// The colour bar's title: the statistic and its unit, or the tracked token it reads.
+    pub fn title(&self, report: &Report) -> String {
+        let token = |i: usize| report.targets.get(i).map(|t| visible(&t.token));
+        match self.read {
+            Read::TargetProb(i) => token(i).map(|t| format!("probability of “{t}”")),
+            Read::TargetRank(i) => token(i).map(|t| format!("rank of “{t}” (log scale)")),
+            Read::Stat { .. } => None,
+        }
+        .unwrap_or_else(|| self.title.to_string())
+    }
+
+    /// Its value in one cell; `None` where the cell has none (the next token's
+    /// cross-entropy and rank at the last position, a target the cell does not track).
+    pub fn value(&self, pred: &Prediction) -> Option<f64> {
+        match self.read {
+            Read::Stat { stat, negate } => {
+                let v = pred.value(stat).number()?;
+                Some(if negate { -v } else { v })
+            }
+            Read::TargetProb(i) => Some(f64::from(pred.targets.get(i)?.prob)),
+            Read::TargetRank(i) => Some(f64::from(pred.targets.get(i)?.rank)),
+        }
+    }
+
+    /// Whether it can colour `report`: a target's needs the report to track that token.
+    pub fn shows(&self, report: &Report) -> bool {
+        self.read.target().is_none_or(|i| i < report.targets.len())
+    }
+}
 
 impl Metric {
     /// The colour bar's title: the statistic and its unit.
     pub fn title(self, report: &Report) -> String {
-        match (self.info().read, report.targets.first()) {
-            (Read::FirstTarget, Some(t)) => format!("probability of “{}”", visible(&t.token)),
-            _ => self.info().title.to_string(),
-        }
+        self.colouring().title(report)
     }
 
     /// The metric's value in one cell; `None` where the cell has none (the next token's
     /// cross-entropy and rank at the last position, a target the cell does not track).
     pub fn value(self, pred: &Prediction) -> Option<f64> {
-        match self.info().read {
-            Read::Stat { stat, negate } => {
-                let v = pred.value(stat).number()?;
-                Some(if negate { -v } else { v })
-            }
-            Read::FirstTarget => Some(f64::from(pred.targets.first()?.prob)),
-        }
+        self.colouring().value(pred)
     }
 
     /// The colour range the figures of one batch share when none is given, so that their
@@ -56,7 +78,7 @@ impl Metric {
 
     /// Refuses a report this metric cannot colour: `target` needs a tracked token.
     pub fn check(self, report: &Report) -> Result<()> {
-        if self == Metric::Target && report.targets.is_empty() {
+        if !self.colouring().shows(report) {
             bail!(
                 "--metric target colours by the first target's probability, and there is no \
                  target; add --target TEXT or --target-id N"
@@ -123,6 +145,21 @@ mod tests {
         assert_eq!(Metric::Rank.value(&last), None);
         assert_eq!(Metric::Target.value(&last), None);
         assert_eq!(Metric::Kl.value(&last), Some(0.75));
+        // Each target's probability and rank, in order; none where a cell lacks it.
+        let second = TargetStat {
+            prob: 0.5,
+            logprob: -std::f32::consts::LN_2,
+            rank: 2,
+        };
+        let two = cell(stat, vec![target, second]);
+        let values: Vec<_> = Colouring::targets(2).map(|c| c.value(&two)).collect();
+        assert_eq!(values, [Some(0.125), Some(7.0), Some(0.5), Some(2.0)]);
+        let values: Vec<_> = Colouring::targets(2).map(|c| c.value(&p)).collect();
+        assert_eq!(values, [Some(0.125), Some(7.0), None, None]);
+        assert_eq!(
+            Colouring::targets(1).next(),
+            Some(Metric::Target.colouring())
+        );
     }
 
     #[test]

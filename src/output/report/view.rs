@@ -1,9 +1,10 @@
 //! What the page shows beside the document, computed here so that the page's scripts only
-//! draw and handle interaction: the metrics (from [`crate::output::stats::METRICS`]) with
-//! each prompt's colour scale and ticks, the palette (viridis and the text colour on it, as
-//! the heatmap draws them), every row's label and every token's glyphs (as the heatmap
-//! writes them), and the per-row summary curves (`lens::summary`'s records, drawn with the
-//! `--summary-plot` curves' labels, colours and axes).
+//! draw and handle interaction: the metrics ([`crate::output::stats::Colouring::all`]:
+//! `--metric`'s, with every tracked token's probability and rank) with each prompt's colour
+//! scale and ticks, the palette (viridis and the text colour on it, as the heatmap draws
+//! them), every row's label and every token's glyphs (as the heatmap writes them), and the
+//! per-row summary curves (`lens::summary`'s records, drawn with the `--summary-plot`
+//! curves' labels, colours and axes).
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,8 @@ use serde::Serialize;
 
 use crate::lens::summary::{Record, Summary};
 use crate::lens::Site;
-use crate::output::heatmap::{text_color, viridis, visible, Metric, Scale, HATCH, NO_VALUE};
-use crate::output::stats::{Read, ScaleKind};
+use crate::output::heatmap::{text_color, viridis, visible, Scale, HATCH, NO_VALUE};
+use crate::output::stats::{Colouring, Read, ScaleKind};
 use crate::output::summary::add_report;
 use crate::output::summary_plot::{self, Axis};
 use crate::output::Report;
@@ -25,7 +26,8 @@ const STEPS: usize = 256;
 #[derive(Debug, Serialize)]
 pub struct View {
     palette: Palette,
-    /// Every metric, in `--metric`'s order.
+    /// Every metric, in `--metric`'s order, with `target` as each tracked token's
+    /// probability and rank ([`Colouring::all`]).
     metrics: Vec<MetricView>,
     /// One per prompt: its reports, one per lens.
     groups: Vec<Group>,
@@ -64,8 +66,8 @@ struct Palette {
 /// A metric, as the page reads and names it.
 #[derive(Debug, Serialize)]
 struct MetricView {
-    /// The `--metric` name.
-    key: &'static str,
+    /// The `--metric` name, or a target's ([`Colouring::key`]).
+    key: String,
     unit: &'static str,
     scale: ScaleKind,
     /// Where a cell of the document holds its value.
@@ -121,7 +123,7 @@ struct Group {
 /// A metric's colour bar for one prompt.
 #[derive(Debug, Serialize)]
 struct GroupMetric {
-    key: &'static str,
+    key: String,
     /// The colour bar's title, as the heatmap's.
     title: String,
     scale: ScaleView,
@@ -167,10 +169,12 @@ fn hex(c: RGBColor) -> String {
 /// The view of `reports`, the document's reports in order.
 pub fn view(reports: &[Report]) -> View {
     let groups = groups(reports);
+    let targets = reports.iter().map(|r| r.targets.len()).max().unwrap_or(0);
+    let colourings = Colouring::all(targets);
     // Every metric's largest value on the page, which its scales span.
-    let largest: Vec<f64> = Metric::ALL
+    let largest: Vec<f64> = colourings
         .iter()
-        .map(|&m| extent(m, reports.iter()).0)
+        .map(|c| extent(c, reports.iter()).0)
         .collect();
     let summary = match groups.len() > 1 || lenses(reports).len() > 1 {
         true => Some(summary(reports)),
@@ -178,10 +182,10 @@ pub fn view(reports: &[Report]) -> View {
     };
     View {
         palette: palette(),
-        metrics: Metric::ALL.iter().map(|&m| metric_view(m)).collect(),
+        metrics: colourings.iter().map(metric_view).collect(),
         groups: groups
             .into_iter()
-            .map(|members| group(reports, members, &largest))
+            .map(|members| group(reports, members, &colourings, &largest))
             .collect(),
         reports: reports
             .iter()
@@ -208,20 +212,23 @@ fn palette() -> Palette {
     }
 }
 
-fn metric_view(metric: Metric) -> MetricView {
-    let info = metric.info();
+fn metric_view(colouring: &Colouring) -> MetricView {
     MetricView {
-        key: info.name,
-        unit: info.unit,
-        scale: info.scale,
-        read: match info.read {
+        key: colouring.key(),
+        unit: colouring.unit,
+        scale: colouring.scale,
+        read: match colouring.read {
             Read::Stat { stat, negate } => ReadView::Stat {
                 key: stat.name(),
                 negate,
             },
-            Read::FirstTarget => ReadView::Target {
-                target: 0,
+            Read::TargetProb(target) => ReadView::Target {
+                target,
                 key: "prob",
+            },
+            Read::TargetRank(target) => ReadView::Target {
+                target,
+                key: "rank",
             },
         },
     }
@@ -256,12 +263,12 @@ fn groups(reports: &[Report]) -> Vec<Vec<usize>> {
     groups
 }
 
-/// The largest finite value of `metric` in `reports` (0 when none), and whether some cell
+/// The largest finite value of `colouring` in `reports` (0 when none), and whether some cell
 /// has no value.
-fn extent<'a>(metric: Metric, reports: impl Iterator<Item = &'a Report>) -> (f64, bool) {
+fn extent<'a>(colouring: &Colouring, reports: impl Iterator<Item = &'a Report>) -> (f64, bool) {
     let (mut largest, mut missing) = (0.0f64, false);
     for p in reports.flat_map(|r| r.layers.iter().flat_map(|l| &l.positions)) {
-        match metric.value(p) {
+        match colouring.value(p) {
             Some(v) if v.is_finite() => largest = largest.max(v),
             Some(_) => {}
             None => missing = true,
@@ -270,22 +277,34 @@ fn extent<'a>(metric: Metric, reports: impl Iterator<Item = &'a Report>) -> (f64
     (largest, missing)
 }
 
-/// The group of `members`, whose colour scales span `largest`, the page's largest value of
-/// each metric of [`Metric::ALL`] (so that every prompt's colours compare).
-fn group(reports: &[Report], members: Vec<usize>, largest: &[f64]) -> Group {
+/// The group of `members`, with those of `colourings` its reports track. Their colour
+/// scales span `largest`, the page's largest value of each (so that every prompt's colours
+/// compare), but a target's spans the group's own: target `i` may be another token in
+/// another prompt.
+fn group(
+    reports: &[Report],
+    members: Vec<usize>,
+    colourings: &[Colouring],
+    largest: &[f64],
+) -> Group {
     let first = &reports[members[0]];
     let own = || members.iter().map(|&i| &reports[i]);
-    let metrics = Metric::ALL
+    let metrics = colourings
         .iter()
         .zip(largest)
-        .filter(|(m, _)| m.check(first).is_ok())
-        .map(|(&metric, &largest)| {
-            let (_, missing) = extent(metric, own());
+        .filter(|(c, _)| c.shows(first))
+        .map(|(c, &page)| {
+            let (mine, missing) = extent(c, own());
+            let largest = if c.read.target().is_some() {
+                mine
+            } else {
+                page
+            };
             GroupMetric {
-                key: metric.name(),
-                title: metric.title(first),
-                scale: (&Scale::of(metric.scale_kind(), None, largest)).into(),
-                missing: missing.then(|| metric.missing()),
+                key: c.key(),
+                title: c.title(first),
+                scale: (&Scale::of(c.scale, None, largest)).into(),
+                missing: missing.then_some(c.missing),
             }
         })
         .collect();
@@ -457,6 +476,12 @@ mod tests {
         serde_json::to_value(view(reports)).unwrap()
     }
 
+    /// The keys of a list of metrics.
+    fn keys(metrics: &serde_json::Value) -> Vec<&str> {
+        let list = metrics.as_array().unwrap().iter();
+        list.map(|m| m["key"].as_str().unwrap()).collect()
+    }
+
     #[test]
     fn a_prompts_lenses_make_one_group() {
         let e = [[1.0, 2.0], [0.5, 0.25]];
@@ -489,19 +514,14 @@ mod tests {
         );
         assert_eq!(v["reports"][0]["prompt"], "·ab");
         assert_eq!(v["glyphs"], serde_json::json!([[" a", "·a"]]));
-        let keys: Vec<&str> = v["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["key"].as_str().unwrap())
-            .collect();
-        assert_eq!(keys, ["entropy", "prob", "kl", "ce", "rank", "target"]);
+        // No targets: no target metric.
+        assert_eq!(keys(&v["metrics"]), ["entropy", "prob", "kl", "ce", "rank"]);
         assert_eq!(
             v["metrics"][3]["read"],
             serde_json::json!({"key": "next_logprob", "negate": true})
         );
-        // No targets: no target metric; every prompt's entropy scale spans the page's
-        // largest (3.7), rounded up to a tick, as the heatmap's.
+        // Every prompt's entropy scale spans the page's largest (3.7), rounded up to a
+        // tick, as the heatmap's.
         for group in v["groups"].as_array().unwrap() {
             let metrics = group["metrics"].as_array().unwrap();
             assert_eq!(metrics.len(), 5);
@@ -521,6 +541,103 @@ mod tests {
             assert_eq!(metrics[4]["scale"]["log"], true);
             assert_eq!(metrics[4]["scale"]["max"], 10.0);
         }
+    }
+
+    /// `report` tracking " x" and "\ty", whose cells give them the ranks
+    /// `ranks[row][position]` (and probabilities 1 / rank).
+    fn tracking(prompt_index: usize, ranks: [[[u32; 2]; 2]; 2]) -> Report {
+        let mut r = report(prompt_index, "logit", [[1.0, 1.0], [0.5, 0.25]]);
+        r.targets = [" x", "\ty"]
+            .iter()
+            .map(|t| crate::report::Target {
+                id: 5,
+                token: t.to_string(),
+                first_layer: None,
+                settled_layer: None,
+            })
+            .collect();
+        for (layer, ranks) in r.layers.iter_mut().zip(ranks) {
+            for (cell, ranks) in layer.positions.iter_mut().zip(ranks) {
+                cell.targets = ranks
+                    .iter()
+                    .map(|&rank| crate::lens::TargetStat {
+                        prob: 1.0 / rank as f32,
+                        logprob: -(rank as f32).ln(),
+                        rank,
+                    })
+                    .collect();
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn every_target_has_a_probability_and_a_rank() {
+        // Prompt 0's second target reaches rank 150, prompt 1's only 40.
+        let reports = [
+            tracking(0, [[[1, 3], [2, 150]], [[1, 1], [4, 2]]]),
+            tracking(1, [[[2, 40], [1, 7]], [[1, 1], [1, 2]]]),
+        ];
+        let v = json(&reports);
+        let all = [
+            "entropy",
+            "prob",
+            "kl",
+            "ce",
+            "rank",
+            "target",
+            "target-rank",
+            "target-2",
+            "target-rank-2",
+        ];
+        assert_eq!(keys(&v["metrics"]), all);
+        let m = &v["metrics"];
+        assert_eq!(
+            m[5]["read"],
+            serde_json::json!({"target": 0, "key": "prob"})
+        );
+        assert_eq!(
+            m[8]["read"],
+            serde_json::json!({"target": 1, "key": "rank"})
+        );
+        assert_eq!(m[8]["scale"], "log");
+        assert_eq!(m[8]["unit"], "rank");
+        assert_eq!(m[7]["scale"], "unit");
+        for (g, top) in [(0, 1000.0), (1, 100.0)] {
+            let metrics = v["groups"][g]["metrics"].as_array().unwrap();
+            assert_eq!(keys(&v["groups"][g]["metrics"]), all);
+            let titles: Vec<&str> = metrics[5..]
+                .iter()
+                .map(|m| m["title"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                titles,
+                [
+                    "probability of “·x”",
+                    "rank of “·x” (log scale)",
+                    "probability of “→y”",
+                    "rank of “→y” (log scale)"
+                ]
+            );
+            // A target's rank scale runs from 1 to its prompt's largest rank, rounded up to
+            // a power of 10, as the heatmap's.
+            let rank = &metrics[8]["scale"];
+            assert_eq!(
+                (rank["min"].as_f64(), rank["max"].as_f64()),
+                (Some(1.0), Some(top))
+            );
+            assert_eq!(rank["log"], true);
+            assert_eq!(rank["ticks"][1], serde_json::json!([10.0, "10"]));
+            assert_eq!(metrics[6]["scale"]["max"], 10.0);
+            assert_eq!(metrics[7]["scale"]["max"], 1.0);
+            assert_eq!(metrics[7]["missing"], serde_json::Value::Null);
+        }
+        // A prompt tracking one target has only that one's.
+        let mut one = tracking(2, [[[1, 3], [2, 150]], [[1, 1], [4, 2]]]);
+        one.targets.pop();
+        let v = json(&[reports[0].clone(), one]);
+        assert_eq!(v["metrics"].as_array().unwrap().len(), 9);
+        assert_eq!(v["groups"][1]["metrics"].as_array().unwrap().len(), 7);
     }
 
     #[test]
