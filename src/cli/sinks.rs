@@ -10,7 +10,6 @@ use anyhow::{anyhow, Result};
 use super::flags::Format;
 use super::{is_broken_pipe, report_error};
 use crate::error::one_line;
-use crate::output::Stat;
 use crate::output::delimited::{Columns, Delimited};
 use crate::output::heatmap::{HeatmapOptions, ImageFormat};
 use crate::output::images::{Images, Target};
@@ -20,6 +19,7 @@ use crate::output::report::Html;
 use crate::output::summary::{SummaryFile, SummaryFormat};
 use crate::output::summary_plot::SummaryPlot;
 use crate::output::table::Table;
+use crate::output::Stat;
 use crate::output::{RunContext, Sink};
 use crate::report::Report;
 
