@@ -70,51 +70,38 @@ pub(crate) struct Curve {
     pub(crate) value: fn(&Record) -> Option<f64>,
 }
 
-/// Okabe and Ito's colour-blind-safe palette.
-pub(crate) const CURVES: [Curve; 6] = [
-    Curve {
-        label: "mean entropy (nats)",
-        axis: Axis::Nats,
-        colour: RGBColor(0, 114, 178),
-        mark: Mark::Circle,
-        value: |r| Some(r.mean_entropy),
-    },
-    Curve {
-        label: "mean KL to the output (nats)",
-        axis: Axis::Nats,
-        colour: RGBColor(213, 94, 0),
-        mark: Mark::Square,
-        value: |r| Some(r.mean_kl),
-    },
-    Curve {
-        label: "mean next-token cross-entropy (nats)",
-        axis: Axis::Nats,
-        colour: RGBColor(0, 158, 115),
-        mark: Mark::Triangle,
-        value: |r| r.mean_next_ce,
-    },
-    Curve {
-        label: "next-token top-1 accuracy",
-        axis: Axis::Fraction,
-        colour: RGBColor(204, 121, 167),
-        mark: Mark::Diamond,
-        value: |r| r.next_top1,
-    },
-    Curve {
-        label: "top-1 agreement with the output",
-        axis: Axis::Fraction,
-        colour: RGBColor(230, 159, 0),
-        mark: Mark::Cross,
-        value: |r| Some(r.output_agreement),
-    },
-    Curve {
-        label: "mean target probability (last position)",
-        axis: Axis::Fraction,
-        colour: RGBColor(86, 180, 233),
-        mark: Mark::Plus,
-        value: |r| r.mean_target_prob,
-    },
-];
+/// Okabe and Ito's colour-blind-safe palette. A table: one curve a line.
+#[rustfmt::skip]
+pub(crate) const CURVES: [Curve; 6] = {
+    use Axis::{Fraction, Nats};
+    use Mark::*;
+    [
+        Curve::new("mean entropy (nats)", Nats, (0, 114, 178), Circle, |r| Some(r.mean_entropy)),
+        Curve::new("mean KL to the output (nats)", Nats, (213, 94, 0), Square, |r| Some(r.mean_kl)),
+        Curve::new("mean next-token cross-entropy (nats)", Nats, (0, 158, 115), Triangle, |r| r.mean_next_ce),
+        Curve::new("next-token top-1 accuracy", Fraction, (204, 121, 167), Diamond, |r| r.next_top1),
+        Curve::new("top-1 agreement with the output", Fraction, (230, 159, 0), Cross, |r| Some(r.output_agreement)),
+        Curve::new("mean target probability (last position)", Fraction, (86, 180, 233), Plus, |r| r.mean_target_prob),
+    ]
+};
+
+impl Curve {
+    const fn new(
+        label: &'static str,
+        axis: Axis,
+        (r, g, b): (u8, u8, u8),
+        mark: Mark,
+        value: fn(&Record) -> Option<f64>,
+    ) -> Self {
+        Self {
+            label,
+            axis,
+            colour: RGBColor(r, g, b),
+            mark,
+            value,
+        }
+    }
+}
 
 /// The curves of [`CURVES`] that have a value in some record.
 pub(crate) fn curves(records: &[Record]) -> Vec<&'static Curve> {
