@@ -95,6 +95,13 @@ pub enum Error {
     /// A range of positions (`text`, as given) that is empty or reversed; `how` says how
     /// to write one.
     PositionsEmpty { text: String, how: &'static str },
+    /// Positions `requested` (first and last) too many for one image, of which the last
+    /// `shown_len` (first and last: `shown`) are drawn. A warning, not a failure.
+    PositionsDoNotFit {
+        requested: (usize, usize),
+        shown: (usize, usize),
+        shown_len: usize,
+    },
 }
 
 /// What a model path may be, for messages.
@@ -146,6 +153,8 @@ pub struct Words {
     pub add_target: &'static str,
     /// What names a window of positions.
     pub positions: &'static str,
+    /// How to pick another window of positions.
+    pub other_window: &'static str,
 }
 
 /// The library's own words: no flag named.
@@ -173,6 +182,7 @@ pub const NEUTRAL: Words = Words {
     metric_target: "the target metric",
     add_target: "track a target token",
     positions: "positions",
+    other_window: "pick a narrower window of positions",
 };
 
 impl Error {
@@ -253,6 +263,15 @@ impl Error {
             Error::PositionsEmpty { text, how } => {
                 format!("{} {text} is empty or reversed; {how}", w.positions)
             }
+            Error::PositionsDoNotFit {
+                requested: (a, b),
+                shown: (c, d),
+                shown_len,
+            } => format!(
+                "positions {a}–{b} do not fit in one image; the heatmap shows the last \
+                 {shown_len} ({c}–{d}); {} for another window",
+                w.other_window
+            ),
         }
     }
 }

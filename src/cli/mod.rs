@@ -63,6 +63,7 @@ const FLAGS: Words = Words {
     metric_target: "--metric target",
     add_target: "add --target TEXT or --target-id N",
     positions: "--positions",
+    other_window: "use --positions A..B or --last N",
 };
 
 /// One error of a chain in the command line's words.
@@ -240,6 +241,10 @@ mod tests {
                 "--positions 2..10 is outside the prompt's 9 tokens (positions 0..9); give a range within them",
             ),
             (
+                Error::PositionsDoNotFit { requested: (0, 99), shown: (60, 99), shown_len: 40 },
+                "positions 0–99 do not fit in one image; the heatmap shows the last 40 (60–99); use --positions A..B or --last N for another window",
+            ),
+            (
                 Error::PositionsEmpty { text: "5..2".into(), how: "write A..B for positions A to B-1 (0-based), A.. or ..B, e.g. 0..10" },
                 "--positions 5..2 is empty or reversed; write A..B for positions A to B-1 (0-based), A.. or ..B, e.g. 0..10",
             ),
@@ -247,7 +252,7 @@ mod tests {
     }
 
     /// The flags the library used to name in its messages.
-    const FLAG_NAMES: [&str; 12] = [
+    const FLAG_NAMES: [&str; 13] = [
         "--device",
         "--tokenizer",
         "--model",
@@ -260,6 +265,7 @@ mod tests {
         "--summary",
         "--metric",
         "--positions",
+        "--last",
     ];
 
     #[test]

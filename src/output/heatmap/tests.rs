@@ -190,7 +190,7 @@ fn odd_inputs_do_not_panic() {
     );
     let (info, _) = decode(&drawn.bytes);
     assert!(info.width <= MAX_SIDE, "{}", info.width);
-    let note = drawn.note().unwrap();
+    let note = drawn.note().unwrap().to_string();
     assert!(
         note.contains("0–99999") && note.contains(&format!("{}–99999", drawn.shown.start)),
         "{note}"
