@@ -82,6 +82,26 @@ pub enum Error {
     EmptyTarget { text: String },
     /// A BOS token asked of a model that has none; `problem` says where it looked.
     NoBos { problem: &'static str },
+    /// A summary file named with an extension other than .json or .csv.
+    SummaryFormat { path: String },
+    /// A summary file that cannot be created: `problem` says why.
+    SummaryPath { problem: String },
+    /// A colour range for the rank metric that starts below rank 1.
+    RankRange,
+    /// The target metric asked of a report that tracks no target.
+    NoTargetToColour,
+    /// A window of positions (`window`, as `A..B`) outside a prompt of `len` tokens.
+    PositionsOutside { window: String, len: usize },
+    /// A range of positions (`text`, as given) that is empty or reversed; `how` says how
+    /// to write one.
+    PositionsEmpty { text: String, how: &'static str },
+    /// Positions `requested` (first and last) too many for one image, of which the last
+    /// `shown_len` (first and last: `shown`) are drawn. A warning, not a failure.
+    PositionsDoNotFit {
+        requested: (usize, usize),
+        shown: (usize, usize),
+        shown_len: usize,
+    },
 }
 
 /// What a model path may be, for messages.
@@ -123,6 +143,18 @@ pub struct Words {
     pub target_hint: &'static str,
     /// How to run without a BOS token.
     pub bos: &'static str,
+    /// What names the summary file.
+    pub summary: &'static str,
+    /// What names the rank metric.
+    pub metric_rank: &'static str,
+    /// What names the target metric.
+    pub metric_target: &'static str,
+    /// How to track a target.
+    pub add_target: &'static str,
+    /// What names a window of positions.
+    pub positions: &'static str,
+    /// How to pick another window of positions.
+    pub other_window: &'static str,
 }
 
 /// The library's own words: no flag named.
@@ -145,6 +177,12 @@ pub const NEUTRAL: Words = Words {
     target: "target",
     target_hint: "",
     bos: "run without a BOS token",
+    summary: "summary",
+    metric_rank: "the rank metric",
+    metric_target: "the target metric",
+    add_target: "track a target token",
+    positions: "positions",
+    other_window: "pick a narrower window of positions",
 };
 
 impl Error {
@@ -204,6 +242,36 @@ impl Error {
                 )
             }
             Error::NoBos { problem } => format!("{problem}; {}", w.bos),
+            Error::SummaryFormat { path } => format!(
+                "{} {path}: the summary is written as .json or .csv; name the file so",
+                w.summary
+            ),
+            Error::SummaryPath { problem } => format!("{}: {problem}", w.summary),
+            Error::RankRange => format!(
+                "{} takes a range of ranks from 1 up (a log scale), e.g. 1..1000",
+                w.metric_rank
+            ),
+            Error::NoTargetToColour => format!(
+                "{} colours by the first target's probability, and there is no target; {}",
+                w.metric_target, w.add_target
+            ),
+            Error::PositionsOutside { window, len } => format!(
+                "{} {window} is outside the prompt's {len} tokens (positions 0..{len}); \
+                 give a range within them",
+                w.positions
+            ),
+            Error::PositionsEmpty { text, how } => {
+                format!("{} {text} is empty or reversed; {how}", w.positions)
+            }
+            Error::PositionsDoNotFit {
+                requested: (a, b),
+                shown: (c, d),
+                shown_len,
+            } => format!(
+                "positions {a}–{b} do not fit in one image; the heatmap shows the last \
+                 {shown_len} ({c}–{d}); {} for another window",
+                w.other_window
+            ),
         }
     }
 }

@@ -114,7 +114,7 @@ impl Args {
         let summary = match &flags.summary {
             Some(path) => Some((
                 path.clone(),
-                SummaryFile::check(path).map_err(|e| usage(e.to_string()))?,
+                SummaryFile::check(path).map_err(|e| usage(worded_top(&e)))?,
             )),
             None => None,
         };
@@ -333,7 +333,7 @@ fn images(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Files>> {
     if let Some(range) = color_range {
         metric
             .check_range(range)
-            .map_err(|e| usage(format!("--color-range: {e}")))?;
+            .map_err(|e| usage(format!("--color-range: {}", worded_top(&e))))?;
     }
     let window = match (flags.positions, flags.last) {
         (Some(window), _) => window,

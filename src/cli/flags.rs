@@ -202,7 +202,7 @@ fn color_range(text: &str) -> Result<ColorRange, String> {
 }
 
 fn positions(text: &str) -> Result<heatmap::Window, String> {
-    heatmap::parse_positions(text).map_err(|e| e.to_string())
+    heatmap::parse_positions(text).map_err(|e| super::worded_top(&e))
 }
 
 /// `--metric`'s values: [`heatmap::Metric`]'s names, each with its help.

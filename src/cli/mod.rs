@@ -58,6 +58,12 @@ const FLAGS: Words = Words {
     target: "--target",
     target_hint: "; give a text with at least one token, or --target-id N",
     bos: "drop --bos",
+    summary: "--summary",
+    metric_rank: "--metric rank",
+    metric_target: "--metric target",
+    add_target: "add --target TEXT or --target-id N",
+    positions: "--positions",
+    other_window: "use --positions A..B or --last N",
 };
 
 /// One error of a chain in the command line's words.
@@ -214,11 +220,39 @@ mod tests {
                 "--target \" \" encodes to no tokens; give a text with at least one token, or --target-id N",
             ),
             (Error::NoBos { problem: "no BOS" }, "no BOS; drop --bos"),
+            (
+                Error::SummaryFormat { path: "s.txt".into() },
+                "--summary s.txt: the summary is written as .json or .csv; name the file so",
+            ),
+            (
+                Error::SummaryPath { problem: "d/s.json: no directory d".into() },
+                "--summary: d/s.json: no directory d",
+            ),
+            (
+                Error::RankRange,
+                "--metric rank takes a range of ranks from 1 up (a log scale), e.g. 1..1000",
+            ),
+            (
+                Error::NoTargetToColour,
+                "--metric target colours by the first target's probability, and there is no target; add --target TEXT or --target-id N",
+            ),
+            (
+                Error::PositionsOutside { window: "2..10".into(), len: 9 },
+                "--positions 2..10 is outside the prompt's 9 tokens (positions 0..9); give a range within them",
+            ),
+            (
+                Error::PositionsDoNotFit { requested: (0, 99), shown: (60, 99), shown_len: 40 },
+                "positions 0–99 do not fit in one image; the heatmap shows the last 40 (60–99); use --positions A..B or --last N for another window",
+            ),
+            (
+                Error::PositionsEmpty { text: "5..2".into(), how: "write A..B for positions A to B-1 (0-based), A.. or ..B, e.g. 0..10" },
+                "--positions 5..2 is empty or reversed; write A..B for positions A to B-1 (0-based), A.. or ..B, e.g. 0..10",
+            ),
         ]
     }
 
     /// The flags the library used to name in its messages.
-    const FLAG_NAMES: [&str; 9] = [
+    const FLAG_NAMES: [&str; 13] = [
         "--device",
         "--tokenizer",
         "--model",
@@ -228,6 +262,10 @@ mod tests {
         "--target",
         "--bos",
         "--prompts-format",
+        "--summary",
+        "--metric",
+        "--positions",
+        "--last",
     ];
 
     #[test]

@@ -107,7 +107,7 @@ impl Sinks {
                 options,
             }) => Some(Box::new(
                 Images::new(target.clone(), *format, options.clone())
-                    .warn(outputs.warn)
+                    .warn(outputs.warn.then_some(super::FLAGS))
                     .lenses(outputs.lenses),
             )),
             Some(Files::Report(target)) => Some(Box::new(

@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::heatmap::{self, HeatmapOptions, ImageFormat};
 use super::{Report, RunContext, Sink};
+use crate::error::{Words, NEUTRAL};
 use crate::{atomic, prompts};
 
 /// Where the images go.
@@ -28,8 +29,8 @@ pub(crate) struct Images {
     target: Target,
     format: ImageFormat,
     options: HeatmapOptions,
-    /// Say on stderr when a prompt's positions do not fit in one image.
-    warn: bool,
+    /// Say on stderr, in these words, when a prompt's positions do not fit in one image.
+    warn: Option<Words>,
     /// Each prompt's reports, one per lens, drawn side by side in one image.
     lenses: PerPrompt,
 }
@@ -78,7 +79,7 @@ impl Images {
             target,
             format,
             options,
-            warn: true,
+            warn: Some(NEUTRAL),
             lenses: PerPrompt::new(1),
         }
     }
@@ -90,9 +91,9 @@ impl Images {
         self
     }
 
-    /// Whether to say on stderr when a prompt's positions do not fit in one image (one line
-    /// per such prompt; on by default).
-    pub(crate) fn warn(mut self, warn: bool) -> Self {
+    /// Whether to say on stderr, and in which words, when a prompt's positions do not fit
+    /// in one image (one line per such prompt; on by default, in neutral words).
+    pub(crate) fn warn(mut self, warn: Option<Words>) -> Self {
         self.warn = warn;
         self
     }
@@ -140,10 +141,11 @@ impl Images {
             }
         };
         let image = heatmap::draw_side_by_side(reports, &self.options, self.format)?;
-        if let (true, Some(note)) = (self.warn, image.note()) {
+        if let (Some(words), Some(note)) = (&self.warn, image.note()) {
             eprintln!(
-                "logitlens: warning: {}: {note}",
-                prompts::label(report.prompt_index, report.prompt_id.as_deref())
+                "logitlens: warning: {}: {}",
+                prompts::label(report.prompt_index, report.prompt_id.as_deref()),
+                note.worded(words)
             );
         }
         atomic::write(&path, &image.bytes)

@@ -9,11 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::{Report, RunContext, Sink};
 use crate::atomic;
+use crate::error::Error;
 use crate::lens::summary::{Record, RowView, Summary};
 use crate::lens::TokenStat;
 use crate::provenance::Provenance;
@@ -32,10 +33,10 @@ impl SummaryFormat {
         match ext.as_deref() {
             Some("json") => Ok(Self::Json),
             Some("csv") => Ok(Self::Csv),
-            _ => bail!(
-                "--summary {}: the summary is written as .json or .csv; name the file so",
-                path.display()
-            ),
+            _ => Err(Error::SummaryFormat {
+                path: path.display().to_string(),
+            }
+            .into()),
         }
     }
 }
@@ -75,7 +76,9 @@ impl SummaryFile {
     /// extension, and a directory where it can be created.
     pub(crate) fn check(path: &Path) -> Result<SummaryFormat> {
         let format = SummaryFormat::from_path(path)?;
-        atomic::check_can_create(path).map_err(|e| anyhow!("--summary: {e}"))?;
+        atomic::check_can_create(path).map_err(|e| Error::SummaryPath {
+            problem: e.to_string(),
+        })?;
         Ok(format)
     }
 

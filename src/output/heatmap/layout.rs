@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::text::{label, text_width};
 use super::HeatmapOptions;
+use crate::error::Error;
 use crate::lens::Site;
 use crate::output::Report;
 
@@ -172,11 +173,10 @@ impl Window {
             Window::Range { start, end } => {
                 let end_ok = end.is_none_or(|e| e <= len);
                 if start >= len || !end_ok {
-                    bail!(
-                        "--positions {} is outside the prompt's {len} tokens (positions 0..{len}); \
-                         give a range within them",
-                        self
-                    );
+                    bail!(Error::PositionsOutside {
+                        window: self.to_string(),
+                        len
+                    });
                 }
                 Ok(start..end.unwrap_or(len))
             }
@@ -216,7 +216,10 @@ pub fn parse_positions(text: &str) -> Result<Window> {
     };
     let (start, end) = (number(a)?.unwrap_or(0), number(b)?);
     if end.is_some_and(|e| e <= start) {
-        bail!("--positions {text} is empty or reversed; {how}");
+        bail!(Error::PositionsEmpty {
+            text: text.to_string(),
+            how
+        });
     }
     Ok(Window::Range { start, end })
 }
@@ -331,7 +334,7 @@ mod tests {
         for outside in [range(9, None), range(2, Some(10)), range(20, Some(30))] {
             let err = outside.resolve(9).unwrap_err().to_string();
             assert!(
-                err.contains("9 tokens") && err.contains("--positions"),
+                err.contains("9 tokens") && err.starts_with("positions "),
                 "{err}"
             );
         }

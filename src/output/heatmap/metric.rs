@@ -6,6 +6,7 @@
 use anyhow::{bail, Result};
 
 use super::text::visible;
+use crate::error::Error;
 pub use crate::output::stats::Metric;
 use crate::output::stats::{Colouring, Read};
 use crate::output::{Prediction, Report};
@@ -71,7 +72,7 @@ impl Metric {
     /// at 1 or more (the scale is logarithmic).
     pub fn check_range(self, (min, _max): (f32, f32)) -> Result<()> {
         if self == Metric::Rank && min < 1.0 {
-            bail!("--metric rank takes a range of ranks from 1 up (a log scale), e.g. 1..1000");
+            bail!(Error::RankRange);
         }
         Ok(())
     }
@@ -79,10 +80,7 @@ impl Metric {
     /// Refuses a report this metric cannot colour: `target` needs a tracked token.
     pub fn check(self, report: &Report) -> Result<()> {
         if !self.colouring().shows(report) {
-            bail!(
-                "--metric target colours by the first target's probability, and there is no \
-                 target; add --target TEXT or --target-id N"
-            );
+            bail!(Error::NoTargetToColour);
         }
         Ok(())
     }

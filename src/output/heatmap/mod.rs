@@ -153,19 +153,19 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// One line saying that the positions asked for did not fit and which are shown; `None`
+    /// A warning that the positions asked for did not fit and which are shown; `None`
     /// when all are.
-    pub fn note(&self) -> Option<String> {
+    pub fn note(&self) -> Option<crate::error::Error> {
         if self.shown == self.requested {
             return None;
         }
         let (a, b) = (self.requested.start, self.requested.end.saturating_sub(1));
         let (c, d) = (self.shown.start, self.shown.end.saturating_sub(1));
-        Some(format!(
-            "positions {a}–{b} do not fit in one image; the heatmap shows the last {} \
-             ({c}–{d}); use --positions A..B or --last N for another window",
-            self.shown.len()
-        ))
+        Some(crate::error::Error::PositionsDoNotFit {
+            requested: (a, b),
+            shown: (c, d),
+            shown_len: self.shown.len(),
+        })
     }
 }
 

@@ -190,7 +190,7 @@ fn odd_inputs_do_not_panic() {
     );
     let (info, _) = decode(&drawn.bytes);
     assert!(info.width <= MAX_SIDE, "{}", info.width);
-    let note = drawn.note().unwrap();
+    let note = drawn.note().unwrap().to_string();
     assert!(
         note.contains("0–99999") && note.contains(&format!("{}–99999", drawn.shown.start)),
         "{note}"
@@ -598,8 +598,12 @@ fn target_colours_by_the_first_targets_probability() {
         metric: Metric::Target,
         ..HeatmapOptions::default()
     };
-    let err = render(&r, &opts, ImageFormat::Png).unwrap_err().to_string();
-    assert!(err.contains("--target"), "{err}");
+    let err = render(&r, &opts, ImageFormat::Png).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<crate::error::Error>(),
+        Some(&crate::error::Error::NoTargetToColour),
+        "{err}"
+    );
     r.targets = vec![crate::report::Target {
         id: 7,
         token: " Paris".into(),
