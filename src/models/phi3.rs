@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::components::rotary::partial_dim;
 use super::components::{AttentionSpec, MlpKind, MlpSpec, RotarySpec};
 use super::decoder::{Common, DecoderSpec};
-use super::parse_config;
+use super::{parse_config, with_defaults};
 
 /// The config.json fields Phi-3 adds to [`Common`].
 #[derive(Debug, Clone, Deserialize)]
@@ -29,7 +29,11 @@ const LONGROPE: [&str; 3] = ["longrope", "su", "yarn"];
 
 /// Translates Phi-3's config.json into the decoder's spec.
 pub(crate) fn spec(json: serde_json::Value) -> Result<DecoderSpec> {
-    let c: Config = parse_config(json)?;
+    // Phi3Config's RMSNorm eps default (Common's, LlamaConfig's, is 1e-6).
+    let c: Config = parse_config(with_defaults(
+        json,
+        serde_json::json!({"rms_norm_eps": 1e-5}),
+    ))?;
     let base = c.common.decoder("phi3", 4096)?;
     let rope = &c.common.rope;
     // As Phi3Config: the parameters object wins, then the top-level key, then 1.
@@ -68,6 +72,15 @@ mod tests {
 
     fn spec_of(extra: serde_json::Value) -> Result<DecoderSpec> {
         spec(crate::models::test_config(extra))
+    }
+
+    /// transformers 5.24's `Phi3Config().rms_norm_eps` is 1e-5 (LlamaConfig's is 1e-6): a
+    /// config.json without the field gets Phi-3's default, one with it its own value.
+    #[test]
+    fn rms_norm_eps_defaults_as_phi3config() {
+        assert_eq!(spec_of(serde_json::json!({})).unwrap().norm.eps, 1e-5);
+        let given = spec_of(serde_json::json!({"rms_norm_eps": 1e-6})).unwrap();
+        assert_eq!(given.norm.eps, 1e-6);
     }
 
     /// LongRoPE in each spelling: short and long frequencies divided by their factors,
