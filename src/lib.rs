@@ -12,10 +12,12 @@
 //! # anyhow::Ok(())
 //! ```
 
-pub mod atomic;
+pub(crate) mod atomic;
 pub mod cli;
 pub mod compute;
 pub mod error;
+/// Public only for the kernels' tests and benches (tests/fast.rs), not an API.
+#[doc(hidden)]
 pub mod kernels;
 pub mod lens;
 pub mod loading;

@@ -13,6 +13,8 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::error::{one_line, Words};
 
 pub(crate) mod args;
+/// Public only for tests/cli.rs, which checks the README's option table against it.
+#[doc(hidden)]
 pub mod flags;
 pub(crate) mod run;
 pub(crate) mod sinks;
@@ -84,8 +86,12 @@ fn worded(e: &anyhow::Error) -> String {
     e.chain().map(worded_one).collect::<Vec<_>>().join(": ")
 }
 
-/// Runs the command line; returns the process exit code.
+/// Runs the command line; returns the process exit code. SIGINT and SIGTERM then remove the
+/// temporaries being written and exit with 130 and 143.
 pub fn main() -> i32 {
+    if let Err(e) = crate::atomic::clean_up_on_signals() {
+        eprintln!("logitlens: warning: {e:#}; an interrupt may leave a .logitlens-*.tmp file");
+    }
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut command = Flags::command();
     if no_color {

@@ -22,6 +22,9 @@ use crate::output::Report;
 /// Entries of the palette's colour table, for 0..=1.
 const STEPS: usize = 256;
 
+/// The page's text colour (style.css's), for the lenses' entries of a legend.
+const PAGE_INK: &str = "#1d2330";
+
 /// The page's view data.
 #[derive(Debug, Serialize)]
 pub struct View {
@@ -84,27 +87,32 @@ enum ReadView {
     Target { target: usize, key: &'static str },
 }
 
-/// A scale: its ends, whether it is logarithmic, and its ticks as `[value, label]`.
+/// A scale: its ends, whether it is logarithmic, and its ticks as `[value, label, at]`,
+/// `at` the tick's place on the axis or colour bar, 0 to 1 ([`Scale::fraction`]).
 #[derive(Debug, Serialize)]
 struct ScaleView {
     min: f64,
     max: f64,
     log: bool,
-    ticks: Vec<(f64, String)>,
+    ticks: Vec<(f64, String, f64)>,
 }
 
 impl From<&Scale> for ScaleView {
     fn from(scale: &Scale) -> Self {
-        Self {
-            min: scale.min,
-            max: scale.max,
-            log: scale.log,
-            ticks: scale
-                .ticks()
-                .into_iter()
-                .map(|v| (v, scale.label(v)))
-                .collect(),
-        }
+        let ticks = scale.ticks().into_iter().map(|v| (v, scale.label(v)));
+        scale_view(scale, ticks)
+    }
+}
+
+/// `scale`'s view with the ticks `ticks` (`(value, label)`).
+fn scale_view(scale: &Scale, ticks: impl Iterator<Item = (f64, String)>) -> ScaleView {
+    ScaleView {
+        min: scale.min,
+        max: scale.max,
+        log: scale.log,
+        ticks: ticks
+            .map(|(v, label)| (v, label, scale.fraction(v)))
+            .collect(),
     }
 }
 
@@ -115,9 +123,16 @@ struct Group {
     reports: Vec<usize>,
     /// The metrics its reports can be coloured by.
     metrics: Vec<GroupMetric>,
-    /// The targets chart's axes: probability, and rank.
-    target_prob: ScaleView,
-    target_rank: ScaleView,
+    /// The targets charts, when its reports track tokens.
+    targets: Option<TargetCharts>,
+}
+
+/// Each tracked token's probability, and its rank, at the last position, by row: one
+/// series per target and lens.
+#[derive(Debug, Serialize)]
+struct TargetCharts {
+    prob: ChartView,
+    rank: ChartView,
 }
 
 /// A metric's colour bar for one prompt.
@@ -129,6 +144,10 @@ struct GroupMetric {
     scale: ScaleView,
     /// What the legend calls a cell without a value, when some cell has none.
     missing: Option<&'static str>,
+    /// Each cell's colour, per report of the group (in its order) and row: per position, two
+    /// hex digits, the palette's entry at the cell's place on `scale`, or `..` where the cell
+    /// has no value.
+    cells: Vec<Vec<String>>,
 }
 
 /// The summary: one point per row, one series per curve and lens.
@@ -141,24 +160,96 @@ struct SummaryView {
     fractions: ChartView,
 }
 
-/// One chart of the summary.
+/// A line chart: x is the row, y on `scale`.
 #[derive(Debug, Serialize)]
 struct ChartView {
     /// The y axis's title.
     label: &'static str,
     scale: ScaleView,
     series: Vec<Series>,
+    /// What the legend under the chart shows, in order.
+    legend: Vec<LegendEntry>,
+}
+
+impl ChartView {
+    /// The chart of `series` on `scale`, each series placed on it and the legend drawn up.
+    fn new(
+        label: &'static str,
+        scale: &Scale,
+        ticks: Option<Vec<(f64, String)>>,
+        mut series: Vec<Series>,
+    ) -> Self {
+        for s in &mut series {
+            s.at = s
+                .values
+                .iter()
+                .map(|v| v.filter(|v| v.is_finite()).map(|v| scale.fraction(v)))
+                .collect();
+        }
+        let scale = match ticks {
+            Some(ticks) => scale_view(scale, ticks.into_iter()),
+            None => scale.into(),
+        };
+        Self {
+            label,
+            scale,
+            legend: legend(&series),
+            series,
+        }
+    }
 }
 
 /// One curve of one lens.
 #[derive(Debug, Serialize)]
 struct Series {
-    label: &'static str,
+    label: String,
     lens: &'static str,
     colour: String,
     dashed: bool,
     /// One per row; null where the row has no value.
     values: Vec<Option<f64>>,
+    /// Each value's place on the chart's scale, 0 to 1; null where the line has a gap (no
+    /// value, or not a finite one).
+    at: Vec<Option<f64>>,
+}
+
+/// An entry of a chart's legend: a line in `colour`, dashed or not, and its label.
+#[derive(Debug, Serialize)]
+struct LegendEntry {
+    label: String,
+    colour: String,
+    dashed: bool,
+}
+
+/// The legend of `series`: each series; or, when they come from several lenses, each label
+/// once in its colour and then each lens's line style (solid for the first, dashed after).
+fn legend(series: &[Series]) -> Vec<LegendEntry> {
+    let mut lenses: Vec<&str> = Vec::new();
+    for s in series {
+        if !lenses.contains(&s.lens) {
+            lenses.push(s.lens);
+        }
+    }
+    let entry = |s: &Series, dashed| LegendEntry {
+        label: s.label.clone(),
+        colour: s.colour.clone(),
+        dashed,
+    };
+    if lenses.len() < 2 {
+        return series.iter().map(|s| entry(s, s.dashed)).collect();
+    }
+    let mut entries: Vec<LegendEntry> = Vec::new();
+    for s in series {
+        if !entries.iter().any(|e| e.label == s.label) {
+            entries.push(entry(s, false));
+        }
+    }
+    entries.extend(lenses.iter().enumerate().map(|(j, lens)| LegendEntry {
+        label: format!("{lens} lens"),
+        colour: PAGE_INK.to_string(),
+        dashed: j > 0,
+    }));
+    entries
 }
 
 /// `#rrggbb`.
@@ -300,25 +391,89 @@ fn group(
             } else {
                 page
             };
+            let scale = Scale::of(c.scale, None, largest);
             GroupMetric {
                 key: c.key(),
                 title: c.title(first),
-                scale: (&Scale::of(c.scale, None, largest)).into(),
+                cells: own().map(|r| cells(c, &scale, r)).collect(),
+                scale: (&scale).into(),
                 missing: missing.then_some(c.missing),
             }
         })
         .collect();
-    // The targets chart reads each row's last position.
-    let rank = own()
-        .flat_map(|r| &r.layers)
-        .filter_map(|l| l.positions.last())
-        .flat_map(|p| p.targets.iter().map(|t| f64::from(t.rank)))
-        .fold(0.0, f64::max);
+    let targets = (!first.targets.is_empty()).then(|| target_charts(own().collect()));
     Group {
         reports: members,
         metrics,
-        target_prob: (&Scale::of(ScaleKind::Unit, None, 1.0)).into(),
-        target_rank: (&Scale::of(ScaleKind::Log, None, rank)).into(),
+        targets,
+    }
+}
+
+/// The palette's entry at `t`, 0 to 1: the nearest of its [`STEPS`].
+fn entry(t: f64) -> usize {
+    (t * (STEPS - 1) as f64).round() as usize
+}
+
+/// `report`'s cells coloured by `colouring` on `scale`, row by row ([`GroupMetric::cells`]).
+fn cells(colouring: &Colouring, scale: &Scale, report: &Report) -> Vec<String> {
+    let row = |positions: &[crate::report::Prediction]| {
+        let mut codes = String::with_capacity(2 * positions.len());
+        for p in positions {
+            match colouring.value(p) {
+                Some(v) => codes.push_str(&format!("{:02x}", entry(scale.fraction(v)))),
+                None => codes.push_str(".."),
+            }
+        }
+        codes
+    };
+    report.layers.iter().map(|l| row(&l.positions)).collect()
+}
+
+/// The targets charts of a prompt's `reports` (one per lens): each target of the first,
+/// labelled with its glyphs and coloured by target, dashed after the first lens; the values
+/// are each row's last position's.
+fn target_charts(reports: Vec<&Report>) -> TargetCharts {
+    let series = |read: fn(&crate::lens::TargetStat) -> f64| {
+        let mut list = Vec::new();
+        for (i, target) in reports[0].targets.iter().enumerate() {
+            for (j, report) in reports.iter().enumerate() {
+                let last = report.tokens.len().saturating_sub(1);
+                let at = |l: &crate::report::Layer| {
+                    l.positions
+                        .get(last)
+                        .and_then(|p| p.targets.get(i))
+                        .map(read)
+                };
+                list.push(Series {
+                    label: format!("“{}”", visible(&target.token)),
+                    lens: report.lens_kind,
+                    colour: hex(summary_plot::CURVES[i % summary_plot::CURVES.len()].colour),
+                    dashed: j > 0,
+                    values: report.layers.iter().map(at).collect(),
+                    at: Vec::new(),
+                });
+            }
+        }
+        list
+    };
+    let ranks = series(|t| f64::from(t.rank));
+    let rank = ranks
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .fold(0.0, |a: f64, &b| a.max(b));
+    TargetCharts {
+        prob: ChartView::new(
+            "probability",
+            &Scale::of(ScaleKind::Unit, None, 1.0),
+            None,
+            series(|t| f64::from(t.prob)),
+        ),
+        rank: ChartView::new(
+            "rank (log scale)",
+            &Scale::of(ScaleKind::Log, None, rank),
+            None,
+            ranks,
+        ),
     }
 }
 
@@ -381,7 +536,7 @@ fn summary(reports: &[Report]) -> SummaryView {
                         .find(|r| r.lens == lens && (r.site, r.layer) == *key)
                 };
                 list.push(Series {
-                    label: curve.label,
+                    label: curve.label.to_string(),
                     lens,
                     colour: hex(curve.colour),
                     dashed: summary_plot::dashed(axis, k, lenses.len()),
@@ -389,28 +544,25 @@ fn summary(reports: &[Report]) -> SummaryView {
                         .iter()
                         .map(|(key, _)| at(key).and_then(|r: &Record| (curve.value)(r)))
                         .collect(),
+                    at: Vec::new(),
                 });
             }
         }
         list
     };
-    let fraction = ScaleView {
-        min: 0.0,
-        max: 1.0,
-        log: false,
-        ticks: summary_plot::fraction_ticks(),
-    };
     SummaryView {
-        nats: ChartView {
-            label: "nats",
-            scale: (&summary_plot::nats_scale(&records, &curves)).into(),
-            series: series(Axis::Nats),
-        },
-        fractions: ChartView {
-            label: "fraction",
-            scale: fraction,
-            series: series(Axis::Fraction),
-        },
+        nats: ChartView::new(
+            "nats",
+            &summary_plot::nats_scale(&records, &curves),
+            None,
+            series(Axis::Nats),
+        ),
+        fractions: ChartView::new(
+            "fraction",
+            &Scale::fixed(0.0, 1.0),
+            Some(summary_plot::fraction_ticks()),
+            series(Axis::Fraction),
+        ),
         rows: rows.into_iter().map(|(_, label)| label).collect(),
         lenses,
     }
@@ -627,7 +779,11 @@ mod tests {
                 (Some(1.0), Some(top))
             );
             assert_eq!(rank["log"], true);
-            assert_eq!(rank["ticks"][1], serde_json::json!([10.0, "10"]));
+            // 10 sits a third of the way up a scale to 1000, half way up one to 100.
+            let ten = &rank["ticks"][1];
+            assert_eq!((ten[0].as_f64(), ten[1].as_str()), (Some(10.0), Some("10")));
+            let at = ten[2].as_f64().unwrap();
+            assert!((at - 1.0 / top.log10()).abs() < 1e-12, "{at}");
             assert_eq!(metrics[6]["scale"]["max"], 10.0);
             assert_eq!(metrics[7]["scale"]["max"], 1.0);
             assert_eq!(metrics[7]["missing"], serde_json::Value::Null);
@@ -664,7 +820,123 @@ mod tests {
         assert_eq!(s["fractions"]["series"][0]["dashed"], true);
         assert_eq!(
             s["fractions"]["scale"]["ticks"][1],
-            serde_json::json!([0.2, "0.2"])
+            serde_json::json!([0.2, "0.2", 0.2])
         );
+        // Each point placed on its chart's scale (0 to 1.5 nats: 0.4375 at 0.2917).
+        assert_eq!(s["nats"]["scale"]["min"], 0.0);
+        assert_eq!(s["nats"]["scale"]["max"], 1.5);
+        assert_eq!(entropy["at"], serde_json::json!([1.0, 0.4375 / 1.5]));
+        // One lens: one legend entry per series, as drawn.
+        let legend = s["nats"]["legend"].as_array().unwrap();
+        assert_eq!(legend.len(), s["nats"]["series"].as_array().unwrap().len());
+        assert_eq!(
+            legend[0],
+            serde_json::json!({"label": "mean entropy (nats)", "colour": "#0072b2", "dashed": false})
+        );
+    }
+
+    #[test]
+    fn with_two_lenses_the_legend_names_each_curve_once_then_the_lenses() {
+        let e = [[3.0, 1.0], [0.5, 0.25]];
+        let v = json(&[report(0, "logit", e), report(0, "tuned", e)]);
+        let chart = &v["summary"]["nats"];
+        let series = chart["series"].as_array().unwrap();
+        assert_eq!(series.len() % 2, 0);
+        let labels: Vec<&str> = chart["legend"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["label"].as_str().unwrap())
+            .collect();
+        let mut want: Vec<&str> = series
+            .iter()
+            .step_by(2)
+            .map(|s| s["label"].as_str().unwrap())
+            .collect();
+        want.extend(["logit lens", "tuned lens"]);
+        assert_eq!(labels, want);
+        let lenses = &chart["legend"].as_array().unwrap()[labels.len() - 2..];
+        assert_eq!(
+            lenses,
+            [
+                serde_json::json!({"label": "logit lens", "colour": PAGE_INK, "dashed": false}),
+                serde_json::json!({"label": "tuned lens", "colour": PAGE_INK, "dashed": true}),
+            ]
+        );
+    }
+
+    #[test]
+    fn each_cell_is_coloured_by_its_place_on_the_scale() {
+        // Entropy on 0..4 nats: 3.7 → 0.925 → entry 236 (0xec), 2 → 128, 0.5 → 32, 0.25 → 16.
+        let v = json(&[report(0, "logit", [[3.7, 2.0], [0.5, 0.25]])]);
+        let metrics = &v["groups"][0]["metrics"];
+        assert_eq!(metrics[0]["key"], "entropy");
+        assert_eq!(metrics[0]["cells"], serde_json::json!([["ec80", "2010"]]));
+        // Cross-entropy has no value at the last position: "..".
+        assert_eq!(metrics[3]["key"], "ce");
+        let ce = metrics[3]["cells"][0].as_array().unwrap();
+        assert!(
+            ce.iter().all(|row| row.as_str().unwrap().ends_with("..")),
+            "{ce:?}"
+        );
+        // A prompt's lenses: one list of rows per report, in the group's order.
+        let e = [[3.7, 2.0], [0.5, 0.25]];
+        let both = json(&[
+            report(0, "logit", e),
+            report(0, "tuned", [[0.0, 4.0], [1.0, 1.0]]),
+        ]);
+        assert_eq!(
+            both["groups"][0]["metrics"][0]["cells"],
+            serde_json::json!([["ec80", "2010"], ["00ff", "4040"]])
+        );
+    }
+
+    /// The scripts place nothing on a scale: no logarithm, no scale ends read.
+    #[test]
+    fn the_scripts_map_no_value_to_a_colour_or_a_place() {
+        for (name, js) in [
+            ("data.js", include_str!("assets/data.js")),
+            ("grid.js", include_str!("assets/grid.js")),
+            ("main.js", include_str!("assets/main.js")),
+        ] {
+            for computing in ["Math.log", "scale.min", "scale.max", "values.forEach"] {
+                assert!(!js.contains(computing), "{name} has {computing:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_target_charts_follow_each_target_at_the_last_position() {
+        let v = json(&[tracking(0, [[[1, 3], [2, 150]], [[1, 1], [4, 2]]])]);
+        let charts = &v["groups"][0]["targets"];
+        let rank = &charts["rank"];
+        assert_eq!(rank["label"], "rank (log scale)");
+        assert_eq!(rank["scale"]["max"], 1000.0);
+        let series = rank["series"].as_array().unwrap();
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0]["label"], "“·x”");
+        assert_eq!(series[1]["label"], "“→y”");
+        assert_eq!(series[0]["values"], serde_json::json!([2.0, 4.0]));
+        assert_eq!(series[1]["values"], serde_json::json!([150.0, 2.0]));
+        let at: Vec<f64> = series[1]["at"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap())
+            .collect();
+        let want = [150f64.ln() / 1000f64.ln(), 2f64.ln() / 1000f64.ln()];
+        assert!(
+            at.iter().zip(want).all(|(a, w)| (a - w).abs() < 1e-12),
+            "{at:?}"
+        );
+        assert_ne!(series[0]["colour"], series[1]["colour"]);
+        let prob = &charts["prob"];
+        assert_eq!(prob["label"], "probability");
+        assert_eq!(prob["series"][0]["values"], serde_json::json!([0.5, 0.25]));
+        assert_eq!(prob["series"][0]["at"], serde_json::json!([0.5, 0.25]));
+        assert_eq!(prob["legend"].as_array().unwrap().len(), 2);
+        // No targets: no charts.
+        let none = json(&[report(0, "logit", [[1.0, 1.0], [0.5, 0.25]])]);
+        assert_eq!(none["groups"][0]["targets"], serde_json::Value::Null);
     }
 }

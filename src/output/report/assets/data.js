@@ -1,9 +1,10 @@
 // data.js: reading the two embedded JSON elements, without drawing. "logitlens-data" is
 // exactly what `logitlens --format json` prints (one report object, or an array of them);
 // "logitlens-view" is what logitlens computed for the page (src/output/report/view.rs): the
-// metrics and each prompt's colour scales and ticks, the palette, the rows' labels, the
-// tokens' glyphs and the summary curves. Nothing here computes a statistic, a scale or a
-// label: it looks them up.
+// metrics and each prompt's colour scales, ticks and cell colours, the palette, the rows'
+// labels, the tokens' glyphs, and the target and summary charts with their points placed and
+// their legends. Nothing here computes a statistic, a scale, a colour, a place or a label: it
+// looks them up.
 
 const LL = {};
 
@@ -37,28 +38,15 @@ LL.nextId = function (report, position) {
   return next ? next.id : null;
 };
 
-/** A metric's value in a cell, where its `read` says it is; null where it has none. */
-LL.value = function (metric, cell) {
-  const read = metric.read;
-  const from = read.target === undefined ? cell : cell.targets && cell.targets[read.target];
-  const v = from ? from[read.key] : null;
-  if (v === null || v === undefined) return null;
-  return read.negate ? -v : v;
-};
-
-/** `value`'s place in [0, 1] on `scale` ({min, max, log}); null for no value. */
-LL.fraction = function (scale, value) {
-  if (value === null || value === undefined) return null;
-  if (!isFinite(value)) return 1;
-  const t = scale.log
-    ? (Math.log(Math.max(value, scale.min)) - Math.log(scale.min)) / (Math.log(scale.max) - Math.log(scale.min))
-    : (value - scale.min) / (scale.max - scale.min);
-  return Math.min(1, Math.max(0, t));
-};
-
-/** The palette's entry for `t` in [0, 1]: its colour and the text colour on it. */
-LL.colour = function (palette, t) {
-  const i = Math.round(Math.min(1, Math.max(0, t)) * (palette.colours.length - 1));
+/**
+ * The palette's entry for cell `position` of a row's codes (the view's cells: two hex
+ * digits per position, ".." for no value): its colour and the text colour on it; null for
+ * no value.
+ */
+LL.cellColour = function (palette, codes, position) {
+  const code = codes.substr(2 * position, 2);
+  if (code.length < 2 || code === "..") return null;
+  const i = parseInt(code, 16);
   return { fill: palette.colours[i], ink: palette.ink[i] };
 };
 
@@ -69,46 +57,6 @@ LL.fmt = function (v) {
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
   return String(parseFloat(v.toFixed(a < 1 ? 4 : 3)));
-};
-
-/**
- * The legend of `series` ({label, lens, colour, dashed}): each series, or, when they come
- * from several lenses, each label once in its colour and then each lens's line style.
- */
-LL.legend = function (series) {
-  const lenses = [...new Set(series.map((s) => s.lens).filter((l) => l))];
-  if (lenses.length < 2) return series.map((s) => ({ label: s.label, colour: s.colour, dashed: s.dashed }));
-  const seen = new Map();
-  for (const s of series) if (!seen.has(s.label)) seen.set(s.label, { label: s.label, colour: s.colour, dashed: false });
-  return [...seen.values(), ...lenses.map((l, j) => ({ label: l + " lens", colour: "#1d2330", dashed: j > 0 }))];
-};
-
-/**
- * Each target's probability or rank at the last position, by row: one series per target
- * and report of `reports` (one per lens), labelled with its glyphs from `view`, coloured
- * by target from the view's line colours, dashed after the first lens.
- */
-LL.trajectories = function (reports, scale, view) {
-  const lines = view.palette.lines;
-  const list = [];
-  const lenses = reports.length;
-  (reports[0].targets || []).forEach((t, i) => {
-    reports.forEach((report, j) => {
-      const last = report.tokens.length - 1;
-      list.push({
-        label: LL.quote(LL.glyphs(view, t.token)),
-        lens: lenses > 1 ? report.lens : undefined,
-        colour: lines[i % lines.length],
-        dashed: j > 0,
-        values: report.layers.map((row) => {
-          const cell = row.positions[last];
-          const v = cell && cell.targets && cell.targets[i];
-          return v ? (scale === "rank" ? v.rank : v.prob) : null;
-        }),
-      });
-    });
-  });
-  return list;
 };
 
 /**

@@ -3,8 +3,9 @@
 // spacer as wide as the whole grid and, for the columns in view only, one transparent
 // element per cell (class "cell", with data-row, data-layer, data-site, data-position and
 // data-lens):
-// hover and click land on real elements, and tests can find every cell on screen. Colours,
-// scales, ticks, row labels and token glyphs come from the view (LL.readView).
+// hover and click land on real elements, and tests can find every cell on screen. Cell
+// colours, ticks and their places, chart points, legends, row labels and token glyphs come
+// from the view (LL.readView).
 
 LL.CELL_H = 22;
 LL.AXIS_H = 44;
@@ -60,10 +61,10 @@ LL.Grid = class {
     this.resize();
   }
 
-  /** Colours cells by `metric` (the view's) on `scale` (the prompt's, from the view). */
-  setColors(metric, scale) {
+  /** Colours cells by `metric` (the view's): `cells`, the view's codes of this report's rows. */
+  setColors(metric, cells) {
     this.metric = metric;
-    this.scale = scale;
+    this.cells = cells;
   }
 
   /** The glyphs drawn for a token's text. */
@@ -176,8 +177,7 @@ LL.Grid = class {
         const cell = this.rows[r].positions[p];
         if (!cell) continue;
         const y = this.top(r);
-        const t = LL.fraction(this.scale, LL.value(this.metric, cell));
-        const colour = t === null ? null : LL.colour(this.view.palette, t);
+        const colour = LL.cellColour(this.view.palette, this.cells[r], p);
         ctx.fillStyle = colour ? colour.fill : this.missing;
         ctx.fillRect(x, y, w - 1, LL.CELL_H - 1);
         ctx.fillStyle = colour ? colour.ink : "#333";
@@ -254,7 +254,7 @@ LL.Grid = class {
   }
 };
 
-/** Draws a horizontal colour bar in `palette` for `scale`, with its ticks and `title`. */
+/** Draws a horizontal colour bar in `palette` for `scale` (the view's), with its ticks and `title`. */
 LL.drawColorbar = function (canvas, palette, scale, title) {
   const dpr = window.devicePixelRatio || 1;
   const W = 440;
@@ -266,8 +266,9 @@ LL.drawColorbar = function (canvas, palette, scale, title) {
   ctx.clearRect(0, 0, W, H);
   const x0 = 8;
   const x1 = W - 16;
+  const last = palette.colours.length - 1;
   for (let x = x0; x < x1; x++) {
-    ctx.fillStyle = LL.colour(palette, (x - x0) / (x1 - x0 - 1)).fill;
+    ctx.fillStyle = palette.colours[Math.round(((x - x0) / (x1 - x0 - 1)) * last)];
     ctx.fillRect(x, 16, 1, 12);
   }
   ctx.strokeStyle = "#5b6475";
@@ -276,8 +277,8 @@ LL.drawColorbar = function (canvas, palette, scale, title) {
   ctx.fillStyle = "#1d2330";
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (const [v, label] of scale.ticks) {
-    const x = x0 + LL.fraction(scale, v) * (x1 - x0);
+  for (const [, label, at] of scale.ticks) {
+    const x = x0 + at * (x1 - x0);
     ctx.fillRect(Math.round(x), 28, 1, 4);
     ctx.fillText(label, x, 33);
   }
@@ -294,12 +295,12 @@ LL.stroke = function (ctx, dash) {
 };
 
 /**
- * A line chart on `canvas`: x is the row (labels), y on `scale` (the view's: {min, max,
- * log, ticks}) titled `title`; one line per series ({label, values, colour, dashed}), nulls
- * leave gaps, values past the scale sit on its edge; under the plot the legend of the series.
+ * A line chart on `canvas`: x is the row (labels), y on the view's `chart` ({label, scale,
+ * series, legend}): one line per series ({at, colour, dashed}, `at` each row's place on the
+ * scale, nulls leaving gaps); under the plot the chart's legend.
  */
-LL.lineChart = function (canvas, labels, series, scale, title) {
-  const entries = LL.legend(series);
+LL.lineChart = function (canvas, labels, chart) {
+  const { scale, series, legend: entries, label: title } = chart;
   const dpr = window.devicePixelRatio || 1;
   if (!canvas.dataset.w) {
     canvas.dataset.w = canvas.width;
@@ -316,16 +317,15 @@ LL.lineChart = function (canvas, labels, series, scale, title) {
   ctx.clearRect(0, 0, cw, ch);
   const legendRows = Math.ceil(entries.length / 2);
   const box = { l: 50, r: cw - 26, t: 18, b: ch - 34 - 16 * legendRows };
-  const frac = (v) => LL.fraction(scale, v);
   const px = (i) => box.l + (labels.length < 2 ? 0.5 : i / (labels.length - 1)) * (box.r - box.l);
-  const py = (v) => box.b - frac(v) * (box.b - box.t);
+  const py = (at) => box.b - at * (box.b - box.t);
   ctx.font = LL.SMALL_FONT;
   ctx.strokeStyle = "#e3e6eb";
   ctx.fillStyle = "#5b6475";
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (const [v, label] of scale.ticks) {
-    const yy = Math.round(py(v)) + 0.5;
+  for (const [, label, at] of scale.ticks) {
+    const yy = Math.round(py(at)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(box.l, yy);
     ctx.lineTo(box.r, yy);
@@ -352,18 +352,18 @@ LL.lineChart = function (canvas, labels, series, scale, title) {
     ctx.lineWidth = 2;
     ctx.beginPath();
     let open = false;
-    s.values.forEach((v, i) => {
-      if (v === null || v === undefined || !isFinite(v)) {
+    s.at.forEach((at, i) => {
+      if (at === null) {
         open = false;
         return;
       }
-      if (open) ctx.lineTo(px(i), py(v));
-      else ctx.moveTo(px(i), py(v));
+      if (open) ctx.lineTo(px(i), py(at));
+      else ctx.moveTo(px(i), py(at));
       open = true;
     });
     LL.stroke(ctx, s.dashed);
-    s.values.forEach((v, i) => {
-      if (v !== null && v !== undefined && isFinite(v)) ctx.fillRect(px(i) - 1.5, py(v) - 1.5, 3, 3);
+    s.at.forEach((at, i) => {
+      if (at !== null) ctx.fillRect(px(i) - 1.5, py(at) - 1.5, 3, 3);
     });
   });
   entries.forEach((entry, k) => {

@@ -119,8 +119,8 @@
     LL.drawColorbar($("colorbar-canvas"), view.palette, shown.scale, shown.title);
     $("missing-legend").hidden = !shown.missing;
     $("missing-text").textContent = shown.missing || "";
-    shownGrids().forEach((g) => {
-      g.setColors(metric, shown.scale);
+    shownGrids().forEach((g, k) => {
+      g.setColors(metric, shown.cells[k]);
       g.draw();
     });
   }
@@ -237,15 +237,12 @@
   });
 
   function drawTargets() {
-    const r = report();
-    const figure = $("targets-figure");
-    figure.hidden = !(r.targets && r.targets.length);
-    if (figure.hidden) return;
-    const scale = $("targets-scale").value;
     const g = groups[state.index];
-    const series = LL.trajectories(group(), scale, view);
-    const axis = scale === "rank" ? g.target_rank : g.target_prob;
-    LL.lineChart($("targets-canvas"), view.reports[g.reports[0]].rows, series, axis, scale === "rank" ? "rank (log scale)" : "probability");
+    const figure = $("targets-figure");
+    figure.hidden = !g.targets;
+    if (figure.hidden) return;
+    const chart = $("targets-scale").value === "rank" ? g.targets.rank : g.targets.prob;
+    LL.lineChart($("targets-canvas"), view.reports[g.reports[0]].rows, chart);
   }
 
   function drawSummary() {
@@ -256,8 +253,8 @@
     const over = groups.length === 1 ? "the prompt's positions" : "all " + groups.length + " prompts and their positions";
     const styles = s.lenses.length > 1 ? "; " + s.lenses.map((l, j) => (j === 0 ? "solid: " : "dashed: ") + l + " lens").join(", ") : "";
     $("summary-caption").textContent = "Per-row means over " + over + styles;
-    LL.lineChart($("summary-nats"), s.rows, s.nats.series, s.nats.scale, s.nats.label);
-    LL.lineChart($("summary-fractions"), s.rows, s.fractions.series, s.fractions.scale, s.fractions.label);
+    LL.lineChart($("summary-nats"), s.rows, s.nats);
+    LL.lineChart($("summary-fractions"), s.rows, s.fractions);
   }
 
   if (groups.length > 1) {
