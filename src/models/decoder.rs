@@ -162,6 +162,74 @@ impl DecoderSpec {
         })
     }
 
+    /// Refuses a spec that describes no model the forward pass could run meaningfully: a
+    /// size of 0, heads that kv heads do not divide, a norm epsilon, score scale or
+    /// soft-cap that is not a positive finite number, a sliding window of 0, rotary
+    /// frequencies that are not positive and finite (`rope_theta` ≤ 0, a scaling factor
+    /// ≤ 0), a BOS id outside the vocabulary. Run once, on every spec a config.json or
+    /// GGUF metadata resolves to, before any weight is read.
+    pub(crate) fn check(&self) -> Result<()> {
+        let a = &self.attention;
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_layers),
+            ("max_position_embeddings", self.max_positions),
+            ("num_attention_heads", a.heads),
+            ("num_key_value_heads", a.kv_heads),
+            ("head_dim", a.head_dim),
+            ("intermediate_size", self.mlp.intermediate),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, n)| *n == 0) {
+            bail!("config.json: {name} is 0; a model needs at least one");
+        }
+        if !a.heads.is_multiple_of(a.kv_heads) {
+            bail!("config.json: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", a.heads, a.kv_heads);
+        }
+        let layers = self.num_layers;
+        if self.scales.len() != layers || self.windows.len() != layers {
+            bail!("config.json: {layers} layers but per-layer settings for {} and {}", self.scales.len(), self.windows.len());
+        }
+        let mut eps = vec![self.norm.eps];
+        if let QkNorm::PerHead(n) | QkNorm::Whole(n) = a.qk_norm {
+            eps.push(n.eps);
+        }
+        if let Some(e) = eps.into_iter().find(|e| !(e.is_finite() && *e > 0.0 && *e < 1.0)) {
+            bail!("config.json: the norm epsilon (rms_norm_eps or layer_norm_eps) is {e}; it must be a positive number below 1");
+        }
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if let Some(s) = self.scales.iter().find(|s| !positive(**s)) {
+            bail!("config.json: the attention score scale is {s} (from query_pre_attn_scalar or head_dim); it must be positive and finite");
+        }
+        for (name, cap) in [
+            ("attn_logit_softcapping", a.softcap),
+            ("final_logit_softcapping", self.final_softcap),
+        ] {
+            if let Some(cap) = cap.filter(|c| !positive(*c)) {
+                bail!("config.json: {name} is {cap}; a soft-cap must be positive and finite");
+            }
+        }
+        if self.windows.contains(&Some(0)) {
+            bail!("config.json: sliding_window is 0; a window holds at least the token itself");
+        }
+        if self.learned_positions == Some(0) {
+            bail!("config.json: the position table has 0 rows (n_positions)");
+        }
+        if let Some(scale) = self.embed_scale.filter(|s| !positive(*s)) {
+            bail!("config.json: the embedding scale is {scale}; it must be positive and finite");
+        }
+        if let Some(bos) = self.bos_token_id.filter(|b| *b as usize >= self.vocab_size) {
+            bail!(
+                "config.json: bos_token_id {bos} lies outside the vocabulary of {} tokens",
+                self.vocab_size
+            );
+        }
+        if let Some(r) = &self.rotary {
+            r.check(a.head_dim, layers)?;
+        }
+        Ok(())
+    }
+
     /// The head size, for rotary embeddings over whole heads, which must be even.
     pub(crate) fn even_head_dim(&self) -> Result<usize> {
         let head_dim = self.attention.head_dim;

@@ -48,6 +48,28 @@ pub(crate) fn gptneox_qkv_in_blocks(spec: &mut DecoderSpec) {
     spec.attention.fused_per_head = false;
 }
 
+/// Refuses a file whose `{arch}.block_count` disagrees with the blocks its tensors hold
+/// (`blk.0.*` to `blk.{n-1}.*`, each present), as llama.cpp would fail on a missing
+/// tensor; a count of 0 describes no model.
+pub(crate) fn check_block_count(file: &GgufFile) -> Result<()> {
+    let key = format!("{}.block_count", file.architecture()?);
+    let count = file.usize(&key)?;
+    let blocks: std::collections::BTreeSet<usize> = file
+        .tensor_names()
+        .iter()
+        .filter_map(|n| n.strip_prefix("blk.")?.split('.').next()?.parse().ok())
+        .collect();
+    let path = file.path().display();
+    let held = match (blocks.first(), blocks.last()) {
+        (Some(first), Some(last)) => format!("blocks blk.{first} to blk.{last}"),
+        _ => "no block".to_string(),
+    };
+    if count == 0 || blocks.len() != count || blocks.last() != Some(&(count - 1)) {
+        bail!("{path}: {key} is {count}, but the file holds tensors of {held} ({} distinct); the file is damaged or inconsistent", blocks.len());
+    }
+    Ok(())
+}
+
 /// A GGUF file's metadata, translated.
 pub(crate) struct GgufConfig {
     /// The config.json the architecture's translator reads.
