@@ -95,12 +95,20 @@ impl GgufFile {
         }
     }
 
-    /// A required float (f32 or f64 in the file).
+    /// A required float (f32 or f64 in the file), which must be finite: no model setting
+    /// is NaN or infinite.
     pub fn f64(&self, key: &str) -> Result<f64> {
-        match self.require(key)? {
-            Value::F32(v) => Ok(*v as f64),
-            Value::F64(v) => Ok(*v),
-            _ => Err(self.bad_type(key, "a float")),
+        let v = match self.require(key)? {
+            Value::F32(v) => *v as f64,
+            Value::F64(v) => *v,
+            _ => return Err(self.bad_type(key, "a float")),
+        };
+        match v.is_finite() {
+            true => Ok(v),
+            false => bail!(
+                "{}: metadata key {key} is {v}, not a finite number; the file is damaged",
+                self.path.display()
+            ),
         }
     }
 
@@ -342,7 +350,9 @@ fn check_layout(bytes: &[u8]) -> Result<(), String> {
     };
     let version = c.u32()?;
     if !(1..=3).contains(&version) {
-        return Err(format!("it has version {version}; GGUF versions are 1 to 3"));
+        return Err(format!(
+            "it has version {version}; GGUF versions are 1 to 3"
+        ));
     }
     c.wide = version > 1;
     let (tensors, kvs) = (c.len()?, c.len()?);
@@ -375,10 +385,13 @@ fn check_layout(bytes: &[u8]) -> Result<(), String> {
             return Err(format!("tensor {name} has {dims} dimensions, more than 4"));
         }
         let shape = (0..dims).map(|_| c.len()).collect::<Result<Vec<_>, _>>()?;
-        let elements = shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d).filter(|n| *n <= i64::MAX as u64));
+        let elements = shape.iter().try_fold(1u64, |n, &d| {
+            n.checked_mul(d).filter(|n| *n <= i64::MAX as u64)
+        });
         let ty = c.u32()?;
+        if shape.contains(&0) {
+            return Err(format!("tensor {name} has a dimension of 0 in {shape:?}"));
+        }
         let (block, block_bytes) =
             ggml_type(ty).ok_or_else(|| format!("tensor {name} has unknown ggml type {ty}"))?;
         let (Some(elements), row) = (elements, shape.first().copied().unwrap_or(1)) else {

@@ -20,7 +20,11 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             table[i] = c;
@@ -78,7 +82,11 @@ fn directory(bytes: &[u8]) -> Result<(usize, usize, u64), String> {
     if let Some(l) = locator {
         let z64 = le::<8>(bytes, l + 8)
             .and_then(|at| usize::try_from(at).ok())
-            .filter(|&at| bytes.get(at..).is_some_and(|b| b.starts_with(b"PK\x06\x06")))
+            .filter(|&at| {
+                bytes
+                    .get(at..)
+                    .is_some_and(|b| b.starts_with(b"PK\x06\x06"))
+            })
             .ok_or("its zip64 end of central directory is missing")?;
         for (i, at) in [32, 40, 48].into_iter().enumerate() {
             let long = le::<8>(bytes, z64 + at).ok_or("its zip64 record is truncated")?;
@@ -114,15 +122,23 @@ fn check_entries(bytes: &[u8]) -> Result<(), String> {
             2 => le::<2>(bytes, at + off),
             _ => le::<4>(bytes, at + off),
         };
-        let (method, crc) = (h(10, 2).ok_or_else(truncated)?, h(16, 4).ok_or_else(truncated)?);
-        let (mut packed, mut size) = (h(20, 4).ok_or_else(truncated)?, h(24, 4).ok_or_else(truncated)?);
+        let (method, crc) = (
+            h(10, 2).ok_or_else(truncated)?,
+            h(16, 4).ok_or_else(truncated)?,
+        );
+        let (mut packed, mut size) = (
+            h(20, 4).ok_or_else(truncated)?,
+            h(24, 4).ok_or_else(truncated)?,
+        );
         let (name_len, extra_len, comment_len) = (
             h(28, 2).ok_or_else(truncated)? as usize,
             h(30, 2).ok_or_else(truncated)? as usize,
             h(32, 2).ok_or_else(truncated)? as usize,
         );
         let mut local = h(42, 4).ok_or_else(truncated)?;
-        let name = bytes.get(at + 46..at + 46 + name_len).ok_or_else(truncated)?;
+        let name = bytes
+            .get(at + 46..at + 46 + name_len)
+            .ok_or_else(truncated)?;
         let shown = String::from_utf8_lossy(name).into_owned();
         let extra = bytes
             .get(at + 46 + name_len..at + 46 + name_len + extra_len)
@@ -143,11 +159,15 @@ fn check_entries(bytes: &[u8]) -> Result<(), String> {
         let header = bytes
             .get(local..)
             .filter(|b| b.starts_with(b"PK\x03\x04"))
-            .ok_or_else(|| format!("entry {shown} has no local header where the directory points"))?;
+            .ok_or_else(|| {
+                format!("entry {shown} has no local header where the directory points")
+            })?;
         let local_name_len = le::<2>(header, 26).unwrap_or(0) as usize;
         let local_extra_len = le::<2>(header, 28).unwrap_or(0) as usize;
         if header.get(30..30 + local_name_len) != Some(name) {
-            return Err(format!("entry {shown} is named differently in its local header"));
+            return Err(format!(
+                "entry {shown} is named differently in its local header"
+            ));
         }
         let data = usize::try_from(size)
             .ok()
@@ -155,7 +175,9 @@ fn check_entries(bytes: &[u8]) -> Result<(), String> {
                 let start = local.checked_add(30 + local_name_len + local_extra_len)?;
                 bytes.get(start..start.checked_add(n)?)
             })
-            .ok_or_else(|| format!("entry {shown} runs past the end of the file; the file is truncated"))?;
+            .ok_or_else(|| {
+                format!("entry {shown} runs past the end of the file; the file is truncated")
+            })?;
         let found = crc32(data);
         if u64::from(found) != crc {
             return Err(format!(
@@ -215,7 +237,10 @@ mod tests {
         );
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(check_entries(&bytes), Ok(()));
-        let at = bytes.windows(13).position(|w| w == b"params/data/0").unwrap();
+        let at = bytes
+            .windows(13)
+            .position(|w| w == b"params/data/0")
+            .unwrap();
         let data = at + 13 + le::<2>(&bytes, at - 2).unwrap() as usize + 100;
         let mut flipped = bytes.clone();
         flipped[data] ^= 1;

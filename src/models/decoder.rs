@@ -188,16 +188,24 @@ impl DecoderSpec {
         }
         let layers = self.num_layers;
         if self.scales.len() != layers || self.windows.len() != layers {
-            bail!("config.json: {layers} layers but per-layer settings for {} and {}", self.scales.len(), self.windows.len());
+            bail!(
+                "config.json: {layers} layers but per-layer settings for {} and {}",
+                self.scales.len(),
+                self.windows.len()
+            );
         }
         let mut eps = vec![self.norm.eps];
         if let QkNorm::PerHead(n) | QkNorm::Whole(n) = a.qk_norm {
             eps.push(n.eps);
         }
-        if let Some(e) = eps.into_iter().find(|e| !(e.is_finite() && *e > 0.0 && *e < 1.0)) {
+        if let Some(e) = eps
+            .into_iter()
+            .find(|e| !(e.is_finite() && *e > 0.0 && *e < 1.0))
+        {
             bail!("config.json: the norm epsilon (rms_norm_eps or layer_norm_eps) is {e}; it must be a positive number below 1");
         }
-        let positive = |v: f64| v.is_finite() && v > 0.0;
+        // The forward pass computes in f32 at best: a value finite only in f64 is not.
+        let positive = |v: f64| (v as f32).is_finite() && v > 0.0;
         if let Some(s) = self.scales.iter().find(|s| !positive(**s)) {
             bail!("config.json: the attention score scale is {s} (from query_pre_attn_scalar or head_dim); it must be positive and finite");
         }

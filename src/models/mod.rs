@@ -291,7 +291,10 @@ pub fn load_gguf(
     let in_metadata = |e: anyhow::Error| {
         let msg = one_line(&format!("{e:#}"));
         let msg = msg.strip_prefix("config.json: ").unwrap_or(&msg);
-        anyhow!("{}: the metadata does not describe a model: {msg}", file.path().display())
+        anyhow!(
+            "{}: the metadata does not describe a model: {msg}",
+            file.path().display()
+        )
     };
     let mut spec = (arch.spec)(config.json).map_err(in_metadata)?;
     (gguf.stored)(&mut spec);

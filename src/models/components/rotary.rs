@@ -78,7 +78,9 @@ impl Rope {
         let theta = p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0);
         match (theta as f32).is_finite() && theta > 0.0 {
             true => Ok(theta as f32),
-            false => bail!("config.json: rope_theta is {theta}; it must be a positive finite number"),
+            false => {
+                bail!("config.json: rope_theta is {theta}; it must be a positive finite number")
+            }
         }
     }
 
@@ -174,7 +176,10 @@ impl Rope {
         let original = original.ok_or_else(|| {
             anyhow!("config.json: longrope needs original_max_position_embeddings")
         })?;
-        let factor = p.factor.unwrap_or(max_positions as f64 / original as f64);
+        let factor = match p.factor {
+            Some(f) => p.need(Some(f), "factor")?,
+            None => max_positions as f64 / original as f64,
+        };
         let attention_factor = match (p.attention_factor, factor <= 1.0) {
             (Some(a), _) => a,
             (None, true) => 1.0,
@@ -284,7 +289,10 @@ impl RotarySpec {
         let long = self.longrope.iter().map(|l| &l.long);
         for table in self.tables.iter().chain(long) {
             if table.len() != dim / 2 {
-                bail!("config.json: {} rotary frequencies for {dim} rotating channels", table.len());
+                bail!(
+                    "config.json: {} rotary frequencies for {dim} rotating channels",
+                    table.len()
+                );
             }
             if let Some(f) = table.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
                 bail!("config.json: a rotary frequency is {f}; rope_theta and the rope scaling factors must be positive and finite");
