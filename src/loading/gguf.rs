@@ -443,6 +443,55 @@ fn as_u64(v: &Value) -> Option<u64> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::testing::{header, Meta};
+    use super::*;
+
+    fn layout(metadata: &[(&str, Meta)]) -> Result<(), String> {
+        check_layout(&std::fs::read(header(metadata).path()).unwrap())
+    }
+
+    /// llama.cpp's header rules: `general.alignment` a u32 power of two, no key twice.
+    #[test]
+    fn alignment_and_keys_follow_llama_cpp() {
+        assert_eq!(layout(&[("general.alignment", Meta::U32(64))]), Ok(()));
+        for bad in [0, 3, 48] {
+            let err = layout(&[("general.alignment", Meta::U32(bad))]).unwrap_err();
+            assert!(err.contains("not a power of 2"), "{err}");
+        }
+        let err = layout(&[("general.alignment", Meta::F32(32.0))]).unwrap_err();
+        assert!(err.contains("not a u32"), "{err}");
+        let err = layout(&[("a", Meta::U32(1)), ("a", Meta::U32(2))]).unwrap_err();
+        assert!(err.contains("appears twice"), "{err}");
+    }
+
+    /// A fixture converted by llama.cpp passes; moving its first tensor's data by one byte
+    /// (the offset field of the first tensor-table entry, right after the metadata) fails,
+    /// as does cutting the file inside its data or inside a length.
+    #[test]
+    fn tensor_offsets_must_follow_each_other_inside_the_file() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/qwen2-tiny/model-f32.gguf"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(check_layout(&bytes), Ok(()));
+        let name = b"token_embd.weight";
+        let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
+        // name, n_dims (u32), 2 dims (u64), type (u32), then the offset.
+        let offset = at + name.len() + 4 + 16 + 4;
+        let mut moved = bytes.clone();
+        moved[offset] ^= 1;
+        let err = check_layout(&moved).unwrap_err();
+        assert!(err.contains("token_embd.weight is at offset"), "{err}");
+        let err = check_layout(&bytes[..bytes.len() - 100]).unwrap_err();
+        assert!(err.contains("past the end of the file"), "{err}");
+        let err = check_layout(&bytes[..30]).unwrap_err();
+        assert!(err.contains("runs past the end"), "{err}");
+    }
+}
+
 /// GGUF files for unit tests: a header with metadata and no tensors.
 #[cfg(test)]
 pub(crate) mod testing {

@@ -617,6 +617,50 @@ mod tests {
         t.to_vec1().unwrap()
     }
 
+    /// Every field that makes the forward pass meaningless is refused by `check`, naming
+    /// it; the spec it started from passes.
+    #[test]
+    fn check_refuses_specs_that_describe_no_model() {
+        let json = serde_json::json!({"model_type": "llama", "bos_token_id": 1});
+        let json = crate::models::test_config(json);
+        let good = crate::models::llama::spec(json).unwrap();
+        good.check().unwrap();
+        type Edit = fn(&mut DecoderSpec);
+        let edits: [(Edit, &str); 13] = [
+            (|s| s.vocab_size = 0, "vocab_size is 0"),
+            (|s| s.num_layers = 0, "num_hidden_layers is 0"),
+            (|s| s.mlp.intermediate = 0, "intermediate_size is 0"),
+            (|s| s.attention.head_dim = 0, "head_dim is 0"),
+            (
+                |s| s.attention.kv_heads = 3,
+                "multiple of num_key_value_heads",
+            ),
+            (|s| s.norm.eps = 0.0, "norm epsilon"),
+            (|s| s.norm.eps = f64::NAN, "norm epsilon"),
+            (|s| s.scales[1] = f64::INFINITY, "score scale"),
+            (
+                |s| s.attention.softcap = Some(0.0),
+                "attn_logit_softcapping is 0",
+            ),
+            (
+                |s| s.final_softcap = Some(1e39),
+                "final_logit_softcapping is",
+            ),
+            (|s| s.windows[0] = Some(0), "sliding_window is 0"),
+            (|s| s.bos_token_id = Some(8), "bos_token_id 8"),
+            (
+                |s| s.rotary.as_mut().unwrap().tables[0][1] = f32::NAN,
+                "rotary frequency",
+            ),
+        ];
+        for (edit, want) in edits {
+            let mut spec = good.clone();
+            edit(&mut spec);
+            let err = spec.check().unwrap_err().to_string();
+            assert!(err.contains(want), "{err} lacks {want:?}");
+        }
+    }
+
     /// The embedding scale √3 is rounded to the compute dtype before it multiplies, as
     /// transformers' `torch.tensor(hidden_size**0.5, dtype=hidden.dtype)`: bf16's 1.734375.
     #[test]

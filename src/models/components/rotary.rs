@@ -357,6 +357,36 @@ mod tests {
         assert_eq!(r.inv_freq(4, 64).unwrap(), [0.5, 0.005]);
     }
 
+    /// A base or scaling factor that is not a positive finite number (in f32, where the
+    /// tables are computed) is refused by name, before any table is built.
+    #[test]
+    fn bad_bases_and_factors_are_refused_by_name() {
+        for theta in [0.0, -1.0, 1e39] {
+            let err = rope(serde_json::json!({"rope_theta": theta}))
+                .inv_freq(4, 64)
+                .unwrap_err();
+            assert!(err.to_string().contains("rope_theta is"), "{err}");
+        }
+        let llama3 = |factor: f64, low: f64, high: f64| {
+            rope(
+                serde_json::json!({"rope_scaling": {"rope_type": "llama3", "factor": factor,
+                "low_freq_factor": low, "high_freq_factor": high}}),
+            )
+            .inv_freq(4, 64)
+        };
+        assert!(llama3(8.0, 1.0, 4.0).is_ok());
+        for (bad, want) in [
+            (llama3(0.0, 1.0, 4.0), "factor is 0"),
+            (llama3(8.0, -1.0, 4.0), "low_freq_factor is -1"),
+            (llama3(8.0, 4.0, 4.0), "must exceed low_freq_factor"),
+        ] {
+            let err = bad.unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        assert!(partial_dim(0.0, 8).is_err() && partial_dim(1.5, 8).is_err());
+        assert_eq!(partial_dim(1.0, 8).unwrap(), 8);
+    }
+
     #[test]
     fn divisors_divide_each_frequency() {
         assert_eq!(divide(&[1.0, 0.5], &[2.0, 4.0]).unwrap(), [0.5, 0.125]);
