@@ -185,6 +185,13 @@ fn spread(lo: usize, hi: usize, n: usize) -> Vec<usize> {
     v
 }
 
+/// `original` with `bytes` written over it at `at`.
+fn patched(original: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut b = original.to_vec();
+    b[at..at + bytes.len()].copy_from_slice(bytes);
+    b
+}
+
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -836,11 +843,7 @@ fn corrupt_gguf_files_are_refused() {
         cases.push(format!("gguf {name}"), args, expect);
     };
     let refused = Expect::Refused;
-    let patch = |at: usize, bytes: &[u8]| {
-        let mut b = original.clone();
-        b[at..at + bytes.len()].copy_from_slice(bytes);
-        b
-    };
+    let patch = |at: usize, bytes: &[u8]| patched(&original, at, bytes);
     // Controls: the file as it is, and rewritten by the test's own layout.
     add(
         &mut cases,
@@ -937,7 +940,11 @@ fn corrupt_gguf_files_are_refused() {
         }
         if matches!(
             key.as_str(),
-            "general.architecture" | "qwen2.block_count" | "tokenizer.ggml.tokens"
+            "general.architecture"
+                | "qwen2.block_count"
+                | "tokenizer.ggml.tokens"
+                | "tokenizer.ggml.merges"
+                | "tokenizer.ggml.token_type"
         ) {
             for ty in [13u32, 99] {
                 add(
@@ -972,8 +979,36 @@ fn corrupt_gguf_files_are_refused() {
                     patch(*value, &9u32.to_le_bytes()),
                     refused,
                 );
+                if u32_at(&original, *value) == 8 {
+                    add(
+                        &mut cases,
+                        format!("{key} array of u32 for strings"),
+                        patch(*value, &4u32.to_le_bytes()),
+                        refused,
+                    );
+                }
             }
-            let _ = end;
+        }
+        // The tokenizer's own settings: an unknown model, a BOS outside the vocabulary, a
+        // boolean that is neither 0 nor 1.
+        let tokenizer: Vec<Vec<u8>> = match key.as_str() {
+            "tokenizer.ggml.model" => vec![b"gpX2".to_vec()],
+            "tokenizer.ggml.bos_token_id" => vec![
+                5000u32.to_le_bytes().to_vec(),
+                u32::MAX.to_le_bytes().to_vec(),
+            ],
+            "tokenizer.ggml.add_bos_token" => vec![vec![2]],
+            _ => vec![],
+        };
+        for bytes in &tokenizer {
+            let at = if ty == 8 { value + 8 } else { *value };
+            assert!(at + bytes.len() <= *end);
+            add(
+                &mut cases,
+                format!("{key} = {bytes:?}"),
+                patch(at, bytes),
+                refused,
+            );
         }
     }
     // general.alignment that llama.cpp refuses (not a power of 2, 0, beyond the file), put
@@ -1246,11 +1281,7 @@ fn corrupt_tuned_lens_files_are_refused() {
         cases.push(format!("params.pt {name}"), args, expect);
     };
     let refused = Expect::Refused;
-    let patch = |at: usize, bytes: &[u8]| {
-        let mut b = original.clone();
-        b[at..at + bytes.len()].copy_from_slice(bytes);
-        b
-    };
+    let patch = |at: usize, bytes: &[u8]| patched(&original, at, bytes);
     add(
         &mut cases,
         "unchanged".into(),

@@ -48,7 +48,7 @@ pub(crate) fn check(path: &Path) -> Result<()> {
         .map_err(|e| anyhow!("cannot map {}: {e}", path.display()))?;
     check_entries(&map).map_err(|problem| {
         anyhow!(
-            "{} is a damaged PyTorch checkpoint: {problem}; save or download it again",
+            "{} is not a readable PyTorch checkpoint: {problem}; save or download it again",
             path.display()
         )
     })

@@ -226,7 +226,7 @@ pub(crate) struct LongRope {
 
 /// The rotating channels of a `head_dim`-channel head, `int(head_dim · fraction)` as
 /// transformers computes them (its frequencies span these channels only); a fraction
-/// outside [0, 1] is refused.
+/// outside (0, 1] is refused.
 pub(crate) fn partial_dim(fraction: f64, head_dim: usize) -> Result<usize> {
     if !(fraction > 0.0 && fraction <= 1.0) {
         bail!("config.json: partial_rotary_factor ({fraction}) must lie in (0, 1]");
@@ -271,8 +271,6 @@ impl RotarySpec {
         }
     }
 
-    /// Whether prompts of `a` and `b` tokens rotate by the same tables (LongRoPE switches
-    /// tables past its original context), so that they can share one packed pass.
     /// Refuses rotary settings the forward pass cannot use: a rotating dimension of 0, odd
     /// or wider than the head, a table of another length, or a frequency that is not
     /// positive and finite (`rope_theta` ≤ 0 or too large for f32, a scaling factor ≤ 0).
@@ -307,6 +305,8 @@ impl RotarySpec {
         Ok(())
     }
 
+    /// Whether prompts of `a` and `b` tokens rotate by the same tables (LongRoPE switches
+    /// tables past its original context), so that they can share one packed pass.
     pub(crate) fn same_tables(&self, a: usize, b: usize) -> bool {
         match &self.longrope {
             Some(l) => (a > l.original_max) == (b > l.original_max),
