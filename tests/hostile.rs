@@ -210,7 +210,7 @@ fn split_safetensors(bytes: &[u8]) -> (Value, Vec<u8>) {
 /// `data`.
 fn join_safetensors(header: &Value, data: &[u8]) -> Vec<u8> {
     let mut text = serde_json::to_vec(header).unwrap();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();
@@ -1172,6 +1172,15 @@ fn corrupt_tokenizers_are_refused() {
             Expect::Refused,
         );
     };
+    // The control: the same tokenizer written out again by serde_json.
+    let rewritten = serde_json::to_vec(&json).unwrap();
+    let files: [(&str, &[u8]); 1] = [("tokenizer.json", &rewritten)];
+    cases.model_dir(
+        "llama-tiny",
+        &files,
+        "tokenizer rewritten".into(),
+        Expect::Runs,
+    );
     for at in spread(0, original.len(), 16) {
         add(&mut cases, format!("cut at {at}"), original[..at].to_vec());
     }
