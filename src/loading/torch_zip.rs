@@ -11,10 +11,12 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 
-/// CRC-32 (IEEE, reflected, as zip uses it), byte at a time over a 256-entry table.
+/// CRC-32 (IEEE, reflected, as zip uses it), eight bytes at a time ("slicing by 8": table
+/// `k` advances a byte through `k` more zero bytes), so that a lens of a gigabyte is
+/// checked in about a quarter of a second rather than two.
 pub(crate) fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
+    const TABLES: [[u32; 256]; 8] = {
+        let mut t = [[0u32; 256]; 8];
         let mut i = 0;
         while i < 256 {
             let mut c = i as u32;
@@ -27,14 +29,39 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
                 };
                 k += 1;
             }
-            table[i] = c;
+            t[0][i] = c;
             i += 1;
         }
-        table
+        let mut k = 1;
+        while k < 8 {
+            let mut i = 0;
+            while i < 256 {
+                let prev = t[k - 1][i];
+                t[k][i] = (prev >> 8) ^ t[0][(prev & 0xFF) as usize];
+                i += 1;
+            }
+            k += 1;
+        }
+        t
     };
-    !bytes.iter().fold(!0u32, |c, &b| {
-        TABLE[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8)
-    })
+    let t = &TABLES;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut c = !0u32;
+    for b in &mut chunks {
+        let lo = c ^ u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        c = t[7][(lo & 0xFF) as usize]
+            ^ t[6][((lo >> 8) & 0xFF) as usize]
+            ^ t[5][((lo >> 16) & 0xFF) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][b[4] as usize]
+            ^ t[2][b[5] as usize]
+            ^ t[1][b[6] as usize]
+            ^ t[0][b[7] as usize];
+    }
+    !chunks
+        .remainder()
+        .iter()
+        .fold(c, |c, &b| t[0][((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8))
 }
 
 /// Refuses a torch zip file whose central directory, local headers or entries are damaged:
@@ -225,6 +252,24 @@ mod tests {
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+        // Every length around the 8-byte stride against the bitwise definition.
+        let bitwise = |bytes: &[u8]| {
+            !bytes.iter().fold(!0u32, |mut c, &b| {
+                c ^= b as u32;
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        0xEDB8_8320 ^ (c >> 1)
+                    } else {
+                        c >> 1
+                    };
+                }
+                c
+            })
+        };
+        let data: Vec<u8> = (0..100u32).map(|i| (i * 37 + 11) as u8).collect();
+        for n in 0..data.len() {
+            assert_eq!(crc32(&data[..n]), bitwise(&data[..n]), "{n} bytes");
+        }
     }
 
     /// The tiny tuned lens's params.pt passes; one flipped byte in an entry's data fails
