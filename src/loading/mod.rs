@@ -11,6 +11,7 @@ pub mod gguf_tokenizer;
 pub(crate) mod gguf_weights;
 pub mod source;
 pub(crate) mod store;
+pub(crate) mod torch_zip;
 pub mod tuned_lens;
 pub mod weights;
 

@@ -161,6 +161,7 @@ pub fn load(files: &LensFiles, hidden_size: usize, num_layers: usize) -> Result<
             one_line(&e.to_string())
         )
     };
+    super::torch_zip::check(params)?;
     let pth = PthTensors::new(params, None).map_err(unreadable)?;
     if pth.tensor_infos().is_empty() {
         bail!(

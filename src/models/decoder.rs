@@ -162,6 +162,82 @@ impl DecoderSpec {
         })
     }
 
+    /// Refuses a spec that describes no model the forward pass could run meaningfully: a
+    /// size of 0, heads that kv heads do not divide, a norm epsilon, score scale or
+    /// soft-cap that is not a positive finite number, a sliding window of 0, rotary
+    /// frequencies that are not positive and finite (`rope_theta` ≤ 0, a scaling factor
+    /// ≤ 0), a BOS id outside the vocabulary. Run once, on every spec a config.json or
+    /// GGUF metadata resolves to, before any weight is read.
+    pub(crate) fn check(&self) -> Result<()> {
+        let a = &self.attention;
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_layers),
+            ("max_position_embeddings", self.max_positions),
+            ("num_attention_heads", a.heads),
+            ("num_key_value_heads", a.kv_heads),
+            ("head_dim", a.head_dim),
+            ("intermediate_size", self.mlp.intermediate),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, n)| *n == 0) {
+            bail!("config.json: {name} is 0; a model needs at least one");
+        }
+        if !a.heads.is_multiple_of(a.kv_heads) {
+            bail!("config.json: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", a.heads, a.kv_heads);
+        }
+        let layers = self.num_layers;
+        if self.scales.len() != layers || self.windows.len() != layers {
+            bail!(
+                "config.json: {layers} layers but per-layer settings for {} and {}",
+                self.scales.len(),
+                self.windows.len()
+            );
+        }
+        let mut eps = vec![self.norm.eps];
+        if let QkNorm::PerHead(n) | QkNorm::Whole(n) = a.qk_norm {
+            eps.push(n.eps);
+        }
+        if let Some(e) = eps
+            .into_iter()
+            .find(|e| !(e.is_finite() && *e > 0.0 && *e < 1.0))
+        {
+            bail!("config.json: the norm epsilon (rms_norm_eps or layer_norm_eps) is {e}; it must be a positive number below 1");
+        }
+        // The forward pass computes in f32 at best: a value finite only in f64 is not.
+        let positive = |v: f64| (v as f32).is_finite() && v > 0.0;
+        if let Some(s) = self.scales.iter().find(|s| !positive(**s)) {
+            bail!("config.json: the attention score scale is {s} (from query_pre_attn_scalar or head_dim); it must be positive and finite");
+        }
+        for (name, cap) in [
+            ("attn_logit_softcapping", a.softcap),
+            ("final_logit_softcapping", self.final_softcap),
+        ] {
+            if let Some(cap) = cap.filter(|c| !positive(*c)) {
+                bail!("config.json: {name} is {cap}; a soft-cap must be positive and finite");
+            }
+        }
+        if self.windows.contains(&Some(0)) {
+            bail!("config.json: sliding_window is 0; a window holds at least the token itself");
+        }
+        if self.learned_positions == Some(0) {
+            bail!("config.json: the position table has 0 rows (n_positions)");
+        }
+        if let Some(scale) = self.embed_scale.filter(|s| !positive(*s)) {
+            bail!("config.json: the embedding scale is {scale}; it must be positive and finite");
+        }
+        if let Some(bos) = self.bos_token_id.filter(|b| *b as usize >= self.vocab_size) {
+            bail!(
+                "config.json: bos_token_id {bos} lies outside the vocabulary of {} tokens",
+                self.vocab_size
+            );
+        }
+        if let Some(r) = &self.rotary {
+            r.check(a.head_dim, layers)?;
+        }
+        Ok(())
+    }
+
     /// The head size, for rotary embeddings over whole heads, which must be even.
     pub(crate) fn even_head_dim(&self) -> Result<usize> {
         let head_dim = self.attention.head_dim;
@@ -539,6 +615,50 @@ mod tests {
     fn values(t: &Tensor) -> Vec<f32> {
         let t = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
         t.to_vec1().unwrap()
+    }
+
+    /// Every field that makes the forward pass meaningless is refused by `check`, naming
+    /// it; the spec it started from passes.
+    #[test]
+    fn check_refuses_specs_that_describe_no_model() {
+        let json = serde_json::json!({"model_type": "llama", "bos_token_id": 1});
+        let json = crate::models::test_config(json);
+        let good = crate::models::llama::spec(json).unwrap();
+        good.check().unwrap();
+        type Edit = fn(&mut DecoderSpec);
+        let edits: [(Edit, &str); 13] = [
+            (|s| s.vocab_size = 0, "vocab_size is 0"),
+            (|s| s.num_layers = 0, "num_hidden_layers is 0"),
+            (|s| s.mlp.intermediate = 0, "intermediate_size is 0"),
+            (|s| s.attention.head_dim = 0, "head_dim is 0"),
+            (
+                |s| s.attention.kv_heads = 3,
+                "multiple of num_key_value_heads",
+            ),
+            (|s| s.norm.eps = 0.0, "norm epsilon"),
+            (|s| s.norm.eps = f64::NAN, "norm epsilon"),
+            (|s| s.scales[1] = f64::INFINITY, "score scale"),
+            (
+                |s| s.attention.softcap = Some(0.0),
+                "attn_logit_softcapping is 0",
+            ),
+            (
+                |s| s.final_softcap = Some(1e39),
+                "final_logit_softcapping is",
+            ),
+            (|s| s.windows[0] = Some(0), "sliding_window is 0"),
+            (|s| s.bos_token_id = Some(8), "bos_token_id 8"),
+            (
+                |s| s.rotary.as_mut().unwrap().tables[0][1] = f32::NAN,
+                "rotary frequency",
+            ),
+        ];
+        for (edit, want) in edits {
+            let mut spec = good.clone();
+            edit(&mut spec);
+            let err = spec.check().unwrap_err().to_string();
+            assert!(err.contains(want), "{err} lacks {want:?}");
+        }
     }
 
     /// The embedding scale √3 is rounded to the compute dtype before it multiplies, as

@@ -61,8 +61,10 @@ pub(crate) fn sandwich(
 ) -> Result<DecoderSpec> {
     let scale = match c.query_pre_attn_scalar {
         None => 1.0 / (base.attention.head_dim as f64).sqrt(),
-        Some(s) if s > 0.0 => s.powf(-0.5),
-        Some(s) => bail!("config.json: query_pre_attn_scalar ({s}) must be positive"),
+        Some(s) if s > 0.0 && (s as f32).is_finite() => s.powf(-0.5),
+        Some(s) => {
+            bail!("config.json: query_pre_attn_scalar ({s}) must be a positive finite number")
+        }
     };
     let positive = |v: Option<f64>, name: &str| match v {
         Some(cap) if cap <= 0.0 => Err(anyhow!("config.json: {name} ({cap}) must be positive")),

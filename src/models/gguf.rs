@@ -48,6 +48,28 @@ pub(crate) fn gptneox_qkv_in_blocks(spec: &mut DecoderSpec) {
     spec.attention.fused_per_head = false;
 }
 
+/// Refuses a file whose `{arch}.block_count` disagrees with the blocks its tensors hold
+/// (`blk.0.*` to `blk.{n-1}.*`, each present), as llama.cpp would fail on a missing
+/// tensor; a count of 0 describes no model.
+pub(crate) fn check_block_count(file: &GgufFile) -> Result<()> {
+    let key = format!("{}.block_count", file.architecture()?);
+    let count = file.usize(&key)?;
+    let blocks: std::collections::BTreeSet<usize> = file
+        .tensor_names()
+        .iter()
+        .filter_map(|n| n.strip_prefix("blk.")?.split('.').next()?.parse().ok())
+        .collect();
+    let path = file.path().display();
+    let held = match (blocks.first(), blocks.last()) {
+        (Some(first), Some(last)) => format!("blocks blk.{first} to blk.{last}"),
+        _ => "no block".to_string(),
+    };
+    if count == 0 || blocks.len() != count || blocks.last() != Some(&(count - 1)) {
+        bail!("{path}: {key} is {count}, but the file holds tensors of {held} ({} distinct); the file is damaged or inconsistent", blocks.len());
+    }
+    Ok(())
+}
+
 /// A GGUF file's metadata, translated.
 pub(crate) struct GgufConfig {
     /// The config.json the architecture's translator reads.
@@ -249,8 +271,16 @@ pub(crate) fn gemma_config(file: &mut GgufFile) -> Result<GgufConfig> {
     let theta = rope_base(file)?;
     let swa_theta = opt_f64(file, &m.key("rope.freq_base_swa"))?;
     let window = file.opt_usize(&m.key("attention.sliding_window"))?;
+    // A cap of 0 turns capping off, as llama.cpp reads it; a negative one is damage.
     let cap = |k: &str, default: Option<f64>| -> Result<serde_json::Value> {
         let v = opt_f64(file, &m.key(k))?.or(default);
+        if let Some(c) = v.filter(|&c| c < 0.0) {
+            bail!(
+                "{}: {} is {c}; a soft-cap must be positive",
+                file.path().display(),
+                m.key(k)
+            );
+        }
         Ok(v.filter(|&c| c > 0.0).into())
     };
     let (attn_cap, final_cap) = match m.arch.as_str() {
@@ -574,6 +604,30 @@ mod tests {
         let mut spec = (arch.spec)(config.json).unwrap();
         (support.stored)(&mut spec);
         spec
+    }
+
+    /// A soft-cap of 0 in the metadata turns capping off; a negative one is refused.
+    #[test]
+    fn gemma2_caps_of_zero_are_off_and_negative_ones_refused() {
+        let key = "gemma2.final_logit_softcapping";
+        assert_eq!(
+            gemma("gemma2", 2, &[(key, Meta::F32(0.0))]).final_softcap,
+            None
+        );
+        let tmp = header(&[
+            ("general.architecture", Meta::Str("gemma2")),
+            ("gemma2.embedding_length", Meta::U32(8)),
+            ("gemma2.attention.head_count", Meta::U32(2)),
+            ("gemma2.block_count", Meta::U32(2)),
+            ("gemma2.feed_forward_length", Meta::U32(8)),
+            ("gemma2.context_length", Meta::U32(64)),
+            ("gemma2.vocab_size", Meta::U32(8)),
+            ("gemma2.attention.layer_norm_rms_epsilon", Meta::F32(1e-6)),
+            (key, Meta::F32(-1.0)),
+        ]);
+        let mut file = GgufFile::open(tmp.path()).unwrap();
+        let err = gemma_config(&mut file).err().unwrap().to_string();
+        assert!(err.contains("final_logit_softcapping is -1"), "{err}");
     }
 
     /// Where the files are silent, llama.cpp's defaults: Gemma 3 slides five layers in six

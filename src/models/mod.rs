@@ -264,7 +264,10 @@ pub fn load(files: &ModelFiles, dtype: DType, compute: &Compute) -> Result<Box<d
     let weights = Arc::new(Weights::open(&files.weights)?);
     let source: Arc<dyn WeightSource> = Arc::new(weights.clone());
     let names = (arch.names)(&Vars::new(source.clone(), dtype, compute, true));
-    let built = (arch.spec)(json).and_then(|spec| build(spec, arch.names, source, dtype, compute));
+    let built = (arch.spec)(json).and_then(|spec| {
+        spec.check()?;
+        build(spec, arch.names, source, dtype, compute)
+    });
     let model = built.map_err(|e| weights_error(&files.weights, e))?;
     if !compute.backend().resident_weights() {
         weights.prefault_in_background(&[names.root, names.head]);
@@ -280,9 +283,20 @@ pub fn load_gguf(
     compute: &Compute,
 ) -> Result<Box<dyn LensModel>> {
     let (arch, gguf) = registry::for_gguf(file)?;
+    gguf::check_block_count(file)?;
     let config = (gguf.config)(file)?;
     check_sizes(&config.json).map_err(|e| anyhow!("{}: {e}", file.path().display()))?;
-    let mut spec = (arch.spec)(config.json)?;
+    // The translator and the check word their errors for config.json, which here is the
+    // file's metadata.
+    let in_metadata = |e: anyhow::Error| {
+        let msg = one_line(&format!("{e:#}"));
+        let msg = msg.strip_prefix("config.json: ").unwrap_or(&msg);
+        anyhow!(
+            "{}: the metadata does not describe a model: {msg}",
+            file.path().display()
+        )
+    };
+    let mut spec = (arch.spec)(config.json).map_err(in_metadata)?;
     (gguf.stored)(&mut spec);
     let rotary_key = format!("{}.rope.dimension_count", file.architecture()?);
     if let (Some(want), Some(rotary)) = (file.opt_usize(&rotary_key)?, &spec.rotary) {
@@ -299,6 +313,7 @@ pub fn load_gguf(
             *table = divide(table, divisors)?;
         }
     }
+    spec.check().map_err(in_metadata)?;
     let source = GgufWeights::read(file, gguf.names, spec.attention.head_dim)?;
     build(spec, arch.names, Arc::new(source), dtype, compute)
 }

@@ -74,8 +74,14 @@ impl Rope {
     }
 
     /// The base: the parameters' own, else the top-level `rope_theta`, else 10000.
-    fn theta(&self, p: &RopeParams) -> f32 {
-        p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0) as f32
+    fn theta(&self, p: &RopeParams) -> Result<f32> {
+        let theta = p.rope_theta.or(self.rope_theta).unwrap_or(10_000.0);
+        match (theta as f32).is_finite() && theta > 0.0 {
+            true => Ok(theta as f32),
+            false => {
+                bail!("config.json: rope_theta is {theta}; it must be a positive finite number")
+            }
+        }
     }
 
     /// `partial_rotary_factor` from the parameters object, if there.
@@ -95,7 +101,7 @@ impl Rope {
     /// them over the top-level `rope_theta`.
     pub(crate) fn inv_freq(&self, dim: usize, max_positions: usize) -> Result<Vec<f32>> {
         let p = self.params();
-        let theta = self.theta(&p);
+        let theta = self.theta(&p)?;
         let plain = (0..dim)
             .step_by(2)
             .map(|i| 1.0 / theta.powf(i as f32 / dim as f32));
@@ -114,8 +120,15 @@ impl Rope {
 }
 
 impl RopeParams {
+    /// A scaling parameter the rope type needs, which must be a positive finite number.
     fn need(&self, v: Option<f64>, name: &str) -> Result<f64> {
-        v.ok_or_else(|| anyhow!("config.json: rope scaling needs \"{name}\""))
+        match v {
+            None => bail!("config.json: rope scaling needs \"{name}\""),
+            Some(v) if !((v as f32).is_finite() && v > 0.0) => {
+                bail!("config.json: rope scaling's {name} is {v}; it must be a positive finite number")
+            }
+            Some(v) => Ok(v),
+        }
     }
 
     /// `_compute_llama3_parameters`: long wavelengths divided by `factor`, short ones kept,
@@ -124,7 +137,13 @@ impl RopeParams {
         let factor = self.need(self.factor, "factor")? as f32;
         let low = self.need(self.low_freq_factor, "low_freq_factor")? as f32;
         let high = self.need(self.high_freq_factor, "high_freq_factor")? as f32;
-        let old = self.original_max_position_embeddings.unwrap_or(max_pos) as f32;
+        if high <= low {
+            bail!("config.json: rope scaling's high_freq_factor ({high}) must exceed low_freq_factor ({low})");
+        }
+        let old = match self.original_max_position_embeddings.unwrap_or(max_pos) {
+            0 => bail!("config.json: rope scaling's original_max_position_embeddings is 0"),
+            old => old as f32,
+        };
         let (low_wavelen, high_wavelen) = (old / low, old / high);
         let scale = |f: f32| {
             let wavelen = 2.0 * std::f32::consts::PI / f;
@@ -152,12 +171,15 @@ impl Rope {
         original_max: Option<usize>,
     ) -> Result<(Vec<f32>, LongRope)> {
         let p = self.params();
-        let theta = self.theta(&p);
+        let theta = self.theta(&p)?;
         let original = p.original_max_position_embeddings.or(original_max);
         let original = original.ok_or_else(|| {
             anyhow!("config.json: longrope needs original_max_position_embeddings")
         })?;
-        let factor = p.factor.unwrap_or(max_positions as f64 / original as f64);
+        let factor = match p.factor {
+            Some(f) => p.need(Some(f), "factor")?,
+            None => max_positions as f64 / original as f64,
+        };
         let attention_factor = match (p.attention_factor, factor <= 1.0) {
             (Some(a), _) => a,
             (None, true) => 1.0,
@@ -204,10 +226,10 @@ pub(crate) struct LongRope {
 
 /// The rotating channels of a `head_dim`-channel head, `int(head_dim · fraction)` as
 /// transformers computes them (its frequencies span these channels only); a fraction
-/// outside [0, 1] is refused.
+/// outside (0, 1] is refused.
 pub(crate) fn partial_dim(fraction: f64, head_dim: usize) -> Result<usize> {
-    if !(0.0..=1.0).contains(&fraction) {
-        bail!("config.json: partial_rotary_factor ({fraction}) must lie in [0, 1]");
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        bail!("config.json: partial_rotary_factor ({fraction}) must lie in (0, 1]");
     }
     Ok((fraction * head_dim as f64) as usize)
 }
@@ -247,6 +269,40 @@ impl RotarySpec {
             layer_table: vec![0; layers],
             longrope: None,
         }
+    }
+
+    /// Refuses rotary settings the forward pass cannot use: a rotating dimension of 0, odd
+    /// or wider than the head, a table of another length, or a frequency that is not
+    /// positive and finite (`rope_theta` ≤ 0 or too large for f32, a scaling factor ≤ 0).
+    pub(crate) fn check(&self, head_dim: usize, layers: usize) -> Result<()> {
+        let dim = self.dim;
+        if dim == 0 || !dim.is_multiple_of(2) || dim > head_dim {
+            bail!("config.json: {dim} rotating channels per head of {head_dim}; rotary embeddings need an even number, at least 2 and at most the head size (partial_rotary_factor)");
+        }
+        if self.layer_table.len() != layers
+            || self.layer_table.iter().any(|&t| t >= self.tables.len())
+        {
+            bail!("config.json: rotary tables do not cover the {layers} layers");
+        }
+        let long = self.longrope.iter().map(|l| &l.long);
+        for table in self.tables.iter().chain(long) {
+            if table.len() != dim / 2 {
+                bail!(
+                    "config.json: {} rotary frequencies for {dim} rotating channels",
+                    table.len()
+                );
+            }
+            if let Some(f) = table.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+                bail!("config.json: a rotary frequency is {f}; rope_theta and the rope scaling factors must be positive and finite");
+            }
+        }
+        if let Some(l) = &self.longrope {
+            let a = l.attention_factor;
+            if l.original_max == 0 || !(a.is_finite() && a > 0.0) {
+                bail!("config.json: longrope needs a positive original_max_position_embeddings ({}) and attention_factor ({a})", l.original_max);
+            }
+        }
+        Ok(())
     }
 
     /// Whether prompts of `a` and `b` tokens rotate by the same tables (LongRoPE switches
@@ -299,6 +355,36 @@ mod tests {
         let r = rope(serde_json::json!({"rope_theta": 1.0,
             "rope_parameters": {"type": "linear", "factor": 2.0, "rope_theta": 10000.0}}));
         assert_eq!(r.inv_freq(4, 64).unwrap(), [0.5, 0.005]);
+    }
+
+    /// A base or scaling factor that is not a positive finite number (in f32, where the
+    /// tables are computed) is refused by name, before any table is built.
+    #[test]
+    fn bad_bases_and_factors_are_refused_by_name() {
+        for theta in [0.0, -1.0, 1e39] {
+            let err = rope(serde_json::json!({"rope_theta": theta}))
+                .inv_freq(4, 64)
+                .unwrap_err();
+            assert!(err.to_string().contains("rope_theta is"), "{err}");
+        }
+        let llama3 = |factor: f64, low: f64, high: f64| {
+            rope(
+                serde_json::json!({"rope_scaling": {"rope_type": "llama3", "factor": factor,
+                "low_freq_factor": low, "high_freq_factor": high}}),
+            )
+            .inv_freq(4, 64)
+        };
+        assert!(llama3(8.0, 1.0, 4.0).is_ok());
+        for (bad, want) in [
+            (llama3(0.0, 1.0, 4.0), "factor is 0"),
+            (llama3(8.0, -1.0, 4.0), "low_freq_factor is -1"),
+            (llama3(8.0, 4.0, 4.0), "must exceed low_freq_factor"),
+        ] {
+            let err = bad.unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        assert!(partial_dim(0.0, 8).is_err() && partial_dim(1.5, 8).is_err());
+        assert_eq!(partial_dim(1.0, 8).unwrap(), 8);
     }
 
     #[test]
