@@ -141,6 +141,10 @@ impl Layer {
     }
 }
 
+/// How a non-finite cell reads where its argmax token would be (the table, the heatmap,
+/// the HTML report).
+pub const NONFINITE: &str = "non-finite";
+
 /// The lens's prediction at one position of one layer: its statistics and the argmax
 /// token's texts. Its JSON form (every statistic of [`crate::output::STATS`], then `topk`
 /// and `targets`) is the outputs' ([`crate::output`]), as is [`Prediction::value`].
@@ -156,6 +160,9 @@ pub struct Prediction {
     pub topk: Vec<TopToken>,
     /// The tracked tokens' standing, in the report's `targets` order.
     pub targets: Vec<TargetStat>,
+    /// The row held a NaN or an infinity (`--allow-nonfinite` kept it): none of its
+    /// numbers is a result, and the outputs show none of them.
+    pub nonfinite: bool,
 }
 
 impl Prediction {
@@ -167,11 +174,20 @@ impl Prediction {
             stat,
             topk: Vec::new(),
             targets: Vec::new(),
+            nonfinite: false,
         }
     }
 
     /// Everything in `cell`, with token texts from `vocab`.
     pub fn of_cell(cell: &Cell, vocab: &Vocab) -> Self {
+        if cell.nonfinite {
+            // Nothing of it is a result: no argmax, no top-k, no targets.
+            return Self {
+                token: NONFINITE.to_string(),
+                nonfinite: true,
+                ..Self::new(TokenStat::default(), vocab)
+            };
+        }
         Self {
             topk: cell
                 .topk

@@ -139,6 +139,10 @@ fn write_last_position(out: &mut dyn Write, report: &Report, first: usize) -> io
         .filter_map(|l| Some((l.label(last), l.positions.last()?)))
         .map(|(label, p)| {
             let mut cells = Vec::new();
+            if p.nonfinite {
+                cells.push(crate::report::NONFINITE.to_string());
+                return (label, cells);
+            }
             if report.top_k > 0 {
                 let top: Vec<String> = p
                     .topk

@@ -88,6 +88,11 @@ LL.legend = function (series) {
  * and report of `reports` (one per lens), labelled with its glyphs from `view`, coloured
  * by target from the view's line colours, dashed after the first lens.
  */
+LL.label = function (cell) {
+  // A non-finite cell (--allow-nonfinite) has no argmax: its JSON token is null.
+  return cell.nonfinite ? "non-finite" : cell.token;
+};
+
 LL.trajectories = function (reports, scale, view) {
   const lines = view.palette.lines;
   const list = [];
@@ -135,7 +140,7 @@ LL.columns = function (reports, label, measure, min, max, pad) {
     for (const r of reports) {
       for (const row of r.layers) {
         const cell = row.positions[p];
-        if (cell) w = Math.max(w, width(cell.token));
+        if (cell) w = Math.max(w, width(LL.label(cell)));
         if (w >= max) break;
       }
     }
