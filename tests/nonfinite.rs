@@ -337,3 +337,25 @@ fn csv_and_summary_leave_nonfinite_cells_out() {
         assert!(row["mean_kl"].as_f64().unwrap().is_finite(), "{row}");
     }
 }
+
+#[test]
+fn an_f16_overflow_says_to_try_f32() {
+    // 1e6 in one embedding row: fine in f32, infinite in f16 (whose largest value is 65504).
+    let id = input_ids(BAD)[1];
+    let model = poisoned(
+        "overflow",
+        "model.embed_tokens.weight",
+        Some(id as usize),
+        1e6,
+    );
+    let o = run_way(Way::Kernels, &model, &["-p", BAD]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_way(Way::Kernels, &model, &["-p", BAD, "--dtype", "f16"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("at layer 0 (the embeddings), position 1 (")
+            && err.contains("likely an overflow of f16 under --dtype f16; try --dtype f32"),
+        "{err}"
+    );
+}
