@@ -236,11 +236,28 @@ impl Report {
         // Settling is judged on block outputs only, so the numbers keep their meaning
         // under --sublayers.
         let outputs: Vec<&Row> = block_outputs(rows).collect();
+        // A non-finite cell never holds the output's argmax (an id no token has), and a
+        // non-finite output has none to settle.
         let stats: Vec<Vec<TokenStat>> = outputs
             .iter()
-            .map(|r| r.cells.iter().map(|c| c.stat).collect())
+            .map(|r| {
+                r.cells
+                    .iter()
+                    .map(|c| match c.nonfinite {
+                        true => TokenStat {
+                            id: u32::MAX,
+                            ..c.stat
+                        },
+                        false => c.stat,
+                    })
+                    .collect()
+            })
             .collect();
-        let last = ids.len().checked_sub(1);
+        let last = ids.len().checked_sub(1).filter(|&last| {
+            outputs
+                .last()
+                .is_none_or(|r| r.cells.get(last).is_none_or(|c| !c.nonfinite))
+        });
         let targets = opts
             .targets
             .iter()
@@ -249,7 +266,10 @@ impl Report {
                 // Whether the target is rank 1 at the last position, per block output.
                 let top: Vec<bool> = outputs
                     .iter()
-                    .filter_map(|r| Some(r.cells.last()?.targets.get(j)?.rank == 1))
+                    .filter_map(|r| {
+                        let cell = r.cells.last()?;
+                        Some(!cell.nonfinite && cell.targets.get(j)?.rank == 1)
+                    })
                     .collect();
                 let (first_layer, settled_layer) = settling(&top);
                 Target {

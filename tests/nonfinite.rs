@@ -229,6 +229,13 @@ fn allow_nonfinite_writes_null_cells_flagged_nonfinite_and_never_a_number() {
             }
         }
         assert!(flagged > 0);
+        // The output's last cell is non-finite here: nothing settles.
+        let out = layers.last().unwrap()["positions"].as_array().unwrap();
+        assert_eq!(out.last().unwrap()["nonfinite"], true);
+        assert_eq!(
+            (&report["first_layer"], &report["settled_layer"]),
+            (&Value::Null, &Value::Null)
+        );
     }
 }
 

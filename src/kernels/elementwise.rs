@@ -27,6 +27,7 @@ widest!(
 );
 
 #[inline(always)]
+#[allow(clippy::eq_op)] // `v − v`: 0 or NaN, the test itself
 fn all_finite_plain(x: &[f32]) -> bool {
     let mut lanes = [0f32; 16];
     let mut chunks = x.chunks_exact(16);

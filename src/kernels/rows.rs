@@ -62,6 +62,7 @@ widest!(
 /// logit makes `t` NaN as in the tensor form's `0·(−∞)`: a row holding one is found
 /// non-finite. Every finite `d` is unchanged.
 #[inline(always)]
+#[allow(clippy::eq_op)] // `d − d`: 0 or NaN, the test itself
 fn clamped(d: f64) -> f64 {
     d.max(-708.0) + (d - d)
 }

@@ -79,6 +79,9 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
     let last = report.layers.last().map_or(0, |l| l.layer);
     let cell = |p: &super::Prediction| {
         let mut cell = cut(&p.token, MAX_WIDTH);
+        if p.nonfinite {
+            return cell;
+        }
         for &stat in stats {
             cell.push(' ');
             cell.push_str(&stat.cell(p.value(stat)));
