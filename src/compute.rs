@@ -142,6 +142,18 @@ impl Backend {
     }
 }
 
+/// What `--fast` did (provenance's `fast`): asked for, and whether the bf16 head ran (on
+/// `path`) or the head stayed exact (and `why`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FastUse {
+    pub requested: bool,
+    pub used: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
 /// A device and the way the model runs on it.
 #[derive(Debug, Clone)]
 pub struct Compute {
@@ -176,20 +188,45 @@ impl Compute {
         self
     }
 
-    /// Whether the head runs in bf16 (`--fast` on the CPU kernels).
+    /// Whether the head runs in bf16: `--fast` on the CPU kernels, where the CPU has a bf16
+    /// path faster than the exact head ([`crate::kernels::dot_bf16::Path::for_fast`]).
     pub fn fast(&self) -> bool {
-        self.fast && self.backend == Backend::Kernels
+        self.fast_choice().is_some_and(|c| c.is_ok())
+    }
+
+    /// `--fast` on the CPU kernels: the bf16 path the head takes, or why it stays exact;
+    /// `None` without `--fast`.
+    fn fast_choice(
+        &self,
+    ) -> Option<std::result::Result<crate::kernels::dot_bf16::Path, &'static str>> {
+        (self.fast && self.backend == Backend::Kernels)
+            .then(crate::kernels::dot_bf16::Path::for_fast)
     }
 
     /// What `--fast` does on this machine, for provenance and timings: the bf16 path the
-    /// head takes ([`crate::kernels::dot_bf16::Path`]); `None` without `--fast`.
-    pub fn fast_path(&self) -> Option<String> {
-        self.fast().then(|| {
-            format!(
-                "bf16 head, {}",
-                crate::kernels::dot_bf16::Path::detect().name()
-            )
+    /// head takes, or that it runs exact and why; `None` without `--fast`.
+    pub fn fast_use(&self) -> Option<FastUse> {
+        self.fast_choice().map(|choice| match choice {
+            Ok(path) => FastUse {
+                requested: true,
+                used: true,
+                path: Some(format!("bf16 head, {}", path.name())),
+                why: None,
+            },
+            Err(why) => FastUse {
+                requested: true,
+                used: false,
+                path: None,
+                why: Some(why.to_string()),
+            },
         })
+    }
+
+    /// [`Compute::fast_use`] in a few words, for the timings: the bf16 path, or "exact f32
+    /// head".
+    pub fn fast_path(&self) -> Option<String> {
+        self.fast_use()
+            .map(|f| f.path.unwrap_or_else(|| "exact f32 head".to_string()))
     }
 
     /// The device.

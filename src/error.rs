@@ -102,6 +102,17 @@ pub enum Error {
         shown: (usize, usize),
         shown_len: usize,
     },
+    /// A prompt's first value that is not finite (NaN or ±∞): in the row of `layer` at
+    /// `site` ("embed", "resid_mid", "resid_post"), at `position`, whose input token reads
+    /// `token`. `half` is the compute dtype when it is f16 or bf16 (whose overflow is then
+    /// the likely cause).
+    NonFinite {
+        layer: usize,
+        site: &'static str,
+        position: usize,
+        token: String,
+        half: Option<String>,
+    },
 }
 
 /// What a model path may be, for messages.
@@ -155,6 +166,10 @@ pub struct Words {
     pub positions: &'static str,
     /// How to pick another window of positions.
     pub other_window: &'static str,
+    /// What names the compute dtype, before a dtype.
+    pub dtype: &'static str,
+    /// How to keep non-finite cells (written as null) rather than fail the prompt.
+    pub allow_nonfinite: &'static str,
 }
 
 /// The library's own words: no flag named.
@@ -183,6 +198,8 @@ pub const NEUTRAL: Words = Words {
     add_target: "track a target token",
     positions: "positions",
     other_window: "pick a narrower window of positions",
+    dtype: "the compute dtype",
+    allow_nonfinite: "allow non-finite values to keep the prompt with such cells null",
 };
 
 impl Error {
@@ -272,6 +289,35 @@ impl Error {
                  {shown_len} ({c}–{d}); {} for another window",
                 w.other_window
             ),
+            Error::NonFinite {
+                layer,
+                site,
+                position,
+                token,
+                half,
+            } => {
+                let row = match (*layer, *site) {
+                    (0, _) => "layer 0 (the embeddings)".to_string(),
+                    (l, "resid_mid") => format!("layer {l} (resid_mid)"),
+                    (l, _) => format!("layer {l}"),
+                };
+                let cause = match (half, layer) {
+                    (Some(half), _) => format!(
+                        "likely an overflow of {half} under {} {half}; try {} f32",
+                        w.dtype, w.dtype
+                    ),
+                    (None, 0) => "likely NaN or inf in the model's embedding weights".to_string(),
+                    (None, l) => format!(
+                        "likely NaN or inf in the weights of block {l}, or a config value \
+                         that breaks the forward pass (rope_theta, a norm epsilon)"
+                    ),
+                };
+                format!(
+                    "non-finite values (NaN or inf) at {row}, position {position} ({token:?}): \
+                     {cause}; or {}",
+                    w.allow_nonfinite
+                )
+            }
         }
     }
 }

@@ -25,9 +25,10 @@ pub struct Provenance {
     /// Where it was computed: "cpu", "cuda:0", … ("cpu (generic path)" when the device path
     /// was forced on the CPU).
     pub device: String,
-    /// `--fast`: what the head's products ran on ("bf16 head, amx-bf16", "bf16 head,
-    /// avx512-bf16" or "bf16 head, f32 (no bf16 instructions on this CPU)"); null without it.
-    pub fast: Option<String>,
+    /// `--fast`: `{"requested": true, "used": true, "path": "bf16 head, amx-bf16"}` where
+    /// the bf16 head ran, `{"requested": true, "used": false, "why": …}` where the head stayed
+    /// exact (no faster bf16 path on this CPU); null without it.
+    pub fast: Option<crate::compute::FastUse>,
     /// Whether `--bos` prepended the BOS token.
     pub bos: bool,
     /// The lens's name ([`crate::lens::Lens::name`]): "logit lens" (rows 0..L-1 through the
@@ -160,7 +161,7 @@ impl Provenance {
             architecture: architecture.to_string(),
             dtype: dtype.to_string(),
             device: compute.describe(),
-            fast: compute.fast_path(),
+            fast: compute.fast_use(),
             bos,
             lens: lens.to_string(),
             tokenizer,

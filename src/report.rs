@@ -141,6 +141,10 @@ impl Layer {
     }
 }
 
+/// How a non-finite cell reads where its argmax token would be (the table, the heatmap,
+/// the HTML report).
+pub const NONFINITE: &str = "non-finite";
+
 /// The lens's prediction at one position of one layer: its statistics and the argmax
 /// token's texts. Its JSON form (every statistic of [`crate::output::STATS`], then `topk`
 /// and `targets`) is the outputs' ([`crate::output`]), as is [`Prediction::value`].
@@ -156,6 +160,9 @@ pub struct Prediction {
     pub topk: Vec<TopToken>,
     /// The tracked tokens' standing, in the report's `targets` order.
     pub targets: Vec<TargetStat>,
+    /// The row held a NaN or an infinity (`--allow-nonfinite` kept it): none of its
+    /// numbers is a result, and the outputs show none of them.
+    pub nonfinite: bool,
 }
 
 impl Prediction {
@@ -167,11 +174,20 @@ impl Prediction {
             stat,
             topk: Vec::new(),
             targets: Vec::new(),
+            nonfinite: false,
         }
     }
 
     /// Everything in `cell`, with token texts from `vocab`.
     pub fn of_cell(cell: &Cell, vocab: &Vocab) -> Self {
+        if cell.nonfinite {
+            // Nothing of it is a result: no argmax, no top-k, no targets.
+            return Self {
+                token: NONFINITE.to_string(),
+                nonfinite: true,
+                ..Self::new(TokenStat::default(), vocab)
+            };
+        }
         Self {
             topk: cell
                 .topk
@@ -220,11 +236,28 @@ impl Report {
         // Settling is judged on block outputs only, so the numbers keep their meaning
         // under --sublayers.
         let outputs: Vec<&Row> = block_outputs(rows).collect();
+        // A non-finite cell never holds the output's argmax (an id no token has), and a
+        // non-finite output has none to settle.
         let stats: Vec<Vec<TokenStat>> = outputs
             .iter()
-            .map(|r| r.cells.iter().map(|c| c.stat).collect())
+            .map(|r| {
+                r.cells
+                    .iter()
+                    .map(|c| match c.nonfinite {
+                        true => TokenStat {
+                            id: u32::MAX,
+                            ..c.stat
+                        },
+                        false => c.stat,
+                    })
+                    .collect()
+            })
             .collect();
-        let last = ids.len().checked_sub(1);
+        let last = ids.len().checked_sub(1).filter(|&last| {
+            outputs
+                .last()
+                .is_none_or(|r| r.cells.get(last).is_none_or(|c| !c.nonfinite))
+        });
         let targets = opts
             .targets
             .iter()
@@ -233,7 +266,10 @@ impl Report {
                 // Whether the target is rank 1 at the last position, per block output.
                 let top: Vec<bool> = outputs
                     .iter()
-                    .filter_map(|r| Some(r.cells.last()?.targets.get(j)?.rank == 1))
+                    .filter_map(|r| {
+                        let cell = r.cells.last()?;
+                        Some(!cell.nonfinite && cell.targets.get(j)?.rank == 1)
+                    })
                     .collect();
                 let (first_layer, settled_layer) = settling(&top);
                 Target {

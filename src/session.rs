@@ -70,6 +70,9 @@ pub struct RunOptions {
     /// More lenses read off the same forward pass, each making a report of its own after
     /// `lens.lens`'s (`--compare-lenses`).
     pub also: Vec<Arc<dyn Lens>>,
+    /// Keep a prompt whose rows hold NaN or infinite values, those cells marked
+    /// non-finite, rather than failing it with [`Error::NonFinite`].
+    pub allow_nonfinite: bool,
 }
 
 /// Where a tuned lens comes from.
@@ -321,7 +324,37 @@ impl Session {
             .chain(opts.also.iter().cloned())
             .collect();
         let (rows, timings) = lens_rows_multi(self.model.as_ref(), &ids, &lenses, &opts.lens)?;
+        self.check_finite(opts, &ids, &rows)?;
         Ok((self.reports(prompt, opts, &ids, &lenses, &rows), timings))
+    }
+
+    /// Fails a prompt whose rows (of any lens) hold a non-finite cell, naming the first
+    /// (the earliest row, then position), unless `opts` allows them.
+    fn check_finite(&self, opts: &RunOptions, ids: &[u32], rows: &[Vec<Row>]) -> Result<()> {
+        if opts.allow_nonfinite {
+            return Ok(());
+        }
+        let first = rows
+            .iter()
+            .filter_map(|rows| {
+                rows.iter().enumerate().find_map(|(r, row)| {
+                    let p = row.cells.iter().position(|c| c.nonfinite)?;
+                    Some((r, p, row))
+                })
+            })
+            .min_by_key(|&(r, p, _)| (r, p));
+        let Some((_, position, row)) = first else {
+            return Ok(());
+        };
+        let dtype = &self.provenance.dtype;
+        Err(Error::NonFinite {
+            layer: row.layer,
+            site: row.site.name(),
+            position,
+            token: self.vocab.display(ids[position]),
+            half: (dtype != "f32").then(|| dtype.clone()),
+        }
+        .into())
     }
 
     /// One report per lens of `lenses`, from its rows.
@@ -395,6 +428,7 @@ impl Session {
             .map(|(ids, (prompt, opts))| {
                 let ids = ids?;
                 let (rows, timings) = computed.next().expect("one result per encoded prompt");
+                self.check_finite(opts, &ids, &rows)?;
                 Ok((self.reports(prompt, opts, &ids, &lenses, &rows), timings))
             })
             .collect()

@@ -1,14 +1,27 @@
 //! `--fast` (issue 12): the lens head's products in bf16 with f32 accumulation. It must be
 //! what it says on every path a CPU can take (AMX, AVX512-BF16, or the same products in f32,
 //! forced here with `LOGITLENS_KERNELS`), close to the exact lens by a known margin, never
-//! the default, and refused where it does not apply.
+//! the default, never slower than exact (issue 29: without AMX it runs exact and says so),
+//! and refused where it does not apply.
 
 mod common;
 
 use common::*;
+use logitlens::kernels::dot_bf16::Path;
 use serde_json::Value;
 
 const PROMPT: &str = "The quick brown fox jumps over the lazy dog";
+
+/// Whether this CPU has AMX-BF16, the one bf16 path `--fast` takes unforced.
+fn amx() -> bool {
+    Path::available().contains(&Path::Amx)
+}
+
+/// The `LOGITLENS_KERNELS` that makes `--fast` run its bf16 head on this CPU: none where
+/// it has AMX, else `no-amx` (AVX512-BF16, or the f32 products).
+fn bf16() -> Option<&'static str> {
+    (!amx()).then_some("no-amx")
+}
 
 /// The JSONL reports of one run, and its stderr.
 fn run(model: &str, args: &[&str], kernels: Option<&str>) -> (Vec<Value>, String) {
@@ -63,18 +76,43 @@ fn every_bf16_path_computes_the_same_fast_lens() {
         let (best, best_err) = run(model, &args, None);
         let (no_amx, _) = run(model, &args, Some("no-amx"));
         let (f32_path, f32_err) = run(model, &args, Some("baseline"));
+        let (exact, _) = run(model, &["-p", PROMPT], None);
+        let used = &best[0]["provenance"]["fast"];
         let (best, no_amx, f32_path) = (cells(&best), cells(&no_amx), cells(&f32_path));
         // The same bf16 products; only the order of the f32 sums differs.
+        let reference = if amx() { &best } else { &no_amx };
         for (other, what) in [(&no_amx, "no-amx"), (&f32_path, "baseline")] {
-            let d = max_diff(&best, other);
+            let d = max_diff(reference, other);
             assert!(d <= 1e-5, "{name}: --fast on {what} differs by {d}");
         }
         assert!(
             f32_err.contains("--fast runs its bf16 products on f32 instructions"),
             "{f32_err}"
         );
-        if logitlens::kernels::dot_bf16::Path::available().len() > 1 {
+        if amx() {
             assert!(!best_err.contains("note"), "{name}: {best_err}");
+            assert_eq!(used["used"], true, "{used}");
+        } else {
+            // No faster bf16 path: --fast runs the exact head, says so and records why.
+            assert_eq!(best, cells(&exact), "{name}");
+            assert!(
+                best_err.contains("logitlens: note: --fast runs the exact f32 head here: this CPU has no AMX-BF16"),
+                "{name}: {best_err}"
+            );
+            assert_eq!(best_err.lines().count(), 1, "{best_err}");
+            assert_eq!(
+                (&used["requested"], &used["used"]),
+                (&Value::Bool(true), &Value::Bool(false)),
+                "{used}"
+            );
+            assert!(
+                used["why"].as_str().unwrap().contains("no AMX-BF16"),
+                "{used}"
+            );
+            let quiet = logitlens(&["-m", model, "-p", PROMPT, "--fast", "-q"])
+                .output()
+                .unwrap();
+            assert!(quiet.stderr.is_empty(), "{}", stderr(&quiet));
         }
     }
 }
@@ -85,9 +123,10 @@ fn fast_is_close_to_exact_but_not_equal_and_says_what_it_ran_on() {
         let model = fixture(name);
         let model = model.to_str().unwrap();
         let (exact, _) = run(model, &["-p", PROMPT], None);
-        let (fast, _) = run(model, &["-p", PROMPT, "--fast"], None);
+        let (fast, _) = run(model, &["-p", PROMPT, "--fast"], bf16());
         assert_eq!(exact[0]["provenance"]["fast"], Value::Null);
-        let path = fast[0]["provenance"]["fast"].as_str().unwrap();
+        assert_eq!(fast[0]["provenance"]["fast"]["used"], true);
+        let path = fast[0]["provenance"]["fast"]["path"].as_str().unwrap();
         assert!(path.starts_with("bf16 head, "), "{path}");
         assert_eq!(fast[0]["provenance"]["dtype"], "f32");
         let (e, f) = (cells(&exact), cells(&fast));
@@ -126,7 +165,7 @@ fn fast_on_the_real_model_stays_within_its_measured_error() {
     };
     let model = smol.to_str().unwrap();
     let (exact, _) = run(model, &["-p", PROMPT], None);
-    let (fast, _) = run(model, &["-p", PROMPT, "--fast"], None);
+    let (fast, _) = run(model, &["-p", PROMPT, "--fast"], bf16());
     let (e, f) = (cells(&exact), cells(&fast));
     let entropy = e
         .iter()

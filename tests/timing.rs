@@ -129,7 +129,11 @@ fn json_mode_times_the_tuned_lens_and_fast() {
     let (_, err) = run("json", &["--fast", "-q"]);
     let t = timing_line(&err);
     let fast = t["fast"].as_str().unwrap_or_else(|| panic!("{t}"));
-    assert!(fast.starts_with("bf16 head, "), "{t}");
+    // The bf16 head where the CPU has AMX-BF16, else the exact head (issue 29).
+    assert!(
+        fast.starts_with("bf16 head, ") || fast == "exact f32 head",
+        "{t}"
+    );
 }
 
 #[test]

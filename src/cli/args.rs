@@ -110,6 +110,7 @@ impl Args {
             bos: flags.bos,
             lens,
             also: Vec::new(),
+            allow_nonfinite: flags.allow_nonfinite,
         };
         let summary = match &flags.summary {
             Some(path) => Some((
@@ -129,6 +130,7 @@ impl Args {
             many: prompts.len() > 1,
             // Under --compare-lenses each prompt's two reports share one image or page.
             lenses: if flags.compare_lenses { 2 } else { 1 },
+            nonfinite: flags.allow_nonfinite,
             files,
             summary,
             summary_plot,

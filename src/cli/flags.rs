@@ -183,6 +183,11 @@ pub struct Flags {
     #[arg(long)]
     pub fail_fast: bool,
 
+    /// Keep going when a row holds NaN or infinite values: write those cells as null with
+    /// "nonfinite": true (a marked, empty cell elsewhere) instead of failing the prompt.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
+
     /// Print nothing on stderr but errors.
     #[arg(long, short = 'q')]
     pub quiet: bool,

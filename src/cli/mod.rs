@@ -66,6 +66,8 @@ const FLAGS: Words = Words {
     add_target: "add --target TEXT or --target-id N",
     positions: "--positions",
     other_window: "use --positions A..B or --last N",
+    dtype: "--dtype",
+    allow_nonfinite: "pass --allow-nonfinite to write such cells as null",
 };
 
 /// One error of a chain in the command line's words.
@@ -249,6 +251,14 @@ mod tests {
             (
                 Error::PositionsDoNotFit { requested: (0, 99), shown: (60, 99), shown_len: 40 },
                 "positions 0–99 do not fit in one image; the heatmap shows the last 40 (60–99); use --positions A..B or --last N for another window",
+            ),
+            (
+                Error::NonFinite { layer: 3, site: "resid_post", position: 2, token: "▁fox".into(), half: None },
+                "non-finite values (NaN or inf) at layer 3, position 2 (\"▁fox\"): likely NaN or inf in the weights of block 3, or a config value that breaks the forward pass (rope_theta, a norm epsilon); or pass --allow-nonfinite to write such cells as null",
+            ),
+            (
+                Error::NonFinite { layer: 0, site: "embed", position: 0, token: "a".into(), half: Some("bf16".into()) },
+                "non-finite values (NaN or inf) at layer 0 (the embeddings), position 0 (\"a\"): likely an overflow of bf16 under --dtype bf16; try --dtype f32; or pass --allow-nonfinite to write such cells as null",
             ),
             (
                 Error::PositionsEmpty { text: "5..2".into(), how: "write A..B for positions A to B-1 (0-based), A.. or ..B, e.g. 0..10" },

@@ -9,6 +9,7 @@ use anyhow::{anyhow, Result};
 use super::args::Args;
 use super::sinks::Sinks;
 use super::{report_error, usage, worded_top};
+use crate::compute::FastUse;
 use crate::kernels::dot_bf16::Path;
 use crate::lens::{Lens, PACK_TOKENS};
 use crate::output::RunContext;
@@ -123,12 +124,17 @@ fn warn_about_vocabulary(session: &Session, args: &Args) {
     }
 }
 
-/// `--fast` on the f32 path computes the same products, no faster.
+/// `--fast` where the CPU has no faster bf16 path runs exact; forced onto the f32 path, it
+/// computes the same products, no faster.
 fn warn_about_fast(session: &Session) {
-    if session.compute().fast() && Path::detect() == Path::F32 {
-        eprintln!(
-            "logitlens: note: --fast runs its bf16 products on f32 instructions here (this CPU has neither AMX-BF16 nor AVX512-BF16, or LOGITLENS_KERNELS=baseline forced it): the same results, no faster than without --fast"
-        );
+    match session.compute().fast_use() {
+        Some(FastUse { why: Some(why), .. }) => eprintln!(
+            "logitlens: note: --fast runs the exact f32 head here: {why} (provenance records it)"
+        ),
+        Some(FastUse { used: true, .. }) if Path::detect() == Path::F32 => eprintln!(
+            "logitlens: note: --fast runs its bf16 products on f32 instructions here (LOGITLENS_KERNELS=baseline forced it): the same results, no faster than without --fast"
+        ),
+        _ => {}
     }
 }
 

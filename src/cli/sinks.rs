@@ -38,6 +38,8 @@ pub(crate) struct Outputs {
     /// Reports per prompt: 2 under `--compare-lenses` (the logit lens's, then the tuned
     /// lens's), else 1.
     pub lenses: usize,
+    /// `--allow-nonfinite`: cells may be non-finite (CSV/TSV get a `nonfinite` column).
+    pub nonfinite: bool,
     /// The files written per prompt, if any.
     pub files: Option<Files>,
     /// `--summary`: the file and its format.
@@ -187,6 +189,7 @@ fn printer(outputs: &Outputs, top_k: usize, out: impl Write + 'static) -> Box<dy
                 top_k,
                 targets: 0,
                 lens,
+                nonfinite: outputs.nonfinite,
             };
             Box::new(Delimited::new(out, delimiter, columns))
         }

@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::softmax;
+use super::elementwise::{all_finite, softmax};
 use super::{gemm_into, OutPtr};
 
 /// Queries per task: a block of scores is at most `QUERY_BLOCK × T` floats (512 KiB at
@@ -73,6 +73,9 @@ pub fn attention(
     if out.is_empty() {
         return out;
     }
+    // A NaN or an infinity among the values: each query then multiplies only the values it
+    // sees, since the block's zero weights on the others would give 0·NaN.
+    let clean = all_finite(v);
     let blocks = t.div_ceil(QUERY_BLOCK);
     let groups = s.heads / s.kv_heads;
     let dst = OutPtr(out.as_mut_ptr());
@@ -107,13 +110,26 @@ pub fn attention(
                     softmax_span(row, lo as usize - klo, hi as usize - klo, sc.cap);
                 }
                 let width = s.heads * hd;
-                gemm_into(
-                    (m, hd, nk),
-                    (dst.get().add((b * t + q0) * width + h * hd), width),
-                    (scores.as_ptr(), nk),
-                    (v[kv..].as_ptr(), 1, kw as isize),
-                    1.0,
-                );
+                if clean {
+                    gemm_into(
+                        (m, hd, nk),
+                        (dst.get().add((b * t + q0) * width + h * hd), width),
+                        (scores.as_ptr(), nk),
+                        (v[kv..].as_ptr(), 1, kw as isize),
+                        1.0,
+                    );
+                } else {
+                    for (i, &(lo, hi)) in rows.iter().enumerate() {
+                        let (lo, hi) = (lo as usize, hi as usize);
+                        gemm_into(
+                            (1, hd, hi - lo),
+                            (dst.get().add((b * t + q0 + i) * width + h * hd), width),
+                            (scores.as_ptr().add(i * nk + lo - klo), nk),
+                            (v[kv + (lo - klo) * kw..].as_ptr(), 1, kw as isize),
+                            1.0,
+                        );
+                    }
+                }
             }
         });
     out

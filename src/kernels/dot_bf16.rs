@@ -15,8 +15,11 @@
 //! | x86-64 with AVX512-BF16 (Zen 4 and later, Cooper Lake, Sapphire Rapids without AMX) | [`Path::Avx512Bf16`]: `vdpbf16ps` |
 //! | anything else (AVX2-only x86-64, aarch64) | [`Path::F32`]: the bf16 values widened to f32 and multiplied by `gemm` (same products, no faster than exact mode) |
 //!
+//! `--fast` takes the bf16 head only on [`Path::Amx`], the one path faster than the exact
+//! f32 head ([`Path::for_fast`]); elsewhere the head stays exact.
 //! `LOGITLENS_KERNELS=baseline` forces [`Path::F32`] (as it forces the baseline of this
-//! crate's other kernels) and `LOGITLENS_KERNELS=no-amx` stops at [`Path::Avx512Bf16`];
+//! crate's other kernels) and `LOGITLENS_KERNELS=no-amx` stops at [`Path::Avx512Bf16`],
+//! both under `--fast` even where they are not faster;
 //! tests/kernels.rs runs every path this CPU has against an f64 reference.
 //!
 //! W is packed once ([`Packed`]) in the layout both dot-product instructions read: for each
@@ -72,6 +75,25 @@ impl Path {
                 _ => paths[0],
             }
         })
+    }
+
+    /// The path `--fast`'s bf16 head takes, where it is faster than the exact f32 head; or
+    /// why the head stays exact. Only AMX-BF16 tiles beat the f32 kernels (README, "The
+    /// fast mode": AVX512-BF16 measured no faster than f32 FMA, and the widened f32 path is
+    /// slower), so without them `--fast` runs exact, unless `LOGITLENS_KERNELS` forces a
+    /// bf16 path (`no-amx`, `baseline`: how the tests run every path's bf16 products).
+    pub fn for_fast() -> std::result::Result<Path, &'static str> {
+        let path = Path::detect();
+        let forced = matches!(
+            std::env::var("LOGITLENS_KERNELS").as_deref(),
+            Ok("no-amx" | "baseline")
+        );
+        match path {
+            _ if forced => Ok(path),
+            Path::Amx => Ok(path),
+            Path::Avx512Bf16 => Err("this CPU has no AMX-BF16, and its AVX512-BF16 products are no faster than the exact f32 head"),
+            Path::F32 => Err("this CPU has no bf16 instructions (AMX-BF16), so the bf16 head would be slower than the exact f32 head"),
+        }
     }
 
     /// Every path this CPU can run, fastest first ([`Path::F32`] always last).

@@ -21,6 +21,26 @@ widest!(
 );
 
 widest!(
+    /// Whether every value of `x` is finite: `v − v` is 0 for a finite `v` and NaN for NaN
+    /// and ±∞, and a NaN stays in a sum (sixteen independent ones, so it vectorises).
+    pub fn all_finite(x: &[f32]) -> bool => all_finite_plain
+);
+
+#[inline(always)]
+#[allow(clippy::eq_op)] // `v − v`: 0 or NaN, the test itself
+fn all_finite_plain(x: &[f32]) -> bool {
+    let mut lanes = [0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in lanes.iter_mut().zip(c) {
+            *a += v - v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&v| v - v).sum();
+    lanes.iter().sum::<f32>() + tail == 0.0
+}
+
+widest!(
     /// `x ← act(x + bias)` over rows of `bias.len()` values (no bias when it is empty).
     pub fn bias_act(x: &mut [f32], bias: &[f32], act: Option<Act>) -> () => bias_act_plain
 );

@@ -53,9 +53,19 @@ pub fn exp_f64(x: f64) -> f64 {
 widest!(
     /// The softmax sums of a row: `(argmax, m, s, t)` with the argmax the lowest id among
     /// the maxima (0 for an empty row), `m` the max, `s = Σ e^(z−m)` and `t = Σ e^(z−m)(z−m)`,
-    /// each `z − m` taken in f32 and widened, the sums in f64.
+    /// each `z − m` taken in f32 and widened, the sums in f64. A NaN or an infinity in the
+    /// row makes `s` or `t` NaN.
     pub fn softmax_sums(logits: &[f32]) -> (usize, f32, f64, f64) => softmax_sums_plain
 );
+
+/// `d` at least −708 (where [`exp_f64`] stops), but NaN for −∞ (`d − d`), so that a −∞
+/// logit makes `t` NaN as in the tensor form's `0·(−∞)`: a row holding one is found
+/// non-finite. Every finite `d` is unchanged.
+#[inline(always)]
+#[allow(clippy::eq_op)] // `d − d`: 0 or NaN, the test itself
+fn clamped(d: f64) -> f64 {
+    d.max(-708.0) + (d - d)
+}
 
 #[inline(always)]
 fn softmax_sums_plain(logits: &[f32]) -> (usize, f32, f64, f64) {
@@ -76,7 +86,7 @@ fn softmax_sums_plain(logits: &[f32]) -> (usize, f32, f64, f64) {
     let mut chunks = logits.chunks_exact(LANES);
     for c in &mut chunks {
         for ((s, t), &z) in s.iter_mut().zip(&mut t).zip(c) {
-            let d = ((z - max) as f64).max(-708.0);
+            let d = clamped((z - max) as f64);
             let e = exp_f64(d);
             *s += e;
             *t += e * d;
@@ -84,7 +94,7 @@ fn softmax_sums_plain(logits: &[f32]) -> (usize, f32, f64, f64) {
     }
     let (mut s_tail, mut t_tail) = (0f64, 0f64);
     for &z in chunks.remainder() {
-        let d = ((z - max) as f64).max(-708.0);
+        let d = clamped((z - max) as f64);
         let e = exp_f64(d);
         s_tail += e;
         t_tail += e * d;

@@ -15,6 +15,7 @@ use super::reduce;
 use super::stats::{Cell, Query, TokenStat};
 use super::{Lens, LogitLens, Site};
 use crate::models::LensModel;
+use crate::ops::finite::nonfinite_rows;
 
 /// The default [`LensOptions::logits_budget`]: 256 MiB, 1,310 rows of a 51,200-token
 /// vocabulary. The head is a matmul of a chunk of rows against the whole unembedding; below
@@ -185,10 +186,13 @@ fn lens_rows_packed(
     }
     let start = std::time::Instant::now();
     let mut places = Vec::new();
+    // Per row: which packed positions of its hidden state are not finite.
+    let mut nonfinite = Vec::new();
     let mut inputs: Vec<Vec<Tensor>> = vec![Vec::new(); lenses.len()];
     let ids: Vec<&[u32]> = prompts.iter().map(|p| p.0).collect();
     model.forward_packed(&ids, sublayers, &mut |layer, site, hidden| {
         places.push((layer, site));
+        nonfinite.push(nonfinite_rows(model.backend(), hidden)?);
         for (lens, inputs) in lenses.iter().zip(&mut inputs) {
             inputs.push(lens.transform_hidden(model, layer, site, hidden)?);
         }
@@ -202,7 +206,7 @@ fn lens_rows_packed(
     // Per lens, per prompt: its rows.
     let mut per_lens = Vec::with_capacity(lenses.len());
     for inputs in &inputs {
-        per_lens.push(head_rows(model, &places, inputs, prompts)?);
+        per_lens.push(head_rows(model, &places, &nonfinite, inputs, prompts)?);
     }
     let lens = start.elapsed();
     let mut out: Vec<(Vec<Vec<Row>>, Timings)> = prompts
@@ -227,10 +231,12 @@ fn lens_rows_packed(
 /// Every prompt's rows (one `Vec<Row>` per prompt): the head over `inputs` (one `(T, D)`
 /// state per row, at `places`, the prompts' positions packed one after another) in chunks
 /// of whole positions. A chunk may span prompts, so the head's weights are read once per
-/// chunk of the pack, not once per prompt.
+/// chunk of the pack, not once per prompt. A cell is non-finite where its logits are or
+/// where the hidden state it was read from is (`nonfinite`, per row and packed position).
 fn head_rows(
     model: &dyn LensModel,
     places: &[(usize, Site)],
+    nonfinite: &[Vec<bool>],
     inputs: &[Tensor],
     prompts: &[(&[u32], &LensOptions)],
 ) -> Result<Vec<Vec<Row>>> {
@@ -271,8 +277,9 @@ fn head_rows(
             })
             .collect();
         let cells = project(model, inputs, first, &queries)?;
-        for (i, cell) in cells.into_iter().enumerate() {
+        for (i, mut cell) in cells.into_iter().enumerate() {
             let (row, j) = (i / owners.len(), i % owners.len());
+            cell.nonfinite |= nonfinite[row][first + j];
             rows[owners[j].0][row].cells.push(cell);
         }
     }

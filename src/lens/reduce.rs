@@ -158,7 +158,11 @@ fn lowest_id_where(mask: &Tensor, ids: &Tensor, vocab: usize) -> Result<Tensor> 
         &ids.broadcast_as(mask.shape())?,
         &none.broadcast_as(mask.shape())?,
     )?;
-    Ok(candidates.min_keepdim(D::Minus1)?)
+    // A row of NaN matches nowhere: id 0 there (the row is non-finite, no result).
+    let lowest = candidates.min_keepdim(D::Minus1)?;
+    Ok(lowest
+        .ne(vocab as u32)?
+        .where_cond(&lowest, &lowest.zeros_like()?)?)
 }
 
 /// For every row and tracked column: the tracked token's f32 logit, and how many logits of
@@ -300,5 +304,31 @@ mod tests {
         }
         let err = cells(Backend::Kernels, &logits, 2, 1, &[query]).unwrap_err();
         assert!(err.to_string().contains("is not 2 inputs"), "{err}");
+    }
+
+    /// A row holding NaN, +∞ or −∞ is non-finite on both paths, and only that row: the
+    /// rows before it at the same position stay finite even where the output row is not.
+    #[test]
+    fn both_backends_find_the_nonfinite_rows() {
+        let (inputs, count, vocab) = (3, 3, 40);
+        let mut values: Vec<f32> = (0..inputs * count * vocab)
+            .map(|i| ((i * 7919 % 101) as f32 - 50.0) * 0.173)
+            .collect();
+        // Input 1: NaN at position 0, −∞ at position 1, +∞ at position 2 (in the output).
+        values[count * vocab + 3] = f32::NAN;
+        values[(count + 1) * vocab + 17] = f32::NEG_INFINITY;
+        values[(2 * count + 2) * vocab + 39] = f32::INFINITY;
+        let logits = Tensor::from_vec(values, (inputs * count, vocab), &Device::Cpu).unwrap();
+        let query = Query {
+            next: Some(1),
+            targets: &[2],
+            top_k: 3,
+        };
+        let want = [false, false, false, true, true, false, false, false, true];
+        for backend in [Backend::Kernels, Backend::Tensors] {
+            let got = cells(backend, &logits, inputs, count, &[query; 3]).unwrap();
+            let flags: Vec<bool> = got.iter().map(|c| c.nonfinite).collect();
+            assert_eq!(flags, want, "{backend:?}");
+        }
     }
 }

@@ -52,6 +52,9 @@ pub struct Cell {
     pub topk: Vec<Ranked>,
     /// One entry per tracked token, in the order asked.
     pub targets: Vec<TargetStat>,
+    /// The row held a NaN or an infinity (in its logits or in the hidden state it was
+    /// read from): its numbers mean nothing and are never shown as results.
+    pub nonfinite: bool,
 }
 
 /// What to compute for a cell beyond the argmax statistics.
@@ -85,6 +88,10 @@ impl Cell {
         above: &[u32],
         top: impl IntoIterator<Item = (u32, f32)>,
     ) -> Self {
+        // A NaN or an infinity among the row's logits makes its log-sum-exp or its entropy
+        // non-finite: found for free. (KL is not asked: it is non-finite too where only the
+        // output row it is compared with is.)
+        let nonfinite = !(lse.is_finite() && stat.entropy.is_finite());
         let logprob = |i: usize| (levels[i] as f64 - lse) as f32;
         let mut at = 0;
         if query.next.is_some() {
@@ -113,6 +120,7 @@ impl Cell {
             stat,
             topk,
             targets,
+            nonfinite,
         }
     }
 }

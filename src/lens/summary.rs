@@ -5,6 +5,7 @@
 //! cross-entropy and top-1 accuracy over positions that have a next token, the fraction of
 //! cells whose argmax is the output row's, and, when targets are tracked, the mean target
 //! probability and rank at each prompt's last position (over every (prompt, target) pair).
+//! Non-finite cells (`--allow-nonfinite`) are left out of every mean and counted apart.
 
 use serde::Serialize;
 
@@ -20,6 +21,9 @@ pub struct RowView<'a> {
     pub stats: &'a [TokenStat],
     /// The tracked tokens at the last position.
     pub last_targets: &'a [TargetStat],
+    /// Per position, whether the cell is non-finite (`--allow-nonfinite`); empty when
+    /// none is.
+    pub nonfinite: &'a [bool],
 }
 
 /// Running sums of one row.
@@ -35,6 +39,7 @@ struct Sums {
     target_cells: u64,
     target_prob: f64,
     target_rank: f64,
+    nonfinite: u64,
 }
 
 /// Per-row aggregates of a batch, kept per lens (`--compare-lenses` adds each prompt once
@@ -75,6 +80,9 @@ pub struct Record {
     /// The lens that read the row: "logit" or "tuned" (last, so that CSV columns keep
     /// their places).
     pub lens: &'static str,
+    /// Cells left out of every mean: non-finite ones, and those whose position's output
+    /// row is (`--allow-nonfinite`); not counted in `cells`.
+    pub nonfinite_cells: u64,
 }
 
 impl Summary {
@@ -107,7 +115,12 @@ impl Summary {
                 }
             };
             let sums = &mut self.rows[at].1;
+            let bad = |view: &RowView, t: usize| view.nonfinite.get(t).copied().unwrap_or(false);
             for (t, (stat, out)) in row.stats.iter().zip(output.stats).enumerate() {
+                if bad(row, t) || bad(output, t) {
+                    sums.nonfinite += 1;
+                    continue;
+                }
                 sums.cells += 1;
                 sums.entropy += f64::from(stat.entropy);
                 sums.kl += f64::from(stat.kl);
@@ -145,6 +158,7 @@ impl Summary {
                 mean_target_prob: mean(s.target_prob, s.target_cells),
                 mean_target_rank: mean(s.target_rank, s.target_cells),
                 lens,
+                nonfinite_cells: s.nonfinite,
             })
             .collect()
     }
@@ -181,6 +195,7 @@ mod tests {
             layer,
             stats,
             last_targets: &[],
+            nonfinite: &[],
         };
         let r0: &'static [TokenStat] = Box::leak(Box::new(r0));
         let out: &'static [TokenStat] = Box::leak(Box::new(out));

@@ -70,9 +70,35 @@ fn kernels(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, s: Scaling) -> Resul
     )?)
 }
 
-/// The tensor form: k and v repeated up to `heads`, the `(B, heads, T, T)` scores, the
-/// additive mask and candle's softmax.
+/// The tensor form, one packed prompt at a time: a NaN or an infinity in one prompt's keys
+/// or values would reach every query of the pack through the dense products (`NaN − ∞`,
+/// `0·NaN`), where the kernel never reads another prompt's keys.
 fn tensors(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, s: Scaling) -> Result<Tensor> {
+    let segments = mask.segments();
+    if segments.len() < 2 {
+        return dense(q, k, v, &mask.additive()?, s);
+    }
+    let additive = mask.additive()?;
+    let mut start = 0;
+    let mut outs = Vec::with_capacity(segments.len());
+    for &len in segments {
+        let part = |t: &Tensor| t.narrow(1, start, len);
+        let own = additive.narrow(0, start, len)?.narrow(1, start, len)?;
+        outs.push(dense(
+            &part(q)?,
+            &part(k)?,
+            &part(v)?,
+            &own.contiguous()?,
+            s,
+        )?);
+        start += len;
+    }
+    Ok(Tensor::cat(&outs, 1)?)
+}
+
+/// Dense attention: k and v repeated up to `heads`, the `(B, heads, T, T)` scores, the
+/// additive mask and candle's softmax.
+fn dense(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, s: Scaling) -> Result<Tensor> {
     let (b, t, heads, _) = q.dims4()?;
     let (q, k, v) = (q.transpose(1, 2)?, k.transpose(1, 2)?, v.transpose(1, 2)?);
     let groups = heads / k.dim(1)?;
@@ -82,7 +108,7 @@ fn tensors(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Mask, s: Scaling) -> Resul
     if let Some(cap) = s.cap {
         scores = softcap::tensors(&scores, cap)?;
     }
-    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask.additive()?)?)?;
+    let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
     Ok(probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, ()))?)
 }
 
@@ -155,6 +181,33 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A NaN in one packed prompt's keys and values stays in that prompt, on both paths.
+    #[test]
+    fn a_nan_stays_in_its_own_prompt() {
+        let dev = Device::Cpu;
+        let (t, heads, hd) = (12, 2, 8);
+        let input = |seed| {
+            let mut x = crate::ops::test_values(t * heads * hd, seed);
+            // Position 7 (the second prompt's third token), first head.
+            x[7 * heads * hd] = f32::NAN;
+            Tensor::from_vec(x, (1, t, heads, hd), &dev).unwrap()
+        };
+        let (q, k, v) = (input(1), input(2), input(3));
+        let mask = Mask::packed(&[5, 7], None, DType::F32, &dev);
+        for backend in BACKENDS {
+            let s = Scaling {
+                scale: 0.3,
+                cap: None,
+            };
+            let out = values(&attend(backend, &q, &k, &v, &mask, s).unwrap());
+            let row = |p: usize| &out[p * heads * hd..(p + 1) * heads * hd];
+            for p in 0..5 {
+                assert!(row(p).iter().all(|x| x.is_finite()), "{backend:?} {p}");
+            }
+            assert!(row(7).iter().any(|x| x.is_nan()), "{backend:?}");
         }
     }
 }

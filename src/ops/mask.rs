@@ -15,6 +15,8 @@ use crate::kernels::attention::Span;
 #[derive(Debug, Clone)]
 pub(crate) struct Mask {
     spans: Arc<[Span]>,
+    /// The packed prompts' lengths, in order.
+    segments: Arc<[usize]>,
     dtype: DType,
     device: Device,
     /// The additive form, built the first time the dense path asks for it.
@@ -45,6 +47,7 @@ impl Mask {
         }
         Self {
             spans: spans.into(),
+            segments: segments.into(),
             dtype,
             device: dev.clone(),
             dense: Arc::new(OnceLock::new()),
@@ -60,6 +63,11 @@ impl Mask {
     /// One span per position.
     pub(crate) fn spans(&self) -> &[Span] {
         &self.spans
+    }
+
+    /// The packed prompts' lengths, in order.
+    pub(crate) fn segments(&self) -> &[usize] {
+        &self.segments
     }
 
     /// The additive `(T, T)` mask: 0 where a query sees a key, −∞ elsewhere.

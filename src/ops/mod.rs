@@ -10,6 +10,7 @@
 //! | [`attention::attend`] | [`crate::kernels::attention`], blocked, mask as spans | `q·kᵀ`, additive mask, softmax, `·v` |
 //! | [`rotary::RotaryTables::rotate`] | in place, one pass | candle's `rope` |
 //! | [`softcap::softcap`] | one parallel pass | three tensor ops |
+//! | [`finite::nonfinite_rows`] | a scan of the values | `h − h` summed per row |
 //! | [`mask::Mask`] | [`mask::Mask::spans`] | [`mask::Mask::additive`] |
 //! | `lens::reduce::cells` | `lens::stats::cell_stats` per row | tensor reductions per chunk |
 //!
@@ -20,6 +21,7 @@
 //! plug into the same functions.
 
 pub(crate) mod attention;
+pub(crate) mod finite;
 pub(crate) mod mask;
 pub(crate) mod rotary;
 pub(crate) mod softcap;

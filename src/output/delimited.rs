@@ -12,7 +12,8 @@
 //! `top1_prob` … `topK_prob`, then, with targets, `target1_id`, `target1_token`,
 //! `target1_prob`, `target1_logprob`, `target1_rank` … for the most targets any prompt
 //! tracks (empty where a prompt tracks fewer). `next_logprob` and `next_rank` are empty at
-//! the last position.
+//! the last position. With `--allow-nonfinite`, a `nonfinite` column follows `site` (and
+//! `lens`): `true` in a cell whose values are not finite, every statistic of it empty.
 
 use std::io::Write;
 
@@ -39,6 +40,9 @@ pub struct Columns {
     pub targets: usize,
     /// A `lens` column after `site` ("logit" or "tuned"), for `--compare-lenses`.
     pub lens: bool,
+    /// A `nonfinite` column next ("true" where the cell's values are not finite, its other
+    /// fields then empty), for `--allow-nonfinite`.
+    pub nonfinite: bool,
 }
 
 /// Column names, in order: where the cell is, every statistic's column, the site (and the
@@ -49,6 +53,7 @@ pub fn columns(groups: Columns) -> Vec<String> {
         .chain(STATS.iter().map(|d| d.column))
         .chain(["site"])
         .chain(groups.lens.then_some("lens"))
+        .chain(groups.nonfinite.then_some("nonfinite"))
         .map(String::from)
         .collect();
     for k in 1..=groups.top_k {
@@ -142,8 +147,12 @@ impl<W: Write> Sink for Delimited<W> {
                 if groups.lens {
                     record.push(report.lens_kind.to_string());
                 }
+                if groups.nonfinite {
+                    record.push(p.nonfinite.to_string());
+                }
+                let shown = |i| (!p.nonfinite).then_some(i);
                 for k in 0..groups.top_k {
-                    match p.topk.get(k) {
+                    match shown(k).and_then(|k| p.topk.get(k)) {
                         Some(t) => {
                             record.extend([t.id.to_string(), t.token.clone(), t.prob.to_string()])
                         }
@@ -151,7 +160,10 @@ impl<W: Write> Sink for Delimited<W> {
                     }
                 }
                 for t in 0..groups.targets {
-                    match (report.targets.get(t), p.targets.get(t)) {
+                    match (
+                        report.targets.get(t),
+                        shown(t).and_then(|t| p.targets.get(t)),
+                    ) {
                         (Some(token), Some(s)) => record.extend([
                             token.id.to_string(),
                             token.token.clone(),

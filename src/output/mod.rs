@@ -22,15 +22,20 @@ use crate::report::{Prediction, Report};
 pub use stats::{Stat, Value, STATS};
 
 impl Prediction {
-    /// The value of `stat` in this cell.
+    /// The value of `stat` in this cell ([`Value::NonFinite`] for every statistic of a
+    /// non-finite cell).
     pub fn value(&self, stat: Stat) -> Value<'_> {
-        stat.value(&self.stat, &self.token, &self.exact)
+        match self.nonfinite {
+            true => Value::NonFinite,
+            false => stat.value(&self.stat, &self.token, &self.exact),
+        }
     }
 }
 
 /// A cell's JSON: one object holding every statistic of [`STATS`], in order, leaving out
 /// absent ones (`bytes` of a token whose text is exact), then `topk` (when asked for) and
-/// `targets`.
+/// `targets`. A non-finite cell has every statistic, `topk` and `targets` null, then
+/// `"nonfinite": true`.
 impl Serialize for Prediction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
@@ -39,6 +44,12 @@ impl Serialize for Prediction {
             if value != Value::Absent {
                 map.serialize_entry(d.key, &value)?;
             }
+        }
+        if self.nonfinite {
+            map.serialize_entry("topk", &None::<()>)?;
+            map.serialize_entry("targets", &None::<()>)?;
+            map.serialize_entry("nonfinite", &true)?;
+            return map.end();
         }
         if !self.topk.is_empty() {
             map.serialize_entry("topk", &self.topk)?;
@@ -120,6 +131,7 @@ mod tests {
                 logprob: -0.75,
                 rank: 2,
             }],
+            nonfinite: false,
         };
         let report = Report {
             model: "m".into(),

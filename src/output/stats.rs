@@ -125,10 +125,10 @@ impl Stat {
                 Some(hex) => Value::Text(hex),
                 None => Value::Absent,
             },
-            Stat::Prob => Value::Real(stat.prob),
-            Stat::Entropy => Value::Real(stat.entropy),
-            Stat::Kl => Value::Real(stat.kl),
-            Stat::NextLogprob => stat.next_logprob.map_or(Value::Null, Value::Real),
+            Stat::Prob => Value::real(stat.prob),
+            Stat::Entropy => Value::real(stat.entropy),
+            Stat::Kl => Value::real(stat.kl),
+            Stat::NextLogprob => stat.next_logprob.map_or(Value::Null, Value::real),
             Stat::NextRank => stat.next_rank.map_or(Value::Null, Value::Int),
         }
     }
@@ -138,6 +138,7 @@ impl Stat {
         match value {
             Value::Real(x) => format!("{x:.*}", self.descriptor().decimals),
             Value::Null => "-".to_string(),
+            Value::NonFinite => crate::report::NONFINITE.to_string(),
             other => other.to_string(),
         }
     }
@@ -158,14 +159,26 @@ pub enum Value<'a> {
     /// No value here (the next token's statistics at the last position): JSON null, an
     /// empty CSV field, `-` in the table.
     Null,
+    /// A NaN or an infinity, never shown as a number: JSON null (the cell then says
+    /// `"nonfinite": true`), an empty CSV field, [`crate::report::NONFINITE`] in the table.
+    NonFinite,
 }
 
 impl Value<'_> {
+    /// A real statistic: [`Value::NonFinite`] unless it is finite (KL against an output
+    /// row that is not).
+    pub fn real(x: f32) -> Self {
+        match x.is_finite() {
+            true => Value::Real(x),
+            false => Value::NonFinite,
+        }
+    }
+
     /// The value as a number for colour scales; `None` for text.
     pub fn number(self) -> Option<f64> {
         match self {
             Value::Int(i) => Some(f64::from(i)),
-            Value::Text(_) | Value::Absent | Value::Null => None,
+            Value::Text(_) | Value::Absent | Value::Null | Value::NonFinite => None,
             Value::Real(x) => Some(f64::from(x)),
         }
     }
@@ -177,7 +190,7 @@ impl std::fmt::Display for Value<'_> {
             Value::Int(i) => i.fmt(f),
             Value::Text(s) => f.write_str(s),
             Value::Real(x) => x.fmt(f),
-            Value::Absent | Value::Null => Ok(()),
+            Value::Absent | Value::Null | Value::NonFinite => Ok(()),
         }
     }
 }
@@ -188,7 +201,7 @@ impl Serialize for Value<'_> {
             Value::Int(i) => s.serialize_u32(i),
             Value::Text(t) => s.serialize_str(t),
             Value::Real(x) => s.serialize_f32(x),
-            Value::Absent | Value::Null => s.serialize_none(),
+            Value::Absent | Value::Null | Value::NonFinite => s.serialize_none(),
         }
     }
 }

@@ -141,6 +141,11 @@ pub(crate) fn write_if_any(
 /// Adds `report` to `summary`.
 pub(crate) fn add_report(summary: &mut Summary, report: &Report) {
     let ids: Vec<u32> = report.tokens.iter().map(|t| t.id).collect();
+    let nonfinite: Vec<Vec<bool>> = report
+        .layers
+        .iter()
+        .map(|l| l.positions.iter().map(|p| p.nonfinite).collect())
+        .collect();
     let stats: Vec<Vec<TokenStat>> = report
         .layers
         .iter()
@@ -150,11 +155,13 @@ pub(crate) fn add_report(summary: &mut Summary, report: &Report) {
         .layers
         .iter()
         .zip(&stats)
-        .map(|(l, stats)| RowView {
+        .zip(&nonfinite)
+        .map(|((l, stats), nonfinite)| RowView {
             site: l.site,
             layer: l.layer,
             stats,
             last_targets: l.positions.last().map_or(&[], |p| p.targets.as_slice()),
+            nonfinite,
         })
         .collect();
     summary.add(report.lens_kind, &ids, &views);

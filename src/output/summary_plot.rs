@@ -596,6 +596,7 @@ mod tests {
             mean_target_prob: None,
             mean_target_rank: None,
             lens: "logit",
+            nonfinite_cells: 0,
         }
     }
 

@@ -79,6 +79,9 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
     let last = report.layers.last().map_or(0, |l| l.layer);
     let cell = |p: &super::Prediction| {
         let mut cell = cut(&p.token, MAX_WIDTH);
+        if p.nonfinite {
+            return cell;
+        }
         for &stat in stats {
             cell.push(' ');
             cell.push_str(&stat.cell(p.value(stat)));
@@ -139,6 +142,10 @@ fn write_last_position(out: &mut dyn Write, report: &Report, first: usize) -> io
         .filter_map(|l| Some((l.label(last), l.positions.last()?)))
         .map(|(label, p)| {
             let mut cells = Vec::new();
+            if p.nonfinite {
+                cells.push(crate::report::NONFINITE.to_string());
+                return (label, cells);
+            }
             if report.top_k > 0 {
                 let top: Vec<String> = p
                     .topk

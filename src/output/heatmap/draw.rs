@@ -101,7 +101,7 @@ impl<'a> Plot<'a> {
         self.report
             .tokens
             .get(position + 1)
-            .is_some_and(|next| next.id == pred.stat.id)
+            .is_some_and(|next| !pred.nonfinite && next.id == pred.stat.id)
     }
 
     /// Left and right x of the `i`-th shown column (cells share edges).

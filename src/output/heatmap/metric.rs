@@ -99,6 +99,7 @@ mod tests {
             stat,
             topk: Vec::new(),
             targets,
+            nonfinite: false,
         }
     }
 

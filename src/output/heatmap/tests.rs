@@ -41,6 +41,7 @@ fn report(layers: usize, tokens: &[&str]) -> Report {
                     },
                     topk: Vec::new(),
                     targets: Vec::new(),
+                    nonfinite: false,
                 })
                 .collect(),
         })

@@ -598,6 +598,7 @@ mod tests {
             },
             topk: Vec::new(),
             targets: Vec::new(),
+            nonfinite: false,
         };
         let layer = |layer, site, row: [f32; 2]| Layer {
             layer,

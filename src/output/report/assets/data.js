@@ -59,6 +59,11 @@ LL.fmt = function (v) {
   return String(parseFloat(v.toFixed(a < 1 ? 4 : 3)));
 };
 
+/** The text a cell shows: its argmax token; a non-finite cell (--allow-nonfinite) has none. */
+LL.label = function (cell) {
+  return cell.nonfinite ? "non-finite" : cell.token;
+};
+
 /**
  * Column layout: each column as wide as its widest label (input token or cell of any of
  * `reports`, the same prompt under each lens, so that their grids line up), within
@@ -83,7 +88,7 @@ LL.columns = function (reports, label, measure, min, max, pad) {
     for (const r of reports) {
       for (const row of r.layers) {
         const cell = row.positions[p];
-        if (cell) w = Math.max(w, width(cell.token));
+        if (cell) w = Math.max(w, width(LL.label(cell)));
         if (w >= max) break;
       }
     }

@@ -181,8 +181,8 @@ LL.Grid = class {
         ctx.fillStyle = colour ? colour.fill : this.missing;
         ctx.fillRect(x, y, w - 1, LL.CELL_H - 1);
         ctx.fillStyle = colour ? colour.ink : "#333";
-        ctx.fillText(this.fit(this.glyphs(cell.token), w - 7), x + w / 2, y + LL.CELL_H / 2 + 0.5);
-        if (next !== null && cell.id === next) {
+        ctx.fillText(this.fit(this.glyphs(LL.label(cell)), w - 7), x + w / 2, y + LL.CELL_H / 2 + 0.5);
+        if (next !== null && !cell.nonfinite && cell.id === next) {
           ctx.strokeStyle = LL.HIT;
           ctx.lineWidth = 2;
           ctx.strokeRect(x + 1.5, y + 1.5, w - 4, LL.CELL_H - 4);

@@ -138,6 +138,10 @@
       h("div", "tt-head", (lenses.length > 1 || r.lens !== "logit" ? r.lens + " lens \u00b7 " : "") + "row " + grid.labels[row] + " \u00b7 position " + position),
       h("div", "tt-sub", where + "; input " + LL.quote(r.tokens[position].display) + " \u2192 next " + (next ? LL.quote(next.display) : "(none: last position)")),
     ];
+    if (cell.nonfinite) {
+      body.push(h("div", "tt-foot", "non-finite values (NaN or inf): no statistic of this cell is a result"));
+      return body;
+    }
     const top = cell.topk && cell.topk.length ? cell.topk : [{ id: cell.id, token: cell.token, prob: cell.prob }];
     const table = h("table", "tt-topk");
     top.forEach((t, i) => {
