@@ -14,6 +14,7 @@ use crate::error::{one_line, Words};
 
 pub(crate) mod args;
 pub mod flags;
+pub(crate) mod resume;
 pub(crate) mod run;
 pub(crate) mod sinks;
 
