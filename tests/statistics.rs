@@ -135,10 +135,6 @@ fn summary_equals_the_aggregate_of_the_runs_jsonl() {
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("# logitlens provenance: {"));
-    assert!(lines
-        .next()
-        .unwrap()
         .starts_with("site,layer,cells,mean_entropy,mean_kl,"));
     let first: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(first[..3], ["embed", "0", &rows[0]["cells"].to_string()]);

@@ -25,6 +25,8 @@ pub(crate) struct OutputFile {
     pub path: PathBuf,
     /// The prompts already in the file: `None` for a new file.
     pub resumed: Option<Resumed>,
+    /// Whether the file is JSONL (which `--resume` can go on with).
+    jsonl: bool,
 }
 
 /// What a `--resume`d file holds.
@@ -82,6 +84,7 @@ impl OutputFile {
         Ok(Some(Self {
             path: path.to_path_buf(),
             resumed,
+            jsonl,
         }))
     }
 
@@ -106,9 +109,9 @@ impl OutputFile {
                 file
             }
         };
-        let note = match &self.resumed {
-            Some(_) => format!("; {shown} keeps every prompt finished: run again with --resume to add the rest"),
-            None => format!("; {shown} holds the prompts finished so far"),
+        let note = match self.jsonl {
+            true => format!("; {shown} keeps every prompt finished: run again with --resume to add the rest"),
+            false => format!("; {shown} holds the prompts finished so far"),
         };
         atomic::on_interrupt_keep(note);
         Ok(Appender::new(file))
