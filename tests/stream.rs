@@ -132,7 +132,10 @@ fn csv_and_tsv_start_with_their_header_row() {
         assert!(o.status.success(), "{}", stderr(&o));
         let text = String::from_utf8(o.stdout).unwrap();
         let rows = records(&text, delimiter).unwrap();
-        assert_eq!(rows[0][..4], ["prompt_index", "prompt_id", "layer", "position"]);
+        assert_eq!(
+            rows[0][..4],
+            ["prompt_index", "prompt_id", "layer", "position"]
+        );
         assert!(rows[0].contains(&"top2_prob".to_string()), "{:?}", rows[0]);
         assert!(rows.iter().all(|r| r.len() == rows[0].len()));
         assert_eq!(rows.len(), 1 + cells, "{format}");
@@ -145,7 +148,10 @@ fn csv_and_tsv_start_with_their_header_row() {
         // The summary's CSV starts with its header too.
         let summary = records(&std::fs::read_to_string(&summary).unwrap(), ',').unwrap();
         assert_eq!(summary[0][..3], ["site", "layer", "cells"]);
-        assert_eq!(summary.len(), 1 + docs[0]["layers"].as_array().unwrap().len());
+        assert_eq!(
+            summary.len(),
+            1 + docs[0]["layers"].as_array().unwrap().len()
+        );
         // Where Python is there, its csv module reads the same first row.
         let path = dir.path().join(format!("out.{format}"));
         std::fs::write(&path, &text).unwrap();
@@ -167,14 +173,27 @@ fn csv_and_tsv_start_with_their_header_row() {
 
 #[test]
 fn csv_reals_take_their_shortest_round_trip_form() {
-    let o = run(&["-m", &phi(), "-p", "The quick brown fox", "-f", "csv", "--top-k", "5"]);
+    let o = run(&[
+        "-m",
+        &phi(),
+        "-p",
+        "The quick brown fox",
+        "-f",
+        "csv",
+        "--top-k",
+        "5",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
     let rows = records(&text, ',').unwrap();
     let reals: Vec<usize> = rows[0]
         .iter()
         .enumerate()
-        .filter(|(_, c)| ["prob", "entropy", "kl", "next_logprob"].iter().any(|s| c.ends_with(s)))
+        .filter(|(_, c)| {
+            ["prob", "entropy", "kl", "next_logprob"]
+                .iter()
+                .any(|s| c.ends_with(s))
+        })
         .map(|(i, _)| i)
         .collect();
     assert!(reals.len() >= 9, "{:?}", rows[0]);
@@ -185,7 +204,11 @@ fn csv_reals_take_their_shortest_round_trip_form() {
                 continue;
             };
             let plain = x.to_string();
-            assert!(row[i].len() <= plain.len(), "{} longer than {plain}", row[i]);
+            assert!(
+                row[i].len() <= plain.len(),
+                "{} longer than {plain}",
+                row[i]
+            );
             assert!(row[i].len() <= format!("{x:e}").len(), "{}", row[i]);
         }
     }
@@ -195,17 +218,32 @@ fn csv_reals_take_their_shortest_round_trip_form() {
 fn an_empty_prompt_in_a_file_is_named_by_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.jsonl");
-    std::fs::write(&path, "{\"prompt\": \"a\"}\n{\"prompt\": \"\", \"id\": \"x\"}\n").unwrap();
+    std::fs::write(
+        &path,
+        "{\"prompt\": \"a\"}\n{\"prompt\": \"\", \"id\": \"x\"}\n",
+    )
+    .unwrap();
     let o = run(&["-m", &phi(), "--prompts", path.to_str().unwrap()]);
-    assert_bad(&o, 1, &format!("{} line 2: the prompt is empty", path.display()));
+    assert_bad(
+        &o,
+        1,
+        &format!("{} line 2: the prompt is empty", path.display()),
+    );
     assert!(!stderr(&o).contains("--prompt"), "{}", stderr(&o));
 }
 
 /// 120 prompts of a few tokens, by id or (`ids` false) by index.
 fn batch(dir: &Path, ids: bool) -> PathBuf {
-    let subjects = ["fox", "cat", "river", "city", "model", "layer", "token", "window"];
+    let subjects = [
+        "fox", "cat", "river", "city", "model", "layer", "token", "window",
+    ];
     let texts: Vec<String> = (0..120)
-        .map(|i| format!("Sentence {i}: the {} jumps over the lazy dog", subjects[i % 8]))
+        .map(|i| {
+            format!(
+                "Sentence {i}: the {} jumps over the lazy dog",
+                subjects[i % 8]
+            )
+        })
         .collect();
     match ids {
         true => prompts_file(dir, &texts),
@@ -303,12 +341,16 @@ fn an_interrupted_batch_resumes_to_the_same_file_and_summary() {
             let (running, code) = interrupt(&args, &out, at, signal);
             if running && code != Some(0) {
                 stopped += 1;
-                let want = if signal == libc::SIGINT { Some(130) } else { None };
+                let want = if signal == libc::SIGINT {
+                    Some(130)
+                } else {
+                    None
+                };
                 assert_eq!(code, want, "at {at} lines");
             }
             // Never a prompt twice, whatever the moment.
-            let text = String::from_utf8_lossy(&std::fs::read(&out).unwrap_or_default())
-                .into_owned();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&out).unwrap_or_default()).into_owned();
             let mut keys: Vec<String> = text
                 .lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -319,7 +361,10 @@ fn an_interrupted_batch_resumes_to_the_same_file_and_summary() {
             keys.dedup();
             assert_eq!(keys.len(), n, "a prompt twice after an interrupt at {at}");
         }
-        assert!(stopped >= 3, "only {stopped} interrupts landed while running");
+        assert!(
+            stopped >= 3,
+            "only {stopped} interrupts landed while running"
+        );
         // A torn last line, as a SIGKILL in the middle of a write leaves it.
         let mut bytes = std::fs::read(&out).unwrap();
         let done = lines_in(&out);
@@ -360,7 +405,17 @@ fn output_refuses_to_clobber_and_resume_needs_jsonl() {
     let o = run(&["-m", &phi(), "-p", "a b", "-f", "csv", "--output", f]);
     assert_bad(&o, 2, "exists; add --resume");
     assert_eq!(std::fs::read(&file).unwrap(), stdout.stdout);
-    let o = run(&["-m", &phi(), "-p", "a b", "-f", "csv", "--output", f, "--resume"]);
+    let o = run(&[
+        "-m",
+        &phi(),
+        "-p",
+        "a b",
+        "-f",
+        "csv",
+        "--output",
+        f,
+        "--resume",
+    ]);
     assert_bad(&o, 2, "add -f jsonl");
     let o = run(&["-m", &phi(), "-p", "a b", "-f", "jsonl", "--resume"]);
     assert_bad(&o, 2, "add --output FILE");

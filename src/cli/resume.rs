@@ -110,7 +110,9 @@ impl OutputFile {
             }
         };
         let note = match self.jsonl {
-            true => format!("; {shown} keeps every prompt finished: run again with --resume to add the rest"),
+            true => format!(
+                "; {shown} keeps every prompt finished: run again with --resume to add the rest"
+            ),
             false => format!("; {shown} holds the prompts finished so far"),
         };
         atomic::on_interrupt_keep(note);
@@ -156,7 +158,9 @@ fn scan(path: &Path, prompts: &[Prompt], lenses: usize) -> Result<Resumed> {
         };
         let name = label(finished.prompt_index, finished.prompt_id.as_deref());
         let Some(index) = index else {
-            return Err(not_ours(&format!("{name} is not one of this run's prompts")));
+            return Err(not_ours(&format!(
+                "{name} is not one of this run's prompts"
+            )));
         };
         if prompts[index].text != finished.prompt {
             return Err(not_ours(&format!("{name} has other text than this run's")));
@@ -259,7 +263,9 @@ mod tests {
         let run = prompts(&[("a", Some("x"))]);
         let other = scanned(&line(0, Some("w"), "a", "logit"), &run, 1).unwrap_err();
         assert!(
-            other.to_string().contains("line 1: prompt \"w\" is not one of this run's prompts"),
+            other
+                .to_string()
+                .contains("line 1: prompt \"w\" is not one of this run's prompts"),
             "{other}"
         );
         let changed = scanned(&line(0, Some("x"), "A", "logit"), &run, 1).unwrap_err();

@@ -10,11 +10,11 @@ use super::args::Args;
 use super::resume::Resumed;
 use super::sinks::Sinks;
 use super::{report_error, usage, worded_top};
-use crate::kernels::dot_bf16::Path;
 use crate::atomic;
+use crate::kernels::dot_bf16::Path;
 use crate::lens::Lens;
-use crate::prompts::Prompt;
 use crate::output::RunContext;
+use crate::prompts::Prompt;
 use crate::report::Report;
 use crate::session::{RunOptions, Session};
 use crate::timing::Timing;
@@ -234,7 +234,10 @@ fn target_id(session: &Session, text: &str, quiet: bool) -> Result<u32> {
 /// holds its results back while keeping each forward pass's fixed cost (the weights read
 /// once per pass) small beside its work. The windows depend only on the prompts and the
 /// model, so a resumed run cuts them as the interrupted one did.
-fn windows(session: &Session, args: &Args) -> Vec<std::ops::Range<usize>> {
+fn windows<'a>(
+    session: &'a Session,
+    args: &'a Args,
+) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
     let info = session.model().info();
     let (layers, d, vocab) = (
         info.num_layers as f64,
@@ -249,28 +252,32 @@ fn windows(session: &Session, args: &Args) -> Vec<std::ops::Range<usize>> {
     // The multiply-adds of one token: the head over every row of every lens, and the
     // blocks (about 12·D² per layer).
     let per_token = rows * lenses * vocab * d + 12.0 * layers * d * d;
-    let work: Vec<f64> = args
-        .prompts
-        .iter()
-        .map(|p| {
-            let tokens = session.encode(&p.text, args.run.bos).map_or(1, |ids| ids.len());
-            tokens as f64 * per_token
-        })
-        .collect();
-    let mut windows = Vec::new();
+    let work = move |i: usize| {
+        let tokens = session
+            .encode(&args.prompts[i].text, args.run.bos)
+            .map_or(1, |ids| ids.len());
+        tokens as f64 * per_token
+    };
     let (mut first, mut budget) = (0, FIRST_WORK);
-    while first < work.len() {
+    std::iter::from_fn(move || {
+        if first == args.prompts.len() {
+            return None;
+        }
         let mut end = first + 1;
-        let mut sum = work[first];
-        while end < work.len() && end - first < WINDOW_PROMPTS && sum + work[end] <= budget {
-            sum += work[end];
+        let mut sum = work(first);
+        while end < args.prompts.len() && end - first < WINDOW_PROMPTS {
+            let more = work(end);
+            if sum + more > budget {
+                break;
+            }
+            sum += more;
             end += 1;
         }
-        windows.push(first..end);
+        let window = first..end;
         first = end;
         budget = (budget * 2.0).min(MOST_WORK);
-    }
-    windows
+        Some(window)
+    })
 }
 
 /// The first window's work budget, in multiply-adds: about a second here (2 cores).

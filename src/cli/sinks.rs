@@ -130,7 +130,9 @@ impl Sinks {
     /// Gives every sink the reports an earlier run finished (`--resume`).
     pub(crate) fn resumed(&mut self, finished: &[Finished]) -> Result<()> {
         for f in finished {
-            self.0.iter_mut().try_for_each(|(_, sink)| sink.resumed(f))?;
+            self.0
+                .iter_mut()
+                .try_for_each(|(_, sink)| sink.resumed(f))?;
         }
         Ok(())
     }

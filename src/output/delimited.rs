@@ -139,9 +139,7 @@ impl<W: Write> Sink for Delimited<W> {
                 }
                 for k in 0..groups.top_k {
                     match p.topk.get(k) {
-                        Some(t) => {
-                            record.extend([t.id.to_string(), t.token.clone(), real(t.prob)])
-                        }
+                        Some(t) => record.extend([t.id.to_string(), t.token.clone(), real(t.prob)]),
                         None => record.extend(std::iter::repeat_n(String::new(), 3)),
                     }
                 }
@@ -191,8 +189,18 @@ mod tests {
         assert_eq!(real(1.0), "1");
         assert_eq!(real(0.0), "0");
         assert_eq!(real(1e-5), "1e-5");
-        assert_eq!(real(123456790.0), "1.2345679e8");
-        for x in [tiny, 1e-45, f32::MIN_POSITIVE, 0.1, 1.5, -3.25e-9, 6.02e23, f32::MAX] {
+        assert_eq!(real(123456790.0), "123456790");
+        assert_eq!(real(1e10), "1e10");
+        for x in [
+            tiny,
+            1e-45,
+            f32::MIN_POSITIVE,
+            0.1,
+            1.5,
+            -3.25e-9,
+            6.02e23,
+            f32::MAX,
+        ] {
             let shown = real(x);
             assert_eq!(shown.parse::<f32>().unwrap(), x, "{shown}");
             assert!(shown.len() <= x.to_string().len(), "{shown}");
