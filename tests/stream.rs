@@ -11,15 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A failure: the exit code, exactly one stderr line containing `needle`, no panic.
-fn assert_bad(o: &std::process::Output, code: i32, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "want one stderr line, got:\n{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-}
-
 /// Parses `text` as RFC 4180 records, strictly: fields separated by `delimiter`, records
 /// by CRLF or LF; a quoted field holds anything, `""` being a quote; a quote anywhere
 /// else, or text after a closing quote, is an error.
@@ -224,11 +215,8 @@ fn an_empty_prompt_in_a_file_is_named_by_file_and_line() {
     )
     .unwrap();
     let o = run(&["-m", &phi(), "--prompts", path.to_str().unwrap()]);
-    assert_bad(
-        &o,
-        1,
-        &format!("{} line 2: the prompt is empty", path.display()),
-    );
+    let line = format!("{} line 2: the prompt is empty", path.display());
+    assert_fails(&o, 1, &[&line]);
     assert!(!stderr(&o).contains("--prompt"), "{}", stderr(&o));
 }
 
@@ -403,7 +391,7 @@ fn output_refuses_to_clobber_and_resume_needs_jsonl() {
     let stdout = run(&["-m", &phi(), "-p", "a b", "-f", "csv"]);
     assert_eq!(std::fs::read(&file).unwrap(), stdout.stdout);
     let o = run(&["-m", &phi(), "-p", "a b", "-f", "csv", "--output", f]);
-    assert_bad(&o, 2, "exists; add --resume");
+    assert_fails(&o, 2, &["exists; add --resume"]);
     assert_eq!(std::fs::read(&file).unwrap(), stdout.stdout);
     let o = run(&[
         "-m",
@@ -416,9 +404,9 @@ fn output_refuses_to_clobber_and_resume_needs_jsonl() {
         f,
         "--resume",
     ]);
-    assert_bad(&o, 2, "add -f jsonl");
+    assert_fails(&o, 2, &["add -f jsonl"]);
     let o = run(&["-m", &phi(), "-p", "a b", "-f", "jsonl", "--resume"]);
-    assert_bad(&o, 2, "add --output FILE");
+    assert_fails(&o, 2, &["add --output FILE"]);
     // A file that is not this run's output is refused, and left as it is.
     let other = dir.path().join("other.jsonl");
     std::fs::write(&other, "{\"a\": 1}\n").unwrap();
@@ -433,6 +421,6 @@ fn output_refuses_to_clobber_and_resume_needs_jsonl() {
         other.to_str().unwrap(),
         "--resume",
     ]);
-    assert_bad(&o, 1, "line 1: not a report");
+    assert_fails(&o, 1, &["line 1: not a report"]);
     assert_eq!(std::fs::read(&other).unwrap(), b"{\"a\": 1}\n");
 }

@@ -227,13 +227,13 @@ fn target_id(session: &Session, text: &str, quiet: bool) -> Result<u32> {
 }
 
 /// The run's prompts cut into windows computed together: consecutive prompts, at most
-/// [`WINDOW_PROMPTS`] and at most a work budget (at least one prompt), which share forward
-/// passes ([`Session::run_all_batch`]); each prompt's reports are written as soon as its
-/// window is done. The budget starts at [`FIRST_WORK`], so that the first results come
-/// soon, and doubles with each window up to [`MOST_WORK`], which bounds how long a window
-/// holds its results back while keeping each forward pass's fixed cost (the weights read
-/// once per pass) small beside its work. The windows depend only on the prompts and the
-/// model, so a resumed run cuts them as the interrupted one did.
+/// [`WINDOW_PROMPTS`] and at most [`WINDOW_PASSES`] times the fixed cost of a forward pass
+/// in work (at least one prompt), which share forward passes ([`Session::run_all_batch`]);
+/// each prompt's reports are written as soon as its window is done. A pass reads (converts,
+/// dequantizes) every weight once whatever its size, which costs about what
+/// [`PASS_TOKENS`] tokens do, so a window of that much work loses about 1/`WINDOW_PASSES`
+/// of its time to it, and no more work than that waits to be written. The windows depend
+/// only on the prompts and the model, so a resumed run cuts them as the interrupted one did.
 fn windows<'a>(
     session: &'a Session,
     args: &'a Args,
@@ -249,16 +249,18 @@ fn windows<'a>(
         false => layers + 1.0,
     };
     let lenses = 1.0 + args.run.also.len() as f64;
-    // The multiply-adds of one token: the head over every row of every lens, and the
-    // blocks (about 12·D² per layer).
-    let per_token = rows * lenses * vocab * d + 12.0 * layers * d * d;
+    // Multiply-adds: a token through the blocks (about 12·D² a layer, one per weight) and
+    // the embedding, and through the head over every row of every lens.
+    let weights = 12.0 * layers * d * d + vocab * d;
+    let per_token = weights + rows * lenses * vocab * d;
+    let budget = WINDOW_PASSES * PASS_TOKENS * weights;
     let work = move |i: usize| {
         let tokens = session
             .encode(&args.prompts[i].text, args.run.bos)
             .map_or(1, |ids| ids.len());
         tokens as f64 * per_token
     };
-    let (mut first, mut budget) = (0, FIRST_WORK);
+    let mut first = 0;
     std::iter::from_fn(move || {
         if first == args.prompts.len() {
             return None;
@@ -275,16 +277,17 @@ fn windows<'a>(
         }
         let window = first..end;
         first = end;
-        budget = (budget * 2.0).min(MOST_WORK);
         Some(window)
     })
 }
 
-/// The first window's work budget, in multiply-adds: about a second here (2 cores).
-const FIRST_WORK: f64 = (1u64 << 35) as f64;
+/// What a forward pass's fixed cost (every weight read once, converted from f16/bf16 or
+/// dequantized) is worth in tokens: measured about 35 for Phi-1.5's f16 weights and 11
+/// for SmolLM2's Q4_1 (one pass against one of several times as many tokens).
+const PASS_TOKENS: f64 = 32.0;
 
-/// The largest window's work budget, in multiply-adds: a few seconds here.
-const MOST_WORK: f64 = (1u64 << 38) as f64;
+/// A window's work, in fixed costs of a pass: that cost is then 2% of the window's time.
+const WINDOW_PASSES: f64 = 50.0;
 
 /// Computes the prompts `window` (indexes, consecutive in the run) together; each prompt's
 /// reports (one per lens), in order, with its place in the run; `targets[i]` are the ids
