@@ -169,6 +169,8 @@ pub fn clean_up_on_signals() -> Result<()> {
         .name("logitlens-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                // A line being appended to a streamed file is finished first.
+                let _appending = APPENDING.lock().unwrap_or_else(PoisonError::into_inner);
                 let (removed, _held) = LIVE.remove_all();
                 let name = if signal == SIGINT {
                     "SIGINT"
@@ -176,14 +178,63 @@ pub fn clean_up_on_signals() -> Result<()> {
                     "SIGTERM"
                 };
                 let plural = if removed == 1 { "" } else { "s" };
+                let kept = KEPT.get().map_or(", and no partial file is left", String::as_str);
                 eprintln!(
-                    "logitlens: interrupted by {name}; removed {removed} unfinished output file{plural}, and no partial file is left"
+                    "logitlens: interrupted by {name}; removed {removed} unfinished output file{plural}{kept}"
                 );
                 std::process::exit(128 + signal);
             }
         })
         .context("cannot start the interrupt handler")?;
     Ok(())
+}
+
+/// Held while a streamed file's bytes are appended ([`Appender`]): an interrupt waits
+/// for the write, so that it never leaves a torn line.
+static APPENDING: Mutex<()> = Mutex::new(());
+
+/// What an interrupt says of a streamed file it leaves (set once, by the command line).
+static KEPT: OnceLock<String> = OnceLock::new();
+
+/// Says, on an interrupt, what a file written as the run goes (`--output`) holds: `note`
+/// ends the interrupt's message (", out.jsonl keeps …").
+pub(crate) fn on_interrupt_keep(note: String) {
+    let _ = KEPT.set(note);
+}
+
+/// A file written as the run goes, never through a temporary (`--output`): what is
+/// written is held until [`Write::flush`], then appended in one write that an interrupt
+/// waits for. Printers flush after each report, so the file holds whole reports.
+pub(crate) struct Appender {
+    file: std::fs::File,
+    held: Vec<u8>,
+}
+
+impl Appender {
+    /// Appends to `file` (opened for writing at its end).
+    pub(crate) fn new(file: std::fs::File) -> Self {
+        Self {
+            file,
+            held: Vec::new(),
+        }
+    }
+}
+
+impl Write for Appender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.held.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let _appending = APPENDING.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = self.file.write_all(&self.held);
+        self.held.clear();
+        written
+    }
 }
 
 /// `LOGITLENS_HOLD_TEMP_MS`: keep each temporary this long before renaming it into place.

@@ -71,12 +71,32 @@ pub(crate) enum PromptsFormat {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Item {
+    #[serde(deserialize_with = "some_text")]
     prompt: String,
     #[serde(default)]
     id: Option<serde_json::Value>,
     /// A string or a list of strings.
     #[serde(default)]
     target: Option<serde_json::Value>,
+}
+
+/// What an item whose prompt has no text says (serde_json adds where it is).
+const NO_TEXT: &str = "the prompt is empty";
+
+/// A `"prompt"` with text in it: an empty or blank one is refused where the file holds it.
+fn some_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim().is_empty() {
+        true => Err(serde::de::Error::custom(NO_TEXT)),
+        false => Ok(text),
+    }
+}
+
+/// The message for an item of `name` at `line` whose prompt has no text, if `e` says so.
+fn no_text(e: &serde_json::Error, name: &str, line: usize) -> Option<anyhow::Error> {
+    (without_position(e) == NO_TEXT).then(|| {
+        anyhow!("{name} line {line}: {NO_TEXT}; give it some text, or remove it from the file")
+    })
 }
 
 impl Item {
@@ -278,6 +298,9 @@ pub(crate) fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
             continue;
         }
         let item: Item = serde_json::from_str(line).map_err(|e| {
+            if let Some(empty) = no_text(&e, name, n) {
+                return empty;
+            }
             anyhow!(
                 "{name} line {n}, column {}: {}; each line must be an object like {{\"prompt\": \"...\", \"id\": \"...\"}}",
                 e.column(),
@@ -296,13 +319,19 @@ pub(crate) fn parse_jsonl(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
 pub(crate) fn parse_json(bytes: &[u8], name: &str) -> Result<Vec<Parsed>> {
     let text = std::str::from_utf8(strip_bom(bytes))
         .map_err(|_| anyhow!("{name}: not valid UTF-8; save the file as UTF-8"))?;
-    let items: Vec<Item> = serde_json::from_str(text).map_err(|e| Error::NotAJsonArray {
-        problem: format!(
-            "{name} line {}, column {}: {}; the file must be one JSON array of objects like [{{\"prompt\": \"...\", \"id\": \"...\"}}]",
-            e.line(),
-            e.column(),
-            without_position(&e)
-        ),
+    let items: Vec<Item> = serde_json::from_str(text).map_err(|e| {
+        if let Some(empty) = no_text(&e, name, e.line()) {
+            return empty;
+        }
+        Error::NotAJsonArray {
+            problem: format!(
+                "{name} line {}, column {}: {}; the file must be one JSON array of objects like [{{\"prompt\": \"...\", \"id\": \"...\"}}]",
+                e.line(),
+                e.column(),
+                without_position(&e)
+            ),
+        }
+        .into()
     })?;
     items
         .into_iter()
@@ -510,6 +539,22 @@ mod tests {
             assert_eq!(got, pairs(&[(None, "first"), (None, "second")]), "{name}");
         }
         assert_eq!(parse_lines(&with_bom("x"), "p").unwrap()[0].1, "x");
+    }
+
+    #[test]
+    fn an_empty_prompt_is_named_by_file_and_line() {
+        let jsonl = b"{\"prompt\": \"a\"}\n\n{\"id\": \"b\", \"prompt\": \"  \"}\n";
+        let err = parse_jsonl(jsonl, "p.jsonl").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "p.jsonl line 3: the prompt is empty; give it some text, or remove it from the file"
+        );
+        let json = b"[\n  {\"prompt\": \"a\"},\n  {\"prompt\": \"\"}\n]";
+        let err = parse_json(json, "p.json").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "p.json line 3: the prompt is empty; give it some text, or remove it from the file"
+        );
     }
 
     #[test]

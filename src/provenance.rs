@@ -168,12 +168,12 @@ impl Provenance {
         }
     }
 
-    /// One line for the top of a CSV/TSV file: `# logitlens provenance: {json}`.
-    pub fn comment_line(&self) -> String {
-        format!(
-            "# logitlens provenance: {}",
-            serde_json::to_string(self).unwrap_or_default()
-        )
+    /// The `--provenance` sidecar file's bytes: this object as JSON (as JSON and JSONL
+    /// outputs carry it inline), pretty-printed, with a final newline.
+    pub fn sidecar(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
     }
 }
 
@@ -262,11 +262,9 @@ mod tests {
         assert_eq!(json["device"], "cpu");
         assert_eq!(json["fast"], serde_json::Value::Null);
         assert_eq!(json["lens"], "raw");
-        let line = p.comment_line();
-        assert!(line.starts_with("# logitlens provenance: {"), "{line}");
-        assert!(!line.contains('\n'));
-        let back: serde_json::Value =
-            serde_json::from_str(line.strip_prefix("# logitlens provenance: ").unwrap()).unwrap();
+        let sidecar = p.sidecar();
+        assert!(sidecar.ends_with(b"}\n"));
+        let back: serde_json::Value = serde_json::from_slice(&sidecar).unwrap();
         assert_eq!(back, json);
     }
 }

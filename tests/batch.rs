@@ -339,8 +339,8 @@ fn closed_stdout_exits_quietly() {
         ],
         2,
     );
-    assert!(lines[0].starts_with("# logitlens provenance: "));
-    assert!(lines[1].starts_with("prompt_index"));
+    assert!(lines[0].starts_with("prompt_index"));
+    assert!(lines[1].starts_with("0,"));
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
 }

@@ -387,13 +387,15 @@ fn every_machine_format_says_where_it_came_from() {
     assert_eq!(p["source"]["weights"][0]["name"], "model.safetensors");
     assert_eq!(p["source"]["weights"][0]["bytes"], size);
 
-    // JSONL: every line; CSV/TSV: the first line, a comment.
+    // JSONL: every line; CSV/TSV: the --provenance file (the first line is the header).
     let docs = jsonl_of(&["-m", &phi(), "-p", "a", "-p", "b", "--dtype", "f16"]);
     assert_eq!(docs.len(), 2);
     for doc in docs {
         assert_eq!(provenance_of(&doc)["dtype"], "f16");
     }
     let tok = fixture("phi-tiny").join("tokenizer.json");
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = dir.path().join("run.provenance.json");
     for format in ["csv", "tsv"] {
         let o = run(&[
             "-m",
@@ -404,16 +406,17 @@ fn every_machine_format_says_where_it_came_from() {
             format,
             "--tokenizer",
             tok.to_str().unwrap(),
+            "--provenance",
+            sidecar.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let text = String::from_utf8(o.stdout).unwrap();
-        let first = text.lines().next().unwrap();
-        let json = first.strip_prefix("# logitlens provenance: ").unwrap();
-        let p: serde_json::Value = serde_json::from_str(json).unwrap();
+        let p: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
         assert_eq!(p["architecture"], "phi");
         assert_eq!(p["tokenizer"]["kind"], "file");
         assert_eq!(p["tokenizer"]["path"], tok.to_str().unwrap());
-        assert!(text.lines().nth(1).unwrap().starts_with("prompt_index"));
+        assert!(text.starts_with("prompt_index,") || text.starts_with("prompt_index\t"));
     }
 }
 

@@ -7,6 +7,7 @@ use anyhow::Result;
 use candle_core::DType;
 
 use super::flags::{Dtype, Flags, Format, ImageKind};
+use super::resume::OutputFile;
 use super::sinks::{Files, Outputs};
 use super::{usage, worded_top};
 use crate::atomic;
@@ -49,6 +50,10 @@ pub(crate) struct Args {
     pub progress: bool,
     /// Print nothing on stderr but errors.
     pub quiet: bool,
+    /// `--output FILE`, and what an earlier run left in it (`--resume`).
+    pub output: Option<OutputFile>,
+    /// `--provenance FILE`.
+    pub provenance: Option<PathBuf>,
 }
 
 impl Args {
@@ -86,6 +91,22 @@ impl Args {
             false => images(&flags, &prompts)?,
         };
         let summary_plot = summary_plot(&flags, prompts.len())?;
+        if flags.resume && matches!(files, Some(Files::Report(Target::File(_)))) {
+            return Err(usage(
+                "--resume adds the prompts not yet run, and --out FILE.html holds the report of every prompt of one run; drop --out, or write the report in a run without --resume",
+            ));
+        }
+        let lenses = if flags.compare_lenses { 2 } else { 1 };
+        let output = OutputFile::check(
+            flags.output.as_deref(),
+            flags.resume,
+            flags.format == Format::Jsonl,
+            &prompts,
+            lenses,
+        )?;
+        if let Some(path) = &flags.provenance {
+            atomic::check_can_create(path).map_err(|e| usage(format!("--provenance: {e}")))?;
+        }
         let progress = stderr_tty && !flags.quiet;
         let device = flags.device.open().map_err(|e| usage(worded_top(&e)))?;
         let mut load = LoadOptions {
@@ -129,12 +150,13 @@ impl Args {
             single_json,
             many: prompts.len() > 1,
             // Under --compare-lenses each prompt's two reports share one image or page.
-            lenses: if flags.compare_lenses { 2 } else { 1 },
+            lenses,
             nonfinite: flags.allow_nonfinite,
             files,
             summary,
             summary_plot,
             warn: !flags.quiet,
+            output: flags.output.clone(),
         };
         Ok(Self {
             model: flags.model,
@@ -149,6 +171,8 @@ impl Args {
             fail_fast: flags.fail_fast,
             progress,
             quiet: flags.quiet,
+            output,
+            provenance: flags.provenance,
         })
     }
 }

@@ -56,6 +56,21 @@ pub struct Flags {
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
+    /// Write the stdout format to this file instead of stdout, each prompt's results as soon
+    /// as they are computed. An existing FILE is refused unless --resume.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// With --output FILE and -f jsonl: skip the prompts that already have a complete line
+    /// in FILE (by id, else index), drop a torn last line, and append the rest.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Write the run's provenance (tool version, model and its files, dtype, device, lens,
+    /// tokenizer) to this JSON file; JSON and JSONL also carry it inline.
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
+
     /// Show each cell's entropy (nats) in the table.
     #[arg(long)]
     pub entropy: bool,

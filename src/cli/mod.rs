@@ -16,6 +16,7 @@ pub(crate) mod args;
 /// Public only for tests/cli.rs, which checks the README's option table against it.
 #[doc(hidden)]
 pub mod flags;
+pub(crate) mod resume;
 pub(crate) mod run;
 pub(crate) mod sinks;
 

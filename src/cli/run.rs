@@ -1,18 +1,21 @@
 //! The work: load the model once, check what depends on its vocabulary, build the sinks,
 //! run the lens on every prompt and hand each report to the sinks as soon as it is ready.
 
-use std::io;
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
 use super::args::Args;
+use super::resume::Resumed;
 use super::sinks::Sinks;
 use super::{report_error, usage, worded_top};
+use crate::atomic;
 use crate::compute::FastUse;
 use crate::kernels::dot_bf16::Path;
-use crate::lens::{Lens, PACK_TOKENS};
+use crate::lens::Lens;
 use crate::output::RunContext;
+use crate::prompts::Prompt;
 use crate::report::Report;
 use crate::session::{RunOptions, Session};
 use crate::timing::Timing;
@@ -48,30 +51,59 @@ pub(crate) fn run(mut args: Args) -> Result<i32> {
         vocab_size: session.model().info().vocab_size,
         targets: targets.most(),
     };
-    let out = io::BufWriter::new(io::stdout());
+    if let Some(path) = &args.provenance {
+        atomic::write(path, &context.provenance.sidecar())?;
+    }
+    let out: Box<dyn Write> = match &args.output {
+        Some(file) => Box::new(file.open()?),
+        None => Box::new(io::BufWriter::new(io::stdout())),
+    };
+    let resumed = match args.output.as_mut().and_then(|o| o.resumed.take()) {
+        Some(resumed) => {
+            if resumed.dropped && !args.quiet {
+                eprintln!(
+                    "logitlens: note: --output {}: dropped what an interrupted run left unfinished at its end",
+                    args.outputs.output.as_deref().unwrap_or(std::path::Path::new("")).display()
+                );
+            }
+            resumed
+        }
+        None => Resumed::default(),
+    };
+    // Whether each prompt is finished already (--resume).
+    let done = |i: usize| resumed.done.get(i).copied().unwrap_or(false);
+    let total = (0..args.prompts.len()).filter(|&i| !done(i)).count();
     let mut sinks = Sinks::build(&args.outputs, args.run.lens.top_k, out);
-    let total = args.prompts.len();
     let progress = progress_bar(total, args.progress);
     sinks.begin(&context)?;
+    sinks.resumed(&resumed.finished)?;
     let (mut failures, mut ran) = (0, 0);
-    let mut pending = std::collections::VecDeque::new();
-    for index in 0..args.prompts.len() {
-        let prompt = &args.prompts[index];
-        ran += 1;
-        if pending.is_empty() {
-            pending = lens_window(&session, &args, &targets.per_prompt, index, &mut timing).into();
+    'run: for window in windows(&session, &args) {
+        // A window is computed whole even when an interrupted run wrote part of it, so
+        // that each prompt shares its forward passes with the same prompts as in a run
+        // that was never interrupted, and gets the same bits.
+        if window.clone().all(done) {
+            continue;
         }
-        let result = pending.pop_front().expect("a window holds the next prompt");
-        progress.inc(1);
-        let result = match result {
-            Ok(reports) => sinks.write(&reports)?,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            failures += 1;
-            progress.suspend(|| report_error(&e.context(prompt.label())));
-            if args.fail_fast {
-                break;
+        let window: Vec<usize> = window.collect();
+        let results = lens_window(&session, &args, &targets.per_prompt, &window, &mut timing);
+        for (&index, result) in window.iter().zip(results) {
+            if done(index) {
+                continue;
+            }
+            ran += 1;
+            progress.inc(1);
+            let result = match result {
+                Ok(reports) => sinks.write(&reports)?,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                failures += 1;
+                let label = args.prompts[index].label();
+                progress.suspend(|| report_error(&e.context(label)));
+                if args.fail_fast {
+                    break 'run;
+                }
             }
         }
     }
@@ -200,27 +232,82 @@ fn target_id(session: &Session, text: &str, quiet: bool) -> Result<u32> {
     Ok(id)
 }
 
-/// Prompts computed together from `first` on: consecutive prompts of up to about
-/// [`PACK_TOKENS`] tokens (estimated from their text) and at most [`WINDOW_PROMPTS`], which
-/// share forward passes ([`Session::run_all_batch`]). Each prompt's reports (one per lens),
-/// in order, with its place in the run; `targets[i]` are the ids prompt i tracks.
+/// The run's prompts cut into windows computed together: consecutive prompts, at most
+/// [`WINDOW_PROMPTS`] and at most [`WINDOW_PASSES`] times the fixed cost of a forward pass
+/// in work (at least one prompt), which share forward passes ([`Session::run_all_batch`]);
+/// each prompt's reports are written as soon as its window is done. A pass reads (converts,
+/// dequantizes) every weight once whatever its size, which costs about what
+/// [`PASS_TOKENS`] tokens do, so a window of that much work loses about 1/`WINDOW_PASSES`
+/// of its time to it, and no more work than that waits to be written. The windows depend
+/// only on the prompts and the model, so a resumed run cuts them as the interrupted one did.
+fn windows<'a>(
+    session: &'a Session,
+    args: &'a Args,
+) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
+    let info = session.model().info();
+    let (layers, d, vocab) = (
+        info.num_layers as f64,
+        info.hidden_size as f64,
+        info.vocab_size as f64,
+    );
+    let rows = match args.run.lens.sublayers {
+        true => 2.0 * layers + 1.0,
+        false => layers + 1.0,
+    };
+    let lenses = 1.0 + args.run.also.len() as f64;
+    // Multiply-adds: a token through the blocks (about 12·D² a layer, one per weight) and
+    // the embedding, and through the head over every row of every lens.
+    let weights = 12.0 * layers * d * d + vocab * d;
+    let per_token = weights + rows * lenses * vocab * d;
+    let budget = WINDOW_PASSES * PASS_TOKENS * weights;
+    let work = move |i: usize| {
+        let tokens = session
+            .encode(&args.prompts[i].text, args.run.bos)
+            .map_or(1, |ids| ids.len());
+        tokens as f64 * per_token
+    };
+    let mut first = 0;
+    std::iter::from_fn(move || {
+        if first == args.prompts.len() {
+            return None;
+        }
+        let mut end = first + 1;
+        let mut sum = work(first);
+        while end < args.prompts.len() && end - first < WINDOW_PROMPTS {
+            let more = work(end);
+            if sum + more > budget {
+                break;
+            }
+            sum += more;
+            end += 1;
+        }
+        let window = first..end;
+        first = end;
+        Some(window)
+    })
+}
+
+/// What a forward pass's fixed cost (every weight read once, converted from f16/bf16 or
+/// dequantized) is worth in tokens: measured about 35 for Phi-1.5's f16 weights and 11
+/// for SmolLM2's Q4_1 (one pass against one of several times as many tokens).
+const PASS_TOKENS: f64 = 32.0;
+
+/// A window's work, in fixed costs of a pass: that cost is then 2% of the window's time.
+const WINDOW_PASSES: f64 = 50.0;
+
+/// Computes the prompts `window` (indexes, consecutive in the run) together; each prompt's
+/// reports (one per lens), in order, with its place in the run; `targets[i]` are the ids
+/// prompt i tracks.
 fn lens_window(
     session: &Session,
     args: &Args,
     targets: &[Result<Vec<u32>>],
-    first: usize,
+    window: &[usize],
     timing: &mut Timing,
 ) -> Vec<Result<Vec<Report>>> {
-    let mut end = first + 1;
-    let mut bytes = args.prompts[first].text.len();
-    while end < args.prompts.len() && end - first < WINDOW_PROMPTS {
-        bytes += args.prompts[end].text.len();
-        if bytes > PACK_TOKENS * BYTES_PER_TOKEN {
-            break;
-        }
-        end += 1;
-    }
-    let opts: Vec<Option<RunOptions>> = targets[first..end]
+    let prompts: Vec<&Prompt> = window.iter().map(|&i| &args.prompts[i]).collect();
+    let targets: Vec<&Result<Vec<u32>>> = window.iter().map(|&i| &targets[i]).collect();
+    let opts: Vec<Option<RunOptions>> = targets
         .iter()
         .map(|ids| {
             let mut opts = args.run.clone();
@@ -228,7 +315,6 @@ fn lens_window(
             Some(opts)
         })
         .collect();
-    let prompts = &args.prompts[first..end];
     let batch: Vec<(&str, &RunOptions)> = prompts
         .iter()
         .zip(&opts)
@@ -237,7 +323,7 @@ fn lens_window(
     let mut computed = session.run_all_batch(&batch).into_iter();
     prompts
         .iter()
-        .zip(&targets[first..end])
+        .zip(targets)
         .map(|(prompt, ids)| {
             if let Err(e) = ids {
                 return Err(anyhow!("{}", worded_top(e)));
@@ -255,9 +341,6 @@ fn lens_window(
 
 /// Most prompts computed before their reports are written.
 const WINDOW_PROMPTS: usize = 64;
-
-/// A generous guess of the text per token, for [`lens_window`]'s estimate.
-const BYTES_PER_TOKEN: usize = 4;
 
 fn progress_bar(total: usize, tty: bool) -> indicatif::ProgressBar {
     if !tty || total < 2 {

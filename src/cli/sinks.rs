@@ -14,7 +14,7 @@ use crate::output::delimited::{Columns, Delimited};
 use crate::output::heatmap::{HeatmapOptions, ImageFormat};
 use crate::output::images::{Images, Target};
 use crate::output::json::Json;
-use crate::output::jsonl::Jsonl;
+use crate::output::jsonl::{Finished, Jsonl};
 use crate::output::report::Html;
 use crate::output::summary::{SummaryFile, SummaryFormat};
 use crate::output::summary_plot::SummaryPlot;
@@ -48,6 +48,8 @@ pub(crate) struct Outputs {
     pub summary_plot: Option<(PathBuf, ImageFormat)>,
     /// Say on stderr when a prompt's positions do not fit in one image (not `--quiet`).
     pub warn: bool,
+    /// `--output`: the file the stdout format goes to instead.
+    pub output: Option<PathBuf>,
 }
 
 /// The files written per prompt: heatmaps or the HTML report, never both.
@@ -94,6 +96,7 @@ impl Sinks {
         let stdout = Stdout {
             printer: Some(printer(outputs, top_k, out)),
             files: outputs.files.is_some(),
+            file: outputs.output.clone(),
         };
         let mut sinks: Vec<(OnError, Box<dyn Sink>)> = vec![(OnError::EndRun, Box::new(stdout))];
         if let Some((path, format)) = &outputs.summary {
@@ -124,6 +127,16 @@ impl Sinks {
     /// Begins every sink with what the run is about.
     pub(crate) fn begin(&mut self, ctx: &RunContext) -> Result<()> {
         self.0.iter_mut().try_for_each(|(_, sink)| sink.begin(ctx))
+    }
+
+    /// Gives every sink the reports an earlier run finished (`--resume`).
+    pub(crate) fn resumed(&mut self, finished: &[Finished]) -> Result<()> {
+        for f in finished {
+            self.0
+                .iter_mut()
+                .try_for_each(|(_, sink)| sink.resumed(f))?;
+        }
+        Ok(())
     }
 
     /// Writes one prompt's `reports` (one per lens) to every sink, in order: an error that
@@ -205,6 +218,8 @@ struct Stdout {
     printer: Option<Box<dyn Sink>>,
     /// Whether files are being written (then a closed stdout does not end the run).
     files: bool,
+    /// `--output`: the file printed to instead of stdout.
+    file: Option<PathBuf>,
 }
 
 impl Stdout {
@@ -222,10 +237,17 @@ impl Stdout {
                 Ok(())
             }
             Err(e) if is_broken_pipe(&e) => Err(e),
-            Err(e) => Err(anyhow!(
-                "cannot write to stdout: {}; free some disk space, or send stdout elsewhere",
-                one_line(&format!("{e:#}"))
-            )),
+            Err(e) => Err(match &self.file {
+                None => anyhow!(
+                    "cannot write to stdout: {}; free some disk space, or send stdout elsewhere",
+                    one_line(&format!("{e:#}"))
+                ),
+                Some(path) => anyhow!(
+                    "cannot write --output {}: {}; free some disk space, or choose another file",
+                    path.display(),
+                    one_line(&format!("{e:#}"))
+                ),
+            }),
         }
     }
 }
@@ -457,6 +479,7 @@ mod tests {
         Stdout {
             printer: Some(Box::new(Jsonl::new(Failing(kind)))),
             files,
+            file: None,
         }
     }
 

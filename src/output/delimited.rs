@@ -1,9 +1,9 @@
 //! Long tables for spreadsheets and pandas: one row per (prompt, layer, position), as CSV or
 //! TSV. Quoting is the csv crate's, so tokens with tabs, commas, quotes or newlines survive.
 //!
-//! The first line is a comment holding the run's provenance as JSON,
-//! `# logitlens provenance: {...}`, then comes the header. Readers skip it with
-//! `pandas.read_csv(path, skiprows=1)`, or read it with `json.loads(line[24:])`.
+//! The first line is the header, so any CSV reader (pandas, R, csvkit, duckdb) reads the
+//! file as it is; the run's provenance goes to a sidecar JSON file (`--provenance`).
+//! Reals are written in their shortest round-trip form ([`real`]).
 //!
 //! Token columns come in threes: `*_token` is the readable text, `*_text` the exact text and
 //! `*_bytes` the exact bytes in hex when they are not valid UTF-8 (else empty).
@@ -19,7 +19,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{Report, RunContext, Sink, STATS};
+use super::{Report, RunContext, Sink, Value, STATS};
 
 /// The columns that place a cell, before one column per statistic.
 const PLACE: [&str; 8] = [
@@ -65,26 +65,22 @@ pub fn columns(groups: Columns) -> Vec<String> {
     names
 }
 
-/// A CSV or TSV printer: the provenance comment and the header first, then each report's
-/// rows as soon as it is ready.
+/// A CSV or TSV printer: the header first, then each report's rows as soon as it is ready.
 pub struct Delimited<W: Write> {
     /// The destination until the header is written.
     out: Option<W>,
     delimiter: u8,
-    /// The provenance line, once [`Sink::begin`] has told it.
-    comment: Option<String>,
     groups: Columns,
     inner: Option<csv::Writer<W>>,
 }
 
 impl<W: Write> Delimited<W> {
-    /// `delimiter` is `b','` for CSV and `b'\t'` for TSV. [`Sink::begin`] sets the first
-    /// line (the provenance) and the target columns (the most targets any prompt tracks).
+    /// `delimiter` is `b','` for CSV and `b'\t'` for TSV. [`Sink::begin`] sets the target
+    /// columns (the most targets any prompt tracks).
     pub fn new(out: W, delimiter: u8, groups: Columns) -> Self {
         Self {
             out: Some(out),
             delimiter,
-            comment: None,
             groups,
             inner: None,
         }
@@ -96,14 +92,11 @@ impl<W: Write> Delimited<W> {
         Ok(self.inner.as_mut().expect("the header is written"))
     }
 
-    /// Writes the provenance line (when known) and the header, once.
+    /// Writes the header, once.
     fn header(&mut self) -> Result<()> {
-        let Some(mut out) = self.out.take() else {
+        let Some(out) = self.out.take() else {
             return Ok(());
         };
-        if let Some(comment) = &self.comment {
-            writeln!(out, "{comment}")?;
-        }
         let mut inner = csv::WriterBuilder::new()
             .delimiter(self.delimiter)
             .from_writer(out);
@@ -115,7 +108,6 @@ impl<W: Write> Delimited<W> {
 
 impl<W: Write> Sink for Delimited<W> {
     fn begin(&mut self, ctx: &RunContext) -> Result<()> {
-        self.comment = Some(ctx.provenance.comment_line());
         self.groups.targets = ctx.targets;
         self.header()
     }
@@ -141,7 +133,10 @@ impl<W: Write> Sink for Delimited<W> {
                     input.text.clone(),
                     input.bytes.clone().unwrap_or_default(),
                 ];
-                let stats = STATS.iter().map(|d| p.value(d.stat).to_string());
+                let stats = STATS.iter().map(|d| match p.value(d.stat) {
+                    Value::Real(x) => real(x),
+                    other => other.to_string(),
+                });
                 let mut record: Vec<String> = place.into_iter().chain(stats).collect();
                 record.push(site.clone());
                 if groups.lens {
@@ -153,9 +148,7 @@ impl<W: Write> Sink for Delimited<W> {
                 let shown = |i| (!p.nonfinite).then_some(i);
                 for k in 0..groups.top_k {
                     match shown(k).and_then(|k| p.topk.get(k)) {
-                        Some(t) => {
-                            record.extend([t.id.to_string(), t.token.clone(), t.prob.to_string()])
-                        }
+                        Some(t) => record.extend([t.id.to_string(), t.token.clone(), real(t.prob)]),
                         None => record.extend(std::iter::repeat_n(String::new(), 3)),
                     }
                 }
@@ -167,8 +160,8 @@ impl<W: Write> Sink for Delimited<W> {
                         (Some(token), Some(s)) => record.extend([
                             token.id.to_string(),
                             token.token.clone(),
-                            s.prob.to_string(),
-                            s.logprob.to_string(),
+                            real(s.prob),
+                            real(s.logprob),
                             s.rank.to_string(),
                         ]),
                         _ => record.extend(std::iter::repeat_n(String::new(), 5)),
@@ -182,5 +175,47 @@ impl<W: Write> Sink for Delimited<W> {
 
     fn finish(&mut self) -> Result<()> {
         Ok(self.writer()?.flush()?)
+    }
+}
+
+/// A real in its shortest round-trip form: Rust's plain digits (`0.054008678`), or its
+/// scientific form (`7.4e-38`) where that is shorter. Either reads back as the same f32.
+pub(crate) fn real(x: f32) -> String {
+    let (plain, scientific) = (x.to_string(), format!("{x:e}"));
+    match scientific.len() < plain.len() {
+        true => scientific,
+        false => plain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::real;
+
+    #[test]
+    fn reals_take_their_shortest_round_trip_form() {
+        let tiny = 7.4e-38_f32;
+        assert_eq!(real(tiny), "7.4e-38");
+        assert_eq!(real(0.054008678), "0.054008678");
+        assert_eq!(real(-16.740824), "-16.740824");
+        assert_eq!(real(1.0), "1");
+        assert_eq!(real(0.0), "0");
+        assert_eq!(real(1e-5), "1e-5");
+        assert_eq!(real(123456790.0), "123456790");
+        assert_eq!(real(1e10), "1e10");
+        for x in [
+            tiny,
+            1e-45,
+            f32::MIN_POSITIVE,
+            0.1,
+            1.5,
+            -3.25e-9,
+            6.02e23,
+            f32::MAX,
+        ] {
+            let shown = real(x);
+            assert_eq!(shown.parse::<f32>().unwrap(), x, "{shown}");
+            assert!(shown.len() <= x.to_string().len(), "{shown}");
+        }
     }
 }

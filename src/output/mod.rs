@@ -64,7 +64,7 @@ impl Serialize for Prediction {
 pub struct RunContext {
     /// The model as a person knows it, for titles ([`crate::Session::title`]).
     pub title: String,
-    /// Where the run's reports come from (the CSV/TSV comment line, the summary's).
+    /// Where the run's reports come from (the summary's, JSON's, `--provenance`).
     pub provenance: Provenance,
     /// The model's vocabulary: how many rows its head has.
     pub vocab_size: usize,
@@ -88,6 +88,14 @@ pub trait Sink {
 
     /// Takes one prompt's report.
     fn report(&mut self, report: &Report) -> Result<()>;
+
+    /// Takes a report an earlier run finished (`--resume`), before the first new one: the
+    /// summaries add it; the others have it written already. (Only the command line
+    /// resumes, so the report's type is the crate's own.)
+    #[allow(private_interfaces)]
+    fn resumed(&mut self, _finished: &jsonl::Finished) -> Result<()> {
+        Ok(())
+    }
 
     /// Writes what comes after all reports and flushes.
     fn finish(&mut self) -> Result<()> {

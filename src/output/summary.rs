@@ -5,13 +5,14 @@
 //! JSON: `{"prompts", "model", "lens", "final_norm", "provenance", "rows": [...]}`; each
 //! row names its `lens`, and under `--compare-lenses` the rows of both lenses are there
 //! (`"lens": "logit+tuned"` at the top).
-//! CSV: the `# logitlens provenance: {...}` line, a header, one line per row.
+//! CSV: a header, then one line per row (the provenance goes to `--provenance`'s file).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
+use super::jsonl::Finished;
 use super::{Report, RunContext, Sink};
 use crate::atomic;
 use crate::error::Error;
@@ -110,16 +111,31 @@ impl SummaryFile {
                 Ok(out)
             }
             SummaryFormat::Csv => {
-                let mut out = Vec::new();
-                if let Some(p) = &self.provenance {
-                    out.extend_from_slice(p.comment_line().as_bytes());
-                    out.push(b'\n');
-                }
-                let mut w = csv::Writer::from_writer(out);
+                let mut w = csv::Writer::from_writer(Vec::new());
                 for row in rows {
                     w.serialize(row)?;
                 }
                 Ok(w.into_inner().map_err(|e| e.into_error())?)
+            }
+        }
+    }
+}
+
+impl SummaryFile {
+    /// Notes the model and lens of a report: the first report's, each lens named once.
+    fn head(&mut self, model: &str, lens: &str, final_norm: bool) {
+        match &mut self.head {
+            None => {
+                self.head = Some(Head {
+                    model: model.to_string(),
+                    lens: lens.to_string(),
+                    final_norm,
+                })
+            }
+            Some(head) => {
+                if !head.lens.split('+').any(|k| k == lens) {
+                    head.lens = format!("{}+{lens}", head.lens);
+                }
             }
         }
     }
@@ -174,21 +190,14 @@ impl Sink for SummaryFile {
     }
 
     fn report(&mut self, report: &Report) -> Result<()> {
-        match &mut self.head {
-            None => {
-                self.head = Some(Head {
-                    model: report.model.clone(),
-                    lens: report.lens_kind.to_string(),
-                    final_norm: report.lens.final_norm(),
-                })
-            }
-            Some(head) => {
-                if !head.lens.split('+').any(|k| k == report.lens_kind) {
-                    head.lens = format!("{}+{}", head.lens, report.lens_kind);
-                }
-            }
-        }
+        self.head(&report.model, report.lens_kind, report.lens.final_norm());
         add_report(&mut self.summary, report);
+        Ok(())
+    }
+
+    fn resumed(&mut self, finished: &Finished) -> Result<()> {
+        self.head(&finished.model, finished.lens_kind(), finished.final_norm);
+        finished.add_to(&mut self.summary);
         Ok(())
     }
 

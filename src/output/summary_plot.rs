@@ -232,6 +232,11 @@ impl Sink for SummaryPlot {
         Ok(())
     }
 
+    fn resumed(&mut self, finished: &super::jsonl::Finished) -> Result<()> {
+        finished.add_to(&mut self.summary);
+        Ok(())
+    }
+
     /// Writes the file (nothing when no prompt succeeded).
     fn finish(&mut self) -> Result<()> {
         write_if_any(&self.summary, &self.path, || self.render())
