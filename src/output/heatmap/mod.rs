@@ -177,8 +177,9 @@ pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Re
 /// Draws the report in the given format (pure: no file I/O).
 ///
 /// The colour scale runs from 0 to the largest finite value of the metric among the shown
-/// cells, rounded up to a tick (so the bar ends on a labelled value); NaN or infinite values
-/// are drawn at the top of the scale. Positions that do not fit in one image are left out
+/// cells (for KL, a high percentile of those outside the embedding row:
+/// [`crate::output::stats::Colouring::extent`]), rounded up to a tick (so the bar ends on a
+/// labelled value); larger, NaN or infinite values are drawn at the top of the scale. Positions that do not fit in one image are left out
 /// from the start: [`Rendered::note`] says so.
 pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Result<Rendered> {
     if report.tokens.is_empty() {
@@ -206,7 +207,7 @@ pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Resu
 
 /// Draws the reports of one prompt under several lenses (`--compare-lenses`: the logit
 /// lens, then the tuned lens) side by side in one image, left to right, each panel titled
-/// with its lens. The panels share one colour scale (the largest value shown in any of
+/// with its lens. The panels share one colour scale (sized to the values shown in all of
 /// them, unless `opts` fixes a range), so that equal colours mean equal values, and show
 /// the same positions.
 pub fn draw_side_by_side(
@@ -243,12 +244,12 @@ pub fn draw_side_by_side(
     let start = layouts.iter().map(|l| l.columns.start).max().unwrap_or(0);
     layouts.iter_mut().for_each(|l| l.trim_to(start));
     let (shown, requested) = (layouts[0].columns.clone(), layouts[0].requested.clone());
-    let largest = reports
+    let cells = reports
         .iter()
         .zip(&layouts)
-        .map(|(r, l)| draw::largest(r, opts.metric, &l.rows, &l.columns))
-        .fold(0.0, f64::max);
-    let scale = draw::scale(opts, largest);
+        .flat_map(|(r, l)| draw::cells(r, opts.metric, &l.rows, &l.columns))
+        .collect();
+    let scale = draw::scale(opts, cells);
     let plots = reports
         .iter()
         .zip(layouts)

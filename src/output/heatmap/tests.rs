@@ -216,7 +216,8 @@ fn all_nan_entropies_use_a_unit_scale() {
             min: 0.0,
             max: 1.0,
             step: 0.2,
-            log: false
+            log: false,
+            saturated: false
         }
     );
 }
@@ -697,4 +698,64 @@ fn sublayer_rows_are_labelled_and_stepped_by_block() {
         );
     }
     assert!(!text.contains("1 attn") && !text.contains("3 attn"));
+}
+
+#[test]
+fn kl_is_scaled_past_the_embedding_row_and_says_it_saturates() {
+    let mut r = report(6, &["a", "b", "c"]);
+    r.layers[0].site = crate::lens::Site::Embed;
+    for (l, layer) in r.layers.iter_mut().enumerate() {
+        for (p, pred) in layer.positions.iter_mut().enumerate() {
+            // The embeddings 110 nats and more from the output, the blocks 0..8.2.
+            pred.stat.kl = match l {
+                0 => 110.0 + p as f32,
+                _ => (5 - l) as f32 * 2.0 + p as f32 * 0.1,
+            };
+        }
+    }
+    let opts = HeatmapOptions {
+        metric: Metric::Kl,
+        ..HeatmapOptions::default()
+    };
+    let plot = Plot::new(&r, &opts, Layout::new(&r, &opts).unwrap(), ImageFormat::Png);
+    assert_eq!((plot.scale.min, plot.scale.max), (0.0, 10.0));
+    assert!(plot.scale.saturated);
+    let labels: Vec<String> = plot
+        .scale
+        .ticks()
+        .iter()
+        .map(|&t| plot.scale.label(t))
+        .collect();
+    assert_eq!(labels, ["0", "2", "4", "6", "8", "≥ 10"]);
+    // The blocks' cells spread over the colours; the embeddings' (the bottom row) take the
+    // top one.
+    assert_eq!(cell_color(&r, &opts, 0, 5), rgb(viridis(1.0)));
+    assert_eq!(cell_color(&r, &opts, 0, 4), rgb(viridis(0.8)));
+    assert!(svg(&r, &opts).contains("≥ 10"));
+    // --color-range still decides, and says when values lie above it.
+    let fixed = HeatmapOptions {
+        color_range: Some((0.0, 200.0)),
+        ..opts.clone()
+    };
+    let plot = Plot::new(
+        &r,
+        &fixed,
+        Layout::new(&r, &fixed).unwrap(),
+        ImageFormat::Png,
+    );
+    assert_eq!((plot.scale.max, plot.scale.saturated), (200.0, false));
+    let low = HeatmapOptions {
+        color_range: Some((0.0, 5.0)),
+        ..opts.clone()
+    };
+    let plot = Plot::new(&r, &low, Layout::new(&r, &low).unwrap(), ImageFormat::Png);
+    assert_eq!(plot.scale.label(5.0), "≥ 5");
+    // Entropy still spans its largest value.
+    let entropy = Plot::new(
+        &r,
+        &HeatmapOptions::default(),
+        Layout::new(&r, &HeatmapOptions::default()).unwrap(),
+        ImageFormat::Png,
+    );
+    assert!(!entropy.scale.saturated);
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::lens::summary::{Record, Summary};
 use crate::lens::Site;
 use crate::output::heatmap::{text_color, viridis, visible, Scale, HATCH, NO_VALUE};
-use crate::output::stats::{Colouring, Read, ScaleKind};
+use crate::output::stats::{Colouring, Extent, Read, ScaleKind};
 use crate::output::summary::add_report;
 use crate::output::summary_plot::{self, Axis};
 use crate::output::Report;
@@ -172,7 +172,7 @@ pub fn view(reports: &[Report]) -> View {
     let targets = reports.iter().map(|r| r.targets.len()).max().unwrap_or(0);
     let colourings = Colouring::all(targets);
     // Every metric's largest value on the page, which its scales span.
-    let largest: Vec<f64> = colourings
+    let largest: Vec<Extent> = colourings
         .iter()
         .map(|c| extent(c, reports.iter()).0)
         .collect();
@@ -263,18 +263,20 @@ fn groups(reports: &[Report]) -> Vec<Vec<usize>> {
     groups
 }
 
-/// The largest finite value of `colouring` in `reports` (0 when none), and whether some cell
-/// has no value.
-fn extent<'a>(colouring: &Colouring, reports: impl Iterator<Item = &'a Report>) -> (f64, bool) {
-    let (mut largest, mut missing) = (0.0f64, false);
-    for p in reports.flat_map(|r| r.layers.iter().flat_map(|l| &l.positions)) {
-        match colouring.value(p) {
-            Some(v) if v.is_finite() => largest = largest.max(v),
-            Some(_) => {}
-            None => missing = true,
-        }
-    }
-    (largest, missing)
+/// What `colouring`'s scale is sized to in `reports` ([`Colouring::extent`], as the heatmap's),
+/// and whether some cell has no value.
+fn extent<'a>(colouring: &Colouring, reports: impl Iterator<Item = &'a Report>) -> (Extent, bool) {
+    let mut missing = false;
+    let cells = reports
+        .flat_map(|r| &r.layers)
+        .flat_map(|l| {
+            let embedding = l.site == Site::Embed;
+            l.positions
+                .iter()
+                .map(move |p| (embedding, colouring.value(p)))
+        })
+        .inspect(|(_, v)| missing |= v.is_none());
+    (colouring.extent(cells), missing)
 }
 
 /// The group of `members`, with those of `colourings` its reports track. Their colour
@@ -285,7 +287,7 @@ fn group(
     reports: &[Report],
     members: Vec<usize>,
     colourings: &[Colouring],
-    largest: &[f64],
+    largest: &[Extent],
 ) -> Group {
     let first = &reports[members[0]];
     let own = || members.iter().map(|&i| &reports[i]);
@@ -303,7 +305,7 @@ fn group(
             GroupMetric {
                 key: c.key(),
                 title: c.title(first),
-                scale: (&Scale::of(c.scale, None, largest)).into(),
+                scale: (&Scale::sized(c.scale, None, largest)).into(),
                 missing: missing.then_some(c.missing),
             }
         })
@@ -540,6 +542,33 @@ mod tests {
             assert_eq!(metrics[3]["missing"], "no next token");
             assert_eq!(metrics[4]["scale"]["log"], true);
             assert_eq!(metrics[4]["scale"]["max"], 10.0);
+        }
+    }
+
+    #[test]
+    fn kl_scales_past_the_embedding_row_as_the_heatmap() {
+        // The embeddings are 110 and 120 nats from the output; the output rows 0..2.6.
+        let mut reports = [
+            report(0, "logit", [[1.0, 1.0], [0.5, 0.25]]),
+            report(1, "logit", [[1.0, 1.0], [0.5, 0.25]]),
+        ];
+        let kl = [[[110.0, 110.0], [0.3, 1.7]], [[120.0, 120.0], [2.6, 0.0]]];
+        for (r, kl) in reports.iter_mut().zip(kl) {
+            for (layer, kl) in r.layers.iter_mut().zip(kl) {
+                for (cell, kl) in layer.positions.iter_mut().zip(kl) {
+                    cell.stat.kl = kl;
+                }
+            }
+        }
+        let v = json(&reports);
+        for group in v["groups"].as_array().unwrap() {
+            let kl = &group["metrics"][2];
+            assert_eq!(kl["key"], "kl");
+            // The page's KL outside the embedding rows tops at 2.6: the scale ends at 3,
+            // and its top says the embeddings lie beyond.
+            assert_eq!(kl["scale"]["max"], 3.0);
+            let ticks = kl["scale"]["ticks"].as_array().unwrap();
+            assert_eq!(ticks.last().unwrap(), &serde_json::json!([3.0, "≥ 3"]));
         }
     }
 
