@@ -151,6 +151,37 @@ fn layer_step_is_refused_where_nothing_thins() {
 }
 
 #[test]
+fn heatmap_and_report_name_a_gguf_model_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gguf = fixture("gemma-tiny").join("model-f32.gguf");
+    let (svg, html) = (tmp.path().join("m.svg"), tmp.path().join("m.html"));
+    for out in [&svg, &html] {
+        let o = run(&[
+            "--model",
+            gguf.to_str().unwrap(),
+            "--prompt",
+            FOX,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // The file name, then the GGUF's general.name.
+    let name = "model-f32.gguf (Gemma Tiny)";
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains(&format!("\n{name} · entropy (nats)\n")),
+        "{svg}"
+    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains(&format!("<h1 id=\"title\">logitlens: {name}</h1>")),
+        "the heading names the model as the heatmap does"
+    );
+    assert!(html.contains(&format!("<title>logitlens: {name}: {FOX}</title>")));
+}
+
+#[test]
 fn json_carries_the_lens_values() {
     let o = run(&["--model", &phi(), "--prompt", FOX, "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));

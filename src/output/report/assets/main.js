@@ -72,8 +72,6 @@
   function showPrompt(index) {
     state.index = index;
     const r = report();
-    const model = String(r.model).replace(/\/+$/, "").split("/").pop();
-    $("title").textContent = "logitlens: " + model;
     const parts = [
       r.tokens.length + " tokens",
       r.layers.length + " rows",
