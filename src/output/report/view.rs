@@ -45,6 +45,9 @@ pub struct View {
 struct ReportView {
     /// The prompt's glyphs (a tab `→`, a newline `↵`), as the heatmap's subtitle has them.
     prompt: String,
+    /// A long prompt's first [`PROMPT_SHOWN`] glyphs and `…`, shown until the reader opens
+    /// the whole prompt (so the first screen shows the grid); `None` for a short one.
+    prompt_head: Option<String>,
     /// Its rows' labels ("0 emb", "3 attn", "3", "L out").
     rows: Vec<String>,
 }
@@ -189,14 +192,29 @@ pub fn view(reports: &[Report]) -> View {
             .collect(),
         reports: reports
             .iter()
-            .map(|r| ReportView {
-                prompt: visible(&r.prompt),
-                rows: row_labels(r),
+            .map(|r| {
+                let prompt = visible(&r.prompt);
+                ReportView {
+                    prompt_head: head(&prompt),
+                    prompt,
+                    rows: row_labels(r),
+                }
             })
             .collect(),
         glyphs: glyphs(reports),
         summary,
     }
+}
+
+/// How many of a prompt's glyphs the page shows before the reader asks for the rest.
+pub const PROMPT_SHOWN: usize = 200;
+
+/// `prompt`'s first [`PROMPT_SHOWN`] chars and `…` when it has more (by 20 or more, so that
+/// opening it shows more than a few chars); `None` otherwise.
+fn head(prompt: &str) -> Option<String> {
+    let mut chars = prompt.chars();
+    let head: String = chars.by_ref().take(PROMPT_SHOWN).collect();
+    (chars.count() >= 20).then(|| format!("{head}…"))
 }
 
 fn palette() -> Palette {
