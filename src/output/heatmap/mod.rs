@@ -6,7 +6,9 @@
 //! Everything is drawn by hand on a plotters drawing area (no chart
 //! builder), so the cell grid, labels and colour bar line up to the pixel and
 //! the PNG and SVG share one layout. Text uses the bundled DejaVu Sans, so
-//! the output does not depend on the machine's fonts.
+//! the output does not depend on the machine's fonts, except for the characters
+//! it lacks (CJK, Hangul, …), which come from a font of the machine that has
+//! them, or show as their code point in a box (`fonts.rs`).
 //!
 //! Legibility: each column is as wide as its widest label (input token or
 //! cell) within [`MIN_CELL_W`]..=[`MAX_CELL_W`] px, so words are shown whole
@@ -20,6 +22,7 @@
 mod bearing;
 mod colour;
 mod draw;
+mod fonts;
 mod layout;
 mod metric;
 #[cfg(test)]
