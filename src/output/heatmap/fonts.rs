@@ -72,12 +72,9 @@ impl Fonts {
         let candidates = self.candidates.get_or_insert_with(candidates);
         let mut face = Face::Missing;
         for cand in candidates.iter_mut() {
-            let cmap = cand.cmap.get_or_insert_with(|| {
-                std::fs::read(&cand.path)
-                    .ok()
-                    .and_then(|f| cmap_of(&f))
-                    .unwrap_or_default()
-            });
+            let cmap = cand
+                .cmap
+                .get_or_insert_with(|| read_cmap(&cand.path).unwrap_or_default());
             if cmap.is_empty() || glyph_in(cmap, 0, c) == 0 {
                 continue;
             }
@@ -182,10 +179,28 @@ pub(crate) fn glyph(font: &[u8], c: char) -> u32 {
     cmap_range(font).map_or(0, |(start, _)| glyph_in(font, start, c))
 }
 
-/// The bytes of `font`'s `cmap` table.
-fn cmap_of(font: &[u8]) -> Option<Vec<u8>> {
-    let (start, end) = cmap_range(font)?;
-    Some(font.get(start..end)?.to_vec())
+/// The bytes of the `cmap` table of the font file at `path`, read without reading the rest
+/// (a CJK font is tens of MB).
+fn read_cmap(path: &Path) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut read = |at: u64, len: usize| {
+        let mut buf = vec![0; len];
+        file.seek(SeekFrom::Start(at)).ok()?;
+        file.read_exact(&mut buf).ok()?;
+        Some(buf)
+    };
+    // The table directory (after a collection's header), then the table.
+    let head = read(0, 16)?;
+    let dir = match &head[..4] {
+        b"ttcf" => u64::from(be32(&head, 12)?),
+        _ => 0,
+    };
+    let tables = usize::from(be16(&read(dir + 4, 2)?, 0)?);
+    let records = read(dir + 12, 16 * tables)?;
+    let record = records.chunks_exact(16).find(|r| &r[..4] == b"cmap")?;
+    let (start, len) = (be32(record, 8)?, be32(record, 12)?);
+    read(u64::from(start), usize::try_from(len).ok()?.min(1 << 24))
 }
 
 /// Where `font`'s `cmap` table lies.
@@ -303,6 +318,15 @@ mod tests {
             assert_eq!(glyph(FONT_TTF, c), 0, "{c}");
         }
         assert_eq!(face('\u{378}'), Face::Missing);
+        // Read from the file, the map is the same.
+        let dir = std::env::temp_dir().join(format!("logitlens-fonts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("DejaVuSans.ttf");
+        std::fs::write(&file, FONT_TTF).unwrap();
+        let read = read_cmap(&file).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (start, end) = cmap_range(FONT_TTF).unwrap();
+        assert_eq!(read, FONT_TTF[start..end]);
         // The format 4 and format 12 subtables agree on the BMP.
         let cmap = cmap_range(FONT_TTF).unwrap().0;
         for c in ['a', 'Λ', 'Ж', 'ع', '⍽', '·'] {

@@ -182,8 +182,9 @@ pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Re
 /// The colour scale runs from 0 to the largest finite value of the metric among the shown
 /// cells (for KL, a high percentile of those outside the embedding row:
 /// [`crate::output::stats::Colouring::extent`]), rounded up to a tick (so the bar ends on a
-/// labelled value); larger, NaN or infinite values are drawn at the top of the scale. Positions that do not fit in one image are left out
-/// from the start: [`Rendered::note`] says so.
+/// labelled value); larger, NaN or infinite values are drawn at the top of the scale.
+/// Positions that do not fit in one image are left out from the start: [`Rendered::note`]
+/// says so.
 pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Result<Rendered> {
     if report.tokens.is_empty() {
         bail!("cannot draw a heatmap of an empty prompt: there are no tokens");
