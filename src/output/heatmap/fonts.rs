@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 
 use plotters::style::FontStyle;
 
+use super::bearing::{u16_at as be16, u32_at as be32};
 use super::text::FONT_TTF;
 
 /// Where a character's glyph comes from.
@@ -294,14 +295,6 @@ fn format4(data: &[u8], sub: usize, code: u16) -> Option<u32> {
     }
 }
 
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(data.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn be32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,26 +320,13 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let (start, end) = cmap_range(FONT_TTF).unwrap();
         assert_eq!(read, FONT_TTF[start..end]);
-        // The format 4 and format 12 subtables agree on the BMP.
-        let cmap = cmap_range(FONT_TTF).unwrap().0;
+        // The format 4 (the bearings') and format 12 subtables agree on the BMP.
         for c in ['a', 'Λ', 'Ж', 'ع', '⍽', '·'] {
             assert_eq!(
-                bearing_glyph(c),
-                glyph_in(FONT_TTF, cmap, c),
+                super::super::bearing::glyph_id(FONT_TTF, c).map(u32::from),
+                Some(glyph_in(FONT_TTF, start, c)),
                 "{c} in DejaVu's two maps"
             );
         }
-    }
-
-    /// The glyph the bearings (format 4 only) read.
-    fn bearing_glyph(c: char) -> u32 {
-        let cmap = cmap_range(FONT_TTF).unwrap().0;
-        let subtables = usize::from(be16(FONT_TTF, cmap + 2).unwrap());
-        let sub = (0..subtables)
-            .map(|i| cmap + 4 + 8 * i)
-            .find(|&r| be16(FONT_TTF, r) == Some(3) && be16(FONT_TTF, r + 2) == Some(1))
-            .map(|r| cmap + be32(FONT_TTF, r + 4).unwrap() as usize)
-            .unwrap();
-        format4(FONT_TTF, sub, u32::from(c) as u16).unwrap()
     }
 }
