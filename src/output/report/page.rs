@@ -1,7 +1,8 @@
 //! One self-contained page: the template with the styles, the scripts and the data
 //! filled in. Nothing in it refers to anything outside the file.
 
-/// The page skeleton, with `{{title}}`, `{{model}}`, `{{css}}`, `{{data}}`, `{{view}}` and `{{js}}` slots.
+/// The page skeleton, with `{{title}}`, `{{model}}`, `{{css}}`, `{{data}}`, `{{view}}` and
+/// `{{js}}` slots.
 const TEMPLATE: &str = include_str!("assets/template.html");
 /// The styles.
 const CSS: &str = include_str!("assets/report.css");

@@ -174,7 +174,7 @@ pub fn view(reports: &[Report]) -> View {
     let groups = groups(reports);
     let targets = reports.iter().map(|r| r.targets.len()).max().unwrap_or(0);
     let colourings = Colouring::all(targets);
-    // Every metric's largest value on the page, which its scales span.
+    // What every metric's scales are sized to: its values on the page (Colouring::extent).
     let largest: Vec<Extent> = colourings
         .iter()
         .map(|c| extent(c, reports.iter()).0)
