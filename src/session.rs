@@ -155,10 +155,11 @@ impl Session {
             None => Vocab::new(crate::loading::gguf_tokenizer::from_gguf(&file)?),
         };
         let model = models::load_gguf(&mut file, dtype, compute)?;
-        let title = match file.opt_string("general.name") {
-            Ok(Some(general)) if !general.trim().is_empty() => general.trim().to_string(),
-            _ => display_name(&path.display().to_string()),
-        };
+        let general = file.opt_string("general.name").ok().flatten();
+        let title = gguf_title(
+            &display_name(&path.display().to_string()),
+            general.as_deref(),
+        );
         let provenance = Provenance::new(
             name,
             Source::of_gguf(path),
@@ -203,8 +204,9 @@ impl Session {
         })
     }
 
-    /// The model as a person knows it, for titles: the Hub id, the GGUF `general.name`
-    /// (else the file's name), or the directory's name; never a whole path.
+    /// The model as a person knows it, for titles (the heatmap's and the HTML report's): the
+    /// Hub id, a GGUF file's name followed by its `general.name` ([`gguf_title`]), or the
+    /// directory's name; never a whole path.
     pub fn title(&self) -> &str {
         &self.title
     }
@@ -448,6 +450,16 @@ pub(crate) fn display_name(model: &str) -> String {
         .unwrap_or_else(|| model.to_string())
 }
 
+/// A GGUF model's title: its file name, then its `general.name` in parentheses when it has
+/// one that says more ("SmolLM2-135M-Instruct.Q4_1.gguf (Smollm2 135M 8k Lc100K Mix1 Ep2)"),
+/// so that the file a run read stays visible beside the name its converter gave it.
+pub(crate) fn gguf_title(file: &str, general: Option<&str>) -> String {
+    match general.map(str::trim) {
+        Some(general) if !general.is_empty() && general != file => format!("{file} ({general})"),
+        _ => file.to_string(),
+    }
+}
+
 /// The directory a lens file sits in, for the lens's name.
 fn parent(file: &Path) -> String {
     file.parent()
@@ -474,6 +486,12 @@ mod tests {
             "logitlens-display-name-test"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            gguf_title("m.gguf", Some(" Smollm2 135M ")),
+            "m.gguf (Smollm2 135M)"
+        );
+        assert_eq!(gguf_title("m.gguf", Some(" ")), "m.gguf");
+        assert_eq!(gguf_title("m.gguf", None), "m.gguf");
         assert_eq!(
             display_name("."),
             display_name(&std::env::current_dir().unwrap().display().to_string())

@@ -67,6 +67,121 @@ fn entropy_flag_adds_numbers_to_every_cell() {
 }
 
 #[test]
+fn layer_step_thins_the_table_as_the_heatmap() {
+    let full = run(&["--model", &phi(), "--prompt", FOX, "--top-k", "2"]);
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--top-k",
+        "2",
+        "--layer-step",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let label = |line: &str| line.split(" │").next().unwrap().trim().to_string();
+    // The table's rows, then the last-position rows, each under a header starting "layer".
+    let sections = |text: &str| -> Vec<Vec<String>> {
+        let mut sections: Vec<Vec<String>> = Vec::new();
+        for line in text.lines().filter(|l| l.contains(" │")) {
+            match line.starts_with("layer") {
+                true => sections.push(Vec::new()),
+                false => sections.last_mut().unwrap().push(label(line)),
+            }
+        }
+        sections
+    };
+    let (full, stepped) = (sections(&stdout(&full)), sections(&stdout(&o)));
+    assert_eq!(
+        stepped.len(),
+        2,
+        "the grid and the last position: {stepped:?}"
+    );
+    let rows = golden("phi-tiny").num_layers + 1;
+    let want: Vec<String> = heatmap::shown_layers(rows, 2)
+        .into_iter()
+        .map(|l| full[0][l].clone())
+        .collect();
+    assert!(want.len() < rows, "{want:?}");
+    assert_eq!(stepped[0], want, "the heatmap's rows, output row included");
+    assert_eq!(stepped[1], want, "the last position's rows too");
+}
+
+#[test]
+fn layer_step_is_refused_where_nothing_thins() {
+    let tmp = tempfile::tempdir().unwrap();
+    for format in ["json", "jsonl", "csv", "tsv"] {
+        let o = run(&[
+            "--model",
+            &phi(),
+            "--prompt",
+            FOX,
+            "--format",
+            format,
+            "--layer-step",
+            "2",
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{format}: {}", stderr(&o));
+        assert_bad(&o, "--layer-step");
+        assert!(
+            stderr(&o).contains(&format!("--format {format}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // With a heatmap the step applies to the image, and the data keeps every layer.
+    let png = tmp.path().join("step.png");
+    let o = run(&[
+        "--model",
+        &phi(),
+        "--prompt",
+        FOX,
+        "--format",
+        "json",
+        "--layer-step",
+        "2",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let layers = golden("phi-tiny").num_layers + 1;
+    assert_eq!(doc["layers"].as_array().unwrap().len(), layers);
+}
+
+#[test]
+fn heatmap_and_report_name_a_gguf_model_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gguf = fixture("gemma-tiny").join("model-f32.gguf");
+    let (svg, html) = (tmp.path().join("m.svg"), tmp.path().join("m.html"));
+    for out in [&svg, &html] {
+        let o = run(&[
+            "--model",
+            gguf.to_str().unwrap(),
+            "--prompt",
+            FOX,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // The file name, then the GGUF's general.name.
+    let name = "model-f32.gguf (Gemma Tiny)";
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains(&format!("\n{name} · entropy (nats)\n")),
+        "{svg}"
+    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains(&format!("<h1 id=\"title\">logitlens: {name}</h1>")),
+        "the heading names the model as the heatmap does"
+    );
+    assert!(html.contains(&format!("<title>logitlens: {name}: {FOX}</title>")));
+}
+
+#[test]
 fn json_carries_the_lens_values() {
     let o = run(&["--model", &phi(), "--prompt", FOX, "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -275,14 +275,14 @@ fn titles_name_the_model_not_its_path() {
         assert!(o.status.success(), "{}", stderr(&o));
         std::fs::read_to_string(&out).unwrap()
     };
-    // A directory by its name; a GGUF by its general.name.
+    // A directory by its name; a GGUF by its file name and its general.name.
     let dir = phi();
     let text = svg(&dir, "dir.svg");
     assert!(text.contains("phi-tiny · entropy (nats)"));
     assert!(!text.contains(&dir), "no absolute path in the title");
     let gguf = fixture("qwen2-tiny").join("model-f32.gguf");
     let text = svg(gguf.to_str().unwrap(), "gguf.svg");
-    assert!(text.contains("Qwen2 Tiny · entropy (nats)"));
+    assert!(text.contains("model-f32.gguf (Qwen2 Tiny) · entropy (nats)"));
     assert!(!text.contains(gguf.to_str().unwrap()));
 }
 
@@ -353,8 +353,11 @@ fn next_token_hits_are_framed_on_a_real_model() {
         return;
     };
     let session = Session::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
-    // The title is the file's general.name.
-    assert_eq!(session.title(), "Smollm2 135M 8k Lc100K Mix1 Ep2");
+    // The title is the file's name, then its general.name.
+    assert_eq!(
+        session.title(),
+        "SmolLM2-135M-Instruct.Q4_1.gguf (Smollm2 135M 8k Lc100K Mix1 Ep2)"
+    );
     let report = session.run(FOX, &RunOptions::default()).unwrap();
     let opts = HeatmapOptions::default();
     let image = decode(&heatmap::render(&report, &opts, ImageFormat::Png).unwrap());

@@ -2,7 +2,8 @@
 //! real headless Chromium and driven over the DevTools protocol (tests/report/cdp.rs): it
 //! loads from file:// with no console error and no request, embeds exactly the
 //! `--format json` document, shows one cell per row and position, answers a hover with the
-//! cell's top-k, recolours on a metric switch, and paints a 2048-token prompt within 2 s.
+//! cell's top-k, recolours on a metric switch, and paints a 2048-token prompt within 2 s,
+//! its grid on the first screen.
 //!
 //! Chromium is Debian's `chromium` package (`.ci/run` installs it). Without it these tests
 //! fail under CI (`CI` set) or with `LOGITLENS_REQUIRE_BROWSER=1`, and otherwise print a
@@ -517,6 +518,33 @@ fn a_2048_token_report_paints_within_two_seconds_and_scrolls() {
         std::fs::metadata(&html).unwrap().len() / 1024
     ));
     assert!(painted < 2000.0, "first paint took {painted:.0} ms");
+
+    // The prompt (8,191 chars) is collapsed to its first 200: the first screen shows the
+    // grid, and the whole prompt is one click away.
+    let first_screen = page.eval(
+        "(() => { const d = document.querySelector('#subtitle details');
+            return [d ? d.open : null, d ? d.querySelector('summary').textContent.length : 0,
+                    d ? d.textContent.length : 0,
+                    document.getElementById('grids').getBoundingClientRect().top, window.innerHeight]; })()",
+    );
+    assert_eq!(
+        first_screen[0],
+        json!(false),
+        "a closed <details>: {first_screen}"
+    );
+    assert!(first_screen[1].as_u64().unwrap() < 240, "{first_screen}");
+    assert!(
+        first_screen[2].as_u64().unwrap() > prompt.len() as u64,
+        "{first_screen}"
+    );
+    let (top, height) = (
+        first_screen[3].as_f64().unwrap(),
+        first_screen[4].as_f64().unwrap(),
+    );
+    assert!(
+        top + 200.0 < height,
+        "the grid starts at {top} px of {height}"
+    );
 
     // Only the columns in view have elements; each is wide enough for its token label.
     let shown = cells(&mut page);

@@ -147,6 +147,7 @@ impl Args {
         let outputs = Outputs {
             format: flags.format,
             table_stats,
+            layer_step: flags.layer_step,
             single_json,
             many: prompts.len() > 1,
             // Under --compare-lenses each prompt's two reports share one image or page.
@@ -289,6 +290,14 @@ fn check_flags_apply(flags: &Flags) -> Result<()> {
             )));
         }
     }
+    let images = flags.out.is_some() || flags.out_dir.is_some();
+    if flags.layer_step != 1 && flags.format != Format::Table && !images {
+        return Err(usage(format!(
+            "--layer-step thins the table and PNG/SVG heatmaps, and --format {} writes every layer; \
+             drop --layer-step (and filter rows by their layer), or add --out FILE",
+            format_name(flags.format)
+        )));
+    }
     if flags.last == Some(0) {
         return Err(usage("--last must be at least 1"));
     }
@@ -418,7 +427,7 @@ fn html_report(flags: &Flags, prompts: &[Prompt]) -> Result<Option<Target>> {
     }
     if flags.layer_step != 1 {
         return Err(usage(
-            "--layer-step applies to PNG/SVG heatmaps; the HTML report shows every row",
+            "--layer-step applies to the table and PNG/SVG heatmaps; the HTML report shows every row",
         ));
     }
     let drawing = [

@@ -162,7 +162,7 @@ pub struct Flags {
     #[arg(long, value_name = "N")]
     pub last: Option<usize>,
 
-    /// Draw every N-th layer in the heatmap (the output layer is always drawn).
+    /// Show every N-th layer in the table and the heatmap (the output layer is always shown).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub layer_step: usize,
 

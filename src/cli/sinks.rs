@@ -31,6 +31,8 @@ pub(crate) struct Outputs {
     pub format: Format,
     /// The statistics the table shows after each token.
     pub table_stats: Vec<Stat>,
+    /// `--layer-step`: the table shows every N-th layer and the output row.
+    pub layer_step: usize,
     /// JSON as one object rather than an array (one `--prompt`).
     pub single_json: bool,
     /// Whether the run has several prompts (the table heads each report with its prompt).
@@ -184,7 +186,8 @@ fn printer(outputs: &Outputs, top_k: usize, out: impl Write + 'static) -> Box<dy
     let lens = outputs.lenses > 1;
     match outputs.format {
         Format::Table => {
-            let table = Table::new(out, outputs.table_stats.clone(), outputs.many);
+            let table = Table::new(out, outputs.table_stats.clone(), outputs.many)
+                .with_layer_step(outputs.layer_step);
             Box::new(match lens {
                 true => table.with_lens_labels(),
                 false => table,

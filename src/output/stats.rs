@@ -236,6 +236,23 @@ pub enum ScaleKind {
     Unit,
     /// Logarithmic from 1 to the largest value shown, rounded up to a power of 10 (ranks).
     Log,
+    /// Linear from 0 to a robust top, rounded up to a tick: the [`ROBUST_PERCENTILE`]th
+    /// percentile of the values shown outside the embedding row (KL: the embeddings' row
+    /// is 100 nats or more from the output and would leave every other cell dark). Larger
+    /// values are drawn at the top colour, and the colour bar's top reads "≥ top".
+    Robust,
+}
+
+/// The percentile of the values outside the embedding row that a [`ScaleKind::Robust`]
+/// scale spans.
+pub const ROBUST_PERCENTILE: f64 = 99.0;
+
+/// What a colour scale is sized to: `top` (the value its upper end is rounded up from) and
+/// the largest value shown (above the scale's end, cells are drawn saturated).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extent {
+    pub top: f64,
+    pub largest: f64,
 }
 
 /// Where a metric's value comes from in a cell.
@@ -324,7 +341,7 @@ pub const METRICS: [MetricInfo; 6] = [
             name: "kl",
             title: "KL to the output (nats)",
             unit: "nats",
-            scale: ScaleKind::FromZero,
+            scale: ScaleKind::Robust,
             read: Read::Stat {
                 stat: Stat::Kl,
                 negate: false,
@@ -422,6 +439,40 @@ impl Colouring {
         })
     }
 
+    /// What its colour scale is sized to, from the cells shown: each cell's value (`None`
+    /// where it has none) and whether its row is the embeddings'. The top is the largest
+    /// finite value (0 when none), or for [`ScaleKind::Robust`] the
+    /// [`ROBUST_PERCENTILE`]th percentile (nearest rank) of the finite values outside the
+    /// embedding row (of all of them when there are none outside it). The heatmap and the
+    /// HTML report both size their scales here.
+    pub fn extent(&self, cells: impl IntoIterator<Item = (bool, Option<f64>)>) -> Extent {
+        let (mut largest, mut outside) = (0.0f64, Vec::new());
+        let mut inside = Vec::new();
+        for (embedding, value) in cells {
+            let Some(v) = value.filter(|v| v.is_finite()) else {
+                continue;
+            };
+            largest = largest.max(v);
+            if self.scale == ScaleKind::Robust {
+                match embedding {
+                    true => inside.push(v),
+                    false => outside.push(v),
+                }
+            }
+        }
+        if self.scale != ScaleKind::Robust {
+            return Extent {
+                top: largest,
+                largest,
+            };
+        }
+        let mut values = if outside.is_empty() { inside } else { outside };
+        values.sort_by(f64::total_cmp);
+        let rank = (ROBUST_PERCENTILE / 100.0 * values.len() as f64).ceil() as usize;
+        let top = values.get(rank.saturating_sub(1)).copied().unwrap_or(0.0);
+        Extent { top, largest }
+    }
+
     /// Its key in the report's menu: the name, and after the first target the target's
     /// number (`target`, `target-rank`, `target-2`, `target-rank-2`).
     pub fn key(&self) -> String {
@@ -494,6 +545,30 @@ mod tests {
         }
         let all: Vec<Metric> = METRICS.iter().map(|m| m.metric).collect();
         assert_eq!(all, Metric::ALL);
+    }
+
+    #[test]
+    fn kl_extent_leaves_the_embedding_row_out() {
+        let kl = Metric::Kl.colouring();
+        // 100 cells outside the embeddings (0, 0.1, …, 9.9), two inside, one without a value.
+        let cells = (0..100).map(|i| (false, Some(f64::from(i) / 10.0))).chain([
+            (true, Some(110.0)),
+            (true, Some(120.0)),
+            (false, None),
+        ]);
+        let top = |e: Extent| (e.top, e.largest);
+        // The 99th percentile (nearest rank) of the 100: the 99th smallest.
+        assert_eq!(top(kl.extent(cells.clone())), (9.8, 120.0));
+        assert_eq!(
+            top(Metric::Entropy.colouring().extent(cells)),
+            (120.0, 120.0)
+        );
+        // Only the embedding row: its own percentile; nothing: 0.
+        assert_eq!(
+            top(kl.extent([(true, Some(7.0)), (true, Some(f64::NAN))])),
+            (7.0, 7.0)
+        );
+        assert_eq!(top(kl.extent([])), (0.0, 0.0));
     }
 
     #[test]

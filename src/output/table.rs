@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use anyhow::Result;
 use unicode_width::UnicodeWidthStr;
 
+use super::heatmap::shown_rows;
 use super::{Report, Sink, Stat};
 use crate::tokens::printable;
 
@@ -19,6 +20,8 @@ pub struct Table<W: Write> {
     many: bool,
     /// Name the lens in each report's `# prompt` line (`--compare-lenses`).
     lens_labels: bool,
+    /// `--layer-step`: show every `layer_step`-th layer and the output row.
+    layer_step: usize,
     printed: usize,
 }
 
@@ -31,8 +34,16 @@ impl<W: Write> Table<W> {
             stats,
             many,
             lens_labels: false,
+            layer_step: 1,
             printed: 0,
         }
+    }
+
+    /// Shows every `step`-th layer and the output row, as the heatmap does
+    /// ([`shown_rows`]); 1 (the default) shows every row.
+    pub fn with_layer_step(mut self, step: usize) -> Self {
+        self.layer_step = step;
+        self
     }
 
     /// Heads every report with its prompt and its lens: `# prompt 0 (tuned lens): …`.
@@ -60,7 +71,8 @@ impl<W: Write> Sink for Table<W> {
             };
             writeln!(self.out, "# prompt {label}{lens}: {prompt}")?;
         }
-        write(&mut self.out, report, &self.stats)?;
+        let rows = shown_rows(report, self.layer_step);
+        write(&mut self.out, report, &rows, &self.stats)?;
         self.out.flush()?;
         self.printed += 1;
         Ok(())
@@ -71,11 +83,16 @@ impl<W: Write> Sink for Table<W> {
     }
 }
 
-/// Writes the header (input tokens) and one line per row, layer 0 first, then the footer
-/// and, when the report has top-k lists or targets, what each row says at the last
-/// position. Each cell shows the argmax token, then each of `stats` as [`Stat::cell`]
-/// shows it.
-pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result<()> {
+/// Writes the header (input tokens) and one line per row of `rows` (indices into the
+/// report's layers, ascending), layer 0 first, then the footer and, when the report has
+/// top-k lists or targets, what each of those rows says at the last position. Each cell
+/// shows the argmax token, then each of `stats` as [`Stat::cell`] shows it.
+pub fn write(
+    out: &mut dyn Write,
+    report: &Report,
+    rows: &[usize],
+    stats: &[Stat],
+) -> io::Result<()> {
     let last = report.layers.last().map_or(0, |l| l.layer);
     let cell = |p: &super::Prediction| {
         let mut cell = cut(&p.token, MAX_WIDTH);
@@ -93,9 +110,10 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
         .iter()
         .map(|t| cut(&t.display, MAX_WIDTH))
         .collect();
-    let rows: Vec<(String, Vec<String>)> = report
-        .layers
+    let shown = rows;
+    let rows: Vec<(String, Vec<String>)> = shown
         .iter()
+        .map(|&i| &report.layers[i])
         .map(|l| (l.label(last), l.positions.iter().map(cell).collect()))
         .collect();
     let widths = column_widths(&header, rows.iter().map(|(_, cells)| cells));
@@ -112,12 +130,17 @@ pub fn write(out: &mut dyn Write, report: &Report, stats: &[Stat]) -> io::Result
     if let Some(line) = footer(report) {
         writeln!(out, "{line}")?;
     }
-    write_last_position(out, report, first)
+    write_last_position(out, report, shown, first)
 }
 
 /// With top-k or targets: one line per row for the last position, the top-k tokens with
 /// their probabilities, then each target's probability and rank.
-fn write_last_position(out: &mut dyn Write, report: &Report, first: usize) -> io::Result<()> {
+fn write_last_position(
+    out: &mut dyn Write,
+    report: &Report,
+    shown: &[usize],
+    first: usize,
+) -> io::Result<()> {
     if report.top_k == 0 && report.targets.is_empty() {
         return Ok(());
     }
@@ -136,9 +159,9 @@ fn write_last_position(out: &mut dyn Write, report: &Report, first: usize) -> io
             .iter()
             .map(|t| format!("{:?} p, rank", t.token)),
     );
-    let rows: Vec<(String, Vec<String>)> = report
-        .layers
+    let rows: Vec<(String, Vec<String>)> = shown
         .iter()
+        .map(|&i| &report.layers[i])
         .filter_map(|l| Some((l.label(last), l.positions.last()?)))
         .map(|(label, p)| {
             let mut cells = Vec::new();

@@ -36,7 +36,7 @@ fn units(font: &[u8], c: char) -> Option<(i16, u16)> {
 }
 
 /// The glyph for `c` from the Windows BMP cmap (format 4).
-fn glyph_id(font: &[u8], c: char) -> Option<u16> {
+pub(super) fn glyph_id(font: &[u8], c: char) -> Option<u16> {
     let code = u16::try_from(u32::from(c)).ok()?;
     let cmap = table(font, b"cmap")?;
     let sub = (0..usize::from(u16_at(font, cmap + 2)?)).find_map(|i| {
@@ -74,7 +74,7 @@ fn table(font: &[u8], tag: &[u8; 4]) -> Option<usize> {
     })
 }
 
-fn u16_at(font: &[u8], at: usize) -> Option<u16> {
+pub(super) fn u16_at(font: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(font.get(at..at + 2)?.try_into().ok()?))
 }
 
@@ -82,7 +82,7 @@ fn i16_at(font: &[u8], at: usize) -> Option<i16> {
     Some(i16::from_be_bytes(font.get(at..at + 2)?.try_into().ok()?))
 }
 
-fn u32_at(font: &[u8], at: usize) -> Option<u32> {
+pub(super) fn u32_at(font: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(font.get(at..at + 4)?.try_into().ok()?))
 }
 

@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use crate::output::stats::ScaleKind;
+use crate::output::stats::{Extent, ScaleKind};
 
 pub(crate) const INK: RGBColor = RGBColor(34, 34, 34);
 pub(crate) const MUTED: RGBColor = RGBColor(110, 110, 110);
@@ -37,6 +37,9 @@ pub(crate) struct Scale {
     pub(super) step: f64,
     /// Logarithmic (ranks): `step` is then unused, and ticks fall on powers of 10.
     pub(crate) log: bool,
+    /// Some value shown lies above `max` (drawn at the top colour): the top tick reads
+    /// "≥ max".
+    pub(crate) saturated: bool,
 }
 
 /// The "nice" step (1, 2, 2.5, 5 × 10ⁿ) that cuts `span` into at most 6.
@@ -62,6 +65,17 @@ impl Scale {
         }
     }
 
+    /// The colour scale of a metric of `kind` over values of `extent` ([`Colouring::extent`]):
+    /// `range` when given, else as [`Scale::of`] up to the extent's top; saturated when the
+    /// largest value lies above its end.
+    ///
+    /// [`Colouring::extent`]: crate::output::stats::Colouring::extent
+    pub(crate) fn sized(kind: ScaleKind, range: Option<(f32, f32)>, extent: Extent) -> Self {
+        let mut scale = Self::of(kind, range, extent.top);
+        scale.saturated = extent.largest > scale.max * (1.0 + 1e-9);
+        scale
+    }
+
     /// 0 to `observed` rounded up to at most 6 "nice" steps (1, 2, 2.5, 5 × 10ⁿ).
     pub(crate) fn new(observed: f64) -> Self {
         if !(observed.is_finite() && observed > 0.0) {
@@ -70,6 +84,7 @@ impl Scale {
                 max: 1.0,
                 step: 0.2,
                 log: false,
+                saturated: false,
             };
         }
         let step = nice_step(observed);
@@ -79,6 +94,7 @@ impl Scale {
             max,
             step,
             log: false,
+            saturated: false,
         }
     }
 
@@ -90,6 +106,7 @@ impl Scale {
             max,
             step: nice_step(max - min),
             log: false,
+            saturated: false,
         }
     }
 
@@ -101,6 +118,7 @@ impl Scale {
             max: max.max(min * 10.0),
             step: 1.0,
             log: true,
+            saturated: false,
         }
     }
 
@@ -158,8 +176,16 @@ impl Scale {
             .collect()
     }
 
-    /// A tick's label with as few decimals as it needs, at most 3 (2.5 → "2.5", 2 → "2").
+    /// A tick's label with as few decimals as it needs, at most 3 (2.5 → "2.5", 2 → "2");
+    /// the top of a saturated scale reads "≥ 12.5".
     pub(crate) fn label(&self, value: f64) -> String {
+        if self.saturated && value == self.max {
+            let plain = Self {
+                saturated: false,
+                ..self.clone()
+            };
+            return format!("≥ {}", plain.label(value));
+        }
         if self.log {
             return format!("{}", value.round());
         }

@@ -13,6 +13,7 @@ use super::layout::*;
 use super::metric::Metric;
 use super::text::{fit, label, text_width, truncate, visible, Pen};
 use super::{display_name, draw_error, Figure, HeatmapOptions, ImageFormat};
+use crate::lens::Site;
 use crate::output::{Prediction, Report};
 
 /// Everything needed to draw, computed once for both backends.
@@ -66,7 +67,7 @@ impl<'a> Plot<'a> {
         let grid_w = col_edges.last().copied().unwrap_or(grid_x) - grid_x;
         let grid_h = (size.1 - MARGIN_TOP - MARGIN_BOTTOM) as i32;
         let metric = opts.metric;
-        let scale = scale(opts, largest(report, metric, &rows, &columns));
+        let scale = scale(opts, cells(report, metric, &rows, &columns));
         Self {
             report,
             max_chars: opts.max_label_chars.max(1),
@@ -141,25 +142,34 @@ impl<'a> Plot<'a> {
     }
 }
 
-/// The largest finite value of `metric` among the cells of `rows` at `columns` (0 when none).
-pub(super) fn largest(
+/// The cells of `rows` at `columns`, as [`Colouring::extent`] takes them: whether the row is
+/// the embeddings', and the cell's value of `metric`.
+///
+/// [`Colouring::extent`]: crate::output::stats::Colouring::extent
+pub(super) fn cells(
     report: &Report,
     metric: Metric,
     rows: &[usize],
     columns: &Range<usize>,
-) -> f64 {
+) -> Vec<(bool, Option<f64>)> {
     rows.iter()
-        .flat_map(|&l| report.layers[l].positions.get(columns.clone()))
-        .flatten()
-        .filter_map(|p| metric.value(p))
-        .filter(|v| v.is_finite())
-        .fold(0.0, f64::max)
+        .map(|&l| &report.layers[l])
+        .flat_map(|l| {
+            let embedding = l.site == Site::Embed;
+            let shown = l.positions.get(columns.clone()).unwrap_or_default();
+            shown.iter().map(move |p| (embedding, metric.value(p)))
+        })
+        .collect()
 }
 
 /// The colour scale of `opts`' metric: `--color-range` when given, else 0..1 for
-/// probabilities, else up to `largest` (the largest value shown).
-pub(super) fn scale(opts: &HeatmapOptions, largest: f64) -> Scale {
-    Scale::of(opts.metric.scale_kind(), opts.color_range, largest)
+/// probabilities, else sized to the cells shown ([`Colouring::extent`]), saturated when a
+/// value lies above it.
+///
+/// [`Colouring::extent`]: crate::output::stats::Colouring::extent
+pub(super) fn scale(opts: &HeatmapOptions, cells: Vec<(bool, Option<f64>)>) -> Scale {
+    let colouring = opts.metric.colouring();
+    Scale::sized(colouring.scale, opts.color_range, colouring.extent(cells))
 }
 
 impl Figure for Plot<'_> {

@@ -6,7 +6,9 @@
 //! Everything is drawn by hand on a plotters drawing area (no chart
 //! builder), so the cell grid, labels and colour bar line up to the pixel and
 //! the PNG and SVG share one layout. Text uses the bundled DejaVu Sans, so
-//! the output does not depend on the machine's fonts.
+//! the output does not depend on the machine's fonts, except for the characters
+//! it lacks (CJK, Hangul, …), which come from a font of the machine that has
+//! them, or show as their code point in a box (`fonts.rs`).
 //!
 //! Legibility: each column is as wide as its widest label (input token or
 //! cell) within [`MIN_CELL_W`]..=[`MAX_CELL_W`] px, so words are shown whole
@@ -20,6 +22,7 @@
 mod bearing;
 mod colour;
 mod draw;
+mod fonts;
 mod layout;
 mod metric;
 #[cfg(test)]
@@ -177,9 +180,11 @@ pub fn render(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Re
 /// Draws the report in the given format (pure: no file I/O).
 ///
 /// The colour scale runs from 0 to the largest finite value of the metric among the shown
-/// cells, rounded up to a tick (so the bar ends on a labelled value); NaN or infinite values
-/// are drawn at the top of the scale. Positions that do not fit in one image are left out
-/// from the start: [`Rendered::note`] says so.
+/// cells (for KL, a high percentile of those outside the embedding row:
+/// [`crate::output::stats::Colouring::extent`]), rounded up to a tick (so the bar ends on a
+/// labelled value); larger, NaN or infinite values are drawn at the top of the scale.
+/// Positions that do not fit in one image are left out from the start: [`Rendered::note`]
+/// says so.
 pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Result<Rendered> {
     if report.tokens.is_empty() {
         bail!("cannot draw a heatmap of an empty prompt: there are no tokens");
@@ -206,7 +211,7 @@ pub fn draw(report: &Report, opts: &HeatmapOptions, format: ImageFormat) -> Resu
 
 /// Draws the reports of one prompt under several lenses (`--compare-lenses`: the logit
 /// lens, then the tuned lens) side by side in one image, left to right, each panel titled
-/// with its lens. The panels share one colour scale (the largest value shown in any of
+/// with its lens. The panels share one colour scale (sized to the values shown in all of
 /// them, unless `opts` fixes a range), so that equal colours mean equal values, and show
 /// the same positions.
 pub fn draw_side_by_side(
@@ -243,12 +248,12 @@ pub fn draw_side_by_side(
     let start = layouts.iter().map(|l| l.columns.start).max().unwrap_or(0);
     layouts.iter_mut().for_each(|l| l.trim_to(start));
     let (shown, requested) = (layouts[0].columns.clone(), layouts[0].requested.clone());
-    let largest = reports
+    let cells = reports
         .iter()
         .zip(&layouts)
-        .map(|(r, l)| draw::largest(r, opts.metric, &l.rows, &l.columns))
-        .fold(0.0, f64::max);
-    let scale = draw::scale(opts, largest);
+        .flat_map(|(r, l)| draw::cells(r, opts.metric, &l.rows, &l.columns))
+        .collect();
+    let scale = draw::scale(opts, cells);
     let plots = reports
         .iter()
         .zip(layouts)

@@ -217,7 +217,8 @@ fn all_nan_entropies_use_a_unit_scale() {
             min: 0.0,
             max: 1.0,
             step: 0.2,
-            log: false
+            log: false,
+            saturated: false
         }
     );
 }
@@ -698,4 +699,128 @@ fn sublayer_rows_are_labelled_and_stepped_by_block() {
         );
     }
     assert!(!text.contains("1 attn") && !text.contains("3 attn"));
+}
+
+#[test]
+fn kl_is_scaled_past_the_embedding_row_and_says_it_saturates() {
+    let mut r = report(6, &["a", "b", "c"]);
+    r.layers[0].site = crate::lens::Site::Embed;
+    for (l, layer) in r.layers.iter_mut().enumerate() {
+        for (p, pred) in layer.positions.iter_mut().enumerate() {
+            // The embeddings 110 nats and more from the output, the blocks 0..8.2.
+            pred.stat.kl = match l {
+                0 => 110.0 + p as f32,
+                _ => (5 - l) as f32 * 2.0 + p as f32 * 0.1,
+            };
+        }
+    }
+    let opts = HeatmapOptions {
+        metric: Metric::Kl,
+        ..HeatmapOptions::default()
+    };
+    let plot = Plot::new(&r, &opts, Layout::new(&r, &opts).unwrap(), ImageFormat::Png);
+    assert_eq!((plot.scale.min, plot.scale.max), (0.0, 10.0));
+    assert!(plot.scale.saturated);
+    let labels: Vec<String> = plot
+        .scale
+        .ticks()
+        .iter()
+        .map(|&t| plot.scale.label(t))
+        .collect();
+    assert_eq!(labels, ["0", "2", "4", "6", "8", "≥ 10"]);
+    // The blocks' cells spread over the colours; the embeddings' (the bottom row) take the
+    // top one.
+    assert_eq!(cell_color(&r, &opts, 0, 5), rgb(viridis(1.0)));
+    assert_eq!(cell_color(&r, &opts, 0, 4), rgb(viridis(0.8)));
+    assert!(svg(&r, &opts).contains("≥ 10"));
+    // --color-range still decides, and says when values lie above it.
+    let fixed = HeatmapOptions {
+        color_range: Some((0.0, 200.0)),
+        ..opts.clone()
+    };
+    let plot = Plot::new(
+        &r,
+        &fixed,
+        Layout::new(&r, &fixed).unwrap(),
+        ImageFormat::Png,
+    );
+    assert_eq!((plot.scale.max, plot.scale.saturated), (200.0, false));
+    let low = HeatmapOptions {
+        color_range: Some((0.0, 5.0)),
+        ..opts.clone()
+    };
+    let plot = Plot::new(&r, &low, Layout::new(&r, &low).unwrap(), ImageFormat::Png);
+    assert_eq!(plot.scale.label(5.0), "≥ 5");
+    // Entropy still spans its largest value.
+    let entropy = Plot::new(
+        &r,
+        &HeatmapOptions::default(),
+        Layout::new(&r, &HeatmapOptions::default()).unwrap(),
+        ImageFormat::Png,
+    );
+    assert!(!entropy.scale.saturated);
+}
+
+/// The label row under the grid (the input tokens) of a PNG of `r`, as RGB rows.
+fn token_axis(r: &Report) -> Vec<u8> {
+    let opts = HeatmapOptions::default();
+    let (info, rgb) = decode(&render(r, &opts, ImageFormat::Png).unwrap());
+    let plot = Plot::new(r, &opts, Layout::new(r, &opts).unwrap(), ImageFormat::Png);
+    let (_, bottom) = plot.row_span(plot.rows.len() - 1);
+    let row = info.width as usize * 3;
+    rgb[bottom as usize * row..(bottom as usize + 20) * row].to_vec()
+}
+
+/// A CJK font of the machine, as fontconfig lists it (the test's oracle, not the code's).
+fn fontconfig_cjk_font() -> Option<String> {
+    let out = std::process::Command::new("fc-list")
+        .args([":charset=4e2d", "file"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .next()
+        .map(|l| l.trim_end_matches(": ").to_string())
+}
+
+#[test]
+fn characters_the_bundled_font_lacks_are_never_empty_boxes() {
+    // An unassigned code point is in no font: it is drawn as its code point in a frame,
+    // so two of them draw differently where empty boxes would draw alike.
+    let a = token_axis(&report(2, &["\u{378}"]));
+    let b = token_axis(&report(2, &["\u{379}"]));
+    assert_ne!(a, b, "U+0378 and U+0379 draw alike: empty boxes");
+    let width = text_width("\u{378}", TICK_FONT);
+    assert!(width > text_width("0378", TICK_FONT * 0.55), "{width}");
+
+    // CJK and Hangul come from a font of the machine that has them.
+    let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+        || std::env::var("LOGITLENS_REQUIRE_CJK_FONT").is_ok_and(|v| v == "1");
+    let Some(file) = fontconfig_cjk_font() else {
+        assert!(
+            !required,
+            "CI or LOGITLENS_REQUIRE_CJK_FONT=1: no CJK font (apt-get install fonts-wqy-zenhei)"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"\n!!!!!!!! SKIPPED: no CJK font on this machine (apt-get install fonts-wqy-zenhei) !!!!!!!!\n",
+        );
+        return;
+    };
+    for c in ['中', '文', '한', '국'] {
+        assert!(
+            matches!(super::fonts::face(c), super::fonts::Face::System(_)),
+            "{c}: fontconfig lists {file}, yet no font draws it"
+        );
+    }
+    let zh = token_axis(&report(2, &["中"]));
+    let wen = token_axis(&report(2, &["文"]));
+    assert_ne!(zh, wen, "中 and 文 draw alike: empty boxes");
+    // The glyph is the font's, not a framed code point: its width is a CJK glyph's (about
+    // one em), narrower than the code point's frame.
+    let w = text_width("中", TICK_FONT);
+    assert!(
+        (0.6 * TICK_FONT..=1.2 * TICK_FONT).contains(&w),
+        "中 is {w} px at {TICK_FONT} px"
+    );
 }

@@ -8,6 +8,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, FontTransform};
 
+use super::fonts::{face, Face};
 use super::{bearing, draw_error, ImageFormat};
 
 /// Font family for all text; registered from the bundled TTF in [`register_font`].
@@ -73,14 +74,58 @@ pub(super) fn truncate(text: &str, max_chars: usize) -> String {
     cut
 }
 
-/// The rendered width of `text` in the bundled font, in pixels.
+/// The rendered width of `text` in the bundled font, in pixels; the characters it lacks
+/// are measured in the font of the machine that draws them ([`face`]), or as the box that
+/// shows their code point.
 pub(crate) fn text_width(text: &str, size: f64) -> f64 {
-    match (FONT, size).into_font().box_size(text) {
+    if text.chars().all(|c| face(c) == Face::Bundled) {
+        return run_width(FONT, text, size);
+    }
+    runs(text)
+        .map(|(face, run)| match face {
+            Face::Bundled => run_width(FONT, run, size),
+            Face::System(family) => run_width(family, run, size),
+            Face::Missing => run.chars().map(|c| code_box(c, size).0).sum(),
+        })
+        .sum()
+}
+
+/// The width of `text` in the font `family`, in pixels.
+fn run_width(family: &str, text: &str, size: f64) -> f64 {
+    match (family, size).into_font().box_size(text) {
         Ok((w, _)) => f64::from(w),
         // No font: a generous guess, so text is cut rather than overflowing.
         Err(_) => text.chars().count() as f64 * size * 0.65,
     }
 }
+
+/// `text` cut into runs of characters drawn from the same face.
+fn runs(text: &str) -> impl Iterator<Item = (Face, &str)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let first = face(rest.chars().next()?);
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| face(c) != first)
+            .map_or(rest.len(), |(i, _)| i);
+        let (run, tail) = rest.split_at(end);
+        rest = tail;
+        Some((first, run))
+    })
+}
+
+/// The box that stands for a character no font covers: its width at `size` (the code
+/// point's hex digits at [`CODE_SIZE`] of it, with a margin), and the digits.
+fn code_box(c: char, size: f64) -> (f64, String) {
+    let hex = format!("{:04X}", u32::from(c));
+    (
+        (run_width(FONT, &hex, size * CODE_SIZE) + 0.4 * size).ceil(),
+        hex,
+    )
+}
+
+/// The size of the hex digits in a [`code_box`], relative to the text's.
+const CODE_SIZE: f64 = 0.55;
 
 /// The largest size in `min..=size` at which `text` fits `max_w`, cutting
 /// it further (with `…`) if it does not fit even at `min`.
@@ -183,10 +228,66 @@ impl Pen {
         for (i, c) in text.char_indices().filter(|(_, c)| !c.is_whitespace()) {
             let pen = start + text_width(&text[..i], size) as i32;
             let glyph = &text[i..i + c.len_utf8()];
-            root.draw_text(glyph, &style, place(pen + bearing::left(c, size)))
-                .map_err(draw_error)?;
+            match face(c) {
+                Face::Bundled => root
+                    .draw_text(glyph, &style, place(pen + bearing::left(c, size)))
+                    .map_err(draw_error)?,
+                Face::System(family) => {
+                    let style = TextStyle::from((family, size).into_font())
+                        .color(color)
+                        .transform(style.font.get_transform())
+                        .pos(Pos::new(HPos::Left, VPos::Top));
+                    root.draw_text(glyph, &style, place(pen))
+                        .map_err(draw_error)?
+                }
+                Face::Missing => self.code_box(root, c, (x, y), pen, size, color, vertical)?,
+            }
         }
         Ok(())
+    }
+
+    /// Draws the box that stands for `c`, which no font covers, at `pen` along the line
+    /// through `(x, y)`: a frame around its code point's hex digits.
+    #[allow(clippy::too_many_arguments)]
+    fn code_box<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        c: char,
+        (x, y): (i32, i32),
+        pen: i32,
+        size: f64,
+        color: &RGBColor,
+        vertical: bool,
+    ) -> Result<()> {
+        let (width, hex) = code_box(c, size);
+        // Along the line and across it (down, or right when vertical) to the screen.
+        let at = |along: f64, across: f64| {
+            let (along, across) = (along.round() as i32, across.round() as i32);
+            match vertical {
+                true => (x + across, y - along),
+                false => (x + along, y + across),
+            }
+        };
+        let (left, right) = (
+            f64::from(pen) + 0.1 * size,
+            f64::from(pen) + width - 0.1 * size,
+        );
+        let half = 0.45 * size;
+        root.draw(&Rectangle::new(
+            [at(left, -half), at(right, half)],
+            color.stroke_width(1),
+        ))
+        .map_err(draw_error)?;
+        let centre = at(f64::from(pen) + width / 2.0, 0.0);
+        self.run(
+            root,
+            &hex,
+            centre,
+            size * CODE_SIZE,
+            color,
+            HPos::Center,
+            vertical,
+        )
     }
 
     /// How far above the wanted cap-height centre a top-anchored text's

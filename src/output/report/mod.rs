@@ -19,8 +19,9 @@ use anyhow::Result;
 pub use page::page;
 
 use super::images::{stem, PerPrompt, Target};
-use super::{json, Report, Sink};
+use super::{json, Report, RunContext, Sink};
 use crate::atomic;
+use crate::session::display_name;
 
 /// The file extension of a report.
 pub const EXTENSION: &str = "html";
@@ -47,6 +48,9 @@ pub struct Html {
     held: Vec<Report>,
     /// The reports of a [`Target::Dir`] page: the prompt's, one per lens.
     lenses: PerPrompt,
+    /// The model's name in the heading and the title, as the heatmap's title has it
+    /// ([`RunContext::title`]); `None`: the `display_name` of the reports' `model`.
+    model: Option<String>,
 }
 
 impl Html {
@@ -58,6 +62,7 @@ impl Html {
             single,
             held: Vec::new(),
             lenses: PerPrompt::new(1),
+            model: None,
         }
     }
 
@@ -70,6 +75,12 @@ impl Html {
 }
 
 impl Sink for Html {
+    /// Takes the model's name for the page, the same as the heatmap's title.
+    fn begin(&mut self, ctx: &RunContext) -> Result<()> {
+        self.model = Some(ctx.title.clone());
+        Ok(())
+    }
+
     fn report(&mut self, report: &Report) -> Result<()> {
         match &self.target {
             Target::File(_) => self.held.push(report.clone()),
@@ -77,7 +88,7 @@ impl Sink for Html {
                 if let Some(held) = self.lenses.add(report) {
                     let stem = stem(report.prompt_id.as_deref(), report.prompt_index, *total);
                     let path = dir.join(format!("{stem}.{EXTENSION}"));
-                    write(&path, true, &held)?;
+                    write(&path, true, &held, self.model.as_deref())?;
                 }
             }
         }
@@ -87,28 +98,35 @@ impl Sink for Html {
     /// Writes the one page of a [`Target::File`]; nothing when every prompt failed.
     fn finish(&mut self) -> Result<()> {
         match &self.target {
-            Target::File(path) if !self.held.is_empty() => write(path, self.single, &self.held),
+            Target::File(path) if !self.held.is_empty() => {
+                write(path, self.single, &self.held, self.model.as_deref())
+            }
             _ => Ok(()),
         }
     }
 }
 
-/// Writes the page of `reports` to `path` atomically.
-fn write(path: &Path, single: bool, reports: &[Report]) -> Result<()> {
+/// Writes the page of `reports` to `path` atomically, naming the model `model` (else as
+/// the heatmap names a report's model without a session: its `display_name`).
+fn write(path: &Path, single: bool, reports: &[Report], model: Option<&str>) -> Result<()> {
     let mut document = Vec::new();
     json::write_document(&mut document, single, reports, false)?;
     let document = String::from_utf8(document)?;
     let view = serde_json::to_string(&view::view(reports))?;
-    atomic::write(path, page(&document, &view, &title(reports)).as_bytes())
+    let model = match (model, reports.first()) {
+        (Some(model), _) => model.to_string(),
+        (None, Some(first)) => display_name(&first.model),
+        (None, None) => String::new(),
+    };
+    let page = page(&document, &view, &title(reports, &model), &model);
+    atomic::write(path, page.as_bytes())
 }
 
 /// The page title: the model's name and the prompt, or the number of prompts.
-fn title(reports: &[Report]) -> String {
+fn title(reports: &[Report], model: &str) -> String {
     let Some(first) = reports.first() else {
         return "logitlens".to_string();
     };
-    let model = first.model.trim_end_matches('/');
-    let model = model.rsplit('/').next().unwrap_or(model);
     let mut prompts: Vec<usize> = reports.iter().map(|r| r.prompt_index).collect();
     prompts.dedup();
     let lenses = match reports.iter().any(|r| r.lens_kind != first.lens_kind) {

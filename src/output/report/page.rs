@@ -1,7 +1,8 @@
 //! One self-contained page: the template with the styles, the scripts and the data
 //! filled in. Nothing in it refers to anything outside the file.
 
-/// The page skeleton, with `{{title}}`, `{{css}}`, `{{data}}`, `{{view}}` and `{{js}}` slots.
+/// The page skeleton, with `{{title}}`, `{{model}}`, `{{css}}`, `{{data}}`, `{{view}}` and
+/// `{{js}}` slots.
 const TEMPLATE: &str = include_str!("assets/template.html");
 /// The styles.
 const CSS: &str = include_str!("assets/report.css");
@@ -14,13 +15,13 @@ const SCRIPTS: [&str; 3] = [
 ];
 
 /// The page for the JSON `document` (as `--format json` prints it) and its JSON `view`
-/// (what [`super::view`] computes for it), titled `title`.
+/// (what [`super::view`] computes for it), titled `title`, its heading naming `model`.
 ///
 /// The document goes into `<script type="application/json" id="logitlens-data">` and the
 /// view into `id="logitlens-view"`, with every `<` written as `\u003c`, which JSON reads
 /// back as the same string, so no text in them can close the element or open a comment
 /// (`</script>`, `<!--`).
-pub fn page(document: &str, view: &str, title: &str) -> String {
+pub fn page(document: &str, view: &str, title: &str, model: &str) -> String {
     let room = TEMPLATE.len() + CSS.len() + document.len() + view.len() + 100_000;
     let mut out = String::with_capacity(room);
     let mut rest = TEMPLATE;
@@ -29,6 +30,7 @@ pub fn page(document: &str, view: &str, title: &str) -> String {
         let close = open + rest[open..].find("}}").expect("template slot is closed");
         match &rest[open + 2..close] {
             "title" => out.push_str(&escape_html(title)),
+            "model" => out.push_str(&escape_html(model)),
             "css" => out.push_str(CSS),
             "data" => out.push_str(&document.trim_end().replace('<', "\\u003c")),
             "view" => out.push_str(&view.trim_end().replace('<', "\\u003c")),
@@ -72,7 +74,7 @@ mod tests {
 
     #[test]
     fn nothing_refers_outside_the_file() {
-        let page = page("{}", "{}", "t");
+        let page = page("{}", "{}", "t", "m");
         for needle in [
             "http:", "https:", "//cdn", "@import", "url(", "fetch(", "src=",
         ] {
@@ -83,7 +85,7 @@ mod tests {
     #[test]
     fn data_is_embedded_verbatim_but_for_lt() {
         let doc = "{\"prompt\": \"a </script><!-- b & <c>\"}\n";
-        let page = page(doc, "{\"v\": \"</script>\"}", "x < y & \"z\"");
+        let page = page(doc, "{\"v\": \"</script>\"}", "x < y & \"z\"", "m");
         let start = page.find("id=\"logitlens-data\">").unwrap() + 20;
         let end = start + page[start..].find("</script>").unwrap();
         let embedded = &page[start..end];

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::lens::summary::{Record, Summary};
 use crate::lens::Site;
 use crate::output::heatmap::{text_color, viridis, visible, Scale, HATCH, NO_VALUE};
-use crate::output::stats::{Colouring, Read, ScaleKind};
+use crate::output::stats::{Colouring, Extent, Read, ScaleKind};
 use crate::output::summary::add_report;
 use crate::output::summary_plot::{self, Axis};
 use crate::output::Report;
@@ -48,6 +48,9 @@ pub struct View {
 struct ReportView {
     /// The prompt's glyphs (a tab `→`, a newline `↵`), as the heatmap's subtitle has them.
     prompt: String,
+    /// A long prompt's first [`PROMPT_SHOWN`] glyphs and `…`, shown until the reader opens
+    /// the whole prompt (so the first screen shows the grid); `None` for a short one.
+    prompt_head: Option<String>,
     /// Its rows' labels ("0 emb", "3 attn", "3", "L out").
     rows: Vec<String>,
 }
@@ -262,8 +265,8 @@ pub fn view(reports: &[Report]) -> View {
     let groups = groups(reports);
     let targets = reports.iter().map(|r| r.targets.len()).max().unwrap_or(0);
     let colourings = Colouring::all(targets);
-    // Every metric's largest value on the page, which its scales span.
-    let largest: Vec<f64> = colourings
+    // What every metric's scales are sized to: its values on the page (Colouring::extent).
+    let largest: Vec<Extent> = colourings
         .iter()
         .map(|c| extent(c, reports.iter()).0)
         .collect();
@@ -280,14 +283,29 @@ pub fn view(reports: &[Report]) -> View {
             .collect(),
         reports: reports
             .iter()
-            .map(|r| ReportView {
-                prompt: visible(&r.prompt),
-                rows: row_labels(r),
+            .map(|r| {
+                let prompt = visible(&r.prompt);
+                ReportView {
+                    prompt_head: head(&prompt),
+                    prompt,
+                    rows: row_labels(r),
+                }
             })
             .collect(),
         glyphs: glyphs(reports),
         summary,
     }
+}
+
+/// How many of a prompt's glyphs the page shows before the reader asks for the rest.
+pub const PROMPT_SHOWN: usize = 200;
+
+/// `prompt`'s first [`PROMPT_SHOWN`] chars and `…` when it has more (by 20 or more, so that
+/// opening it shows more than a few chars); `None` otherwise.
+fn head(prompt: &str) -> Option<String> {
+    let mut chars = prompt.chars();
+    let head: String = chars.by_ref().take(PROMPT_SHOWN).collect();
+    (chars.count() >= 20).then(|| format!("{head}…"))
 }
 
 fn palette() -> Palette {
@@ -354,18 +372,20 @@ fn groups(reports: &[Report]) -> Vec<Vec<usize>> {
     groups
 }
 
-/// The largest finite value of `colouring` in `reports` (0 when none), and whether some cell
-/// has no value.
-fn extent<'a>(colouring: &Colouring, reports: impl Iterator<Item = &'a Report>) -> (f64, bool) {
-    let (mut largest, mut missing) = (0.0f64, false);
-    for p in reports.flat_map(|r| r.layers.iter().flat_map(|l| &l.positions)) {
-        match colouring.value(p) {
-            Some(v) if v.is_finite() => largest = largest.max(v),
-            Some(_) => {}
-            None => missing = true,
-        }
-    }
-    (largest, missing)
+/// What `colouring`'s scale is sized to in `reports` ([`Colouring::extent`], as the heatmap's),
+/// and whether some cell has no value.
+fn extent<'a>(colouring: &Colouring, reports: impl Iterator<Item = &'a Report>) -> (Extent, bool) {
+    let mut missing = false;
+    let cells = reports
+        .flat_map(|r| &r.layers)
+        .flat_map(|l| {
+            let embedding = l.site == Site::Embed;
+            l.positions
+                .iter()
+                .map(move |p| (embedding, colouring.value(p)))
+        })
+        .inspect(|(_, v)| missing |= v.is_none());
+    (colouring.extent(cells), missing)
 }
 
 /// The group of `members`, with those of `colourings` its reports track. Their colour
@@ -376,7 +396,7 @@ fn group(
     reports: &[Report],
     members: Vec<usize>,
     colourings: &[Colouring],
-    largest: &[f64],
+    largest: &[Extent],
 ) -> Group {
     let first = &reports[members[0]];
     let own = || members.iter().map(|&i| &reports[i]);
@@ -391,7 +411,7 @@ fn group(
             } else {
                 page
             };
-            let scale = Scale::of(c.scale, None, largest);
+            let scale = Scale::sized(c.scale, None, largest);
             GroupMetric {
                 key: c.key(),
                 title: c.title(first),
@@ -693,6 +713,33 @@ mod tests {
             assert_eq!(metrics[3]["missing"], "no next token");
             assert_eq!(metrics[4]["scale"]["log"], true);
             assert_eq!(metrics[4]["scale"]["max"], 10.0);
+        }
+    }
+
+    #[test]
+    fn kl_scales_past_the_embedding_row_as_the_heatmap() {
+        // The embeddings are 110 and 120 nats from the output; the output rows 0..2.6.
+        let mut reports = [
+            report(0, "logit", [[1.0, 1.0], [0.5, 0.25]]),
+            report(1, "logit", [[1.0, 1.0], [0.5, 0.25]]),
+        ];
+        let kl = [[[110.0, 110.0], [0.3, 1.7]], [[120.0, 120.0], [2.6, 0.0]]];
+        for (r, kl) in reports.iter_mut().zip(kl) {
+            for (layer, kl) in r.layers.iter_mut().zip(kl) {
+                for (cell, kl) in layer.positions.iter_mut().zip(kl) {
+                    cell.stat.kl = kl;
+                }
+            }
+        }
+        let v = json(&reports);
+        for group in v["groups"].as_array().unwrap() {
+            let kl = &group["metrics"][2];
+            assert_eq!(kl["key"], "kl");
+            // The page's KL outside the embedding rows tops at 2.6: the scale ends at 3,
+            // and its top says the embeddings lie beyond.
+            assert_eq!(kl["scale"]["max"], 3.0);
+            let ticks = kl["scale"]["ticks"].as_array().unwrap();
+            assert_eq!(ticks.last().unwrap(), &serde_json::json!([3.0, "≥ 3"]));
         }
     }
 

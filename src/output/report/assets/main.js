@@ -72,8 +72,6 @@
   function showPrompt(index) {
     state.index = index;
     const r = report();
-    const model = String(r.model).replace(/\/+$/, "").split("/").pop();
-    $("title").textContent = "logitlens: " + model;
     const parts = [
       r.tokens.length + " tokens",
       r.layers.length + " rows",
@@ -83,8 +81,10 @@
     const shown = group();
     if (shown.length > 1) parts.push(shown.map((o) => o.lens + " lens").join(" and ") + " side by side, on one colour scale");
     else if (r.first_layer !== null && r.first_layer !== undefined) parts.push("final prediction first at layer " + r.first_layer + ", settled from " + r.settled_layer);
-    const prompt = view.reports[groups[index].reports[0]].prompt;
-    $("subtitle").textContent = "Prompt" + (r.prompt_id ? " " + r.prompt_id : "") + ": " + LL.quote(prompt) + "\n" + parts.join(" \u00b7 ");
+    // A long prompt is collapsed to its head (the view's), so the first screen shows the grid.
+    const { prompt, prompt_head: head } = view.reports[groups[index].reports[0]];
+    const text = head === null ? LL.quote(prompt) : h("details", null, h("summary", null, LL.quote(head) + " (show all)"), LL.quote(prompt));
+    $("subtitle").replaceChildren("Prompt" + (r.prompt_id ? " " + r.prompt_id : "") + ": ", text, "\n" + parts.join(" \u00b7 "));
     $("footer").textContent = r.provenance ? "provenance: " + JSON.stringify(r.provenance) : "";
     const metrics = groups[index].metrics;
     const select = $("metric");
