@@ -61,15 +61,31 @@ struct FinishedLayer {
     positions: Vec<FinishedCell>,
 }
 
+/// A cell; a non-finite one (`--allow-nonfinite`) has every statistic null and
+/// `"nonfinite": true`, and the summary leaves it out.
 #[derive(Debug, Clone, Deserialize)]
 struct FinishedCell {
-    id: u32,
-    prob: f32,
-    entropy: f32,
-    kl: f32,
+    id: Option<u32>,
+    prob: Option<f32>,
+    entropy: Option<f32>,
+    kl: Option<f32>,
     next_logprob: Option<f32>,
     next_rank: Option<u32>,
-    targets: Vec<FinishedTarget>,
+    targets: Option<Vec<FinishedTarget>>,
+    #[serde(default)]
+    nonfinite: bool,
+}
+
+impl FinishedCell {
+    /// Whether the line holds every statistic a finite cell has.
+    fn whole(&self) -> bool {
+        self.nonfinite
+            || (self.id.is_some()
+                && self.prob.is_some()
+                && self.entropy.is_some()
+                && self.kl.is_some()
+                && self.targets.is_some())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,7 +101,11 @@ impl Finished {
     pub(crate) fn parse(line: &str) -> Option<Self> {
         let finished: Self = serde_json::from_str(line).ok()?;
         let known = ["logit", "tuned"].contains(&finished.lens.as_str())
-            && finished.layers.iter().all(|l| site(&l.site).is_some());
+            && finished.layers.iter().all(|l| site(&l.site).is_some())
+            && finished
+                .layers
+                .iter()
+                .all(|l| l.positions.iter().all(FinishedCell::whole));
         known.then_some(finished)
     }
 
@@ -108,10 +128,10 @@ impl Finished {
                 l.positions
                     .iter()
                     .map(|c| TokenStat {
-                        id: c.id,
-                        prob: c.prob,
-                        entropy: c.entropy,
-                        kl: c.kl,
+                        id: c.id.unwrap_or(0),
+                        prob: c.prob.unwrap_or(f32::NAN),
+                        entropy: c.entropy.unwrap_or(f32::NAN),
+                        kl: c.kl.unwrap_or(f32::NAN),
                         next_logprob: c.next_logprob,
                         next_rank: c.next_rank,
                     })
@@ -125,6 +145,7 @@ impl Finished {
                 l.positions.last().map_or(Vec::new(), |c| {
                     c.targets
                         .iter()
+                        .flatten()
                         .map(|t| TargetStat {
                             prob: t.prob,
                             logprob: t.logprob,
@@ -134,15 +155,21 @@ impl Finished {
                 })
             })
             .collect();
+        let nonfinite: Vec<Vec<bool>> = self
+            .layers
+            .iter()
+            .map(|l| l.positions.iter().map(|c| c.nonfinite).collect())
+            .collect();
         let views: Vec<RowView> = self
             .layers
             .iter()
-            .zip(stats.iter().zip(&targets))
-            .map(|(l, (stats, targets))| RowView {
+            .zip(stats.iter().zip(&targets).zip(&nonfinite))
+            .map(|(l, ((stats, targets), nonfinite))| RowView {
                 site: site(&l.site).expect("checked by parse"),
                 layer: l.layer,
                 stats,
                 last_targets: targets,
+                nonfinite,
             })
             .collect();
         summary.add(self.lens_kind(), &ids, &views);
