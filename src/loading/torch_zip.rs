@@ -12,8 +12,8 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 
 /// CRC-32 (IEEE, reflected, as zip uses it), eight bytes at a time ("slicing by 8": table
-/// `k` advances a byte through `k` more zero bytes), so that a lens of a gigabyte is
-/// checked in about a quarter of a second rather than two.
+/// `k` advances a byte through `k` more zero bytes). Measured in a release build here, a
+/// 1 GiB entry adds 1.2 s to loading a lens, mapping its pages in included.
 pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     const TABLES: [[u32; 256]; 8] = {
         let mut t = [[0u32; 256]; 8];
