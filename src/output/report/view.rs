@@ -739,7 +739,9 @@ mod tests {
             // and its top says the embeddings lie beyond.
             assert_eq!(kl["scale"]["max"], 3.0);
             let ticks = kl["scale"]["ticks"].as_array().unwrap();
-            assert_eq!(ticks.last().unwrap(), &serde_json::json!([3.0, "≥ 3"]));
+            assert_eq!(ticks.last().unwrap(), &serde_json::json!([3.0, "≥ 3", 1.0]));
+            // The embedding rows' cells are drawn in the top colour.
+            assert_eq!(kl["cells"][0][0], "ffff");
         }
     }
 
