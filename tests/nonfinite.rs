@@ -366,3 +366,51 @@ fn an_f16_overflow_says_to_try_f32() {
         "{err}"
     );
 }
+
+/// `--resume` reads back a finished line whose cells are non-finite: the prompt is not run
+/// again, and the summary leaves those cells out as an uninterrupted run does.
+#[test]
+fn a_resumed_batch_keeps_nonfinite_lines_and_their_summary() {
+    let (model, _) = nan_embedding();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (whole, part) = (path("whole.jsonl"), path("part.jsonl"));
+    let (whole_summary, part_summary) = (path("whole.json"), path("part.json"));
+    let run_to = |out: &str, summary: &str, resume: bool| {
+        let mut args = vec![
+            "-p",
+            BAD,
+            "-p",
+            GOOD,
+            "-f",
+            "jsonl",
+            "--allow-nonfinite",
+            "-q",
+        ];
+        args.extend(["--output", out, "--summary", summary]);
+        if resume {
+            args.push("--resume");
+        }
+        let o = run_way(Way::Kernels, &model, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    run_to(&whole, &whole_summary, false);
+    let text = std::fs::read_to_string(&whole).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.contains("\"nonfinite\":true"), "{first}");
+    // Interrupted after the first (non-finite) prompt's line: resumed.
+    std::fs::write(&part, format!("{first}\n")).unwrap();
+    run_to(&part, &part_summary, true);
+    assert_eq!(std::fs::read_to_string(&part).unwrap(), text);
+    let rows = |p: &str| {
+        let s: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        s["rows"].clone()
+    };
+    let want = rows(&whole_summary);
+    let skipped = |r: &Value| r["nonfinite_cells"].as_u64().unwrap_or(0);
+    assert!(
+        want.as_array().unwrap().iter().any(|r| skipped(r) > 0),
+        "{want}"
+    );
+    assert_eq!(rows(&part_summary), want);
+}

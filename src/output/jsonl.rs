@@ -62,7 +62,8 @@ struct FinishedLayer {
 }
 
 /// A cell; a non-finite one (`--allow-nonfinite`) has every statistic null and
-/// `"nonfinite": true`, and the summary leaves it out.
+/// `"nonfinite": true`, and a finite one compared with a non-finite output has a null `kl`:
+/// the summary leaves both out.
 #[derive(Debug, Clone, Deserialize)]
 struct FinishedCell {
     id: Option<u32>,
@@ -83,7 +84,6 @@ impl FinishedCell {
             || (self.id.is_some()
                 && self.prob.is_some()
                 && self.entropy.is_some()
-                && self.kl.is_some()
                 && self.targets.is_some())
     }
 }
