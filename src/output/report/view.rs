@@ -7,6 +7,7 @@
 //! curves' labels, colours and axes).
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use plotters::style::RGBColor;
 use serde::Serialize;
@@ -440,7 +441,9 @@ fn cells(colouring: &Colouring, scale: &Scale, report: &Report) -> Vec<String> {
         let mut codes = String::with_capacity(2 * positions.len());
         for p in positions {
             match colouring.value(p) {
-                Some(v) => codes.push_str(&format!("{:02x}", entry(scale.fraction(v)))),
+                Some(v) => {
+                    let _ = write!(codes, "{:02x}", entry(scale.fraction(v)));
+                }
                 None => codes.push_str(".."),
             }
         }
