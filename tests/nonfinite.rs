@@ -19,7 +19,13 @@ const GOOD: &str = "one two three";
 /// A copy of `MODEL` in `dir` with `value` written over the tensor `name`: one row of it
 /// (`Some(row)`) or all of it.
 fn poisoned(dir: &str, name: &str, row: Option<usize>, value: f32) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("logitlens-nonfinite-{dir}"));
+    // One folder per call: the tests run in parallel, and several poison the same tensor.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!(
+        "logitlens-nonfinite-{dir}-{}-{n}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let src = fixture(MODEL);
